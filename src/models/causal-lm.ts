@@ -1,0 +1,174 @@
+// A decoder-only causal LM over an ONNX Runtime session (web or node — both expose onnxruntime-common's
+// API), with a per-sequence KV cache that can be truncated to any committed length. The drafter and the
+// verifier engine both build on this; speculative decoding needs exactly: prefill, one step, a chunk of
+// several tokens scored at once (verify), logits for every position, and rollback.
+import type { InferenceSession, Tensor } from "onnxruntime-common";
+import { headDim, type ModelConfig } from "./bundle.ts";
+
+/** The two things we need from an onnxruntime package: its Tensor class and session factory. */
+export interface OrtRuntime {
+  Tensor: typeof Tensor;
+  InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+}
+
+/** Logits of a chunk: `rows` positions × `vocab`, row i scores the token that follows input i. */
+export class ChunkLogits {
+  constructor(
+    readonly data: Float32Array,
+    readonly rows: number,
+    readonly vocab: number,
+  ) {}
+  row(i: number): Float32Array {
+    if (i < 0 || i >= this.rows) throw new RangeError(`logits row ${i} of ${this.rows}`);
+    return this.data.subarray(i * this.vocab, (i + 1) * this.vocab);
+  }
+  last(): Float32Array {
+    return this.row(this.rows - 1);
+  }
+}
+
+export function argmax(v: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
+
+/** One generation's state: the tokens run so far and their keys/values per layer. */
+export class KvSequence {
+  /** Tokens whose keys/values are in the cache, in order. */
+  readonly tokens: number[] = [];
+  /** Per layer: [key, value] tensors of shape [1, kvHeads, tokens.length, headDim]. */
+  past: Tensor[] = [];
+
+  constructor(private readonly model: CausalLM) {
+    this.past = model.emptyPast();
+  }
+
+  get length(): number {
+    return this.tokens.length;
+  }
+
+  /** Bytes held by the KV cache (for budgets in the session store). */
+  get kvBytes(): number {
+    return this.past.reduce((s, t) => s + t.size * 4, 0);
+  }
+
+  /** Roll back to the first `length` tokens (e.g. after rejected drafts). */
+  truncate(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.tokens.length)
+      throw new RangeError(`truncate(${length}) on a sequence of ${this.tokens.length} tokens`);
+    if (length === this.tokens.length) return;
+    this.tokens.length = length;
+    this.past = this.past.map((t) => this.model.sliceTime(t, length));
+  }
+
+  reset(): void {
+    this.truncate(0);
+  }
+}
+
+export interface CausalLMOptions {
+  /** ONNX Runtime session options (execution providers, threads, optimisation level). */
+  sessionOptions?: InferenceSession.SessionOptions;
+}
+
+export class CausalLM {
+  readonly vocab: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly layers: number;
+  readonly maxPositions: number;
+
+  protected constructor(
+    protected readonly ort: OrtRuntime,
+    protected readonly session: InferenceSession,
+    readonly config: ModelConfig,
+  ) {
+    this.vocab = config.vocab_size;
+    this.kvHeads = config.num_key_value_heads;
+    this.headDim = headDim(config);
+    this.layers = config.num_hidden_layers;
+    this.maxPositions = config.max_position_embeddings;
+    const want = ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key"];
+    const missing = want.filter((n) => !session.inputNames.includes(n));
+    if (missing.length || !session.outputNames.includes("logits"))
+      throw new Error(`ONNX model does not have the Optimum decoder-with-past I/O (missing ${[...missing, "logits"].join(", ")})`);
+    const pastInputs = session.inputNames.filter((n) => n.startsWith("past_key_values.")).length;
+    if (pastInputs !== 2 * this.layers)
+      throw new Error(`ONNX model has ${pastInputs / 2} KV layers but config.json says num_hidden_layers=${this.layers}`);
+  }
+
+  static async load(ort: OrtRuntime, onnx: Uint8Array, config: ModelConfig, opts: CausalLMOptions = {}): Promise<CausalLM> {
+    const session = await ort.InferenceSession.create(onnx, opts.sessionOptions);
+    return new CausalLM(ort, session, config);
+  }
+
+  newSequence(): KvSequence {
+    return new KvSequence(this);
+  }
+
+  emptyPast(): Tensor[] {
+    const out: Tensor[] = [];
+    for (let i = 0; i < 2 * this.layers; i++)
+      out.push(new this.ort.Tensor("float32", new Float32Array(0), [1, this.kvHeads, 0, this.headDim]));
+    return out;
+  }
+
+  /** Copy of a [1, kvHeads, T, headDim] tensor keeping the first `length` time steps. */
+  sliceTime(t: Tensor, length: number): Tensor {
+    const T = t.dims[2];
+    const src = t.data as Float32Array;
+    const hd = this.headDim;
+    const out = new Float32Array(this.kvHeads * length * hd);
+    for (let h = 0; h < this.kvHeads; h++) out.set(src.subarray(h * T * hd, h * T * hd + length * hd), h * length * hd);
+    return new this.ort.Tensor("float32", out, [1, this.kvHeads, length, hd]);
+  }
+
+  /**
+   * Run `tokens` after the sequence's cached tokens and append them to the cache. One token is a decode
+   * step, many are a prefill or a verify chunk; returns logits for every position of the chunk.
+   */
+  async forward(seq: KvSequence, tokens: readonly number[]): Promise<ChunkLogits> {
+    if (tokens.length === 0) throw new RangeError("forward() needs at least one token");
+    const past = seq.length;
+    const total = past + tokens.length;
+    if (total > this.maxPositions) throw new RangeError(`sequence of ${total} tokens exceeds the model's ${this.maxPositions} positions`);
+    for (const t of tokens)
+      if (!Number.isInteger(t) || t < 0 || t >= this.vocab) throw new RangeError(`token id ${t} outside the vocabulary (0..${this.vocab - 1})`);
+    const { Tensor } = this.ort;
+    const s = tokens.length;
+    const feeds: Record<string, Tensor> = {
+      input_ids: new Tensor("int64", BigInt64Array.from(tokens, BigInt), [1, s]),
+      attention_mask: new Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]),
+      position_ids: new Tensor("int64", BigInt64Array.from({ length: s }, (_, i) => BigInt(past + i)), [1, s]),
+    };
+    for (let i = 0; i < this.layers; i++) {
+      feeds[`past_key_values.${i}.key`] = seq.past[2 * i];
+      feeds[`past_key_values.${i}.value`] = seq.past[2 * i + 1];
+    }
+    const out = await this.session.run(feeds);
+    const next: Tensor[] = [];
+    for (let i = 0; i < this.layers; i++) next.push(out[`present.${i}.key`], out[`present.${i}.value`]);
+    seq.past = next;
+    seq.tokens.push(...tokens);
+    return new ChunkLogits(out.logits.data as Float32Array, s, this.vocab);
+  }
+
+  /** Greedy continuation of `prompt` (no speculation): the reference every speculative path must match. */
+  async greedy(prompt: readonly number[], maxNewTokens: number, stopIds: readonly number[] = []): Promise<number[]> {
+    const seq = this.newSequence();
+    const out: number[] = [];
+    let logits = await this.forward(seq, prompt);
+    while (out.length < maxNewTokens) {
+      const next = argmax(logits.last());
+      out.push(next);
+      if (stopIds.includes(next) || out.length === maxNewTokens) break;
+      logits = await this.forward(seq, [next]);
+    }
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

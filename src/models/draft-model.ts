@@ -1,0 +1,19 @@
+// The edge drafter's model: onnxruntime-web (WASM), the one ONNX Runtime that runs in Node, browsers and
+// Cloudflare Workers alike. In workerd, call `installWorkerdWasm` (ort-web-workerd.ts) before loading.
+import * as ort from "onnxruntime-web/wasm";
+import type { LoadedBundle } from "./bundle.ts";
+import { CausalLM, type CausalLMOptions, type OrtRuntime } from "./causal-lm.ts";
+
+// One thread: Workers have no threads, and a single thread keeps drafting deterministic everywhere.
+ort.env.wasm.numThreads = 1;
+
+export const ortWeb: OrtRuntime = ort;
+
+/** The drafter runs the same CausalLM interface as the target, on WASM. */
+export type DraftModel = CausalLM;
+
+export function loadDraftModel(bundle: Pick<LoadedBundle, "onnx" | "config">, opts: CausalLMOptions = {}): Promise<DraftModel> {
+  return CausalLM.load(ortWeb, bundle.onnx, bundle.config, {
+    sessionOptions: { executionProviders: ["wasm"], graphOptimizationLevel: "all", ...opts.sessionOptions },
+  });
+}
