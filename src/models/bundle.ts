@@ -28,8 +28,9 @@ export const ManifestFileSchema = z.object({
 export const ManifestSchema = z
   .object({
     format: z.literal("alia-edge-bundle/1"),
-    id: z.string().regex(/^[A-Za-z0-9._-]+$/, "bundle id: letters, digits, '.', '_' and '-'"),
-    version: z.string().min(1),
+    // id and version become cache folder names and bucket key segments: no separators, no "."/"..".
+    id: z.string().regex(/^(?!\.\.?$)[A-Za-z0-9._-]+$/, "bundle id: letters, digits, '.', '_' and '-' (not '.' or '..')"),
+    version: z.string().regex(/^(?!\.\.?$)[A-Za-z0-9._+-]+$/, "version: letters, digits, '.', '_', '+' and '-' (not '.' or '..')"),
     role: z.enum(["draft", "target", "any"]).default("any"),
     created: z.string().optional(),
     files: z.array(ManifestFileSchema).min(1),
@@ -134,4 +135,8 @@ export function parseJsonFile<T>(schema: z.ZodType<T>, bytes: Uint8Array, file: 
   const r = schema.safeParse(raw);
   if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
   return r.data;
+}
+
+export function bundleLabel(m: Pick<Manifest, "id" | "version">): string {
+  return `${m.id}@${m.version}`;
 }

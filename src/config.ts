@@ -1,0 +1,36 @@
+// The one configuration schema, validated at start-up from the environment (Node) or Worker vars.
+// Every limit and location is named here; a bad value stops start-up with a message naming the variable.
+import { z } from "zod";
+
+const bool = z
+  .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
+  .transform((v) => v === true || v === "true" || v === "1");
+
+export const ConfigSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8787).describe("HTTP port of the Node edge"),
+  HOST: z.string().min(1).default("127.0.0.1").describe("Interface the Node edge listens on"),
+  MODEL_STORE: z.enum(["local", "s3"]).default("local").describe("Where bundles come from"),
+  MODEL_DIR: z.string().min(1).default("fixtures/default").describe("Local store: folder holding one sub-folder per bundle"),
+  DRAFT_BUNDLE: z.string().min(1).default("draft").describe("Draft bundle ref (local sub-folder, or bundle id in the bucket)"),
+  TARGET_BUNDLE: z.string().min(1).default("target").describe("Target bundle ref"),
+  MODEL_CACHE_DIR: z.string().min(1).default(".cache/models").describe("S3 store: local cache of downloaded bundles"),
+  S3_ENDPOINT: z.string().url().optional().describe("S3-compatible endpoint (R2: https://<account>.r2.cloudflarestorage.com)"),
+  S3_REGION: z.string().min(1).default("auto").describe("Region ('auto' for R2)"),
+  S3_BUCKET: z.string().min(1).optional().describe("Bucket of model bundles"),
+  S3_PREFIX: z.string().default("bundles").describe("Key prefix of bundles in the bucket"),
+  S3_FORCE_PATH_STYLE: bool.default(false).describe("Path-style addressing (MinIO, s3rver)"),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const known = Object.fromEntries(Object.keys(ConfigSchema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]));
+  const r = ConfigSchema.safeParse(known);
+  if (!r.success)
+    throw new ConfigError(`invalid configuration: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  if (r.data.MODEL_STORE === "s3" && !r.data.S3_BUCKET) throw new ConfigError("invalid configuration: S3_BUCKET is required when MODEL_STORE=s3");
+  return r.data;
+}
