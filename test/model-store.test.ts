@@ -329,8 +329,8 @@ describe("S3 upload and S3ModelStore (s3rver)", () => {
       ["bad-sha", { ...good, files: good.files.map((f: { path: string }, i: number) => (i === 0 ? { ...f, sha256: "ABC" } : f)) }, /files\.0\.sha256: sha256 must be 64 lowercase hex digits/],
       ["no-onnx", { ...good, files: good.files.filter((f: { path: string }) => f.path !== "onnx/model.onnx") }, /manifest lacks required file onnx\/model\.onnx/],
       ["neg-size", { ...good, files: good.files.map((f: { size: number }, i: number) => (i === 1 ? { ...f, size: -1 } : f)) }, /files\.1\.size: /],
-      ["bad-version", { ...good, version: "1/../../x" }, /version: "1\/\.\.\/\.\.\/x" must be letters, digits/],
-      ["dot-id", { ...good, id: ".." }, /id: "\.\." is not a usable bundle id/],
+      ["bad-version", { ...good, version: "1/../../x" }, /version: version: letters, digits/],
+      ["dot-id", { ...good, id: ".." }, /id: bundle id: letters, digits.*\(not '\.' or '\.\.'\)/],
     ];
     for (const [ref, body, re] of cases) {
       await putObject(`${PREFIX}/${ref}/${MANIFEST_FILE}`, typeof body === "string" ? body : JSON.stringify(body));
