@@ -1,0 +1,114 @@
+// Cloudflare Worker entry: a thin adapter over the edge drafter. For now it only loads the draft bundle
+// from R2 (verified against its manifest) and keeps it in module scope; the API comes later.
+import { Hono } from "hono";
+// wrangler's default rules turn a .wasm import into a WebAssembly.Module compiled at upload; Workers
+// cannot compile WASM from bytes at run time (typed by src/wasm-modules.d.ts).
+import ortWasmModule from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
+import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, parseJsonFile, type Manifest } from "./models/bundle.ts";
+import type { ChunkLogits } from "./models/causal-lm.ts";
+import { loadDraftModel, type DraftModel } from "./models/draft-model.ts";
+import { installWorkerdWasm } from "./models/ort-web-workerd.ts";
+
+/** The slice of the R2 binding used here (no @cloudflare/workers-types in this project). */
+interface R2BucketLike {
+  get(key: string): Promise<{ arrayBuffer(): Promise<ArrayBuffer> } | null>;
+}
+
+export interface Env {
+  MODELS: R2BucketLike;
+  /** Key prefix of the draft bundle in MODELS, e.g. "bundles/<id>/". */
+  DRAFT_BUNDLE_PREFIX: string;
+  /** "1" enables /__test/* routes; only tests set it. */
+  ENABLE_TEST_ROUTES?: string;
+}
+
+installWorkerdWasm(ortWasmModule);
+
+const CONFIG_FILE = "config.json";
+const ONNX_FILE = "onnx/model.onnx";
+
+interface Draft {
+  manifest: Manifest;
+  model: DraftModel;
+}
+
+// One load per isolate and prefix; a failed load is forgotten so the next request retries.
+const drafts = new Map<string, Promise<Draft>>();
+
+function getDraft(env: Env): Promise<Draft> {
+  const prefix = env.DRAFT_BUNDLE_PREFIX;
+  let p = drafts.get(prefix);
+  if (!p) {
+    p = loadDraft(env.MODELS, prefix);
+    drafts.set(prefix, p);
+    p.catch(() => drafts.delete(prefix));
+  }
+  return p;
+}
+
+async function readObject(bucket: R2BucketLike, prefix: string, file: string): Promise<Uint8Array<ArrayBuffer>> {
+  const obj = await bucket.get(prefix + file);
+  if (!obj) throw new Error(`draft bundle ${prefix}: ${file} is missing from R2`);
+  return new Uint8Array(await obj.arrayBuffer());
+}
+
+async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Read one bundle file and check it against the manifest's size and sha256. */
+async function readVerified(bucket: R2BucketLike, prefix: string, manifest: Manifest, file: string): Promise<Uint8Array> {
+  const entry = manifest.files.find((f) => f.path === file);
+  if (!entry) throw new Error(`draft bundle ${prefix}: ${MANIFEST_FILE} does not list ${file}`);
+  const bytes = await readObject(bucket, prefix, file);
+  if (bytes.byteLength !== entry.size)
+    throw new Error(`draft bundle ${prefix}: ${file} is ${bytes.byteLength} bytes, ${MANIFEST_FILE} says ${entry.size}`);
+  const got = await sha256Hex(bytes);
+  if (got !== entry.sha256) throw new Error(`draft bundle ${prefix}: ${file} sha256 ${got} does not match ${MANIFEST_FILE} (${entry.sha256})`);
+  return bytes;
+}
+
+async function loadDraft(bucket: R2BucketLike, prefix: string): Promise<Draft> {
+  if (!prefix) throw new Error("DRAFT_BUNDLE_PREFIX is not set");
+  const manifest = parseJsonFile(ManifestSchema, await readObject(bucket, prefix, MANIFEST_FILE), prefix + MANIFEST_FILE);
+  if (manifest.role === "target") throw new Error(`draft bundle ${prefix}: ${manifest.id} is a target bundle`);
+  const [configBytes, onnx] = await Promise.all([
+    readVerified(bucket, prefix, manifest, CONFIG_FILE),
+    readVerified(bucket, prefix, manifest, ONNX_FILE),
+  ]);
+  const config = parseJsonFile(ModelConfigSchema, configBytes, prefix + CONFIG_FILE);
+  return { manifest, model: await loadDraftModel({ onnx, config }) };
+}
+
+const app = new Hono<{ Bindings: Env }>();
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+
+/** Loads the draft on first call (warm-up / readiness probe). */
+app.get("/readyz", async (c) => {
+  const { manifest, model } = await getDraft(c.env);
+  return c.json({ ok: true, draft: { id: manifest.id, version: manifest.version, vocab: model.vocab, layers: model.layers } });
+});
+
+// Test-only: logits of one chunk from a fresh sequence, to compare workerd with Node bit for bit.
+app.use("/__test/*", async (c, next) => {
+  if (c.env.ENABLE_TEST_ROUTES !== "1") return c.notFound();
+  await next();
+});
+app.post("/__test/logits", async (c) => {
+  const body = (await c.req.json().catch(() => null)) as { tokens?: unknown } | null;
+  const tokens = body?.tokens;
+  if (!Array.isArray(tokens) || tokens.length === 0 || !tokens.every((t) => Number.isInteger(t)))
+    return c.json({ error: "body must be {\"tokens\": [non-empty integer array]}" }, 400);
+  const { model } = await getDraft(c.env);
+  const logits: ChunkLogits = await model.forward(model.newSequence(), tokens as number[]);
+  return c.json({ rows: logits.rows, vocab: logits.vocab, logits: Array.from(logits.data) });
+});
+
+app.onError((err, c) => {
+  console.error(err);
+  return c.json({ error: err.message }, 500);
+});
+
+export default app;
