@@ -1,0 +1,44 @@
+// `npm run bench`: runs the benchmarks and writes bench/results/<name>.json. Today: the runner
+// benchmark (draft and target on onnxruntime-web, onnxruntime-node and transformers.js, greedy α).
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { benchRunners } from "../bench/runners.ts";
+import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    out: { type: "string" },
+    pair: { type: "string", default: DEFAULT_PAIR_DIR },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (values.help) {
+  console.log("usage: npm run bench -- [--quick] [--out bench/results/NAME.json] [--pair DIR with draft/ and target/]");
+  process.exit(0);
+}
+const t0 = performance.now();
+const r = await benchRunners({
+  pairDir: values.pair,
+  tokens: values.quick ? 16 : 48,
+  prompts: values.quick ? 3 : 8,
+  alphaPrompts: values.quick ? 10 : 50,
+  log: (s) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`),
+});
+const out = values.out ?? path.join("bench", "results", values.quick ? "runners-quick.json" : "runners.json");
+await mkdir(path.dirname(out), { recursive: true });
+const result = { date: new Date().toISOString(), node: process.version, cpus: (await import("node:os")).cpus().length, runners: r };
+await writeFile(out, JSON.stringify(result, null, 2) + "\n");
+
+const f = (x: number) => x.toFixed(3);
+console.log(`\nms per decoded token (median of ${r.prompts} prompts × ${r.tokens} tokens, prefill excluded):`);
+console.log("model   | onnxruntime-web | onnxruntime-node | transformers.js | web/node | tjs/node");
+for (const [name, t] of [["draft", r.draft], ["target", r.target]] as const)
+  console.log(
+    `${name.padEnd(7)} | ${f(t.ort_web_ms_per_token).padStart(15)} | ${f(t.ort_node_ms_per_token).padStart(16)} | ${f(t.transformersjs_ms_per_token).padStart(15)} | ` +
+      `${(t.ort_web_ms_per_token / t.ort_node_ms_per_token).toFixed(2).padStart(8)} | ${(t.transformersjs_ms_per_token / t.ort_node_ms_per_token).toFixed(2).padStart(8)}`,
+  );
+console.log(`verify chunk of ${r.gamma}: draft web ${f(r.draft.ort_web_chunk_ms)} ms, node ${f(r.draft.ort_node_chunk_ms)} ms; target web ${f(r.target.ort_web_chunk_ms)} ms, node ${f(r.target.ort_node_chunk_ms)} ms`);
+console.log(`greedy α (draft vs target) = ${r.alpha.value.toFixed(3)} over ${r.alpha.prompts} prompts × ${r.alpha.tokens_per_prompt} tokens`);
+console.log(`wrote ${out}`);
