@@ -1,0 +1,402 @@
+// Trains the DEFAULT fixture pair on Spanish text (Debian fortunes-es): a byte-fallback BPE tokenizer
+// shared by both models, a small GQA target (kv_heads < heads, like ALIA-40b) and a smaller MHA draft
+// (kv_heads = heads, like Salamandra-2b) distilled from the target's soft labels. Writes the bundles to
+// fixtures/default/{target,draft}/, checks the exported ONNX against the tfjs model, and reports
+// params, losses, sample generations and the greedy agreement α of the pair.
+//
+// Usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]
+//   --quick   tiny models and a few steps, written to .cache/fixtures-quick/ (smoke test, < 1 min)
+//   --steps   target training steps (default 520); the draft gets --draft-steps (default 450)
+//   --seed    seeds initialisation, data order and the validation split (default 1234)
+// Same seed and steps → same weights, byte for byte (tfjs wasm runs single-threaded).
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { loadDraftModel } from "../src/models/draft-model.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { CHATML_TEMPLATE } from "../src/models/bundle.ts";
+import { argmax, type CausalLM } from "../src/models/causal-lm.ts";
+import { loadBundle } from "../src/models/model-store.ts";
+import { measureGreedyAgreement } from "../tools/fixtures/agreement.ts";
+import { EOS_ID, IM_END_ID, PAD_ID, trainBpe, toTokenizerJson, tokenizerConfigJson } from "../tools/fixtures/bpe.ts";
+import { corpusStats, loadSpanishCorpus } from "../tools/fixtures/corpus.ts";
+import { paramCount, type LlamaArch } from "../tools/fixtures/llama-onnx.ts";
+import { seededRandom } from "../tools/fixtures/random-weights.ts";
+import {
+  BatchStream,
+  evalBatches,
+  evaluate,
+  initTfjs,
+  shuffle,
+  TfLlama,
+  trainLlama,
+  type TrainProgress,
+} from "../tools/fixtures/train-llama-tfjs.ts";
+import { writeBundle } from "../tools/fixtures/write-bundle.ts";
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+// ---------------------------------------------------------------------------------------------
+// Configuration.
+
+interface RunConfig {
+  vocabSize: number;
+  target: Omit<LlamaArch, "vocabSize">;
+  draft: Omit<LlamaArch, "vocabSize">;
+  /** Window length and windows per batch. */
+  seqLen: number;
+  batchSize: number;
+  targetSteps: number;
+  draftSteps: number;
+  targetLr: number;
+  draftLr: number;
+  /** Weight of the teacher's soft labels in the draft's loss (the rest is the hard next token). */
+  distill: number;
+  /** Share of training quotes presented as a ChatML exchange instead of plain BOS … EOS text. */
+  chatFraction: number;
+  /** Share of quotes held out for validation loss and the α prompts. */
+  valFraction: number;
+  outDir: string;
+}
+
+const COMMON = { rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 1024 } as const;
+
+// Sized after measuring on 2 shared cores (tfjs wasm, one thread): the target trains at ~1.3 s per
+// 32×64-token batch, the distilled draft (its own pass plus the teacher's forward) at ~1.0 s, so the
+// whole run takes ~20 minutes.
+const DEFAULT_CONFIG: RunConfig = {
+  vocabSize: 2048,
+  target: { hiddenSize: 128, intermediateSize: 384, numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 32, ...COMMON },
+  draft: { hiddenSize: 96, intermediateSize: 192, numLayers: 2, numHeads: 3, numKvHeads: 3, headDim: 32, ...COMMON },
+  seqLen: 64,
+  batchSize: 32,
+  targetSteps: 520,
+  draftSteps: 450,
+  targetLr: 3e-3,
+  draftLr: 3e-3,
+  distill: 0.8,
+  chatFraction: 0.1,
+  valFraction: 0.02,
+  outDir: path.join(REPO_ROOT, "fixtures", "default"),
+};
+
+const QUICK_CONFIG: RunConfig = {
+  ...DEFAULT_CONFIG,
+  vocabSize: 512,
+  target: { hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8, ...COMMON },
+  draft: { hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, headDim: 8, ...COMMON },
+  batchSize: 8,
+  targetSteps: 20,
+  draftSteps: 20,
+  outDir: path.join(REPO_ROOT, ".cache", "fixtures-quick"),
+};
+
+const BUNDLE_IDS = { target: "alia-fixture-es-target", draft: "alia-fixture-es-draft" } as const;
+const BUNDLE_VERSION = "1";
+const FIXTURE_NOTE = "trained on fortunes-es (Debian)";
+/** Largest tolerated |logit| difference between the tfjs model and its ONNX export. */
+const EXPORT_TOLERANCE = 1e-3;
+
+/** Instructions for the ChatML-wrapped share of the training quotes. */
+const CHAT_INSTRUCTIONS = [
+  "Dime una frase célebre.",
+  "Cuéntame un proverbio.",
+  "Dame una cita.",
+  "¿Me dices una frase?",
+  "Escribe un refrán.",
+  "Comparte una frase para pensar.",
+];
+
+/** Prompts for the sample generations printed at the end. */
+const SAMPLE_PROMPTS = ["La amistad es", "El hombre que", "No hay nada más", "La vida", "Quien bien te quiere"];
+
+function parseArgs(argv: string[]): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu" } {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
+    return v;
+  };
+  const int = (name: string): number | undefined => {
+    const v = get(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${v}`);
+    return n;
+  };
+  const known = new Set(["--steps", "--draft-steps", "--seed", "--quick", "--out", "--backend", "--help"]);
+  for (const a of argv) if (a.startsWith("--") && !known.has(a)) throw new Error(`unknown flag ${a} (flags: ${[...known].join(" ")})`);
+  if (argv.includes("--help")) {
+    console.log("usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]");
+    process.exit(0);
+  }
+  const cfg = { ...(argv.includes("--quick") ? QUICK_CONFIG : DEFAULT_CONFIG) };
+  const steps = int("--steps");
+  if (steps !== undefined) cfg.targetSteps = steps;
+  const draftSteps = int("--draft-steps");
+  if (draftSteps !== undefined) cfg.draftSteps = draftSteps;
+  const out = get("--out");
+  if (out) cfg.outDir = path.resolve(out);
+  const backend = get("--backend") ?? "wasm";
+  if (backend !== "wasm" && backend !== "cpu") throw new Error(`--backend must be wasm or cpu, got ${backend}`);
+  return { cfg, seed: int("--seed") ?? 1234, backend };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+const fmtTime = (s: number): string => {
+  const m = Math.floor(s / 60);
+  return m ? `${m}m${String(Math.round(s - 60 * m)).padStart(2, "0")}s` : `${s.toFixed(1)}s`;
+};
+const fmtMB = (n: number): string => `${(n / 1e6).toFixed(2)} MB`;
+
+function progressLogger(label: string): (p: TrainProgress) => void {
+  return (p) =>
+    console.log(
+      `[${label}] step ${String(p.step).padStart(4)}/${p.steps}  loss ${p.loss.toFixed(3)}  lr ${p.lr.toExponential(2)}  ` +
+        `|g| ${p.gradNorm.toFixed(2)}  ${p.tokensPerSec.toFixed(0)} tok/s  epoch ${p.epoch}  ${fmtTime(p.elapsedSec)} elapsed  ETA ${fmtTime(p.etaSec)}`,
+    );
+}
+
+/** Greedy agreement along the target's greedy trajectory, stopping each trajectory at EOS. */
+async function agreementToEos(
+  target: CausalLM,
+  draft: CausalLM,
+  prompts: readonly (readonly number[])[],
+  tokens: number,
+): Promise<{ alpha: number; positions: number }> {
+  let agree = 0;
+  let total = 0;
+  for (const prompt of prompts) {
+    const cont = await target.greedy(prompt, tokens, [EOS_ID]);
+    const seq = [...prompt, ...cont];
+    const logits = await draft.forward(draft.newSequence(), seq.slice(0, -1));
+    for (let i = 0; i < cont.length; i++) if (argmax(logits.row(prompt.length - 1 + i)) === cont[i]) agree++;
+    total += cont.length;
+  }
+  return { alpha: total ? agree / total : 0, positions: total };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main.
+
+async function main(): Promise<void> {
+  const { cfg, seed, backend } = parseArgs(process.argv.slice(2));
+  const tStart = performance.now();
+  const tfInfo = await initTfjs(backend);
+  console.log(`tfjs backend: ${tfInfo.backend}${tfInfo.fallbackReason ? ` (${tfInfo.fallbackReason})` : ""}`);
+
+  // 1. Corpus and tokenizer.
+  const quotes = await loadSpanishCorpus({ verbose: true });
+  const cs = corpusStats(quotes);
+  console.log(`corpus: ${cs.quotes} quotes, ${cs.chars} chars (Debian fortunes-es)`);
+  let t = performance.now();
+  const bpe = trainBpe(quotes, { vocabSize: cfg.vocabSize });
+  const tokenizerJson = toTokenizerJson(bpe);
+  const tokenizerConfig = tokenizerConfigJson(CHATML_TEMPLATE);
+  // Training ids come from the same library and tokenizer.json the runtime loads.
+  const tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+  const encode = (text: string, bos = true): number[] => tok.encode(text, { add_special_tokens: bos }).ids;
+  console.log(
+    `tokenizer: BPE vocab ${cfg.vocabSize}, alphabet ${bpe.alphabet.length} chars, byte fallback for ${bpe.stats.byteFallbackChars} rare chars, trained in ${fmtTime((performance.now() - t) / 1000)}`,
+  );
+
+  // 2. Split and encode: BOS + quote + EOS; a share as ChatML (BOS, user turn, assistant turn, EOS).
+  const rand = seededRandom(seed ^ 0x5eed);
+  const order = shuffle(quotes.map((_, i) => i), rand);
+  const nVal = Math.max(60, Math.round(quotes.length * cfg.valFraction));
+  const valQuotes = order.slice(0, nVal).map((i) => quotes[i]);
+  const trainQuotes = order.slice(nVal).map((i) => quotes[i]);
+  t = performance.now();
+  let plainTokens = 0;
+  let plainChars = 0;
+  const trainDocs = trainQuotes.map((q) => {
+    const ids = encode(q);
+    plainTokens += ids.length - 1;
+    plainChars += [...q].length;
+    if (rand() < cfg.chatFraction) {
+      const instruction = CHAT_INSTRUCTIONS[Math.floor(rand() * CHAT_INSTRUCTIONS.length)];
+      const prompt = `<|im_start|>user\n${instruction}<|im_end|>\n<|im_start|>assistant\n`;
+      return [...encode(prompt), ...encode(q, false), IM_END_ID, EOS_ID];
+    }
+    return [...ids, EOS_ID];
+  });
+  const valDocs = valQuotes.map((q) => [...encode(q), EOS_ID]);
+  const trainTokens = trainDocs.reduce((s, d) => s + Math.min(d.length, cfg.seqLen), 0);
+  const truncated = trainDocs.filter((d) => d.length > cfg.seqLen).length;
+  console.log(
+    `data: ${trainDocs.length} train docs (${trainTokens} tokens in ${cfg.seqLen}-token windows; ${truncated} docs cut to the window), ` +
+      `${valDocs.length} validation; ${(plainTokens / plainChars).toFixed(3)} tokens/char; encoded in ${fmtTime((performance.now() - t) / 1000)}`,
+  );
+
+  const targetArch: LlamaArch = { vocabSize: cfg.vocabSize, ...cfg.target };
+  const draftArch: LlamaArch = { vocabSize: cfg.vocabSize, ...cfg.draft };
+  console.log(`target: ${describeArch(targetArch)}`);
+  console.log(`draft:  ${describeArch(draftArch)}`);
+  const valBatches = evalBatches(valDocs, cfg.batchSize, cfg.seqLen, PAD_ID);
+
+  // 3. Target.
+  const target = TfLlama.init(targetArch, seed, "target");
+  const targetData = new BatchStream(trainDocs, cfg.batchSize, cfg.seqLen, PAD_ID, seed + 1);
+  const fill = trainTokens / (targetData.windowsPerEpoch * cfg.seqLen);
+  console.log(
+    `packing: ${targetData.windowsPerEpoch} windows/epoch (${(100 * fill).toFixed(1)}% of slots hold tokens), ` +
+      `${Math.floor(targetData.windowsPerEpoch / cfg.batchSize)} steps/epoch of ${cfg.batchSize}×${cfg.seqLen}`,
+  );
+  const targetRun = await trainLlama(target, targetData, {
+    steps: cfg.targetSteps,
+    lr: cfg.targetLr,
+    logEvery: 10,
+    onLog: progressLogger("target"),
+  });
+  const targetVal = evaluate(target, valBatches);
+  console.log(`target: final train loss ${targetRun.finalLoss.toFixed(3)}, validation loss ${targetVal.toFixed(3)} (${fmtTime(targetRun.seconds)})`);
+
+  // 4. Draft, distilled from the target.
+  const draft = TfLlama.init(draftArch, seed + 2, "draft");
+  const draftData = new BatchStream(trainDocs, cfg.batchSize, cfg.seqLen, PAD_ID, seed + 3);
+  const draftRun = await trainLlama(draft, draftData, {
+    steps: cfg.draftSteps,
+    lr: cfg.draftLr,
+    teacher: target,
+    distill: cfg.distill,
+    logEvery: 10,
+    onLog: progressLogger("draft"),
+  });
+  const draftVal = evaluate(draft, valBatches);
+  console.log(`draft: final train loss ${draftRun.finalLoss.toFixed(3)} (mixed: ${cfg.distill} soft + ${(1 - cfg.distill).toFixed(1)} hard), validation loss ${draftVal.toFixed(3)} (${fmtTime(draftRun.seconds)})`);
+
+  // 5. Bundles.
+  const training = (run: typeof targetRun, val: number, steps: number, lr: number, extra: Record<string, unknown> = {}) => ({
+    corpus: "Debian fortunes-es",
+    tokenizer: `byte-fallback BPE, ${cfg.vocabSize} tokens`,
+    seed,
+    steps,
+    batch: `${cfg.batchSize}x${cfg.seqLen}`,
+    peak_lr: lr,
+    final_train_loss: Number(run.finalLoss.toFixed(4)),
+    validation_loss: Number(val.toFixed(4)),
+    ...extra,
+  });
+  const dirs = { target: path.join(cfg.outDir, "target"), draft: path.join(cfg.outDir, "draft") };
+  const targetWeights = target.toWeights();
+  const draftWeights = draft.toWeights();
+  for (const d of Object.values(dirs)) await rm(d, { recursive: true, force: true });
+  const manifests = {
+    target: await writeBundle({
+      dir: dirs.target,
+      id: BUNDLE_IDS.target,
+      version: BUNDLE_VERSION,
+      role: "target",
+      weights: targetWeights,
+      tokenizerJson,
+      tokenizerConfigJson: tokenizerConfig,
+      configExtra: { alia_edge_fixture: FIXTURE_NOTE, alia_edge_training: training(targetRun, targetVal, cfg.targetSteps, cfg.targetLr) },
+    }),
+    draft: await writeBundle({
+      dir: dirs.draft,
+      id: BUNDLE_IDS.draft,
+      version: BUNDLE_VERSION,
+      role: "draft",
+      weights: draftWeights,
+      tokenizerJson,
+      tokenizerConfigJson: tokenizerConfig,
+      configExtra: {
+        alia_edge_fixture: FIXTURE_NOTE,
+        alia_edge_training: training(draftRun, draftVal, cfg.draftSteps, cfg.draftLr, {
+          distilled_from: BUNDLE_IDS.target,
+          distill_weight: cfg.distill,
+        }),
+      },
+    }),
+  };
+  const sizes = {
+    target: manifests.target.files.reduce((s, f) => s + f.size, 0),
+    draft: manifests.draft.files.reduce((s, f) => s + f.size, 0),
+  };
+  console.log(`wrote ${path.relative(REPO_ROOT, dirs.target)} (${fmtMB(sizes.target)}) and ${path.relative(REPO_ROOT, dirs.draft)} (${fmtMB(sizes.draft)})`);
+
+  // 6. Export check: the ONNX graphs, loaded like the runtime does, reproduce the tfjs logits.
+  const targetBundle = await loadBundle(dirs.target);
+  const draftBundle = await loadBundle(dirs.draft);
+  const targetOnnx = await loadTargetModel(targetBundle, { threads: 2 });
+  const draftOnnxNode = await loadTargetModel(draftBundle, { threads: 2 });
+  const checkDocs = valDocs.slice(0, 4).map((d) => d.slice(0, Math.min(d.length, cfg.seqLen)));
+  const maxDiff = {
+    target: await exportDiff(target, targetOnnx, checkDocs),
+    draft: await exportDiff(draft, draftOnnxNode, checkDocs),
+  };
+  console.log(`export check (tfjs vs ONNX via loadTargetModel, ${checkDocs.length} windows, prefill + KV-cached steps): max |Δlogit| target ${maxDiff.target.toExponential(2)}, draft ${maxDiff.draft.toExponential(2)}`);
+  if (!(maxDiff.target <= EXPORT_TOLERANCE && maxDiff.draft <= EXPORT_TOLERANCE))
+    throw new Error(`ONNX export does not reproduce the tfjs model: max |Δlogit| target ${maxDiff.target}, draft ${maxDiff.draft} > ${EXPORT_TOLERANCE}`);
+  await draftOnnxNode.dispose();
+
+  // 7. Samples and α, with the draft on onnxruntime-web (as the edge runs it) and the target on -node.
+  const draftOnnx = await loadDraftModel(draftBundle);
+  const decode = (ids: number[]) => tok.decode(ids, { skip_special_tokens: true });
+  console.log("\nsample greedy continuations (target | draft):");
+  for (const p of SAMPLE_PROMPTS) {
+    const ids = encode(p);
+    const tOut = await targetOnnx.greedy(ids, 40, [EOS_ID]);
+    const dOut = await draftOnnx.greedy(ids, 40, [EOS_ID]);
+    console.log(`  target: ${JSON.stringify(decode([...ids, ...tOut]))}`);
+    console.log(`  draft:  ${JSON.stringify(decode([...ids, ...dOut]))}`);
+  }
+  const chatPrompt = encode(`<|im_start|>user\n${CHAT_INSTRUCTIONS[0]}<|im_end|>\n<|im_start|>assistant\n`);
+  const chatOut = await targetOnnx.greedy(chatPrompt, 48, [EOS_ID, IM_END_ID]);
+  console.log(`  chat (target): ${JSON.stringify(decode(chatOut))}`);
+
+  const alphaPrompts = valQuotes
+    .map((q) => q.split(/\s+/).slice(0, 3).join(" "))
+    .filter((p) => p.length >= 6)
+    .slice(0, 50)
+    .map((p) => encode(p));
+  const alphaEos = await agreementToEos(targetOnnx, draftOnnx, alphaPrompts, 32);
+  const alphaRaw = await measureGreedyAgreement(targetOnnx, draftOnnx, alphaPrompts, 32);
+  await targetOnnx.dispose();
+  await draftOnnx.dispose();
+
+  const totalSec = (performance.now() - tStart) / 1000;
+  console.log(`
+summary
+  tokenizer      byte-fallback BPE, vocab ${cfg.vocabSize}, ${(plainTokens / plainChars).toFixed(3)} tokens/char on the corpus
+  target         ${describeArch(targetArch)}
+  draft          ${describeArch(draftArch)}
+  bundle sizes   target ${fmtMB(sizes.target)}, draft ${fmtMB(sizes.draft)}, total ${fmtMB(sizes.target + sizes.draft)}
+  target loss    train ${targetRun.finalLoss.toFixed(3)}, validation ${targetVal.toFixed(3)}  (${cfg.targetSteps} steps, ${fmtTime(targetRun.seconds)})
+  draft loss     train ${draftRun.finalLoss.toFixed(3)} (distill ${cfg.distill}), validation ${draftVal.toFixed(3)}  (${cfg.draftSteps} steps, ${fmtTime(draftRun.seconds)})
+  export check   max |Δlogit| target ${maxDiff.target.toExponential(2)}, draft ${maxDiff.draft.toExponential(2)} (tolerance ${EXPORT_TOLERANCE})
+  greedy α       ${alphaEos.alpha.toFixed(3)} over ${alphaPrompts.length} prompts × ≤32 tokens, stopping at EOS (${alphaEos.positions} positions)
+                 ${alphaRaw.alpha.toFixed(3)} over ${alphaPrompts.length} prompts × 32 tokens without stopping (${alphaRaw.positions} positions)
+  backend        tfjs ${tfInfo.backend}${tfInfo.fallbackReason ? " (fallback)" : ""}, seed ${seed}
+  total time     ${fmtTime(totalSec)}`);
+  target.dispose();
+  draft.dispose();
+}
+
+function describeArch(a: LlamaArch): string {
+  return `${paramCount(a).toLocaleString("en-US")} params: vocab ${a.vocabSize}, hidden ${a.hiddenSize}, ${a.numLayers} layers, ${a.numHeads} heads / ${a.numKvHeads} KV heads × ${a.headDim}, FFN ${a.intermediateSize}`;
+}
+
+/** Max |logit| difference between tfjs and the ONNX model; the ONNX side runs each doc as a prefill of its first part then one-token steps. */
+async function exportDiff(model: TfLlama, onnx: CausalLM, docs: readonly number[][]): Promise<number> {
+  let max = 0;
+  for (const doc of docs) {
+    const ref = model.logitsOf(doc);
+    const seq = onnx.newSequence();
+    const split = Math.max(1, Math.min(doc.length - 1, Math.ceil(doc.length / 2)));
+    const rows: Float32Array[] = [];
+    const first = await onnx.forward(seq, doc.slice(0, split));
+    for (let i = 0; i < first.rows; i++) rows.push(first.row(i));
+    for (let i = split; i < doc.length; i++) rows.push((await onnx.forward(seq, [doc[i]])).row(0));
+    rows.forEach((row, i) => {
+      for (let j = 0; j < row.length; j++) max = Math.max(max, Math.abs(row[j] - ref[i * row.length + j]));
+    });
+  }
+  return max;
+}
+
+await main();

@@ -1,0 +1,120 @@
+// Fast checks on the COMMITTED default fixture pair (fixtures/default/, made by `npm run fixtures:train`):
+// it loads, the two models share one tokenizer, the target uses GQA and the draft MHA (like ALIA-40b and
+// Salamandra-2b), greedy output is Spanish-looking text, and the draft agrees with the target at a natural
+// rate. No training here.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import type { LoadedBundle } from "../src/models/bundle.ts";
+import { argmax, type CausalLM } from "../src/models/causal-lm.ts";
+import { loadDraftModel } from "../src/models/draft-model.ts";
+import { loadBundle } from "../src/models/model-store.ts";
+
+const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "default");
+const EOS = 2;
+
+/** Frequent Spanish words (function words and the corpus's favourite topics). */
+const SPANISH_WORDS = new Set(
+  (
+    "de la que el en y a los se del las un por con no una su para es al lo como más pero sus le ha me si sin sobre " +
+    "este ya entre cuando todo esta ser son dos también fue era muy hasta desde está mi porque qué sólo solo han yo " +
+    "hay vez puede todos así nos ni tiene él uno donde bien tiempo mismo ese ahora cada vida otro después te otros " +
+    "aunque esa eso hace otra tan siempre día tanto ella sí gran mundo antes hombre hombres mujer amor amigo amigos " +
+    "amistad nada nunca quien quien cosa cosas nadie hacer tu tus mejor ser dios verdad corazón hay muerte poco mucho"
+  ).split(" "),
+);
+
+const PROMPTS = [
+  "La amistad es",
+  "El amor",
+  "No hay",
+  "La vida es",
+  "Quien mucho",
+  "El hombre",
+  "Nunca se",
+  "Más vale",
+  "El que no",
+  "Todo lo que",
+];
+
+let target: LoadedBundle;
+let draft: LoadedBundle;
+let tok: Tokenizer;
+let targetLm: CausalLM;
+let draftLm: CausalLM;
+
+beforeAll(async () => {
+  [target, draft] = await Promise.all([loadBundle(path.join(DIR, "target")), loadBundle(path.join(DIR, "draft"))]);
+  tok = new Tokenizer(target.tokenizerJson as object, target.tokenizerConfig);
+  targetLm = await loadTargetModel(target, { threads: 1 });
+  draftLm = await loadDraftModel(draft);
+});
+
+afterAll(async () => {
+  await targetLm?.dispose();
+  await draftLm?.dispose();
+});
+
+const encode = (text: string): number[] => tok.encode(text).ids;
+
+describe("default fixture pair (fixtures/default)", () => {
+  it("has two verified bundles with the expected ids, roles and provenance note", () => {
+    expect(target.manifest.id).toBe("alia-fixture-es-target");
+    expect(target.manifest.role).toBe("target");
+    expect(draft.manifest.id).toBe("alia-fixture-es-draft");
+    expect(draft.manifest.role).toBe("draft");
+    for (const b of [target, draft]) expect((b.config as Record<string, unknown>).alia_edge_fixture).toMatch(/fortunes-es/);
+    const bytes = [target, draft].flatMap((b) => b.manifest.files).reduce((s, f) => s + f.size, 0);
+    expect(bytes).toBeLessThanOrEqual(15e6);
+  });
+
+  it("shares one tokenizer between draft and target (Salamandra's special ids)", () => {
+    expect(JSON.stringify(draft.tokenizerJson)).toBe(JSON.stringify(target.tokenizerJson));
+    expect(JSON.stringify(draft.tokenizerConfig)).toBe(JSON.stringify(target.tokenizerConfig));
+    expect(draft.config.vocab_size).toBe(target.config.vocab_size);
+    expect(["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"].map((t) => tok.token_to_id(t))).toEqual([0, 1, 2, 3, 4, 5]);
+    const ids = encode("¿Qué tal? ¡Año nuevo, vida nueva!");
+    expect(ids[0]).toBe(1);
+    expect(tok.decode(ids, { skip_special_tokens: true })).toBe("¿Qué tal? ¡Año nuevo, vida nueva!");
+  });
+
+  it("uses grouped-query attention in the target and multi-head attention in the draft", () => {
+    expect(target.config.num_key_value_heads).toBeLessThan(target.config.num_attention_heads);
+    expect(draft.config.num_key_value_heads).toBe(draft.config.num_attention_heads);
+    expect(draft.config.num_hidden_layers).toBeLessThan(target.config.num_hidden_layers);
+  });
+
+  it("generates Spanish-looking text greedily", async () => {
+    let generated = "";
+    for (const p of PROMPTS.slice(0, 4)) {
+      const ids = encode(p);
+      const out = await targetLm.greedy(ids, 32, [EOS]);
+      generated += " " + tok.decode(out, { skip_special_tokens: true });
+    }
+    const chars = [...generated.toLowerCase()];
+    const spanish = chars.filter((c) => /[a-záéíóúñü ,.;:¿?¡!\n-]/.test(c)).length;
+    expect(spanish / chars.length, generated).toBeGreaterThanOrEqual(0.8);
+    const words = generated.toLowerCase().match(/[a-záéíóúñü]+/g) ?? [];
+    const known = words.filter((w) => SPANISH_WORDS.has(w));
+    expect(words.length, generated).toBeGreaterThanOrEqual(10);
+    expect(known.length, generated).toBeGreaterThanOrEqual(3);
+  });
+
+  it("has a draft that agrees with the target at a natural rate (not a copy, not random)", async () => {
+    let agree = 0;
+    let total = 0;
+    for (const p of PROMPTS) {
+      const prompt = encode(p);
+      const cont = await targetLm.greedy(prompt, 32, [EOS]);
+      const logits = await draftLm.forward(draftLm.newSequence(), [...prompt, ...cont].slice(0, -1));
+      for (let i = 0; i < cont.length; i++) if (argmax(logits.row(prompt.length - 1 + i)) === cont[i]) agree++;
+      total += cont.length;
+    }
+    const alpha = agree / total;
+    expect(total).toBeGreaterThanOrEqual(40);
+    expect(alpha).toBeGreaterThan(0.2);
+    expect(alpha).toBeLessThan(0.98);
+  });
+});
