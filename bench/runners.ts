@@ -4,6 +4,7 @@
 import path from "node:path";
 import { AutoModelForCausalLM, env } from "@huggingface/transformers";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { eosIds } from "../src/models/bundle.ts";
 import type { CausalLM } from "../src/models/causal-lm.ts";
 import { loadDraftModel } from "../src/models/draft-model.ts";
 import { loadBundle } from "../src/models/model-store.ts";
@@ -27,6 +28,7 @@ export interface RunnerBench {
   gamma: number;
   draft: RuntimeTimes & { bundle: string };
   target: RuntimeTimes & { bundle: string };
+  /** Greedy α along target trajectories of ≤ 32 tokens, each ending at EOS. */
   alpha: { value: number; prompts: number; tokens_per_prompt: number; positions: number };
 }
 
@@ -141,7 +143,7 @@ export async function benchRunners(o: {
   const alphaPrompts = SPANISH_PROMPTS.slice(0, o.alphaPrompts ?? 50).map((t) => tok.encode(t));
   const tLm = await loadTargetModel(targetB);
   const dLm = await loadTargetModel(draftB);
-  const a = await measureGreedyAgreement(tLm, dLm, alphaPrompts, 32);
+  const a = await measureGreedyAgreement(tLm, dLm, alphaPrompts, 32, eosIds(targetB.config));
   await tLm.dispose();
   await dLm.dispose();
   return {

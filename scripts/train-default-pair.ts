@@ -16,7 +16,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { loadDraftModel } from "../src/models/draft-model.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { CHATML_TEMPLATE } from "../src/models/bundle.ts";
-import { argmax, type CausalLM } from "../src/models/causal-lm.ts";
+import type { CausalLM } from "../src/models/causal-lm.ts";
 import { loadBundle } from "../src/models/model-store.ts";
 import { measureGreedyAgreement } from "../tools/fixtures/agreement.ts";
 import { EOS_ID, IM_END_ID, PAD_ID, trainBpe, toTokenizerJson, tokenizerConfigJson } from "../tools/fixtures/bpe.ts";
@@ -159,25 +159,6 @@ function progressLogger(label: string): (p: TrainProgress) => void {
       `[${label}] step ${String(p.step).padStart(4)}/${p.steps}  loss ${p.loss.toFixed(3)}  lr ${p.lr.toExponential(2)}  ` +
         `|g| ${p.gradNorm.toFixed(2)}  ${p.tokensPerSec.toFixed(0)} tok/s  epoch ${p.epoch}  ${fmtTime(p.elapsedSec)} elapsed  ETA ${fmtTime(p.etaSec)}`,
     );
-}
-
-/** Greedy agreement along the target's greedy trajectory, stopping each trajectory at EOS. */
-async function agreementToEos(
-  target: CausalLM,
-  draft: CausalLM,
-  prompts: readonly (readonly number[])[],
-  tokens: number,
-): Promise<{ alpha: number; positions: number }> {
-  let agree = 0;
-  let total = 0;
-  for (const prompt of prompts) {
-    const cont = await target.greedy(prompt, tokens, [EOS_ID]);
-    const seq = [...prompt, ...cont];
-    const logits = await draft.forward(draft.newSequence(), seq.slice(0, -1));
-    for (let i = 0; i < cont.length; i++) if (argmax(logits.row(prompt.length - 1 + i)) === cont[i]) agree++;
-    total += cont.length;
-  }
-  return { alpha: total ? agree / total : 0, positions: total };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,7 +335,7 @@ async function main(): Promise<void> {
     .filter((p) => p.length >= 6)
     .slice(0, 50)
     .map((p) => encode(p));
-  const alphaEos = await agreementToEos(targetOnnx, draftOnnx, alphaPrompts, 32);
+  const alphaEos = await measureGreedyAgreement(targetOnnx, draftOnnx, alphaPrompts, 32, [EOS_ID]);
   const alphaRaw = await measureGreedyAgreement(targetOnnx, draftOnnx, alphaPrompts, 32);
   await targetOnnx.dispose();
   await draftOnnx.dispose();
