@@ -2,7 +2,7 @@
 // transformers.js, measured in one run with one method (greedy decoding of N tokens minus 1 token, so
 // prefill is excluded), plus the verify pattern (one chunk of γ tokens) and greedy agreement α.
 import path from "node:path";
-import { AutoModelForCausalLM, env } from "@huggingface/transformers";
+import { AutoModelForCausalLM, Tensor, env } from "@huggingface/transformers";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { eosIds } from "../src/models/bundle.ts";
 import type { CausalLM } from "../src/models/causal-lm.ts";
@@ -25,6 +25,7 @@ export interface RuntimeTimes {
 export interface RunnerBench {
   tokens: number;
   prompts: number;
+  rounds: number;
   gamma: number;
   draft: RuntimeTimes & { bundle: string };
   target: RuntimeTimes & { bundle: string };
@@ -43,34 +44,18 @@ async function time(f: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-async function oursPerToken(lm: CausalLM, prompts: number[][], n: number): Promise<number> {
-  await lm.greedy(prompts[0], 4); // warm-up
-  const per: number[] = [];
-  for (const p of prompts) {
-    const one = await time(() => lm.greedy(p, 1));
-    const many = await time(() => lm.greedy(p, n));
-    per.push((many - one) / (n - 1));
-  }
-  return median(per);
+/** Greedy decode of exactly k tokens after prompt p. */
+type Generate = (p: number[], k: number) => Promise<unknown>;
+
+function oursGenerate(lm: CausalLM): Generate {
+  return (p, k) => lm.greedy(p, k);
 }
 
-async function chunkMs(lm: CausalLM, prompts: number[][], gamma: number): Promise<number> {
-  const per: number[] = [];
-  for (const p of prompts) {
-    const seq = lm.newSequence();
-    await lm.forward(seq, p);
-    const drafts = p.slice(0, gamma).concat(Array(Math.max(0, gamma - p.length)).fill(p[0]));
-    per.push(await time(() => lm.forward(seq, drafts)));
-  }
-  return median(per);
-}
-
-async function transformersPerToken(dir: string, prompts: number[][], n: number): Promise<number> {
+async function transformersGenerate(dir: string): Promise<{ gen: Generate; dispose(): Promise<unknown> }> {
   env.allowRemoteModels = false;
   env.localModelPath = path.dirname(dir);
   const model = await AutoModelForCausalLM.from_pretrained(path.basename(dir), { dtype: "fp32", device: "cpu" });
-  const { Tensor } = await import("@huggingface/transformers");
-  const gen = (p: number[], k: number) =>
+  const gen: Generate = (p, k) =>
     model.generate({
       input_ids: new Tensor("int64", BigInt64Array.from(p, BigInt), [1, p.length]),
       attention_mask: new Tensor("int64", new BigInt64Array(p.length).fill(1n), [1, p.length]),
@@ -78,18 +63,36 @@ async function transformersPerToken(dir: string, prompts: number[][], n: number)
       min_new_tokens: k, // no early EOS: every runtime decodes exactly k tokens
       do_sample: false,
     });
-  try {
-    await gen(prompts[0], 4);
-    const per: number[] = [];
+  return { gen, dispose: () => model.dispose() };
+}
+
+/**
+ * Median ms per decoded token of each runtime, (T(n) − T(1)) / (n − 1) so prefill cancels out. The
+ * runtimes take turns on every prompt and round, so machine noise hits them alike.
+ */
+async function perTokenMs(gens: Generate[], prompts: number[][], n: number, rounds: number): Promise<number[]> {
+  for (const g of gens) await g(prompts[0], 4); // warm-up: first runs allocate and JIT
+  const per: number[][] = gens.map(() => []);
+  for (let r = 0; r < rounds; r++)
+    for (const p of prompts)
+      for (const [i, g] of gens.entries()) {
+        const one = await time(() => g(p, 1));
+        const many = await time(() => g(p, n));
+        per[i].push((many - one) / (n - 1));
+      }
+  return per.map(median);
+}
+
+async function chunkMs(lm: CausalLM, prompts: number[][], gamma: number, rounds: number): Promise<number> {
+  const per: number[] = [];
+  for (let r = 0; r < rounds; r++)
     for (const p of prompts) {
-      const one = await time(() => gen(p, 1));
-      const many = await time(() => gen(p, n));
-      per.push((many - one) / (n - 1));
+      const seq = lm.newSequence();
+      await lm.forward(seq, p);
+      const drafts = Array.from({ length: gamma }, (_, i) => p[i % p.length]);
+      per.push(await time(() => lm.forward(seq, drafts)));
     }
-    return median(per);
-  } finally {
-    await model.dispose();
-  }
+  return median(per);
 }
 
 export async function benchRunners(o: {
@@ -97,12 +100,14 @@ export async function benchRunners(o: {
   tokens?: number;
   prompts?: number;
   gamma?: number;
+  rounds?: number;
   alphaPrompts?: number;
   log?: (s: string) => void;
 }): Promise<RunnerBench> {
   const log = o.log ?? (() => {});
   const n = o.tokens ?? 48;
   const gamma = o.gamma ?? 4;
+  const rounds = o.rounds ?? 3;
   const draftDir = path.join(o.pairDir, "draft");
   const targetDir = path.join(o.pairDir, "target");
   const draftB = await loadBundle(draftDir);
@@ -113,16 +118,18 @@ export async function benchRunners(o: {
   const times = async (dir: string, bundle: typeof draftB, name: string): Promise<RuntimeTimes & { bundle: string }> => {
     const web = await loadDraftModel(bundle);
     const node = await loadTargetModel(bundle);
+    const tjs = await transformersGenerate(dir);
     try {
-      log(`${name}: onnxruntime-web…`);
-      const ort_web_ms_per_token = await oursPerToken(web, prompts, n);
-      log(`${name}: onnxruntime-node…`);
-      const ort_node_ms_per_token = await oursPerToken(node, prompts, n);
-      log(`${name}: transformers.js…`);
-      const transformersjs_ms_per_token = await transformersPerToken(dir, prompts, n);
+      log(`${name}: decoding on onnxruntime-web, onnxruntime-node and transformers.js in turn…`);
+      const [ort_web_ms_per_token, ort_node_ms_per_token, transformersjs_ms_per_token] = await perTokenMs(
+        [oursGenerate(web), oursGenerate(node), tjs.gen],
+        prompts,
+        n,
+        rounds,
+      );
       log(`${name}: verify chunks of ${gamma}…`);
-      const ort_web_chunk_ms = await chunkMs(web, prompts, gamma);
-      const ort_node_chunk_ms = await chunkMs(node, prompts, gamma);
+      const ort_web_chunk_ms = await chunkMs(web, prompts, gamma, rounds);
+      const ort_node_chunk_ms = await chunkMs(node, prompts, gamma, rounds);
       return {
         bundle: `${bundle.manifest.id}@${bundle.manifest.version}`,
         ort_web_ms_per_token,
@@ -134,6 +141,7 @@ export async function benchRunners(o: {
     } finally {
       await web.dispose();
       await node.dispose();
+      await tjs.dispose();
     }
   };
   const draft = await times(draftDir, draftB, "draft");
@@ -149,6 +157,7 @@ export async function benchRunners(o: {
   return {
     tokens: n,
     prompts: prompts.length,
+    rounds,
     gamma,
     draft,
     target,

@@ -21,8 +21,9 @@ if (values.help) {
 const t0 = performance.now();
 const r = await benchRunners({
   pairDir: values.pair,
-  tokens: values.quick ? 16 : 48,
-  prompts: values.quick ? 3 : 8,
+  tokens: values.quick ? 16 : 64,
+  prompts: values.quick ? 3 : 16,
+  rounds: values.quick ? 1 : 3,
   alphaPrompts: values.quick ? 10 : 50,
   log: (s) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`),
 });
@@ -32,7 +33,7 @@ const result = { date: new Date().toISOString(), node: process.version, cpus: (a
 await writeFile(out, JSON.stringify(result, null, 2) + "\n");
 
 const f = (x: number) => x.toFixed(3);
-console.log(`\nms per decoded token (median of ${r.prompts} prompts × ${r.tokens} tokens, prefill excluded):`);
+console.log(`\nms per decoded token (median of ${r.rounds} rounds × ${r.prompts} prompts × ${r.tokens} tokens, prefill excluded):`);
 console.log("model   | onnxruntime-web | onnxruntime-node | transformers.js | web/node | tjs/node");
 for (const [name, t] of [["draft", r.draft], ["target", r.target]] as const)
   console.log(
