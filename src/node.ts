@@ -12,8 +12,8 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const store = openModelStore(config);
   // One after the other so that the two progress lines do not overwrite each other on a terminal.
-  const draftDir = await store.fetchBundle(config.DRAFT_BUNDLE, { onProgress: progressReporter(`draft ${config.DRAFT_BUNDLE}`) });
-  const targetDir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target ${config.TARGET_BUNDLE}`) });
+  const draftDir = await store.fetchBundle(config.DRAFT_BUNDLE, { onProgress: progressReporter(`draft bundle ${config.DRAFT_BUNDLE}`) });
+  const targetDir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const [draft, target] = await Promise.all([loadBundle(draftDir), loadBundle(targetDir)]);
   const tokenizer = assertTokenizerPair(draft, target);
   const drafter = await loadDraftModel(draft);

@@ -436,7 +436,7 @@ describe("progressReporter", () => {
   it("prints at most one line per 10% when stderr is not a TTY", () => {
     const lines: string[] = [];
     const fake = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
-    const report = progressReporter("draft", fake);
+    const report = progressReporter("draft", fake, 0);
     for (let b = 0; b <= 1000; b += 1) report({ phase: "download", bytes: b * 1000, total: 1_000_000 });
     expect(lines.length).toBe(11);
     expect(lines.at(-1)).toMatch(/^draft: download 976\.6 KiB \/ 976\.6 KiB \(100\.0%\) [\d.]+ MB\/s\n$/);
@@ -445,11 +445,21 @@ describe("progressReporter", () => {
   it("rewrites one line with \\r on a TTY and ends it with a newline", () => {
     const out: string[] = [];
     const fake = { isTTY: true, write: (s: string) => out.push(s) } as unknown as NodeJS.WriteStream;
-    const report = progressReporter("target", fake);
+    const report = progressReporter("target", fake, 0);
     for (let b = 0; b <= 100; b++) report({ phase: "verify", bytes: b, total: 100 });
     expect(out.length).toBeLessThan(5);
     expect(out.every((s) => s.startsWith("\r"))).toBe(true);
     expect(out.at(-1)!.endsWith("\n")).toBe(true);
+  });
+
+  it("stays silent for phases smaller than its threshold", () => {
+    const out: string[] = [];
+    const fake = { isTTY: false, write: (s: string) => out.push(s) } as unknown as NodeJS.WriteStream;
+    const report = progressReporter("small", fake, 1000);
+    for (let b = 0; b <= 999; b += 100) report({ phase: "verify", bytes: b, total: 999 });
+    expect(out).toEqual([]);
+    report({ phase: "download", bytes: 1000, total: 1000 });
+    expect(out.length).toBe(1);
   });
 });
 

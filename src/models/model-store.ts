@@ -127,7 +127,14 @@ function fmtBytes(n: number): string {
  * An onProgress callback that writes to stderr. On a TTY it rewrites one line (`\r`) at most ~10
  * times a second; otherwise (CI logs, files) it prints one line per 10% so logs stay short.
  */
-export function progressReporter(label: string, stream: NodeJS.WriteStream = process.stderr): (p: Progress) => void {
+/** Phases over fewer bytes than this finish in well under a second: no progress output for them. */
+export const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
+
+export function progressReporter(
+  label: string,
+  stream: NodeJS.WriteStream = process.stderr,
+  minBytes = PROGRESS_MIN_BYTES,
+): (p: Progress) => void {
   const tty = Boolean(stream.isTTY);
   let phase: Progress["phase"] | undefined;
   let start = 0;
@@ -144,7 +151,7 @@ export function progressReporter(label: string, stream: NodeJS.WriteStream = pro
       lastDecile = -1;
       finished = false;
     }
-    if (finished) return;
+    if (finished || p.total < minBytes) return;
     const done = p.bytes >= p.total;
     const pct = p.total > 0 ? (100 * p.bytes) / p.total : 100;
     const secs = Math.max((now - start) / 1000, 1e-3);
