@@ -1,6 +1,7 @@
 // The one Hono app; runtimes (src/node.ts, src/worker.ts) only adapt it. The OpenAI-compatible API is
 // filled in by later work; today it reports health and the served model pair.
 import { Hono } from "hono";
+import { errorBody } from "./errors.ts";
 import type { Manifest, ModelConfig } from "./models/bundle.ts";
 
 export interface ServedPair {
@@ -26,6 +27,6 @@ export function createApp(pair: ServedPair): Hono {
       ],
     }),
   );
-  app.notFound((c) => c.json({ error: { message: `no route ${c.req.method} ${c.req.path}`, type: "invalid_request_error", param: null, code: "not_found" } }, 404));
+  app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
   return app;
 }

@@ -4,6 +4,7 @@ import { Hono } from "hono";
 // wrangler's default rules turn a .wasm import into a WebAssembly.Module compiled at upload; Workers
 // cannot compile WASM from bytes at run time (typed by src/wasm-modules.d.ts).
 import ortWasmModule from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
+import { errorBody } from "./errors.ts";
 import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, parseJsonFile, type Manifest } from "./models/bundle.ts";
 import type { ChunkLogits } from "./models/causal-lm.ts";
 import { loadDraftModel, type DraftModel } from "./models/draft-model.ts";
@@ -83,12 +84,12 @@ async function loadDraft(bucket: R2BucketLike, prefix: string): Promise<Draft> {
 
 const app = new Hono<{ Bindings: Env }>();
 
-app.get("/healthz", (c) => c.json({ ok: true }));
+app.get("/healthz", (c) => c.json({ status: "ok" }));
 
 /** Loads the draft on first call (warm-up / readiness probe). */
 app.get("/readyz", async (c) => {
   const { manifest, model } = await getDraft(c.env);
-  return c.json({ ok: true, draft: { id: manifest.id, version: manifest.version, vocab: model.vocab, layers: model.layers } });
+  return c.json({ status: "ready", draft: { id: manifest.id, version: manifest.version, vocab: model.vocab, layers: model.layers } });
 });
 
 // Test-only: logits of one chunk from a fresh sequence, to compare workerd with Node bit for bit.
@@ -100,15 +101,19 @@ app.post("/__test/logits", async (c) => {
   const body = (await c.req.json().catch(() => null)) as { tokens?: unknown } | null;
   const tokens = body?.tokens;
   if (!Array.isArray(tokens) || tokens.length === 0 || !tokens.every((t) => Number.isInteger(t)))
-    return c.json({ error: "body must be {\"tokens\": [non-empty integer array]}" }, 400);
+    return c.json(errorBody('body must be {"tokens": [non-empty integer array]}', "invalid_request_error", null, "tokens"), 400);
   const { model } = await getDraft(c.env);
   const logits: ChunkLogits = await model.forward(model.newSequence(), tokens as number[]);
   return c.json({ rows: logits.rows, vocab: logits.vocab, logits: Array.from(logits.data) });
 });
 
+app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
+
+// Model-loading failures (a corrupt bundle in R2) are operator errors worth naming; the message holds
+// bundle keys and hashes, never secrets.
 app.onError((err, c) => {
   console.error(err);
-  return c.json({ error: err.message }, 500);
+  return c.json(errorBody(err.message, "server_error", "model_unavailable"), 500);
 });
 
 export default app;

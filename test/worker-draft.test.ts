@@ -129,7 +129,7 @@ describe("worker in workerd", () => {
   it("answers /healthz without loading a model", async () => {
     const res = await mf.dispatchFetch("http://localhost/healthz");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true });
+    expect(await res.json()).toEqual({ status: "ok" });
   });
 
   it("has no test routes with wrangler.toml's vars", async () => {
@@ -145,9 +145,10 @@ describe("worker in workerd", () => {
     await putBundle({ "onnx/model.onnx": bad });
     const res = await logitsRequest();
     expect(res.status).toBe(500);
-    const { error } = (await res.json()) as { error: string };
-    expect(error).toContain("onnx/model.onnx");
-    expect(error).toContain("sha256");
+    const { error } = (await res.json()) as { error: { message: string; type: string } };
+    expect(error.type).toBe("server_error");
+    expect(error.message).toContain("onnx/model.onnx");
+    expect(error.message).toContain("sha256");
   });
 
   it("once the bundle is fixed (failures are not cached), gives the same logits as under Node", async () => {
@@ -169,6 +170,6 @@ describe("worker in workerd", () => {
 
     // The model is cached in module scope: /readyz reports it without reloading.
     const ready = await mf.dispatchFetch("http://localhost/readyz");
-    expect(await ready.json()).toMatchObject({ ok: true, draft: { id: "test-draft", vocab: ARCH.vocabSize } });
+    expect(await ready.json()).toMatchObject({ status: "ready", draft: { id: "test-draft", vocab: ARCH.vocabSize } });
   });
 });

@@ -1,0 +1,10 @@
+// Error bodies in OpenAI's shape, so that OpenAI clients surface them as typed errors.
+export type ErrorType = "invalid_request_error" | "authentication_error" | "rate_limit_error" | "server_error";
+
+export interface ErrorBody {
+  error: { message: string; type: ErrorType; param: string | null; code: string | null };
+}
+
+export function errorBody(message: string, type: ErrorType, code: string | null = null, param: string | null = null): ErrorBody {
+  return { error: { message, type, param, code } };
+}
