@@ -1,5 +1,6 @@
 // The verifier's model on onnxruntime-node: CPU here, CUDA where onnxruntime-node was installed with
-// `onnxruntime-node-install=cuda12` (production ALIA-40b goes through SglangEngine instead).
+// `onnxruntime-node-install=cuda12` (production ALIA-40b is served by SGLang instead).
+import path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { LoadedBundle } from "../src/models/bundle.ts";
 import { CausalLM, type CausalLMOptions, type OrtRuntime } from "../src/models/causal-lm.ts";
@@ -12,10 +13,17 @@ export type TargetDevice = "cpu" | "cuda";
 export type TargetModel = CausalLM;
 
 export function loadTargetModel(
-  bundle: Pick<LoadedBundle, "onnx" | "config">,
+  bundle: Pick<LoadedBundle, "onnx" | "config" | "externalData" | "dir" | "onnxFile">,
   opts: CausalLMOptions & { device?: TargetDevice; threads?: number } = {},
 ): Promise<TargetModel> {
-  return CausalLM.load(ortNode, bundle.onnx, bundle.config, {
+  // onnxruntime-node takes no external-data buffers: with external weights, load the graph from disk
+  // and let it find them beside the graph.
+  let model: Uint8Array | string = bundle.onnx;
+  if (bundle.externalData?.length) {
+    if (!bundle.dir) throw new Error("a graph with external data must be loaded from its bundle folder (bundle.dir)");
+    model = path.join(bundle.dir, bundle.onnxFile ?? "onnx/model.onnx");
+  }
+  return CausalLM.load(ortNode, model, bundle.config, {
     sessionOptions: {
       executionProviders: [opts.device ?? "cpu"],
       graphOptimizationLevel: "all",

@@ -14,7 +14,8 @@ async function main(): Promise<void> {
   // One after the other so that the two progress lines do not overwrite each other on a terminal.
   const draftDir = await store.fetchBundle(config.DRAFT_BUNDLE, { onProgress: progressReporter(`draft bundle ${config.DRAFT_BUNDLE}`) });
   const targetDir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
-  const [draft, target] = await Promise.all([loadBundle(draftDir), loadBundle(targetDir)]);
+  // fetchBundle has just hashed every file; loading re-checks sizes only.
+  const [draft, target] = await Promise.all([loadBundle(draftDir, { verified: true }), loadBundle(targetDir, { verified: true })]);
   const tokenizer = assertTokenizerPair(draft, target);
   const drafter = await loadDraftModel(draft);
   // A one-token smoke run: a model that loads but cannot run should fail here, not on the first request.

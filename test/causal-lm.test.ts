@@ -186,5 +186,17 @@ describe("input validation", () => {
 
   it("refuses an ONNX model that does not match config.json", async () => {
     await expect(loadTargetModel({ onnx, config: { ...config, num_hidden_layers: 3 } })).rejects.toThrow(/config.json says num_hidden_layers=3/);
+    const wrongVocab = await loadTargetModel({ onnx, config: { ...config, vocab_size: 600 } });
+    await expect(wrongVocab.forward(wrongVocab.newSequence(), [1, 2])).rejects.toThrow(/logits have shape \[1,2,512\] but config.json says vocab_size=600/);
+    await wrongVocab.dispose();
+  });
+
+  it("refuses a second forward pass on a sequence that is still running one", async () => {
+    const seq = target.newSequence();
+    const first = target.forward(seq, prompt);
+    await expect(target.forward(seq, [5])).rejects.toThrow(/already running a forward pass/);
+    expect(() => seq.truncate(0)).toThrow(/during a forward pass/);
+    await first;
+    expect(seq.tokens).toEqual(prompt);
   });
 });

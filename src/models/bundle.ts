@@ -117,8 +117,15 @@ export interface LoadedBundle {
   tokenizerConfig: TokenizerConfig;
   /** Bytes of the ONNX graph to run (default `onnx/model.onnx`). */
   onnx: Uint8Array;
+  /**
+   * Weights the graph keeps outside the protobuf (Optimum writes `model.onnx_data` above 2 GB, the q4
+   * quantiser `model_q4.onnx_data`): `path` as the graph names it, relative to the graph's folder.
+   */
+  externalData?: { path: string; data: Uint8Array }[];
   /** Local folder holding the bundle, when it lives on disk (Node only). */
   dir?: string;
+  /** Path of the graph inside the bundle (default `onnx/model.onnx`). */
+  onnxFile?: string;
 }
 
 /** The ChatML template of Salamandra/ALIA instruct models (simplified: no tool calls). */

@@ -8,7 +8,7 @@ import { headDim, type ModelConfig } from "./bundle.ts";
 /** The two things we need from an onnxruntime package: its Tensor class and session factory. */
 export interface OrtRuntime {
   Tensor: typeof Tensor;
-  InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  InferenceSession: { create(model: Uint8Array | string, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
 }
 
 /** Logits of a chunk: `rows` positions × `vocab`, row i scores the token that follows input i. */
@@ -39,6 +39,8 @@ export class KvSequence {
   readonly tokens: number[] = [];
   /** Per layer: [key, value] tensors of shape [1, kvHeads, tokens.length, headDim]. */
   past: Tensor[] = [];
+  /** A forward pass is running: the cache must not be read or changed meanwhile. */
+  busy = false;
 
   constructor(private readonly model: CausalLM) {
     this.past = model.emptyPast();
@@ -55,6 +57,7 @@ export class KvSequence {
 
   /** Roll back to the first `length` tokens (e.g. after rejected drafts). */
   truncate(length: number): void {
+    if (this.busy) throw new Error("truncate() during a forward pass");
     if (!Number.isInteger(length) || length < 0 || length > this.tokens.length)
       throw new RangeError(`truncate(${length}) on a sequence of ${this.tokens.length} tokens`);
     if (length === this.tokens.length) return;
@@ -91,16 +94,26 @@ export class CausalLM {
     this.maxPositions = config.max_position_embeddings;
     const want = ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key"];
     const missing = want.filter((n) => !session.inputNames.includes(n));
-    if (missing.length || !session.outputNames.includes("logits"))
-      throw new Error(`ONNX model does not have the Optimum decoder-with-past I/O (missing ${[...missing, "logits"].join(", ")})`);
+    if (!session.outputNames.includes("logits")) missing.push("output logits");
+    if (missing.length) throw new Error(`ONNX model does not have the Optimum decoder-with-past I/O (missing ${missing.join(", ")})`);
+    // The KV cache is kept as float32; an fp16 export needs fp16 past tensors, which this runner does not make.
+    const past = session.inputMetadata.find((m) => m.name === "past_key_values.0.key");
+    if (past?.isTensor && past.type !== "float32")
+      throw new Error(`ONNX model keeps its KV cache as ${past.type}; this runner supports float32 graphs (q4 weights are fine)`);
     const pastInputs = session.inputNames.filter((n) => n.startsWith("past_key_values.")).length;
     if (pastInputs !== 2 * this.layers)
       throw new Error(`ONNX model has ${pastInputs / 2} KV layers but config.json says num_hidden_layers=${this.layers}`);
   }
 
-  static async load(ort: OrtRuntime, onnx: Uint8Array, config: ModelConfig, opts: CausalLMOptions = {}): Promise<CausalLM> {
-    const session = await ort.InferenceSession.create(onnx, opts.sessionOptions);
-    return new CausalLM(ort, session, config);
+  /** `model`: the graph's bytes, or its path (onnxruntime-node then finds external data next to it). */
+  static async load(ort: OrtRuntime, model: Uint8Array | string, config: ModelConfig, opts: CausalLMOptions = {}): Promise<CausalLM> {
+    const session = await ort.InferenceSession.create(model, opts.sessionOptions);
+    try {
+      return new CausalLM(ort, session, config);
+    } catch (e) {
+      await session.release();
+      throw e;
+    }
   }
 
   newSequence(): KvSequence {
@@ -130,6 +143,7 @@ export class CausalLM {
    */
   async forward(seq: KvSequence, tokens: readonly number[]): Promise<ChunkLogits> {
     if (tokens.length === 0) throw new RangeError("forward() needs at least one token");
+    if (seq.busy) throw new Error("forward() called on a sequence that is already running a forward pass");
     const past = seq.length;
     const total = past + tokens.length;
     if (total > this.maxPositions) throw new RangeError(`sequence of ${total} tokens exceeds the model's ${this.maxPositions} positions`);
@@ -146,7 +160,16 @@ export class CausalLM {
       feeds[`past_key_values.${i}.key`] = seq.past[2 * i];
       feeds[`past_key_values.${i}.value`] = seq.past[2 * i + 1];
     }
-    const out = await this.session.run(feeds);
+    seq.busy = true;
+    let out: InferenceSession.ReturnType;
+    try {
+      out = await this.session.run(feeds);
+    } finally {
+      seq.busy = false;
+    }
+    const [, rows, vocab] = out.logits.dims;
+    if (rows !== s || vocab !== this.vocab)
+      throw new Error(`ONNX logits have shape [${out.logits.dims}] but config.json says vocab_size=${this.vocab}`);
     const next: Tensor[] = [];
     for (let i = 0; i < this.layers; i++) next.push(out[`present.${i}.key`], out[`present.${i}.value`]);
     seq.past = next;

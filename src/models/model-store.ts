@@ -70,13 +70,16 @@ const TokenizerJsonSchema = z.looseObject({ model: z.looseObject({}) });
  * files with the schemas of bundle.ts and read the ONNX graph (`onnxFile`, default onnx/model.onnx,
  * which must be listed in the manifest so that it was verified).
  */
-export async function loadBundle(dir: string, opts: { onnxFile?: string; signal?: AbortSignal } = {}): Promise<LoadedBundle> {
+export async function loadBundle(
+  dir: string,
+  opts: { onnxFile?: string; signal?: AbortSignal; /** The files were just verified (e.g. by fetchBundle): check sizes only. */ verified?: boolean } = {},
+): Promise<LoadedBundle> {
   const manifest = await readManifest(dir);
   const label = `bundle ${bundleLabel(manifest)}`;
   const onnxFile = opts.onnxFile ?? "onnx/model.onnx";
   if (!manifest.files.some((f) => f.path === onnxFile))
     throw new Error(`${label}: ${onnxFile} is not listed in ${MANIFEST_FILE} (onnx files: ${manifest.files.filter((f) => f.path.endsWith(".onnx")).map((f) => f.path).join(", ") || "none"})`);
-  await verifyBundleDir(dir, manifest, { signal: opts.signal });
+  await verifyBundleDir(dir, manifest, { signal: opts.signal, quick: opts.verified });
 
   const json = async <T>(schema: z.ZodType<T>, rel: string): Promise<T> =>
     parseJsonFile(schema, await readFile(bundleFilePath(dir, rel)), `${label}: ${rel}`);
@@ -87,7 +90,13 @@ export async function loadBundle(dir: string, opts: { onnxFile?: string; signal?
     json(TokenizerConfigSchema, "tokenizer_config.json"),
   ]);
   const onnx = await readLargeFile(bundleFilePath(dir, onnxFile));
-  return { manifest, config, generationConfig, tokenizerJson, tokenizerConfig, onnx, dir };
+  // External weights sit next to the graph and are named after it (model.onnx_data, model.onnx.data).
+  const folder = onnxFile.includes("/") ? onnxFile.slice(0, onnxFile.lastIndexOf("/") + 1) : "";
+  const externalFiles = manifest.files.filter((f) => f.path.startsWith(onnxFile) && /^(_data|\.data)$/.test(f.path.slice(onnxFile.length)));
+  const externalData = await Promise.all(
+    externalFiles.map(async (f) => ({ path: f.path.slice(folder.length), data: await readLargeFile(bundleFilePath(dir, f.path)) })),
+  );
+  return { manifest, config, generationConfig, tokenizerJson, tokenizerConfig, onnx, externalData, dir, onnxFile };
 }
 
 /** fs.readFile stops at 2 GiB; a preallocated Buffer read in chunks reaches Node's 4 GiB limit. */
