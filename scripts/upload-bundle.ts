@@ -13,7 +13,7 @@ The version is recorded in the manifest only: a new version replaces the old one
 
 Options:
   --bucket <name>        bucket (env S3_BUCKET)
-  --prefix <p>           key prefix, e.g. "models" (default: none)
+  --prefix <p>           key prefix (default: $S3_PREFIX, else "bundles", as the model store reads)
   --endpoint <url>       S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com (env S3_ENDPOINT)
   --region <r>           region (env S3_REGION, default "auto" as R2 expects)
   --path-style           path-style URLs, for local servers like s3rver/MinIO (env S3_FORCE_PATH_STYLE=1)
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const report = progressReporter("upload");
   const result = await uploadBundle(dir, {
     bucket,
-    prefix: v.prefix,
+    prefix: v.prefix ?? process.env.S3_PREFIX ?? "bundles",
     endpoint: v.endpoint ?? process.env.S3_ENDPOINT,
     region: v.region ?? process.env.S3_REGION ?? "auto",
     forcePathStyle: v["path-style"] ?? envFlag(process.env.S3_FORCE_PATH_STYLE),

@@ -37,7 +37,8 @@ interface Draft {
 const drafts = new Map<string, Promise<Draft>>();
 
 function getDraft(env: Env): Promise<Draft> {
-  const prefix = env.DRAFT_BUNDLE_PREFIX;
+  // Keys are prefix + file name: accept the prefix with or without its trailing "/".
+  const prefix = env.DRAFT_BUNDLE_PREFIX && !env.DRAFT_BUNDLE_PREFIX.endsWith("/") ? `${env.DRAFT_BUNDLE_PREFIX}/` : env.DRAFT_BUNDLE_PREFIX;
   let p = drafts.get(prefix);
   if (!p) {
     p = loadDraft(env.MODELS, prefix);
@@ -113,6 +114,7 @@ app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "
 // bundle keys and hashes, never secrets.
 app.onError((err, c) => {
   console.error(err);
+  if (err instanceof RangeError) return c.json(errorBody(err.message, "invalid_request_error"), 400);
   return c.json(errorBody(err.message, "server_error", "model_unavailable"), 500);
 });
 

@@ -88,8 +88,10 @@ export function assertTokenizerPair(
   for (const text of TOKENIZER_PROBES) {
     const a = d.encode(text);
     const b = t.encode(text);
-    if (a.length !== b.length || a.some((x, i) => x !== b[i]))
-      fail(`they encode ${JSON.stringify(text.slice(0, 40))} differently ([${a.slice(0, 8)}…] vs [${b.slice(0, 8)}…])`);
+    const i = a.findIndex((x, k) => x !== b[k]);
+    const at = i === -1 && a.length !== b.length ? Math.min(a.length, b.length) : i;
+    if (at !== -1)
+      fail(`they encode ${JSON.stringify(text.slice(0, 40))} differently from id #${at} on ([${a.slice(at, at + 6)}] vs [${b.slice(at, at + 6)}])`);
   }
   if (dv.size > draft.config.vocab_size) fail(`tokenizer has ${dv.size} tokens but the models only ${draft.config.vocab_size} logits`);
   return t;
