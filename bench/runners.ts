@@ -151,9 +151,13 @@ export async function benchRunners(o: {
   const alphaPrompts = SPANISH_PROMPTS.slice(0, o.alphaPrompts ?? 50).map((t) => tok.encode(t));
   const tLm = await loadTargetModel(targetB);
   const dLm = await loadTargetModel(draftB);
-  const a = await measureGreedyAgreement(tLm, dLm, alphaPrompts, 32, eosIds(targetB.config));
-  await tLm.dispose();
-  await dLm.dispose();
+  let a;
+  try {
+    a = await measureGreedyAgreement(tLm, dLm, alphaPrompts, 32, eosIds(targetB.config));
+  } finally {
+    await tLm.dispose();
+    await dLm.dispose();
+  }
   return {
     tokens: n,
     prompts: prompts.length,

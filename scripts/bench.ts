@@ -1,6 +1,7 @@
 // `npm run bench`: runs the benchmarks and writes bench/results/<name>.json. Today: the runner
 // benchmark (draft and target on onnxruntime-web, onnxruntime-node and transformers.js, greedy α).
 import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { benchRunners } from "../bench/runners.ts";
@@ -29,7 +30,7 @@ const r = await benchRunners({
 });
 const out = values.out ?? path.join("bench", "results", values.quick ? "runners-quick.json" : "runners.json");
 await mkdir(path.dirname(out), { recursive: true });
-const result = { date: new Date().toISOString(), node: process.version, cpus: (await import("node:os")).cpus().length, runners: r };
+const result = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runners: r };
 await writeFile(out, JSON.stringify(result, null, 2) + "\n");
 
 const f = (x: number) => x.toFixed(3);

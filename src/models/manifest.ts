@@ -2,7 +2,7 @@
 // because real bundles hold multi-GB ONNX files.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, rename, stat, writeFile } from "node:fs/promises";
+import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { MANIFEST_FILE, ManifestSchema, bundleLabel, type Manifest, type ManifestFile } from "./bundle.ts";
 
@@ -132,8 +132,13 @@ export async function writeManifest(
 
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   const tmp = `${file}.${process.pid}-${Math.random().toString(36).slice(2)}.partial`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
-  await rename(tmp, file);
+  try {
+    await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 /**

@@ -132,13 +132,13 @@ function fmtBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
+/** Phases over fewer bytes than this finish in well under a second: no progress output for them. */
+export const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
+
 /**
  * An onProgress callback that writes to stderr. On a TTY it rewrites one line (`\r`) at most ~10
  * times a second; otherwise (CI logs, files) it prints one line per 10% so logs stay short.
  */
-/** Phases over fewer bytes than this finish in well under a second: no progress output for them. */
-export const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
-
 export function progressReporter(
   label: string,
   stream: NodeJS.WriteStream = process.stderr,
