@@ -1,0 +1,93 @@
+// Goodness-of-fit statistics for the losslessness checks (tests and benchmarks): Pearson's chi-square
+// against exact expected probabilities, its p-value, and total-variation distance. Pure.
+
+/** ln Γ(x) for x > 0 (Lanczos, g = 7; ~15 significant digits). */
+export function lnGamma(x: number): number {
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61503916999185,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - lnGamma(1 - x);
+  x -= 1;
+  let a = c[0];
+  const t = x + 7.5;
+  for (let i = 1; i < 9; i++) a += c[i] / (x + i);
+  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+/** Upper regularised incomplete gamma Q(a, x) = Γ(a, x) / Γ(a). */
+export function gammaQ(a: number, x: number): number {
+  if (x <= 0) return 1;
+  const lnPre = -x + a * Math.log(x) - lnGamma(a);
+  if (x < a + 1) {
+    // Series for P(a, x), then Q = 1 − P.
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.max(0, 1 - sum * Math.exp(lnPre));
+  }
+  // Continued fraction for Q (modified Lentz).
+  const tiny = 1e-300;
+  let b = x + 1 - a;
+  let c = 1 / tiny;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 1000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.exp(lnPre) * h;
+}
+
+export interface ChiSquareResult {
+  statistic: number;
+  dof: number;
+  pValue: number;
+}
+
+/**
+ * Pearson's chi-square of observed counts against exact probabilities. Cells whose expected count is
+ * below `minExpected` are pooled into one, as the test's approximation requires.
+ */
+export function chiSquareTest(observed: readonly number[], probs: readonly number[], minExpected = 5): ChiSquareResult {
+  if (observed.length !== probs.length) throw new RangeError("observed and probs differ in length");
+  const n = observed.reduce((s, x) => s + x, 0);
+  let stat = 0;
+  let cells = 0;
+  let poolObs = 0;
+  let poolExp = 0;
+  for (let i = 0; i < observed.length; i++) {
+    const e = n * probs[i];
+    if (e < minExpected) {
+      poolObs += observed[i];
+      poolExp += e;
+      continue;
+    }
+    stat += (observed[i] - e) ** 2 / e;
+    cells++;
+  }
+  if (poolExp > 0) {
+    stat += (poolObs - poolExp) ** 2 / poolExp;
+    cells++;
+  } else if (poolObs > 0) return { statistic: Infinity, dof: cells, pValue: 0 }; // mass where none may be
+  const dof = Math.max(1, cells - 1);
+  return { statistic: stat, dof, pValue: gammaQ(dof / 2, stat / 2) };
+}
+
+/** Total-variation distance between an empirical distribution (counts) and exact probabilities. */
+export function totalVariation(observed: readonly number[], probs: readonly number[]): number {
+  const n = observed.reduce((s, x) => s + x, 0);
+  return 0.5 * observed.reduce((s, o, i) => s + Math.abs(o / n - probs[i]), 0);
+}
