@@ -1,0 +1,83 @@
+// Wire types of the verify protocol between the edge (src/) and the verifier pool (gpu-backend/), in
+// one module so that both sides validate the same shapes. A round carries only what is new: the tokens
+// committed since the previous round (checked by the verifier against its own record) and the drafts.
+// The first round of a session, or a re-open after eviction, carries the whole token history instead.
+import { z } from "zod";
+
+export const MAX_GAMMA = 16;
+export const MAX_Q_SUPPORT = 64;
+
+const tokenId = z.number().int().min(0);
+
+export const SparseDistSchema = z
+  .object({ ids: z.array(tokenId).min(1).max(MAX_Q_SUPPORT), probs: z.array(z.number().positive().max(1)) })
+  .refine((q) => q.ids.length === q.probs.length, { message: "ids and probs differ in length" })
+  .refine((q) => Math.abs(q.probs.reduce((s, p) => s + p, 0) - 1) < 1e-4, { message: "probs must sum to 1" })
+  .refine((q) => new Set(q.ids).size === q.ids.length, { message: "ids must be distinct" });
+
+export const SamplingSchema = z.object({
+  temperature: z.number().min(0).max(2),
+  top_p: z.number().gt(0).lte(1).default(1),
+  top_k: z.number().int().min(0).default(0),
+  /** Seeds the verifier's draws; each round draws from its own stream, so a retry or re-open repeats them. */
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
+export const VerifyRequestSchema = z
+  .object({
+    session: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "session id: 1–128 letters, digits, '_' or '-'"),
+    /** Round number: 0 for the first round, +1 each round; a repeated number is a retry. */
+    seq: z.number().int().min(0),
+    /** Whole token history (prompt + everything committed): opens or re-opens the session. */
+    history: z.array(tokenId).min(1).optional(),
+    /** Tokens committed since the previous round (its accepted drafts and its token). */
+    committed: z.array(tokenId).max(MAX_GAMMA + 1).optional(),
+    drafts: z.array(tokenId).max(MAX_GAMMA),
+    /** The drafter's sparse q̃ for each draft; required when sampling with drafts. */
+    q: z.array(SparseDistSchema).max(MAX_GAMMA).optional(),
+    /** Omitted: greedy. Only read when the session is opened. */
+    sampling: SamplingSchema.optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.history && r.committed) ctx.addIssue({ code: "custom", message: "send either history (open) or committed (continue), not both" });
+    if (r.sampling && r.sampling.temperature > 0 && r.drafts.length && r.q?.length !== r.drafts.length)
+      ctx.addIssue({ code: "custom", path: ["q"], message: "sampling needs one q̃ per draft" });
+  });
+export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
+
+export const VerifyResponseSchema = z.object({
+  session: z.string(),
+  seq: z.number().int(),
+  accepted: z.number().int().min(0),
+  /** Correction (at the first rejected draft) or bonus (after all drafts). */
+  token: tokenId,
+  /** Target log-prob of each draft (null where −∞). */
+  draft_logprobs: z.array(z.number().nullable()),
+  /** Load hint for the client's γ policy. */
+  load: z.object({ queue_depth: z.number().int().min(0), sessions: z.number().int().min(0) }),
+});
+export type VerifyResponse = z.infer<typeof VerifyResponseSchema>;
+
+/** Error codes of the verify protocol; the HTTP layer maps them to statuses. */
+export const VERIFY_ERRORS = {
+  invalid_request: 400,
+  session_not_found: 404,
+  seq_out_of_order: 409,
+  history_mismatch: 409,
+  context_too_long: 413,
+  overloaded: 503,
+} as const;
+export type VerifyErrorCode = keyof typeof VERIFY_ERRORS;
+
+export class VerifyError extends Error {
+  override name = "VerifyError";
+  constructor(
+    readonly code: VerifyErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+  get status(): number {
+    return VERIFY_ERRORS[this.code];
+  }
+}
