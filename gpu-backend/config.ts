@@ -1,0 +1,26 @@
+// Verifier service configuration (zod, validated at start-up). Model store settings are shared with the
+// edge (src/config.ts); these are the verifier's own.
+import { z } from "zod";
+import { ConfigError } from "../src/config.ts";
+
+export const VerifierConfigSchema = z.object({
+  VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),
+  VERIFIER_HOST: z.string().min(1).default("127.0.0.1").describe("Interface the verifier listens on"),
+  VERIFIER_TOKEN: z.string().min(16, "at least 16 characters").optional().describe("Shared bearer token the edge sends; required off loopback"),
+  VERIFIER_KV_BYTES: z.coerce.number().int().positive().default(256 * 1024 * 1024).describe("Byte budget of all sessions' KV caches"),
+  VERIFIER_MAX_SESSIONS: z.coerce.number().int().positive().default(256).describe("Sessions kept at once (LRU beyond)"),
+  VERIFIER_IDLE_TTL_S: z.coerce.number().positive().default(300).describe("Idle seconds before a session is evicted"),
+  VERIFIER_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body accepted (history re-opens are the big ones)"),
+});
+export type VerifierConfig = z.infer<typeof VerifierConfigSchema>;
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+export function loadVerifierConfig(env: Record<string, string | undefined>): VerifierConfig {
+  const known = Object.fromEntries(Object.keys(VerifierConfigSchema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]));
+  const r = VerifierConfigSchema.safeParse(known);
+  if (!r.success) throw new ConfigError(`invalid configuration: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  if (!r.data.VERIFIER_TOKEN && !LOOPBACK.has(r.data.VERIFIER_HOST))
+    throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${r.data.VERIFIER_HOST}) is not loopback`);
+  return r.data;
+}

@@ -1,0 +1,72 @@
+// HTTP face of the verifier (one Hono app; gpu-backend/main.ts runs it on Node). Verify rounds and
+// session closes need the shared bearer token when one is configured; health probes never do.
+import { timingSafeEqual } from "node:crypto";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { errorBody } from "../src/errors.ts";
+import { VerifyError, VerifyRequestSchema } from "../src/protocol.ts";
+import type { Verifier } from "./verifier.ts";
+
+export interface VerifierAppOptions {
+  token?: string;
+  maxBodyBytes: number;
+  info: Record<string, unknown>;
+  /** False while draining for shutdown: /readyz says so and new rounds get 503. */
+  isReady: () => boolean;
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith("Bearer ") ? header.slice(7) : "");
+  const want = Buffer.from(token);
+  // Compare in constant time; a length mismatch compares against itself so timing does not leak it.
+  return given.length === want.length ? timingSafeEqual(given, want) : (timingSafeEqual(want, want), false);
+}
+
+export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Hono {
+  const app = new Hono();
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", (c) => (o.isReady() ? c.json({ status: "ready" }) : c.json({ status: "draining" }, 503)));
+
+  app.use("/v1/*", async (c, next) => {
+    if (o.token && !tokenMatches(c.req.header("authorization"), o.token))
+      return c.json(errorBody("missing or wrong bearer token", "authentication_error", "unauthorized"), 401);
+    await next();
+  });
+  app.get("/v1/info", (c) => c.json({ ...o.info, sessions: verifier.sessions.stats() }));
+
+  app.post(
+    "/v1/verify",
+    bodyLimit({
+      maxSize: o.maxBodyBytes,
+      onError: (c) => c.json(errorBody(`request body over ${o.maxBodyBytes} bytes`, "invalid_request_error", "context_too_long"), 413),
+    }),
+    async (c) => {
+      if (!o.isReady()) return c.json(errorBody("verifier is draining", "server_error", "overloaded"), 503, { "Retry-After": "1" });
+      const raw = await c.req.json().catch(() => undefined);
+      if (raw === undefined) return c.json(errorBody("body must be JSON", "invalid_request_error", "invalid_request"), 400);
+      const parsed = VerifyRequestSchema.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        return c.json(errorBody(`${issue.path.join(".") || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", issue.path.join(".") || null), 400);
+      }
+      try {
+        return c.json(await verifier.round(parsed.data));
+      } catch (e) {
+        if (e instanceof VerifyError)
+          return c.json(errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code), e.status as 400);
+        throw e;
+      }
+    },
+  );
+
+  app.delete("/v1/sessions/:id", (c) =>
+    verifier.close(c.req.param("id")) ? c.body(null, 204) : c.json(errorBody("no such session", "invalid_request_error", "session_not_found"), 404),
+  );
+
+  app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
+  app.onError((e, c) => {
+    console.error(e);
+    return c.json(errorBody("internal error", "server_error", "internal"), 500);
+  });
+  return app;
+}

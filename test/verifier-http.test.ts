@@ -1,0 +1,94 @@
+// The verifier as a real process on loopback: auth, greedy rounds over HTTP reproducing target-only
+// output, 4xx codes for bad input, session close, graceful SIGTERM.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SPANISH_PROMPTS } from "../bench/prompts.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import type { CausalLM } from "../src/models/causal-lm.ts";
+import { loadDraftModel } from "../src/models/draft-model.ts";
+import { loadBundle } from "../src/models/model-store.ts";
+import { TextTokenizer } from "../src/models/tokenizer.ts";
+import { VerifyResponseSchema } from "../src/protocol.ts";
+import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+
+const TOKEN = "test-token-0123456789abcdef";
+let child: ChildProcess;
+let url: string;
+let target: CausalLM;
+let draft: CausalLM;
+let tok: TextTokenizer;
+
+beforeAll(async () => {
+  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
+  target = await loadTargetModel(t);
+  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
+  tok = TextTokenizer.fromBundle(t);
+  child = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts"], {
+    env: { ...process.env, VERIFIER_PORT: "0", VERIFIER_TOKEN: TOKEN },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const deadline = Date.now() + 60_000;
+  while (!/on (http:\/\/127\.0\.0\.1:\d+)/.test(out)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`verifier did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  url = out.match(/on (http:\/\/127\.0\.0\.1:\d+)/)![1];
+});
+afterAll(() => {
+  if (child && child.exitCode === null) child.kill("SIGKILL");
+});
+
+const post = (body: unknown, token = TOKEN) =>
+  fetch(`${url}/v1/verify`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+
+describe("verifier over HTTP", () => {
+  it("needs the bearer token for /v1/*, not for probes", async () => {
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    const r = await post({ session: "a", seq: 0, history: [1], drafts: [] }, "wrong-token-0123456789abcdef");
+    expect(r.status).toBe(401);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+    expect((await fetch(`${url}/v1/info`)).status).toBe(401);
+  });
+
+  it("greedy rounds reproduce target-only output on 10 prompts × 24 tokens", async () => {
+    for (const [i, text] of SPANISH_PROMPTS.slice(20, 30).entries()) {
+      const prompt = tok.encode(text);
+      const out: number[] = [];
+      let committed: number[] = [];
+      for (let seq = 0; out.length < 24; seq++) {
+        const drafts = await draft.greedy([...prompt, ...out], 4);
+        const res = await post({ session: `h${i}`, seq, drafts, ...(seq === 0 ? { history: prompt } : { committed }) });
+        expect(res.status).toBe(200);
+        const r = VerifyResponseSchema.parse(await res.json());
+        committed = [...drafts.slice(0, r.accepted), r.token];
+        out.push(...committed);
+      }
+      expect(out.slice(0, 24)).toEqual(await target.greedy(prompt, 24));
+      expect((await fetch(`${url}/v1/sessions/h${i}`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
+    }
+  });
+
+  it("answers malformed, oversized and out-of-order requests with 4xx codes", async () => {
+    const code = async (r: Response) => [r.status, ((await r.json()) as { error: { code: string } }).error.code];
+    expect(await code(await post({ session: "bad id!", seq: 0, drafts: [] }))).toEqual([400, "invalid_request"]);
+    expect(await code(await post({ session: "m", seq: 0, history: [1], drafts: new Array(17).fill(5) }))).toEqual([400, "invalid_request"]);
+    expect(await code(await post({ session: "m", seq: 3, committed: [1], drafts: [] }))).toEqual([404, "session_not_found"]);
+    expect(await code(await post({ session: "m", seq: 0, history: new Array(300_000).fill(5), drafts: [] }))).toEqual([413, "context_too_long"]);
+    const open = (await (await post({ session: "m", seq: 0, history: [1, 5], drafts: [] })).json()) as { token: number };
+    expect(await code(await post({ session: "m", seq: 5, committed: [open.token], drafts: [] }))).toEqual([409, "seq_out_of_order"]);
+    const bad = await fetch(`${url}/v1/verify`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: "{not json" });
+    expect(await code(bad)).toEqual([400, "invalid_request"]);
+  });
+
+  it("exits 0 on SIGTERM", async () => {
+    child.kill("SIGTERM");
+    const [exitCode] = await once(child, "exit");
+    expect(exitCode).toBe(0);
+  });
+});
