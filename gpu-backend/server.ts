@@ -2,9 +2,10 @@
 // session closes need the shared bearer token when one is configured; health probes never do.
 import { timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
 import { errorBody } from "../src/errors.ts";
-import { VerifyError, VerifyRequestSchema } from "../src/protocol.ts";
+import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/protocol.ts";
 import type { Verifier } from "./verifier.ts";
 
 export interface VerifierAppOptions {
@@ -58,6 +59,29 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
       }
     },
   );
+
+  app.post("/v1/generate", bodyLimit({ maxSize: o.maxBodyBytes }), async (c) => {
+    if (!o.isReady()) return c.json(errorBody("verifier is draining", "server_error", "overloaded"), 503, { "Retry-After": "1" });
+    const parsed = GenerateRequestSchema.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return c.json(errorBody(`${issue.path.join(".") || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", issue.path.join(".") || null), 400);
+    }
+    const events = verifier.generate(parsed.data, c.req.raw.signal);
+    // Pull the first event before answering, so that a refused request is a 4xx, not a broken stream.
+    let first: IteratorResult<unknown>;
+    try {
+      first = await events.next();
+    } catch (e) {
+      if (e instanceof VerifyError) return c.json(errorBody(e.message, "invalid_request_error", e.code), e.status as 400);
+      throw e;
+    }
+    return streamSSE(c, async (sse) => {
+      sse.onAbort(() => void events.return(undefined));
+      if (!first.done) await sse.writeSSE({ data: JSON.stringify(first.value) });
+      for await (const ev of events) await sse.writeSSE({ data: JSON.stringify(ev) });
+    });
+  });
 
   app.delete("/v1/sessions/:id", (c) =>
     verifier.close(c.req.param("id")) ? c.body(null, 204) : c.json(errorBody("no such session", "invalid_request_error", "session_not_found"), 404),

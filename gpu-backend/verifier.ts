@@ -2,7 +2,9 @@
 // sequence number is answered from the stored result), re-open by full history, and exact verification.
 // One round feeds [last committed token, ...drafts] to the target in one pass and scores γ+1 positions.
 import type { CausalLM, KvSequence } from "../src/models/causal-lm.ts";
-import { VerifyError, type VerifyRequest, type VerifyResponse } from "../src/protocol.ts";
+import { argmax } from "../src/models/causal-lm.ts";
+import { VerifyError, type GenerateEvent, type GenerateRequest, type VerifyRequest, type VerifyResponse } from "../src/protocol.ts";
+import { sampleIndex } from "../src/spec/sampling.ts";
 import { SeededRng, targetDistribution, type SamplingParams } from "../src/spec/sampling.ts";
 import { verifyGreedy, verifySampling, type VerifyResult } from "../src/spec/verify.ts";
 import { SessionKvStore, type SessionKvStoreOptions } from "./session-kv-store.ts";
@@ -106,6 +108,34 @@ export class Verifier {
     };
     this.sessions.resized(req.session);
     return s.lastResponse;
+  }
+
+  /** Plain autoregressive decoding, one event per token; stops early when `signal` aborts. */
+  async *generate(req: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerateEvent> {
+    for (const t of req.history)
+      if (t >= this.model.vocab) throw new VerifyError("invalid_request", `token id ${t} outside the vocabulary (0..${this.model.vocab - 1})`);
+    if (req.history.length + req.max_tokens > this.model.maxPositions)
+      throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the model's ${this.model.maxPositions} positions`);
+    const sampling = req.sampling && req.sampling.temperature > 0 ? req.sampling : undefined;
+    const params = sampling && { temperature: sampling.temperature, topP: sampling.top_p, topK: sampling.top_k };
+    const rng = sampling && new SeededRng(sampling.seed, 0x67656e); // "gen": its own stream
+    const seq = this.model.newSequence();
+    this.inFlight++;
+    try {
+      let logits = await this.model.forward(seq, req.history);
+      for (let n = 1; ; n++) {
+        const row = logits.last();
+        const token = params ? sampleIndex(targetDistribution(row, params), rng!.next()) : argmax(row);
+        yield { token };
+        if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
+        if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };
+        if (signal?.aborted) return;
+        logits = await this.model.forward(seq, [token]);
+      }
+    } finally {
+      this.inFlight--;
+      seq.reset();
+    }
   }
 
   close(session: string): boolean {

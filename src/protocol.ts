@@ -58,6 +58,19 @@ export const VerifyResponseSchema = z.object({
 });
 export type VerifyResponse = z.infer<typeof VerifyResponseSchema>;
 
+/** Autoregressive generation on the verifier (γ = 0: the baseline, and the edge's path when speculation does not pay). */
+export const GenerateRequestSchema = z.object({
+  history: z.array(tokenId).min(1),
+  max_tokens: z.number().int().min(1).max(8192),
+  /** Generation ends after emitting one of these (EOS by default on the edge's side). */
+  stop_ids: z.array(tokenId).max(16).default([]),
+  sampling: SamplingSchema.optional(),
+});
+export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
+
+/** One streamed event of /v1/generate (SSE `data:` lines). */
+export type GenerateEvent = { token: number } | { done: true; finish_reason: "stop" | "length"; tokens: number };
+
 /** Error codes of the verify protocol; the HTTP layer maps them to statuses. */
 export const VERIFY_ERRORS = {
   invalid_request: 400,

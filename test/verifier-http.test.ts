@@ -86,6 +86,26 @@ describe("verifier over HTTP", () => {
     expect(await code(bad)).toEqual([400, "invalid_request"]);
   });
 
+  it("streams autoregressive generation (γ = 0) identical to target-only greedy, and seeded sampling reproducibly", async () => {
+    const gen = async (body: unknown) => {
+      const r = await fetch(`${url}/v1/generate`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toMatch(/text\/event-stream/);
+      const events = (await r.text()).split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)));
+      return { tokens: events.filter((e) => "token" in e).map((e) => e.token as number), last: events.at(-1) };
+    };
+    const prompt = tok.encode("La música");
+    const g = await gen({ history: prompt, max_tokens: 24 });
+    expect(g.tokens).toEqual(await target.greedy(prompt, 24));
+    expect(g.last).toEqual({ done: true, finish_reason: "length", tokens: 24 });
+    const stop = await gen({ history: prompt, max_tokens: 24, stop_ids: [g.tokens[3]] });
+    expect(stop.last).toMatchObject({ finish_reason: "stop" });
+    const sampling = { temperature: 0.9, top_p: 0.95, seed: 7 };
+    expect((await gen({ history: prompt, max_tokens: 16, sampling })).tokens).toEqual((await gen({ history: prompt, max_tokens: 16, sampling })).tokens);
+    const bad = await fetch(`${url}/v1/generate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ history: [1], max_tokens: 5000 }) });
+    expect(bad.status).toBe(413);
+  });
+
   it("exits 0 on SIGTERM", async () => {
     child.kill("SIGTERM");
     const [exitCode] = await once(child, "exit");
