@@ -6,6 +6,7 @@ import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
 import { errorBody } from "../src/errors.ts";
 import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/protocol.ts";
+import { createVerifierMetrics } from "./metrics.ts";
 import type { Verifier } from "./verifier.ts";
 
 export interface VerifierAppOptions {
@@ -25,7 +26,9 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Hono {
   const app = new Hono();
+  const metrics = createVerifierMetrics(verifier);
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
   app.get("/readyz", (c) => (o.isReady() ? c.json({ status: "ready" }) : c.json({ status: "draining" }, 503)));
 
   app.use("/v1/*", async (c, next) => {
@@ -50,8 +53,11 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
         const issue = parsed.error.issues[0];
         return c.json(errorBody(`${issue.path.join(".") || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", issue.path.join(".") || null), 400);
       }
+      const end = metrics.roundSeconds.startTimer();
       try {
-        return c.json(await verifier.round(parsed.data));
+        const res = await verifier.round(parsed.data);
+        end();
+        return c.json(res);
       } catch (e) {
         if (e instanceof VerifyError)
           return c.json(errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code), e.status as 400);

@@ -27,6 +27,8 @@ export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict">;
 
 export class Verifier {
   readonly sessions: SessionKvStore<Session>;
+  /** Running totals for /metrics. */
+  readonly counters = { rounds: 0, retries: 0, drafted: 0, accepted: 0, generated: 0 };
   private inFlight = 0;
 
   constructor(
@@ -42,7 +44,10 @@ export class Verifier {
     let session = req.history ? undefined : this.sessions.get(req.session);
     if (!req.history) {
       if (!session) throw new VerifyError("session_not_found", `session ${req.session} is unknown or was evicted; re-open it with its full history`);
-      if (req.seq === session.lastSeq && session.lastResponse) return session.lastResponse; // a retry
+      if (req.seq === session.lastSeq && session.lastResponse) {
+        this.counters.retries++;
+        return session.lastResponse;
+      }
       if (req.seq !== session.lastSeq + 1)
         throw new VerifyError("seq_out_of_order", `session ${req.session}: expected round ${session.lastSeq + 1} (or a retry of ${session.lastSeq}), got ${req.seq}`);
       const got = req.committed ?? [];
@@ -107,6 +112,9 @@ export class Verifier {
       load: { queue_depth: this.inFlight, sessions: this.sessions.stats().sessions },
     };
     this.sessions.resized(req.session);
+    this.counters.rounds++;
+    this.counters.drafted += req.drafts.length;
+    this.counters.accepted += result.accepted;
     return s.lastResponse;
   }
 
@@ -126,6 +134,7 @@ export class Verifier {
       for (let n = 1; ; n++) {
         const row = logits.last();
         const token = params ? sampleIndex(targetDistribution(row, params), rng!.next()) : argmax(row);
+        this.counters.generated++;
         yield { token };
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
         if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };

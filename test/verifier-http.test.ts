@@ -106,6 +106,17 @@ describe("verifier over HTTP", () => {
     expect(bad.status).toBe(413);
   });
 
+  it("serves Prometheus metrics without a token, counting rounds and accepted drafts", async () => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
+    expect(value("alia_verifier_rounds_total")).toBeGreaterThan(10);
+    expect(value("alia_verifier_accepted_tokens_total")).toBeGreaterThan(0);
+    expect(value("alia_verifier_accepted_tokens_total")).toBeLessThanOrEqual(value("alia_verifier_drafted_tokens_total"));
+    expect(value("alia_verifier_generated_tokens_total")).toBeGreaterThanOrEqual(24);
+    expect(value("alia_verifier_sessions_closed_total")).toBeGreaterThanOrEqual(10);
+    expect(text).toMatch(/alia_verifier_round_seconds_bucket\{le="0.005"\}/);
+  });
+
   it("exits 0 on SIGTERM", async () => {
     child.kill("SIGTERM");
     const [exitCode] = await once(child, "exit");

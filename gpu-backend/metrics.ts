@@ -1,0 +1,42 @@
+// Prometheus metrics of the verifier (prom-client, own registry). Counters are read from the verifier
+// and its session store at scrape time, so the hot path only increments plain numbers.
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Verifier } from "./verifier.ts";
+
+export interface VerifierMetrics {
+  registry: Registry;
+  roundSeconds: Histogram;
+}
+
+export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
+  const registry = new Registry();
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  const c = verifier.counters;
+  counter("alia_verifier_rounds_total", "Verify rounds answered (retries excluded)", () => c.rounds);
+  counter("alia_verifier_retries_total", "Rounds answered from the stored result", () => c.retries);
+  counter("alia_verifier_drafted_tokens_total", "Draft tokens received for verification", () => c.drafted);
+  counter("alia_verifier_accepted_tokens_total", "Draft tokens accepted", () => c.accepted);
+  counter("alia_verifier_generated_tokens_total", "Tokens produced by /v1/generate", () => c.generated);
+  const stats = () => verifier.sessions.stats();
+  counter("alia_verifier_sessions_evicted_lru_total", "Sessions evicted for the KV byte or session budget", () => stats().evictedLru);
+  counter("alia_verifier_sessions_evicted_idle_total", "Sessions evicted after the idle TTL", () => stats().evictedIdle);
+  counter("alia_verifier_sessions_closed_total", "Sessions closed by clients or replaced by a re-open", () => stats().closed);
+  new Gauge({ name: "alia_verifier_sessions", help: "Sessions held", registers: [registry], collect() { this.set(stats().sessions); } });
+  new Gauge({ name: "alia_verifier_kv_bytes", help: "Bytes held by session KV caches", registers: [registry], collect() { this.set(stats().bytes); } });
+  const roundSeconds = new Histogram({
+    name: "alia_verifier_round_seconds",
+    help: "Latency of verify rounds",
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
+    registers: [registry],
+  });
+  return { registry, roundSeconds };
+}
