@@ -1,6 +1,7 @@
 // The configuration schema: defaults, clear errors, and README's table kept in sync with it.
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import { loadVerifierConfig, VerifierConfigSchema } from "../gpu-backend/config.ts";
 import { ConfigSchema, loadConfig } from "../src/config.ts";
 
 describe("loadConfig", () => {
@@ -21,12 +22,14 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ MODEL_STORE: "ftp" })).toThrow(/MODEL_STORE:/);
     expect(() => loadConfig({ S3_ENDPOINT: "not a url" })).toThrow(/S3_ENDPOINT:/);
     expect(() => loadConfig({ MODEL_STORE: "s3" })).toThrow(/S3_BUCKET is required when MODEL_STORE=s3/);
+    expect(() => loadVerifierConfig({ VERIFIER_HOST: "0.0.0.0" })).toThrow(/VERIFIER_TOKEN is required when VERIFIER_HOST \(0\.0\.0\.0\) is not loopback/);
+    expect(() => loadVerifierConfig({ VERIFIER_TOKEN: "short" })).toThrow(/VERIFIER_TOKEN: at least 16 characters/);
   });
 
   it("is documented in README: every variable with its default", async () => {
     const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
-    const defaults = loadConfig({});
-    for (const key of Object.keys(ConfigSchema.shape)) {
+    const defaults = { ...loadConfig({}), ...loadVerifierConfig({}) };
+    for (const key of [...Object.keys(ConfigSchema.shape), ...Object.keys(VerifierConfigSchema.shape)]) {
       const row = readme.split("\n").find((l) => l.startsWith(`| \`${key}\` |`));
       expect(row, `README lacks a row for ${key}`).toBeDefined();
       const value = (defaults as Record<string, unknown>)[key];
