@@ -5,6 +5,10 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { benchRunners } from "../bench/runners.ts";
+import { benchVerifier } from "../bench/verifier.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { loadBundle } from "../src/models/model-store.ts";
+import { TextTokenizer } from "../src/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
 
 const { values } = parseArgs({
@@ -28,9 +32,15 @@ const r = await benchRunners({
   alphaPrompts: values.quick ? 10 : 50,
   log: (s) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`),
 });
+console.error("verifier rounds…");
+const targetBundle = await loadBundle(path.join(values.pair, "target"));
+const targetLm = await loadTargetModel(targetBundle);
+const tokenizer = TextTokenizer.fromBundle(targetBundle);
+const vb = await benchVerifier(targetLm, (t) => tokenizer.encode(t), { prompts: values.quick ? 5 : 30, gammas: [1, 2, 3, 4, 5, 6, 7, 8] });
+await targetLm.dispose();
 const out = values.out ?? path.join("bench", "results", values.quick ? "runners-quick.json" : "runners.json");
 await mkdir(path.dirname(out), { recursive: true });
-const result = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runners: r };
+const result = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runners: r, verifier: vb };
 await writeFile(out, JSON.stringify(result, null, 2) + "\n");
 
 const f = (x: number) => x.toFixed(3);
@@ -43,4 +53,6 @@ for (const [name, t] of [["draft", r.draft], ["target", r.target]] as const)
   );
 console.log(`verify chunk of ${r.gamma}: draft web ${f(r.draft.ort_web_chunk_ms)} ms, node ${f(r.draft.ort_node_chunk_ms)} ms; target web ${f(r.target.ort_web_chunk_ms)} ms, node ${f(r.target.ort_node_chunk_ms)} ms`);
 console.log(`greedy α (draft vs target) = ${r.alpha.value.toFixed(3)} over ${r.alpha.prompts} prompts × ${r.alpha.tokens_per_prompt} tokens`);
+console.log(`verifier round (in-process, median): ${vb.round_ms_by_gamma.map((x) => `γ=${x.gamma} ${x.round_ms.toFixed(3)} ms`).join(", ")}`);
+console.log(`KV bytes per session per token (target): ${vb.kv_bytes_per_token}`);
 console.log(`wrote ${out}`);
