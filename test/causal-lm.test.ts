@@ -137,6 +137,42 @@ describe.each([
   });
 });
 
+describe("forwardBatch (micro-batching)", () => {
+  it.each([
+    ["onnxruntime-node", () => target],
+    ["onnxruntime-web", () => web],
+  ])("%s: rows of different past and chunk lengths compute what each computes alone", async (_n, lm) => {
+    const setups = [
+      { past: [] as number[], chunk: [1, 17] },
+      { past: [1, 5, 9, 13, 200], chunk: [7, 8, 9, 10] },
+      { past: [1, 40, 41, 42, 43, 44, 45, 46, 47], chunk: [99] },
+    ];
+    const batched = await Promise.all(
+      setups.map(async (x) => {
+        const seq = lm().newSequence();
+        if (x.past.length) await lm().forward(seq, x.past);
+        return seq;
+      }),
+    );
+    const out = await lm().forwardBatch(setups.map((x, r) => ({ seq: batched[r], tokens: x.chunk })));
+    for (const [r, x] of setups.entries()) {
+      const alone = await lm().forward(lm().newSequence(), [...x.past, ...x.chunk]);
+      expect(out[r].rows).toBe(x.chunk.length);
+      expect(maxAbsDiff(out[r].data, alone.data.subarray(x.past.length * alone.vocab))).toBeLessThan(TOL);
+      // The cache each row keeps is its own: continuing it matches a never-batched sequence.
+      expect(batched[r].tokens).toEqual([...x.past, ...x.chunk]);
+      const next = await lm().forward(batched[r], [3]);
+      const ref = await lm().forward(lm().newSequence(), [...x.past, ...x.chunk, 3]);
+      expect(maxAbsDiff(next.data, ref.data.subarray((ref.rows - 1) * ref.vocab))).toBeLessThan(TOL);
+    }
+  });
+
+  it("refuses the same sequence twice in one batch", async () => {
+    const seq = target.newSequence();
+    await expect(target.forwardBatch([{ seq, tokens: [1] }, { seq, tokens: [2] }])).rejects.toThrow(/same sequence twice/);
+  });
+});
+
 describe("runtimes and rewrites agree", () => {
   it("onnxruntime-web and onnxruntime-node give the same logits on the same model", async () => {
     const all = [...prompt, ...drafts];

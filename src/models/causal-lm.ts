@@ -142,39 +142,103 @@ export class CausalLM {
    * step, many are a prefill or a verify chunk; returns logits for every position of the chunk.
    */
   async forward(seq: KvSequence, tokens: readonly number[]): Promise<ChunkLogits> {
-    if (tokens.length === 0) throw new RangeError("forward() needs at least one token");
-    if (seq.busy) throw new Error("forward() called on a sequence that is already running a forward pass");
-    const past = seq.length;
-    const total = past + tokens.length;
-    if (total > this.maxPositions) throw new RangeError(`sequence of ${total} tokens exceeds the model's ${this.maxPositions} positions`);
-    for (const t of tokens)
-      if (!Number.isInteger(t) || t < 0 || t >= this.vocab) throw new RangeError(`token id ${t} outside the vocabulary (0..${this.vocab - 1})`);
-    const { Tensor } = this.ort;
-    const s = tokens.length;
-    const feeds: Record<string, Tensor> = {
-      input_ids: new Tensor("int64", BigInt64Array.from(tokens, BigInt), [1, s]),
-      attention_mask: new Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]),
-      position_ids: new Tensor("int64", BigInt64Array.from({ length: s }, (_, i) => BigInt(past + i)), [1, s]),
-    };
-    for (let i = 0; i < this.layers; i++) {
-      feeds[`past_key_values.${i}.key`] = seq.past[2 * i];
-      feeds[`past_key_values.${i}.value`] = seq.past[2 * i + 1];
+    return (await this.forwardBatch([{ seq, tokens }]))[0];
+  }
+
+  /**
+   * One forward pass for several sequences at once (micro-batching in the verifier). Rows of different
+   * past and chunk lengths share one padded layout: row r's cached slots end at column Pmax and its new
+   * tokens end at column Pmax+S; padding slots get attention_mask 0, so each row computes exactly what
+   * it would alone (the graph's mask combines causality with attention_mask).
+   */
+  async forwardBatch(items: readonly { seq: KvSequence; tokens: readonly number[] }[]): Promise<ChunkLogits[]> {
+    if (items.length === 0) return [];
+    if (new Set(items.map((x) => x.seq)).size !== items.length) throw new Error("forwardBatch() got the same sequence twice");
+    for (const { seq, tokens } of items) {
+      if (tokens.length === 0) throw new RangeError("forward() needs at least one token");
+      if (seq.busy) throw new Error("forward() called on a sequence that is already running a forward pass");
+      if (seq.length + tokens.length > this.maxPositions)
+        throw new RangeError(`sequence of ${seq.length + tokens.length} tokens exceeds the model's ${this.maxPositions} positions`);
+      for (const t of tokens)
+        if (!Number.isInteger(t) || t < 0 || t >= this.vocab) throw new RangeError(`token id ${t} outside the vocabulary (0..${this.vocab - 1})`);
     }
-    seq.busy = true;
+    const { Tensor } = this.ort;
+    const B = items.length;
+    const P = Math.max(...items.map((x) => x.seq.length));
+    const S = Math.max(...items.map((x) => x.tokens.length));
+    const T = P + S;
+    const ids = new BigInt64Array(B * S);
+    const mask = new BigInt64Array(B * T);
+    const pos = new BigInt64Array(B * S);
+    items.forEach(({ seq, tokens }, r) => {
+      const p = seq.length;
+      const s = tokens.length;
+      for (let j = P - p; j < P; j++) mask[r * T + j] = 1n;
+      for (let i = 0; i < s; i++) {
+        const col = S - s + i;
+        ids[r * S + col] = BigInt(tokens[i]);
+        pos[r * S + col] = BigInt(p + i);
+        mask[r * T + P + col] = 1n;
+      }
+    });
+    const feeds: Record<string, Tensor> = {
+      input_ids: new Tensor("int64", ids, [B, S]),
+      attention_mask: new Tensor("int64", mask, [B, T]),
+      position_ids: new Tensor("int64", pos, [B, S]),
+    };
+    const hd = this.headDim;
+    const kvh = this.kvHeads;
+    for (let k = 0; k < 2 * this.layers; k++) {
+      const name = `past_key_values.${k >> 1}.${k & 1 ? "value" : "key"}`;
+      if (B === 1) {
+        feeds[name] = items[0].seq.past[k];
+        continue;
+      }
+      // Right-align each row's cache in [0, P): zeros (masked) before it.
+      const data = new Float32Array(B * kvh * P * hd);
+      items.forEach(({ seq }, r) => {
+        const src = seq.past[k].data as Float32Array;
+        const p = seq.length;
+        for (let h = 0; h < kvh; h++) data.set(src.subarray(h * p * hd, (h + 1) * p * hd), ((r * kvh + h) * P + (P - p)) * hd);
+      });
+      feeds[name] = new Tensor("float32", data, [B, kvh, P, hd]);
+    }
+    for (const { seq } of items) seq.busy = true;
     let out: InferenceSession.ReturnType;
     try {
       out = await this.session.run(feeds);
     } finally {
-      seq.busy = false;
+      for (const { seq } of items) seq.busy = false;
     }
     const [, rows, vocab] = out.logits.dims;
-    if (rows !== s || vocab !== this.vocab)
+    if (rows !== S || vocab !== this.vocab)
       throw new Error(`ONNX logits have shape [${out.logits.dims}] but config.json says vocab_size=${this.vocab}`);
-    const next: Tensor[] = [];
-    for (let i = 0; i < this.layers; i++) next.push(out[`present.${i}.key`], out[`present.${i}.value`]);
-    seq.past = next;
-    seq.tokens.push(...tokens);
-    return new ChunkLogits(out.logits.data as Float32Array, s, this.vocab);
+    const logits = out.logits.data as Float32Array;
+    return items.map(({ seq, tokens }, r) => {
+      const p = seq.length;
+      const s = tokens.length;
+      const next: Tensor[] = [];
+      for (let k = 0; k < 2 * this.layers; k++) {
+        const present = out[`present.${k >> 1}.${k & 1 ? "value" : "key"}`];
+        if (B === 1) {
+          next.push(present);
+          continue;
+        }
+        // Keep this row's real slots: its cache [P−p, P) and its new tokens [P+S−s, T).
+        const src = present.data as Float32Array;
+        const data = new Float32Array(kvh * (p + s) * hd);
+        for (let h = 0; h < kvh; h++) {
+          const base = (r * kvh + h) * T * hd;
+          data.set(src.subarray(base + (P - p) * hd, base + P * hd), h * (p + s) * hd);
+          data.set(src.subarray(base + (P + S - s) * hd, base + T * hd), (h * (p + s) + p) * hd);
+        }
+        next.push(new Tensor("float32", data, [1, kvh, p + s, hd]));
+      }
+      seq.past = next;
+      seq.tokens.push(...tokens);
+      const rowStart = (r * S + S - s) * vocab;
+      return new ChunkLogits(B === 1 ? logits : logits.slice(rowStart, rowStart + s * vocab), s, vocab);
+    });
   }
 
   /** Greedy continuation of `prompt` (no speculation): the reference every speculative path must match. */
