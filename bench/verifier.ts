@@ -7,6 +7,8 @@ import { SPANISH_PROMPTS } from "./prompts.ts";
 export interface VerifierBench {
   round_ms_by_gamma: { gamma: number; round_ms: number }[];
   kv_bytes_per_token: number;
+  /** Verify chunks of γ+1 = 5 tokens for N sessions: one padded forwardBatch vs N single passes. */
+  batching: { sessions: number; batched_tokens_per_s: number; one_by_one_tokens_per_s: number }[];
 }
 
 export async function benchVerifier(target: CausalLM, encode: (s: string) => number[], o: { prompts: number; gammas: number[] }): Promise<VerifierBench> {
@@ -29,5 +31,32 @@ export async function benchVerifier(target: CausalLM, encode: (s: string) => num
     times.sort((a, b) => a - b);
     rows.push({ gamma, round_ms: times[Math.floor(times.length / 2)] });
   }
-  return { round_ms_by_gamma: rows, kv_bytes_per_token: 2 * target.layers * target.kvHeads * target.headDim * 4 };
+  const batching: VerifierBench["batching"] = [];
+  for (const n of [1, 8, 32]) {
+    const seqs = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const seq = target.newSequence();
+        await target.forward(seq, encode(SPANISH_PROMPTS[i % SPANISH_PROMPTS.length]));
+        return seq;
+      }),
+    );
+    const chunk = (i: number) => [5 + i, 6 + i, 7 + i, 8 + i, 9 + i];
+    const reset = (lens: number[]) => seqs.forEach((s, i) => s.truncate(lens[i]));
+    const lens = seqs.map((s) => s.length);
+    const batched: number[] = [];
+    const single: number[] = [];
+    for (let rep = 0; rep < 7; rep++) {
+      let t0 = performance.now();
+      await target.forwardBatch(seqs.map((seq, i) => ({ seq, tokens: chunk(i) })));
+      batched.push(performance.now() - t0);
+      reset(lens);
+      t0 = performance.now();
+      for (const [i, seq] of seqs.entries()) await target.forward(seq, chunk(i));
+      single.push(performance.now() - t0);
+      reset(lens);
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+    batching.push({ sessions: n, batched_tokens_per_s: (n * 5) / (med(batched) / 1000), one_by_one_tokens_per_s: (n * 5) / (med(single) / 1000) });
+  }
+  return { round_ms_by_gamma: rows, kv_bytes_per_token: 2 * target.layers * target.kvHeads * target.headDim * 4, batching };
 }

@@ -10,6 +10,9 @@ export const VerifierConfigSchema = z.object({
   VERIFIER_KV_BYTES: z.coerce.number().int().positive().default(256 * 1024 * 1024).describe("Byte budget of all sessions' KV caches"),
   VERIFIER_MAX_SESSIONS: z.coerce.number().int().positive().default(256).describe("Sessions kept at once (LRU beyond)"),
   VERIFIER_IDLE_TTL_S: z.coerce.number().positive().default(300).describe("Idle seconds before a session is evicted"),
+  VERIFIER_BATCH_WINDOW_MS: z.coerce.number().min(0).max(100).default(0).describe("Extra wait for company before a batch (0: batch what queued while the previous pass ran)"),
+  VERIFIER_MAX_BATCH: z.coerce.number().int().min(1).max(256).default(32).describe("Sessions in one batched pass"),
+  VERIFIER_MAX_QUEUE: z.coerce.number().int().min(1).default(256).describe("Verify passes waiting at most; beyond: 503 + Retry-After"),
   VERIFIER_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body accepted (history re-opens are the big ones)"),
 });
 export type VerifierConfig = z.infer<typeof VerifierConfigSchema>;

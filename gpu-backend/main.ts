@@ -17,7 +17,12 @@ async function main(): Promise<void> {
   const dir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const bundle = await loadBundle(dir, { verified: true });
   const model = await loadTargetModel(bundle);
-  const verifier = new Verifier(model, { maxBytes: vc.VERIFIER_KV_BYTES, maxSessions: vc.VERIFIER_MAX_SESSIONS, idleTtlMs: vc.VERIFIER_IDLE_TTL_S * 1000 });
+  const verifier = new Verifier(model, {
+    maxBytes: vc.VERIFIER_KV_BYTES,
+    maxSessions: vc.VERIFIER_MAX_SESSIONS,
+    idleTtlMs: vc.VERIFIER_IDLE_TTL_S * 1000,
+    batch: { windowMs: vc.VERIFIER_BATCH_WINDOW_MS, maxBatch: vc.VERIFIER_MAX_BATCH, maxQueue: vc.VERIFIER_MAX_QUEUE },
+  });
   const sweeper = setInterval(() => verifier.sessions.sweep(), Math.min(vc.VERIFIER_IDLE_TTL_S * 1000, 30_000));
   sweeper.unref();
   let ready = true;

@@ -60,7 +60,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
         return c.json(res);
       } catch (e) {
         if (e instanceof VerifyError)
-          return c.json(errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code), e.status as 400);
+          return c.json(errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code), e.status as 400, e.code === "overloaded" ? { "Retry-After": "1" } : {});
         throw e;
       }
     },

@@ -7,6 +7,7 @@ import { VerifyError, type GenerateEvent, type GenerateRequest, type VerifyReque
 import { sampleIndex } from "../src/spec/sampling.ts";
 import { SeededRng, targetDistribution, type SamplingParams } from "../src/spec/sampling.ts";
 import { verifyGreedy, verifySampling, type VerifyResult } from "../src/spec/verify.ts";
+import { MicroBatcher, type MicroBatcherOptions } from "./micro-batcher.ts";
 import { SessionKvStore, type SessionKvStoreOptions } from "./session-kv-store.ts";
 
 interface Session {
@@ -18,24 +19,27 @@ interface Session {
   sampling?: SamplingParams & { seed: number };
   lastSeq: number;
   lastResponse?: VerifyResponse;
+  /** A round is queued or running. */
+  active: boolean;
   /** The KvSequence interface the store needs. */
   readonly kvBytes: number;
   readonly busy: boolean;
 }
 
-export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict">;
+export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict"> & { batch?: MicroBatcherOptions };
 
 export class Verifier {
   readonly sessions: SessionKvStore<Session>;
+  readonly batcher: MicroBatcher;
   /** Running totals for /metrics. */
   readonly counters = { rounds: 0, retries: 0, drafted: 0, accepted: 0, generated: 0 };
-  private inFlight = 0;
 
   constructor(
     private readonly model: CausalLM,
     opts: VerifierOptions,
   ) {
     this.sessions = new SessionKvStore<Session>({ ...opts, onEvict: (_id, s) => s.seq.reset() });
+    this.batcher = new MicroBatcher(model, opts.batch ?? { windowMs: 0, maxBatch: 32, maxQueue: 256 });
   }
 
   async round(req: VerifyRequest): Promise<VerifyResponse> {
@@ -65,11 +69,12 @@ export class Verifier {
         expectCommitted: [],
         sampling: req.sampling && req.sampling.temperature > 0 ? { temperature: req.sampling.temperature, topP: req.sampling.top_p, topK: req.sampling.top_k, seed: req.sampling.seed } : undefined,
         lastSeq: req.seq - 1,
+        active: false,
         get kvBytes() {
           return seq.kvBytes;
         },
         get busy() {
-          return seq.busy;
+          return this.active || seq.busy;
         },
       };
       this.sessions.put(req.session, session);
@@ -80,11 +85,11 @@ export class Verifier {
     if (s.sampling && req.drafts.length && req.q?.length !== req.drafts.length)
       throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
 
-    this.inFlight++;
+    s.active = true; // queued for a batch: not evictable from here on
     let result: VerifyResult;
     const base = s.seq.length;
     try {
-      const logits = await this.model.forward(s.seq, [s.pendingToken, ...req.drafts]);
+      const logits = await this.batcher.forward(s.seq, [s.pendingToken, ...req.drafts]);
       const rows = Array.from({ length: logits.rows }, (_, i) => logits.row(i));
       if (s.sampling) {
         const rng = new SeededRng(s.sampling.seed, req.seq); // per-round stream: retries and re-opens repeat it
@@ -96,7 +101,7 @@ export class Verifier {
       if (e instanceof RangeError) throw new VerifyError("invalid_request", e.message);
       throw e;
     } finally {
-      this.inFlight--;
+      s.active = false;
     }
     // Keep the pending token and the accepted drafts; the new token is fed next round.
     s.seq.truncate(base + 1 + result.accepted);
@@ -109,7 +114,7 @@ export class Verifier {
       accepted: result.accepted,
       token: result.token,
       draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
-      load: { queue_depth: this.inFlight, sessions: this.sessions.stats().sessions },
+      load: { queue_depth: this.batcher.queueDepth, sessions: this.sessions.stats().sessions },
     };
     this.sessions.resized(req.session);
     this.counters.rounds++;
@@ -128,7 +133,6 @@ export class Verifier {
     const params = sampling && { temperature: sampling.temperature, topP: sampling.top_p, topK: sampling.top_k };
     const rng = sampling && new SeededRng(sampling.seed, 0x67656e); // "gen": its own stream
     const seq = this.model.newSequence();
-    this.inFlight++;
     try {
       let logits = await this.model.forward(seq, req.history);
       for (let n = 1; ; n++) {
@@ -142,7 +146,6 @@ export class Verifier {
         logits = await this.model.forward(seq, [token]);
       }
     } finally {
-      this.inFlight--;
       seq.reset();
     }
   }

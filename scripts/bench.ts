@@ -55,4 +55,6 @@ console.log(`verify chunk of ${r.gamma}: draft web ${f(r.draft.ort_web_chunk_ms)
 console.log(`greedy α (draft vs target) = ${r.alpha.value.toFixed(3)} over ${r.alpha.prompts} prompts × ${r.alpha.tokens_per_prompt} tokens`);
 console.log(`verifier round (in-process, median): ${vb.round_ms_by_gamma.map((x) => `γ=${x.gamma} ${x.round_ms.toFixed(3)} ms`).join(", ")}`);
 console.log(`KV bytes per session per token (target): ${vb.kv_bytes_per_token}`);
+for (const b of vb.batching)
+  console.log(`verify chunks of 5, ${b.sessions} sessions: batched ${b.batched_tokens_per_s.toFixed(0)} tok/s, one by one ${b.one_by_one_tokens_per_s.toFixed(0)} tok/s (×${(b.batched_tokens_per_s / b.one_by_one_tokens_per_s).toFixed(2)})`);
 console.log(`wrote ${out}`);

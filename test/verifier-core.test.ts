@@ -89,6 +89,26 @@ describe("Verifier core (greedy)", () => {
   });
 });
 
+describe("Verifier core (micro-batching)", () => {
+  it("concurrent sessions batched together each reproduce target-only greedy output", async () => {
+    const v = new Verifier(target, { ...store, batch: { windowMs: 5, maxBatch: 8, maxQueue: 64 } });
+    const prompts = SPANISH_PROMPTS.slice(30, 38).map((t) => tok.encode(t));
+    const outs = await Promise.all(prompts.map((p, i) => speculate(v, `c${i}`, p, 24, 3)));
+    for (const [i, p] of prompts.entries()) expect(outs[i].tokens).toEqual(await target.greedy(p, 24));
+    expect(Math.max(...v.batcher.batchSizes)).toBeGreaterThan(1);
+  });
+
+  it("answers overloaded (503) beyond the queue bound, leaving the sessions intact", async () => {
+    const v = new Verifier(target, { ...store, batch: { windowMs: 50, maxBatch: 8, maxQueue: 2 } });
+    const prompt = tok.encode("La suerte");
+    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => v.round(req({ session: `o${i}`, seq: 0, history: prompt }))));
+    const refused = results.filter((r) => r.status === "rejected");
+    expect(refused.length).toBe(2);
+    for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: "overloaded", status: 503 });
+    expect(results.filter((r) => r.status === "fulfilled").length).toBe(2);
+  });
+});
+
 describe("Verifier core (sampling)", () => {
   it("a seeded session gives the same tokens twice, and drafts with their q̃ are verified", async () => {
     const prompt = tok.encode("El tiempo es");
