@@ -20,24 +20,29 @@ let target: CausalLM;
 let draft: CausalLM;
 let tok: TextTokenizer;
 
+/** Starts `npm run verifier`'s entry point as a real process on a free loopback port. */
+async function startVerifier(): Promise<{ child: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts"], {
+    env: { ...process.env, VERIFIER_PORT: "0", VERIFIER_TOKEN: TOKEN },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const deadline = Date.now() + 60_000;
+  while (!/on (http:\/\/127\.0\.0\.1:\d+)/.test(out)) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`verifier did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child: proc, url: out.match(/on (http:\/\/127\.0\.0\.1:\d+)/)![1] };
+}
+
 beforeAll(async () => {
   const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
   target = await loadTargetModel(t);
   draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
   tok = TextTokenizer.fromBundle(t);
-  child = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts"], {
-    env: { ...process.env, VERIFIER_PORT: "0", VERIFIER_TOKEN: TOKEN },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  while (!/on (http:\/\/127\.0\.0\.1:\d+)/.test(out)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`verifier did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  url = out.match(/on (http:\/\/127\.0\.0\.1:\d+)/)![1];
+  ({ child, url } = await startVerifier());
 });
 afterAll(() => {
   if (child && child.exitCode === null) child.kill("SIGKILL");
@@ -56,8 +61,8 @@ describe("verifier over HTTP", () => {
     expect((await fetch(`${url}/v1/info`)).status).toBe(401);
   });
 
-  it("greedy rounds reproduce target-only output on 10 prompts × 24 tokens", async () => {
-    for (const [i, text] of SPANISH_PROMPTS.slice(20, 30).entries()) {
+  it("greedy rounds reproduce target-only output on 50 prompts × 24 tokens", async () => {
+    for (const [i, text] of SPANISH_PROMPTS.entries()) {
       const prompt = tok.encode(text);
       const out: number[] = [];
       let committed: number[] = [];
@@ -121,5 +126,36 @@ describe("verifier over HTTP", () => {
     child.kill("SIGTERM");
     const [exitCode] = await once(child, "exit");
     expect(exitCode).toBe(0);
+  });
+
+  it("after a kill mid-generation, a restarted verifier re-opened by history continues identically", async () => {
+    ({ child, url } = await startVerifier());
+    const prompt = tok.encode("Nunca es tarde");
+    const out: number[] = [];
+    let committed: number[] = [];
+    let seq = 0;
+    let reopen = true;
+    let killed = false;
+    while (out.length < 32) {
+      if (!killed && out.length >= 12) {
+        child.kill("SIGKILL"); // the session's KV cache dies with the process
+        await once(child, "exit");
+        ({ child, url } = await startVerifier());
+        killed = true;
+        const lost = await post({ session: "k", seq, committed, drafts: [] });
+        expect(lost.status).toBe(404); // the new process does not know the session
+        reopen = true;
+      }
+      const drafts = await draft.greedy([...prompt, ...out], 4);
+      const res = await post({ session: "k", seq, drafts, ...(reopen ? { history: [...prompt, ...out] } : { committed }) });
+      expect(res.status).toBe(200);
+      const r = VerifyResponseSchema.parse(await res.json());
+      committed = [...drafts.slice(0, r.accepted), r.token];
+      out.push(...committed);
+      seq++;
+      reopen = false;
+    }
+    expect(killed).toBe(true);
+    expect(out.slice(0, 32)).toEqual(await target.greedy(prompt, 32));
   });
 });
