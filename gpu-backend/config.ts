@@ -1,7 +1,7 @@
 // Verifier service configuration (zod, validated at start-up). Model store settings are shared with the
 // edge (src/config.ts); these are the verifier's own.
 import { z } from "zod";
-import { ConfigError } from "../src/config.ts";
+import { ConfigError, parseEnv } from "../src/config.ts";
 
 export const VerifierConfigSchema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),
@@ -20,10 +20,8 @@ export type VerifierConfig = z.infer<typeof VerifierConfigSchema>;
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
 export function loadVerifierConfig(env: Record<string, string | undefined>): VerifierConfig {
-  const known = Object.fromEntries(Object.keys(VerifierConfigSchema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]));
-  const r = VerifierConfigSchema.safeParse(known);
-  if (!r.success) throw new ConfigError(`invalid configuration: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  if (!r.data.VERIFIER_TOKEN && !LOOPBACK.has(r.data.VERIFIER_HOST))
-    throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${r.data.VERIFIER_HOST}) is not loopback`);
-  return r.data;
+  const c = parseEnv(VerifierConfigSchema, env);
+  if (!c.VERIFIER_TOKEN && !LOOPBACK.has(c.VERIFIER_HOST))
+    throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${c.VERIFIER_HOST}) is not loopback`);
+  return c;
 }

@@ -2,6 +2,7 @@
 // session closes need the shared bearer token when one is configured; health probes never do.
 import { timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
+import type { z } from "zod";
 import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
 import { errorBody } from "../src/errors.ts";
@@ -15,6 +16,13 @@ export interface VerifierAppOptions {
   info: Record<string, unknown>;
   /** False while draining for shutdown: /readyz says so and new rounds get 503. */
   isReady: () => boolean;
+}
+
+/** 400 body naming the first schema violation. */
+function schemaError(error: z.ZodError): ReturnType<typeof errorBody> {
+  const issue = error.issues[0];
+  const where = issue.path.join(".");
+  return errorBody(`${where || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", where || null);
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -49,10 +57,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
       const raw = await c.req.json().catch(() => undefined);
       if (raw === undefined) return c.json(errorBody("body must be JSON", "invalid_request_error", "invalid_request"), 400);
       const parsed = VerifyRequestSchema.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        return c.json(errorBody(`${issue.path.join(".") || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", issue.path.join(".") || null), 400);
-      }
+      if (!parsed.success) return c.json(schemaError(parsed.error), 400);
       const end = metrics.roundSeconds.startTimer();
       try {
         const res = await verifier.round(parsed.data);
@@ -69,10 +74,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
   app.post("/v1/generate", bodyLimit({ maxSize: o.maxBodyBytes }), async (c) => {
     if (!o.isReady()) return c.json(errorBody("verifier is draining", "server_error", "overloaded"), 503, { "Retry-After": "1" });
     const parsed = GenerateRequestSchema.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return c.json(errorBody(`${issue.path.join(".") || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", issue.path.join(".") || null), 400);
-    }
+    if (!parsed.success) return c.json(schemaError(parsed.error), 400);
     const events = verifier.generate(parsed.data, c.req.raw.signal);
     // Pull the first event before answering, so that a refused request is a 4xx, not a broken stream.
     let first: IteratorResult<unknown>;

@@ -26,11 +26,17 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-export function loadConfig(env: Record<string, string | undefined>): Config {
-  const known = Object.fromEntries(Object.keys(ConfigSchema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]));
-  const r = ConfigSchema.safeParse(known);
+/** Validate the variables a schema names (empty counts as unset); errors name each variable. */
+export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
+  const known = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]));
+  const r = schema.safeParse(known);
   if (!r.success)
     throw new ConfigError(`invalid configuration: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  if (r.data.MODEL_STORE === "s3" && !r.data.S3_BUCKET) throw new ConfigError("invalid configuration: S3_BUCKET is required when MODEL_STORE=s3");
   return r.data;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const c = parseEnv(ConfigSchema, env);
+  if (c.MODEL_STORE === "s3" && !c.S3_BUCKET) throw new ConfigError("invalid configuration: S3_BUCKET is required when MODEL_STORE=s3");
+  return c;
 }
