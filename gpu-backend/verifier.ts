@@ -8,7 +8,7 @@ import { sampleIndex } from "../src/spec/sampling.ts";
 import { SeededRng, targetDistribution, type SamplingParams } from "../src/spec/sampling.ts";
 import { verifyGreedy, verifySampling, type VerifyResult } from "../src/spec/verify.ts";
 import { MicroBatcher, type MicroBatcherOptions } from "./micro-batcher.ts";
-import { SessionKvStore, type SessionKvStoreOptions } from "./session-kv-store.ts";
+import { SessionKvStore, SessionTooLargeError, type SessionKvStoreOptions } from "./session-kv-store.ts";
 
 interface Session {
   seq: KvSequence;
@@ -77,7 +77,12 @@ export class Verifier {
           return this.active || seq.busy;
         },
       };
-      this.sessions.put(req.session, session);
+      try {
+        this.sessions.put(req.session, session);
+      } catch (e) {
+        if (e instanceof SessionTooLargeError) throw new VerifyError("context_too_long", e.message);
+        throw e;
+      }
     }
     const s = session;
     if (s.seq.length + 1 + req.drafts.length > this.model.maxPositions)

@@ -84,6 +84,8 @@ describe("Verifier core (greedy)", () => {
     await expect(v.round(req({ session: "x", seq: 2, committed: [r.token] }))).rejects.toMatchObject({ code: "seq_out_of_order", status: 409 });
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token + 1] }))).rejects.toMatchObject({ code: "history_mismatch" });
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token], drafts: [999_999] }))).rejects.toMatchObject({ code: "invalid_request" });
+    const tiny = new Verifier(target, { maxBytes: 10_000, maxSessions: 4, idleTtlMs: 60_000 });
+    await expect(tiny.round(req({ session: "big", seq: 0, history: new Array(50).fill(7) }))).rejects.toMatchObject({ code: "context_too_long", status: 413 });
     // None of that changed the session: the proper next round still works.
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token] }))).resolves.toMatchObject({ seq: 1, accepted: 0 });
   });
