@@ -1,11 +1,11 @@
 // CLI: write <bundle-dir>/manifest.json (sha256 + size of every file).
 //   npm run bundle:manifest -- <bundle-dir> --id salamandra-2b-q4 --version 1 --role draft
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { MANIFEST_FILE } from "../src/models/bundle.ts";
 import { writeManifest } from "../src/models/manifest.ts";
 import { progressReporter } from "../src/models/model-store.ts";
+import { resolveMeta } from "../src/models/s3-upload.ts";
 
 const HELP = `Usage: npm run bundle:manifest -- <bundle-dir> [--id <id>] [--version <v>] [--role draft|target|any]
 
@@ -44,22 +44,13 @@ async function main(): Promise<void> {
   const dir = positionals[0];
   if (v.role !== undefined && v.role !== "draft" && v.role !== "target" && v.role !== "any") fail(`--role must be draft, target or any`);
 
-  let existing: { id?: unknown; version?: unknown; role?: unknown } = {};
-  try {
-    existing = JSON.parse(await readFile(path.join(dir, MANIFEST_FILE), "utf8"));
-  } catch {
-    // No or unreadable manifest: id and version must then come from the flags.
-  }
-  const id = v.id ?? (typeof existing.id === "string" ? existing.id : undefined);
-  const version = v.version ?? (typeof existing.version === "string" ? existing.version : undefined);
-  const oldRole = existing.role === "draft" || existing.role === "target" || existing.role === "any" ? existing.role : undefined;
-  if (!id || !version) fail(`give --id and --version (no existing ${MANIFEST_FILE} to take them from)`);
+  const meta = await resolveMeta(dir, { id: v.id, version: v.version, role: v.role as "draft" | "target" | "any" | undefined });
 
   const report = progressReporter("manifest");
   let done = 0;
   const m = await writeManifest(
     dir,
-    { id, version, role: (v.role as "draft" | "target" | "any" | undefined) ?? oldRole },
+    meta,
     {
       onBytes: (n, total) => {
         done += n;

@@ -64,7 +64,8 @@ const ExistingMetaSchema = z.object({
   role: z.enum(["draft", "target", "any"]).optional(),
 });
 
-async function resolveMeta(dir: string, o: UploadOptions): Promise<ManifestMeta> {
+/** Bundle id/version/role from the options, else from the folder's existing manifest.json. */
+export async function resolveMeta(dir: string, o: Partial<ManifestMeta>): Promise<ManifestMeta> {
   let existing: z.infer<typeof ExistingMetaSchema> | undefined;
   try {
     const raw: unknown = JSON.parse(await readFile(path.join(dir, MANIFEST_FILE), "utf8"));
