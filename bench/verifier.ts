@@ -1,5 +1,6 @@
 // Verifier round latency vs γ on the target: the cost of one verify pass over [last token, d1 … dγ]
 // (in-process, no HTTP), and the KV bytes a session holds per token.
+import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import type { CausalLM } from "../src/models/causal-lm.ts";
 import { SPANISH_PROMPTS } from "./prompts.ts";
@@ -12,7 +13,7 @@ export interface VerifierBench {
 }
 
 export async function benchVerifier(target: CausalLM, encode: (s: string) => number[], o: { prompts: number; gammas: number[] }): Promise<VerifierBench> {
-  const v = new Verifier(target, { maxBytes: 1 << 30, maxSessions: 1024, idleTtlMs: 600_000 });
+  const v = new Verifier(new OnnxEngine(target), { maxBytes: 1 << 30, maxSessions: 1024, idleTtlMs: 600_000 });
   const rows: VerifierBench["round_ms_by_gamma"] = [];
   let id = 0;
   for (const gamma of o.gammas) {

@@ -2,6 +2,7 @@
 // edge (src/config.ts); these are the verifier's own.
 import { z } from "zod";
 import { ConfigError, parseEnv } from "../src/config.ts";
+import { MAX_GAMMA } from "../src/protocol.ts";
 
 export const VerifierConfigSchema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),
@@ -14,6 +15,15 @@ export const VerifierConfigSchema = z.object({
   VERIFIER_MAX_BATCH: z.coerce.number().int().min(1).max(256).default(32).describe("Sessions in one batched pass"),
   VERIFIER_MAX_QUEUE: z.coerce.number().int().min(1).default(256).describe("Verify passes waiting at most; beyond: 503 + Retry-After"),
   VERIFIER_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body accepted (history re-opens are the big ones)"),
+  VERIFIER_MAX_GAMMA: z.coerce.number().int().min(0).max(MAX_GAMMA).default(MAX_GAMMA).describe(`Most drafts per round (protocol limit ${MAX_GAMMA})`),
+  VERIFIER_MAX_CONTEXT: z.coerce.number().int().positive().optional().describe("Most tokens per session (default: the model's positions)"),
+  VERIFIER_ENGINE: z.enum(["onnx", "sglang"]).default("onnx").describe("onnx: the target bundle on onnxruntime-node; sglang: an SGLang server"),
+  VERIFIER_SGLANG_URL: z.url().optional().describe("SGLang server base URL (VERIFIER_ENGINE=sglang)"),
+  VERIFIER_SGLANG_API_KEY: z.string().min(1).optional().describe("Bearer key SGLang expects, if any"),
+  VERIFIER_SGLANG_TOP_LOGPROBS: z.coerce.number().int().min(1).max(1000).default(20).describe("K: top log-probs per position; sampling needs 0 < top_k ≤ K"),
+  VERIFIER_SGLANG_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000).describe("Timeout of one SGLang request"),
+  VERIFIER_SGLANG_VOCAB: z.coerce.number().int().positive().default(256_000).describe("Vocabulary of the SGLang model (ALIA-40b: 256000)"),
+  VERIFIER_SGLANG_MAX_POSITIONS: z.coerce.number().int().positive().default(32_768).describe("Context of the SGLang model (ALIA-40b: 32768)"),
 });
 export type VerifierConfig = z.infer<typeof VerifierConfigSchema>;
 
@@ -23,5 +33,6 @@ export function loadVerifierConfig(env: Record<string, string | undefined>): Ver
   const c = parseEnv(VerifierConfigSchema, env);
   if (!c.VERIFIER_TOKEN && !LOOPBACK.has(c.VERIFIER_HOST))
     throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${c.VERIFIER_HOST}) is not loopback`);
+  if (c.VERIFIER_ENGINE === "sglang" && !c.VERIFIER_SGLANG_URL) throw new ConfigError("invalid configuration: VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang");
   return c;
 }

@@ -5,23 +5,44 @@ import { ConfigError, loadConfig } from "../src/config.ts";
 import { bundleLabel } from "../src/models/bundle.ts";
 import { loadBundle, progressReporter } from "../src/models/model-store.ts";
 import { openModelStore } from "../src/models/open-store.ts";
-import { loadVerifierConfig } from "./config.ts";
+import { loadVerifierConfig, type VerifierConfig } from "./config.ts";
+import type { TargetEngine } from "./engine.ts";
+import { OnnxEngine } from "./onnx-engine.ts";
 import { createVerifierApp } from "./server.ts";
+import { SglangEngine } from "./sglang-engine.ts";
 import { loadTargetModel } from "./target-model.ts";
 import { Verifier } from "./verifier.ts";
 
-async function main(): Promise<void> {
+/** The configured engine, and a label for logs and /v1/info. */
+async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; label: string }> {
+  if (vc.VERIFIER_ENGINE === "sglang") {
+    const engine = new SglangEngine({
+      baseUrl: vc.VERIFIER_SGLANG_URL!.replace(/\/+$/, ""),
+      apiKey: vc.VERIFIER_SGLANG_API_KEY,
+      topLogprobs: vc.VERIFIER_SGLANG_TOP_LOGPROBS,
+      timeoutMs: vc.VERIFIER_SGLANG_TIMEOUT_MS,
+      vocab: vc.VERIFIER_SGLANG_VOCAB,
+      maxPositions: vc.VERIFIER_SGLANG_MAX_POSITIONS,
+    });
+    return { engine, label: `SGLang at ${vc.VERIFIER_SGLANG_URL}` };
+  }
   const config = loadConfig(process.env);
-  const vc = loadVerifierConfig(process.env);
   const store = openModelStore(config);
   const dir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const bundle = await loadBundle(dir, { verified: true });
-  const model = await loadTargetModel(bundle);
-  const verifier = new Verifier(model, {
+  const batch = { windowMs: vc.VERIFIER_BATCH_WINDOW_MS, maxBatch: vc.VERIFIER_MAX_BATCH, maxQueue: vc.VERIFIER_MAX_QUEUE };
+  return { engine: new OnnxEngine(await loadTargetModel(bundle), batch), label: bundleLabel(bundle.manifest) };
+}
+
+async function main(): Promise<void> {
+  const vc = loadVerifierConfig(process.env);
+  const { engine, label } = await openEngine(vc);
+  const verifier = new Verifier(engine, {
     maxBytes: vc.VERIFIER_KV_BYTES,
     maxSessions: vc.VERIFIER_MAX_SESSIONS,
     idleTtlMs: vc.VERIFIER_IDLE_TTL_S * 1000,
-    batch: { windowMs: vc.VERIFIER_BATCH_WINDOW_MS, maxBatch: vc.VERIFIER_MAX_BATCH, maxQueue: vc.VERIFIER_MAX_QUEUE },
+    maxGamma: vc.VERIFIER_MAX_GAMMA,
+    maxContext: vc.VERIFIER_MAX_CONTEXT,
   });
   const sweeper = setInterval(() => verifier.sessions.sweep(), Math.min(vc.VERIFIER_IDLE_TTL_S * 1000, 30_000));
   sweeper.unref();
@@ -29,11 +50,11 @@ async function main(): Promise<void> {
   const app = createVerifierApp(verifier, {
     token: vc.VERIFIER_TOKEN,
     maxBodyBytes: vc.VERIFIER_MAX_BODY_BYTES,
-    info: { engine: "onnx", bundle: bundleLabel(bundle.manifest), max_positions: model.maxPositions, vocab: model.vocab },
+    info: { engine: engine.name, model: label, max_context: verifier.maxContext, max_gamma: verifier.maxGamma, vocab: engine.vocab, exact_top: engine.exactTop },
     isReady: () => ready,
   });
   const server = serve({ fetch: app.fetch, port: vc.VERIFIER_PORT, hostname: vc.VERIFIER_HOST }, (info) => {
-    console.log(`alia-edge verifier serving ${bundleLabel(bundle.manifest)} on http://${info.address}:${info.port}${vc.VERIFIER_TOKEN ? "" : " (no token: loopback only)"}`);
+    console.log(`alia-edge verifier serving ${label} on http://${info.address}:${info.port}${vc.VERIFIER_TOKEN ? "" : " (no token: loopback only)"}`);
   });
   const stop = () => {
     ready = false; // new rounds get 503; server.close waits for in-flight requests

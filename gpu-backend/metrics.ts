@@ -1,6 +1,8 @@
 // Prometheus metrics of the verifier (prom-client, own registry). Counters are read from the verifier
 // and its session store at scrape time, so the hot path only increments plain numbers.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { OnnxEngine } from "./onnx-engine.ts";
+import { SglangEngine } from "./sglang-engine.ts";
 import type { Verifier } from "./verifier.ts";
 
 export interface VerifierMetrics {
@@ -32,6 +34,23 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
   counter("alia_verifier_sessions_closed_total", "Sessions closed by clients or replaced by a re-open", () => stats().closed);
   new Gauge({ name: "alia_verifier_sessions", help: "Sessions held", registers: [registry], collect() { this.set(stats().sessions); } });
   new Gauge({ name: "alia_verifier_kv_bytes", help: "Bytes held by session KV caches", registers: [registry], collect() { this.set(stats().bytes); } });
+  const engine = verifier.engine;
+  new Gauge({ name: "alia_verifier_queue_depth", help: "Passes waiting for the engine", registers: [registry], collect() { this.set(engine.queueDepth); } });
+  if (engine instanceof OnnxEngine)
+    new Counter({
+      name: "alia_verifier_batches_total",
+      help: "Batched forward passes by batch size (sessions in the pass)",
+      labelNames: ["size"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [size, n] of engine.batcher.batches) this.inc({ size: String(size) }, n);
+      },
+    });
+  if (engine instanceof SglangEngine) {
+    counter("alia_verifier_sglang_prefix_tokens_total", "Tokens before the scored range sent to SGLang", () => engine.cache.prefixTokens);
+    counter("alia_verifier_sglang_cached_tokens_total", "Of those, tokens SGLang served from its radix cache (cached_tokens)", () => engine.cache.cachedTokens);
+  }
   const roundSeconds = new Histogram({
     name: "alia_verifier_round_seconds",
     help: "Latency of verify rounds",

@@ -26,8 +26,8 @@ export class MicroBatcher {
   private queue: Pending[] = [];
   private scheduled = false;
   private running = false;
-  /** Batch sizes run so far, for metrics. */
-  readonly batchSizes: number[] = [];
+  /** Batches run so far by size, for metrics. */
+  readonly batches = new Map<number, number>();
 
   constructor(
     private readonly model: CausalLM,
@@ -60,7 +60,7 @@ export class MicroBatcher {
   private async runBatch(): Promise<void> {
     this.running = true;
     const batch = this.queue.splice(0, this.o.maxBatch);
-    this.batchSizes.push(batch.length);
+    this.batches.set(batch.length, (this.batches.get(batch.length) ?? 0) + 1);
     try {
       const out = await this.model.forwardBatch(batch.map(({ seq, tokens }) => ({ seq, tokens })));
       batch.forEach((p, i) => p.resolve(out[i]));

@@ -1,7 +1,7 @@
 // HTTP face of the verifier (one Hono app; gpu-backend/main.ts runs it on Node). Verify rounds and
 // session closes need the shared bearer token when one is configured; health probes never do.
 import { timingSafeEqual } from "node:crypto";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
@@ -23,6 +23,11 @@ function schemaError(error: z.ZodError): ReturnType<typeof errorBody> {
   const issue = error.issues[0];
   const where = issue.path.join(".");
   return errorBody(`${where || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", where || null);
+}
+
+function verifyErrorResponse(c: Context, e: VerifyError): Response {
+  const body = errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code);
+  return c.json(body, e.status as 400, e.status === 503 ? { "Retry-After": "1" } : {});
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -64,8 +69,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
         end();
         return c.json(res);
       } catch (e) {
-        if (e instanceof VerifyError)
-          return c.json(errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code), e.status as 400, e.code === "overloaded" ? { "Retry-After": "1" } : {});
+        if (e instanceof VerifyError) return verifyErrorResponse(c, e);
         throw e;
       }
     },
@@ -81,13 +85,20 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
     try {
       first = await events.next();
     } catch (e) {
-      if (e instanceof VerifyError) return c.json(errorBody(e.message, "invalid_request_error", e.code), e.status as 400);
+      if (e instanceof VerifyError) return verifyErrorResponse(c, e);
       throw e;
     }
     return streamSSE(c, async (sse) => {
       sse.onAbort(() => void events.return(undefined));
-      if (!first.done) await sse.writeSSE({ data: JSON.stringify(first.value) });
-      for await (const ev of events) await sse.writeSSE({ data: JSON.stringify(ev) });
+      try {
+        if (!first.done) await sse.writeSSE({ data: JSON.stringify(first.value) });
+        for await (const ev of events) await sse.writeSSE({ data: JSON.stringify(ev) });
+      } catch (e) {
+        // Headers are sent: a failure mid-stream becomes a last event the edge can act on.
+        const known = e instanceof VerifyError;
+        if (!known) console.error(e);
+        await sse.writeSSE({ event: "error", data: JSON.stringify(errorBody(known ? e.message : "internal error", "server_error", known ? e.code : "internal")) });
+      }
     });
   });
 

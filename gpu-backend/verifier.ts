@@ -1,17 +1,16 @@
 // The verifier's core, independent of HTTP: sessions with KV caches, exactly-once rounds (a repeated
 // sequence number is answered from the stored result), re-open by full history, and exact verification.
-// One round feeds [last committed token, ...drafts] to the target in one pass and scores γ+1 positions.
-import type { CausalLM, KvSequence } from "../src/models/causal-lm.ts";
+// One round feeds [last committed token, ...drafts] to the target engine in one pass and scores γ+1
+// positions.
 import { argmax } from "../src/models/causal-lm.ts";
-import { VerifyError, type GenerateEvent, type GenerateRequest, type VerifyRequest, type VerifyResponse } from "../src/protocol.ts";
-import { sampleIndex } from "../src/spec/sampling.ts";
-import { SeededRng, targetDistribution, type SamplingParams } from "../src/spec/sampling.ts";
+import { MAX_GAMMA, VerifyError, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/protocol.ts";
+import { SeededRng, sampleIndex, targetDistribution, type SamplingParams } from "../src/spec/sampling.ts";
 import { verifyGreedy, verifySampling, type VerifyResult } from "../src/spec/verify.ts";
-import { MicroBatcher, type MicroBatcherOptions } from "./micro-batcher.ts";
+import type { EngineSequence, TargetEngine } from "./engine.ts";
 import { SessionKvStore, SessionTooLargeError, type SessionKvStoreOptions } from "./session-kv-store.ts";
 
 interface Session {
-  seq: KvSequence;
+  seq: EngineSequence;
   /** Committed but not yet run through the target (the previous round's token, or the history's last). */
   pendingToken: number;
   /** What the client must report as `committed` in the next round. */
@@ -26,25 +25,46 @@ interface Session {
   readonly busy: boolean;
 }
 
-export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict"> & { batch?: MicroBatcherOptions };
+export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict"> & {
+  /** Most drafts per round (≤ the protocol's MAX_GAMMA). */
+  maxGamma?: number;
+  /** Most tokens a session may hold (≤ the engine's positions). */
+  maxContext?: number;
+};
 
 export class Verifier {
   readonly sessions: SessionKvStore<Session>;
-  readonly batcher: MicroBatcher;
   /** Running totals for /metrics. */
   readonly counters = { rounds: 0, retries: 0, drafted: 0, accepted: 0, generated: 0 };
+  readonly maxGamma: number;
+  readonly maxContext: number;
 
   constructor(
-    private readonly model: CausalLM,
+    readonly engine: TargetEngine,
     opts: VerifierOptions,
   ) {
     this.sessions = new SessionKvStore<Session>({ ...opts, onEvict: (_id, s) => s.seq.reset() });
-    this.batcher = new MicroBatcher(model, opts.batch ?? { windowMs: 0, maxBatch: 32, maxQueue: 256 });
+    this.maxGamma = Math.min(opts.maxGamma ?? MAX_GAMMA, MAX_GAMMA);
+    this.maxContext = Math.min(opts.maxContext ?? engine.maxPositions, engine.maxPositions);
+  }
+
+  private checkTokens(tokens: readonly number[]): void {
+    const vocab = this.engine.vocab;
+    for (const t of tokens) if (t >= vocab) throw new VerifyError("invalid_request", `token id ${t} outside the vocabulary (0..${vocab - 1})`);
+  }
+
+  /** Sampling parameters as the verification math takes them; greedy (undefined) at temperature 0. */
+  private samplingParams(s: Sampling | undefined): (SamplingParams & { seed: number }) | undefined {
+    if (!s || s.temperature === 0) return undefined;
+    const K = this.engine.exactTop;
+    if (K < this.engine.vocab && !(s.top_k > 0 && s.top_k <= K))
+      throw new VerifyError("invalid_request", `the ${this.engine.name} engine returns only its top ${K} log-probs: sampling is exact only with 0 < top_k ≤ ${K}`);
+    return { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed };
   }
 
   async round(req: VerifyRequest): Promise<VerifyResponse> {
-    for (const t of [...req.drafts, ...(req.committed ?? []), ...(req.history ?? [])])
-      if (t >= this.model.vocab) throw new VerifyError("invalid_request", `token id ${t} outside the vocabulary (0..${this.model.vocab - 1})`);
+    if (req.drafts.length > this.maxGamma) throw new VerifyError("invalid_request", `${req.drafts.length} drafts: this verifier takes at most ${this.maxGamma} per round`);
+    this.checkTokens([...req.drafts, ...(req.committed ?? []), ...(req.history ?? [])]);
     let session = req.history ? undefined : this.sessions.get(req.session);
     if (!req.history) {
       if (!session) throw new VerifyError("session_not_found", `session ${req.session} is unknown or was evicted; re-open it with its full history`);
@@ -59,15 +79,15 @@ export class Verifier {
         throw new VerifyError("history_mismatch", `session ${req.session}: committed tokens [${got}] differ from the verifier's [${session.expectCommitted}]; re-open with the full history`);
     } else {
       const history = req.history;
-      if (history.length + req.drafts.length > this.model.maxPositions)
-        throw new VerifyError("context_too_long", `history of ${history.length} tokens plus ${req.drafts.length} drafts exceeds the model's ${this.model.maxPositions} positions`);
-      const seq = this.model.newSequence();
-      if (history.length > 1) await this.model.forward(seq, history.slice(0, -1));
+      if (history.length + req.drafts.length > this.maxContext)
+        throw new VerifyError("context_too_long", `history of ${history.length} tokens plus ${req.drafts.length} drafts exceeds the ${this.maxContext}-token context`);
+      const sampling = this.samplingParams(req.sampling);
+      const seq = await this.engine.open(history.slice(0, -1));
       session = {
         seq,
         pendingToken: history[history.length - 1],
         expectCommitted: [],
-        sampling: req.sampling && req.sampling.temperature > 0 ? { temperature: req.sampling.temperature, topP: req.sampling.top_p, topK: req.sampling.top_k, seed: req.sampling.seed } : undefined,
+        sampling,
         lastSeq: req.seq - 1,
         active: false,
         get kvBytes() {
@@ -85,8 +105,8 @@ export class Verifier {
       }
     }
     const s = session;
-    if (s.seq.length + 1 + req.drafts.length > this.model.maxPositions)
-      throw new VerifyError("context_too_long", `session ${req.session} would exceed the model's ${this.model.maxPositions} positions`);
+    if (s.seq.length + 1 + req.drafts.length > this.maxContext)
+      throw new VerifyError("context_too_long", `session ${req.session} would exceed the ${this.maxContext}-token context`);
     if (s.sampling && req.drafts.length && req.q?.length !== req.drafts.length)
       throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
 
@@ -94,13 +114,14 @@ export class Verifier {
     let result: VerifyResult;
     const base = s.seq.length;
     try {
-      const logits = await this.batcher.forward(s.seq, [s.pendingToken, ...req.drafts]);
-      const rows = Array.from({ length: logits.rows }, (_, i) => logits.row(i));
+      const { rows, tokenLogprobs } = await this.engine.score(s.seq, [s.pendingToken, ...req.drafts]);
       if (s.sampling) {
         const rng = new SeededRng(s.sampling.seed, req.seq); // per-round stream: retries and re-opens repeat it
         const p = rows.map((r) => targetDistribution(r, s.sampling!));
         result = verifySampling(req.drafts, req.q ?? [], p, () => rng.next());
       } else result = verifyGreedy(req.drafts, rows);
+      // Partial rows (top-K) cannot normalise: the engine's own log-probs are the true ones.
+      if (tokenLogprobs) result.draftLogprobs = tokenLogprobs;
     } catch (e) {
       s.seq.truncate(Math.min(base, s.seq.length));
       if (e instanceof RangeError) throw new VerifyError("invalid_request", e.message);
@@ -119,7 +140,7 @@ export class Verifier {
       accepted: result.accepted,
       token: result.token,
       draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
-      load: { queue_depth: this.batcher.queueDepth, sessions: this.sessions.stats().sessions },
+      load: { queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions },
     };
     this.sessions.resized(req.session);
     this.counters.rounds++;
@@ -130,25 +151,23 @@ export class Verifier {
 
   /** Plain autoregressive decoding, one event per token; stops early when `signal` aborts. */
   async *generate(req: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerateEvent> {
-    for (const t of req.history)
-      if (t >= this.model.vocab) throw new VerifyError("invalid_request", `token id ${t} outside the vocabulary (0..${this.model.vocab - 1})`);
-    if (req.history.length + req.max_tokens > this.model.maxPositions)
-      throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the model's ${this.model.maxPositions} positions`);
-    const sampling = req.sampling && req.sampling.temperature > 0 ? req.sampling : undefined;
-    const params = sampling && { temperature: sampling.temperature, topP: sampling.top_p, topK: sampling.top_k };
-    const rng = sampling && new SeededRng(sampling.seed, 0x67656e); // "gen": its own stream
-    const seq = this.model.newSequence();
+    this.checkTokens(req.history);
+    if (req.history.length + req.max_tokens > this.maxContext)
+      throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
+    const params = this.samplingParams(req.sampling);
+    const rng = params && new SeededRng(params.seed, 0x67656e); // "gen": its own stream
+    const seq = await this.engine.open(req.history.slice(0, -1));
     try {
-      let logits = await this.model.forward(seq, req.history);
+      let rows = (await this.engine.score(seq, req.history.slice(-1))).rows;
       for (let n = 1; ; n++) {
-        const row = logits.last();
+        const row = rows[rows.length - 1];
         const token = params ? sampleIndex(targetDistribution(row, params), rng!.next()) : argmax(row);
         this.counters.generated++;
         yield { token };
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
         if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };
         if (signal?.aborted) return;
-        logits = await this.model.forward(seq, [token]);
+        rows = (await this.engine.score(seq, [token])).rows;
       }
     } finally {
       seq.reset();

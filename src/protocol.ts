@@ -22,6 +22,7 @@ export const SamplingSchema = z.object({
   /** Seeds the verifier's draws; each round draws from its own stream, so a retry or re-open repeats them. */
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
+export type Sampling = z.infer<typeof SamplingSchema>;
 
 export const VerifyRequestSchema = z
   .object({
@@ -79,6 +80,8 @@ export const VERIFY_ERRORS = {
   history_mismatch: 409,
   context_too_long: 413,
   overloaded: 503,
+  /** The engine behind the verifier failed (SGLang unreachable, timed out or answered an error). */
+  engine_unavailable: 503,
 } as const;
 export type VerifyErrorCode = keyof typeof VERIFY_ERRORS;
 

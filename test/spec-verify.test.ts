@@ -38,6 +38,11 @@ describe("targetDistribution (temperature, top_k, top_p)", () => {
     close(targetDistribution([1, 1, 1, 1], { temperature: 1, topK: 2 }), [0.5, 0.5, 0, 0]);
     close(targetDistribution(logits, { temperature: 1, topK: 1, topP: 0.99 }), [0, 0, 1]);
   });
+  it("measures top_p within the renormalised top_k set (transformers' warper chain)", () => {
+    // top_k 2 leaves {2/6, 4/6}: 4/6 ≥ 0.6 already, although 4/7 of the full softmax would not be.
+    close(targetDistribution(logits, { temperature: 1, topK: 2, topP: 0.6 }), [0, 0, 1]);
+    close(targetDistribution(logits, { temperature: 1, topK: 2, topP: 0.7 }), [0, 1 / 3, 2 / 3]);
+  });
   it("refuses out-of-range parameters", () => {
     expect(() => targetDistribution(logits, { temperature: -1 })).toThrow(/temperature/);
     expect(() => targetDistribution(logits, { temperature: 1, topP: 0 })).toThrow(/top_p/);

@@ -3,6 +3,7 @@
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import { SPANISH_PROMPTS } from "../bench/prompts.ts";
 import type { CausalLM } from "../src/models/causal-lm.ts";
@@ -44,7 +45,7 @@ async function speculate(v: Verifier, session: string, prompt: number[], n: numb
 
 describe("Verifier core (greedy)", () => {
   it("reproduces target-only greedy output token for token on 20 prompts × 32 tokens", async () => {
-    const v = new Verifier(target, store);
+    const v = new Verifier(new OnnxEngine(target), store);
     let rounds = 0;
     for (const [i, text] of SPANISH_PROMPTS.slice(0, 20).entries()) {
       const prompt = tok.encode(text);
@@ -56,7 +57,7 @@ describe("Verifier core (greedy)", () => {
   });
 
   it("answers a retried round from the stored result without applying it twice", async () => {
-    const v = new Verifier(target, store);
+    const v = new Verifier(new OnnxEngine(target), store);
     const prompt = tok.encode("La vida es");
     const first = await v.round(req({ session: "r", seq: 0, history: prompt, drafts: await draft.greedy(prompt, 3) }));
     const again = await v.round(req({ session: "r", seq: 0, drafts: [] }));
@@ -68,23 +69,23 @@ describe("Verifier core (greedy)", () => {
 
   it("re-opening by history after eviction continues identically", async () => {
     const prompt = tok.encode("Más vale pájaro en mano");
-    const v = new Verifier(target, store);
+    const v = new Verifier(new OnnxEngine(target), store);
     const plain = await speculate(v, "a", prompt, 32, 3);
-    const w = new Verifier(target, store);
+    const w = new Verifier(new OnnxEngine(target), store);
     // Every third round the session is closed (as an eviction would) and re-opened from history.
     const evicting = await speculate(w, "b", prompt, 32, 3, (round) => round % 3 === 0 && w.close("b"));
     expect(evicting.tokens).toEqual(plain.tokens);
   });
 
   it("rejects unknown sessions, out-of-order rounds and wrong committed tokens with codes", async () => {
-    const v = new Verifier(target, store);
+    const v = new Verifier(new OnnxEngine(target), store);
     await expect(v.round(req({ session: "x", seq: 1, committed: [5] }))).rejects.toMatchObject({ code: "session_not_found", status: 404 });
     const prompt = tok.encode("El amor es");
     const r = await v.round(req({ session: "x", seq: 0, history: prompt }));
     await expect(v.round(req({ session: "x", seq: 2, committed: [r.token] }))).rejects.toMatchObject({ code: "seq_out_of_order", status: 409 });
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token + 1] }))).rejects.toMatchObject({ code: "history_mismatch" });
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token], drafts: [999_999] }))).rejects.toMatchObject({ code: "invalid_request" });
-    const tiny = new Verifier(target, { maxBytes: 10_000, maxSessions: 4, idleTtlMs: 60_000 });
+    const tiny = new Verifier(new OnnxEngine(target), { maxBytes: 10_000, maxSessions: 4, idleTtlMs: 60_000 });
     await expect(tiny.round(req({ session: "big", seq: 0, history: new Array(50).fill(7) }))).rejects.toMatchObject({ code: "context_too_long", status: 413 });
     // None of that changed the session: the proper next round still works.
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token] }))).resolves.toMatchObject({ seq: 1, accepted: 0 });
@@ -93,15 +94,15 @@ describe("Verifier core (greedy)", () => {
 
 describe("Verifier core (micro-batching)", () => {
   it("concurrent sessions batched together each reproduce target-only greedy output", async () => {
-    const v = new Verifier(target, { ...store, batch: { windowMs: 5, maxBatch: 8, maxQueue: 64 } });
+    const v = new Verifier(new OnnxEngine(target, { windowMs: 5, maxBatch: 8, maxQueue: 64 }), store);
     const prompts = SPANISH_PROMPTS.slice(30, 38).map((t) => tok.encode(t));
     const outs = await Promise.all(prompts.map((p, i) => speculate(v, `c${i}`, p, 24, 3)));
     for (const [i, p] of prompts.entries()) expect(outs[i].tokens).toEqual(await target.greedy(p, 24));
-    expect(Math.max(...v.batcher.batchSizes)).toBeGreaterThan(1);
+    expect(Math.max(...(v.engine as OnnxEngine).batcher.batches.keys())).toBeGreaterThan(1);
   });
 
   it("answers overloaded (503) beyond the queue bound, leaving the sessions intact", async () => {
-    const v = new Verifier(target, { ...store, batch: { windowMs: 50, maxBatch: 8, maxQueue: 2 } });
+    const v = new Verifier(new OnnxEngine(target, { windowMs: 50, maxBatch: 8, maxQueue: 2 }), store);
     const prompt = tok.encode("La suerte");
     const results = await Promise.allSettled([0, 1, 2, 3].map((i) => v.round(req({ session: `o${i}`, seq: 0, history: prompt }))));
     const refused = results.filter((r) => r.status === "rejected");
@@ -115,7 +116,7 @@ describe("Verifier core (sampling)", () => {
   it("a seeded session gives the same tokens twice, and drafts with their q̃ are verified", async () => {
     const prompt = tok.encode("El tiempo es");
     const run = async () => {
-      const v = new Verifier(target, store);
+      const v = new Verifier(new OnnxEngine(target), store);
       const sampling = { temperature: 0.8, top_p: 0.95, top_k: 0, seed: 1234 };
       const drafts = await draft.greedy(prompt, 2);
       // A q̃ that puts all its mass on each draft is a valid (if poor) drafter distribution.

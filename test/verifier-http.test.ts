@@ -10,7 +10,9 @@ import type { CausalLM } from "../src/models/causal-lm.ts";
 import { loadDraftModel } from "../src/models/draft-model.ts";
 import { loadBundle } from "../src/models/model-store.ts";
 import { TextTokenizer } from "../src/models/tokenizer.ts";
-import { VerifyResponseSchema } from "../src/protocol.ts";
+import { VerifyResponseSchema, type Sampling } from "../src/protocol.ts";
+import { SeededRng, sampleSparse, targetDistribution, truncateTopK } from "../src/spec/sampling.ts";
+import { chiSquareTest } from "../src/spec/stats.ts";
 import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
@@ -120,6 +122,64 @@ describe("verifier over HTTP", () => {
     expect(value("alia_verifier_generated_tokens_total")).toBeGreaterThanOrEqual(24);
     expect(value("alia_verifier_sessions_closed_total")).toBeGreaterThanOrEqual(10);
     expect(text).toMatch(/alia_verifier_round_seconds_bucket\{le="0.005"\}/);
+  });
+
+  // Seeded trials over HTTP: each opens a session after a fixed prompt, drafts γ = 2 tokens sampled from
+  // the draft model's q̃ (top-4 support), and runs rounds until two tokens are committed. The pair counts
+  // are compared with target-only sampling, p(a)·p(b|a) from the target's own logits. Small top_k keeps
+  // the cells few; accept at chi-square p ≥ 0.001 (reproducible: every seed is fixed).
+  it.each([
+    ["temperature 1, top_k 4", { temperature: 1, top_p: 1, top_k: 4, seed: 0 }],
+    ["temperature 0.7, top_k 8, top_p 0.8", { temperature: 0.7, top_p: 0.8, top_k: 8, seed: 0 }],
+  ] as const)("sampling rounds commit pairs distributed as target-only sampling (%s)", async (_name, sampling: Sampling) => {
+    const params = { temperature: sampling.temperature, topP: sampling.top_p, topK: sampling.top_k };
+    const prompt = tok.encode("El tiempo es");
+    const rows = new Map<string, Float32Array>();
+    const lastRow = async (model: CausalLM, ctx: number[]) => {
+      const key = `${model === target ? "t" : "d"}${ctx.join(",")}`;
+      if (!rows.has(key)) rows.set(key, (await model.forward(model.newSequence(), ctx)).last().slice());
+      return rows.get(key)!;
+    };
+    const trials = 2000;
+    const counts = new Map<string, number>();
+    let next = 0;
+    const worker = async () => {
+      for (let t = next++; t < trials; t = next++) {
+        const rng = new SeededRng(1000 + t);
+        const out: number[] = [];
+        let committed: number[] = [];
+        for (let seq = 0; out.length < 2; seq++) {
+          const drafts: number[] = [];
+          const q = [];
+          for (let i = 0; i < 2; i++) {
+            const qi = truncateTopK(targetDistribution(await lastRow(draft, [...prompt, ...out, ...drafts]), params), 4);
+            drafts.push(sampleSparse(qi, rng.next()));
+            q.push(qi);
+          }
+          const res = await post({ session: `p${t}`, seq, drafts, q, ...(seq === 0 ? { history: prompt, sampling: { ...sampling, seed: t } } : { committed }) });
+          expect(res.status).toBe(200);
+          const r = VerifyResponseSchema.parse(await res.json());
+          committed = [...drafts.slice(0, r.accepted), r.token];
+          out.push(...committed);
+        }
+        const key = `${out[0]},${out[1]}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker)); // concurrent sessions: rounds are batched
+    const exact = new Map<string, number>();
+    const pa = targetDistribution(await lastRow(target, prompt), params);
+    for (const [a, P] of pa.entries()) {
+      if (P === 0) continue;
+      const pb = targetDistribution(await lastRow(target, [...prompt, a]), params);
+      for (const [b, Q] of pb.entries()) if (Q > 0) exact.set(`${a},${b}`, P * Q);
+    }
+    for (const k of counts.keys()) expect(exact.has(k), `committed pair ${k} has probability 0 under the target`).toBe(true);
+    const keys = [...exact.keys()];
+    const observed = keys.map((k) => counts.get(k) ?? 0);
+    const probs = keys.map((k) => exact.get(k)!);
+    const r = chiSquareTest(observed, probs);
+    expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
   });
 
   it("exits 0 on SIGTERM", async () => {

@@ -53,10 +53,13 @@ export function targetDistribution(logits: ArrayLike<number>, params: SamplingPa
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
   let keep = k;
   if (topP < 1) {
+    // top-p measures mass within what top-k kept (renormalised), as transformers' warpers chain.
+    let topKMass = 0;
+    for (let r = 0; r < k; r++) topKMass += p[order[r]];
     let mass = 0;
     for (let r = 0; r < k; r++) {
       mass += p[order[r]];
-      if (mass >= topP) {
+      if (mass >= topP * topKMass) {
         keep = r + 1;
         break;
       }

@@ -1,0 +1,175 @@
+// SglangEngine against a CONTRACT SERVER: SGLang cannot run here, so this test serves SGLang's documented
+// /generate request and response shapes (meta_info.input_token_logprobs / input_top_logprobs with index 0
+// null, output_top_logprobs, cached_tokens from a simulated radix cache), computed by our own target.
+// It checks the adapter's requests, alignment and exactness claims, not SGLang itself.
+import path from "node:path";
+import { serve, type ServerType } from "@hono/node-server";
+import { Hono } from "hono";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SPANISH_PROMPTS } from "../bench/prompts.ts";
+import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
+import { SglangEngine } from "../gpu-backend/sglang-engine.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { Verifier } from "../gpu-backend/verifier.ts";
+import type { CausalLM } from "../src/models/causal-lm.ts";
+import { loadDraftModel } from "../src/models/draft-model.ts";
+import { loadBundle } from "../src/models/model-store.ts";
+import { TextTokenizer } from "../src/models/tokenizer.ts";
+import { VerifyRequestSchema, type Sampling, type VerifyRequest } from "../src/protocol.ts";
+import { logSoftmaxAt } from "../src/spec/verify.ts";
+import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+
+let target: CausalLM;
+let draft: CausalLM;
+let tok: TextTokenizer;
+let server: ServerType;
+let url: string;
+const seen: number[][] = [];
+const requests: Record<string, unknown>[] = [];
+/** Answer the next request(s) with 500, as an overloaded or restarting SGLang would. */
+let failNext = 0;
+
+function topK(row: Float32Array, k: number): [number, number, null][] {
+  const ids = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
+  return ids.map((id) => [logSoftmaxAt(row, id), id, null]);
+}
+
+beforeAll(async () => {
+  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
+  target = await loadTargetModel(t);
+  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
+  tok = TextTokenizer.fromBundle(t);
+  const app = new Hono();
+  app.post("/generate", async (c) => {
+    const b = (await c.req.json()) as {
+      input_ids: number[];
+      sampling_params: { max_new_tokens: number };
+      return_logprob: boolean;
+      logprob_start_len: number;
+      top_logprobs_num: number;
+    };
+    requests.push(b);
+    if (failNext > 0) {
+      failNext--;
+      return c.json({ error: "contract: simulated failure" }, 500);
+    }
+    const n = b.input_ids.length;
+    if (b.sampling_params?.max_new_tokens !== 1 || b.return_logprob !== true || !(b.logprob_start_len >= 0 && b.logprob_start_len < n))
+      return c.json({ error: "contract: expected max_new_tokens 1, return_logprob, 0 ≤ logprob_start_len < len" }, 400);
+    const logits = await target.forward(target.newSequence(), b.input_ids);
+    const start = b.logprob_start_len;
+    const input_token_logprobs = b.input_ids.slice(start).map((id, k) => [k === 0 ? null : logSoftmaxAt(logits.row(start + k - 1), id), id, null]);
+    const input_top_logprobs = b.input_ids.slice(start).map((_, k) => (k === 0 ? null : topK(logits.row(start + k - 1), b.top_logprobs_num)));
+    const out = topK(logits.row(n - 1), b.top_logprobs_num);
+    // Radix cache: the longest prefix shared with an earlier request (never the whole input).
+    const cached = Math.max(0, ...seen.map((s) => { let i = 0; while (i < s.length && i < n - 1 && s[i] === b.input_ids[i]) i++; return i; }));
+    seen.push(b.input_ids);
+    return c.json({
+      text: "",
+      output_ids: [out[0][1]],
+      meta_info: { prompt_tokens: n, completion_tokens: 1, cached_tokens: cached, input_token_logprobs, input_top_logprobs, output_token_logprobs: [out[0]], output_top_logprobs: [out] },
+    });
+  });
+  await new Promise<void>((resolve) => {
+    server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => {
+      url = `http://127.0.0.1:${info.port}`;
+      resolve();
+    });
+  });
+});
+afterAll(() => server?.close());
+
+const store = { maxBytes: 64 << 20, maxSessions: 64, idleTtlMs: 60_000 };
+const sglang = (topLogprobs = 5, baseUrl = url) =>
+  new SglangEngine({ baseUrl, topLogprobs, timeoutMs: 10_000, vocab: target.vocab, maxPositions: target.maxPositions });
+const req = (r: Partial<VerifyRequest> & Pick<VerifyRequest, "session" | "seq">): VerifyRequest => VerifyRequestSchema.parse({ drafts: [], ...r });
+
+/** Greedy speculative decoding through a Verifier: n new tokens after `prompt`. */
+async function speculate(v: Verifier, session: string, prompt: number[], n: number, gamma: number) {
+  const out: number[] = [];
+  let committed: number[] | undefined;
+  for (let round = 0; out.length < n; round++) {
+    const drafts = await draft.greedy([...prompt, ...out], gamma);
+    const r = await v.round(req({ session, seq: round, drafts, ...(round === 0 ? { history: prompt } : { committed }) }));
+    committed = [...drafts.slice(0, r.accepted), r.token];
+    out.push(...committed);
+  }
+  return out.slice(0, n);
+}
+
+describe("SglangEngine (against a contract server)", () => {
+  it("greedy verification over SGLang's API reproduces target-only greedy output, reusing the prefix cache", async () => {
+    const engine = sglang();
+    const v = new Verifier(engine, store);
+    for (const [i, text] of SPANISH_PROMPTS.slice(0, 8).entries()) {
+      const prompt = tok.encode(text);
+      expect(await speculate(v, `g${i}`, prompt, 24, 4)).toEqual(await target.greedy(prompt, 24));
+    }
+    const last = requests.at(-1)!;
+    expect(last).toMatchObject({ return_logprob: true, sampling_params: { max_new_tokens: 1 }, top_logprobs_num: 5 });
+    expect(last.logprob_start_len).toBe((last.input_ids as number[]).length - 5); // γ = 4: P − 1
+    // After each session's first round SGLang finds the earlier prefix in its radix cache.
+    expect(engine.cache.cachedTokens / engine.cache.prefixTokens).toBeGreaterThan(0.8);
+  });
+
+  it("reports the target's log-prob of each draft, aligned (index 0 is the last prefix token)", async () => {
+    const v = new Verifier(sglang(), store);
+    const prompt = tok.encode("La vida es");
+    const drafts = [...(await draft.greedy(prompt, 2)), 7]; // the last one is rarely in the top K
+    const r = await v.round(req({ session: "lp", seq: 0, history: prompt, drafts }));
+    const logits = await target.forward(target.newSequence(), [...prompt, ...drafts]);
+    drafts.forEach((d, i) => expect(r.draft_logprobs[i]).toBeCloseTo(logSoftmaxAt(logits.row(prompt.length - 1 + i), d), 5));
+  });
+
+  it("sampling with top_k ≤ K commits exactly what the full-logits engine commits; other top_k are refused", async () => {
+    const prompt = tok.encode("El tiempo es");
+    const run = async (v: Verifier, sampling: Sampling) => {
+      const out: number[] = [];
+      let committed: number[] | undefined;
+      for (let round = 0; round < 8; round++) {
+        const drafts = await draft.greedy([...prompt, ...out], 3);
+        const q = drafts.map((d) => ({ ids: [d], probs: [1] }));
+        const r = await v.round(req({ session: "s", seq: round, drafts, q, sampling, ...(round === 0 ? { history: prompt } : { committed }) }));
+        committed = [...drafts.slice(0, r.accepted), r.token];
+        out.push(...committed);
+      }
+      return out;
+    };
+    for (const seed of [1, 2, 3]) {
+      const sampling = { temperature: 0.9, top_p: 0.9, top_k: 5, seed };
+      expect(await run(new Verifier(sglang(5), store), sampling)).toEqual(await run(new Verifier(new OnnxEngine(target), store), sampling));
+    }
+    const v = new Verifier(sglang(5), store);
+    for (const top_k of [0, 6])
+      await expect(v.round(req({ session: "k", seq: 0, history: prompt, sampling: { temperature: 1, top_p: 1, top_k, seed: 1 } }))).rejects.toMatchObject({ code: "invalid_request", status: 400 });
+  });
+
+  it("a failing SGLang is a 503 engine_unavailable that leaves the session intact; the retry continues identically", async () => {
+    const v = new Verifier(sglang(), store);
+    const prompt = tok.encode("Quien mucho abarca");
+    const out: number[] = [];
+    let committed: number[] | undefined;
+    for (let round = 0; out.length < 24; round++) {
+      const drafts = await draft.greedy([...prompt, ...out], 3);
+      const r0 = req({ session: "f", seq: round, drafts, ...(round === 0 ? { history: prompt } : { committed }) });
+      if (round === 2) {
+        failNext = 1;
+        await expect(v.round(r0)).rejects.toMatchObject({ code: "engine_unavailable", status: 503 });
+      }
+      const r = await v.round(r0);
+      committed = [...drafts.slice(0, r.accepted), r.token];
+      out.push(...committed);
+    }
+    expect(out.slice(0, 24)).toEqual(await target.greedy(prompt, 24));
+    const down = new Verifier(sglang(5, "http://127.0.0.1:9"), store); // nothing listens on the discard port
+    await expect(down.round(req({ session: "d", seq: 0, history: prompt }))).rejects.toMatchObject({ code: "engine_unavailable" });
+  });
+
+  it("generate (γ = 0) over SGLang equals target-only greedy", async () => {
+    const v = new Verifier(sglang(), store);
+    const prompt = tok.encode("Más vale tarde");
+    const tokens: number[] = [];
+    for await (const ev of v.generate({ history: prompt, max_tokens: 16, stop_ids: [] })) if ("token" in ev) tokens.push(ev.token);
+    expect(tokens).toEqual(await target.greedy(prompt, 16));
+  });
+});
