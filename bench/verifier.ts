@@ -1,5 +1,6 @@
-// Verifier round latency vs γ on the target: the cost of one verify pass over [last token, d1 … dγ]
-// (in-process, no HTTP), and the KV bytes a session holds per token.
+// Verifier round latency vs γ on the target: the cost of one verify pass over [last token, d1 … dγ],
+// in-process and over HTTP against a real verifier process; batched vs unbatched throughput with
+// concurrent sessions; and the KV bytes a session holds per token.
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import type { CausalLM } from "../src/models/causal-lm.ts";
@@ -60,4 +61,82 @@ export async function benchVerifier(target: CausalLM, encode: (s: string) => num
     batching.push({ sessions: n, batched_tokens_per_s: (n * 5) / (med(batched) / 1000), one_by_one_tokens_per_s: (n * 5) / (med(single) / 1000) });
   }
   return { round_ms_by_gamma: rows, kv_bytes_per_token: 2 * target.layers * target.kvHeads * target.headDim * 4, batching };
+}
+
+export interface VerifierHttpBench {
+  /** Median latency of one verify round over HTTP on loopback (real verifier process). */
+  round_ms_by_gamma: { gamma: number; round_ms: number }[];
+  /** N sessions each running rounds of γ = 4 concurrently: batched (VERIFIER_MAX_BATCH 32) vs one pass per round (1). */
+  throughput: { sessions: number; batched_rounds_per_s: number; unbatched_rounds_per_s: number }[];
+}
+
+/**
+ * The same measurements through the verifier's HTTP API, against a real `gpu-backend/main.ts` process
+ * serving `modelDir`'s target. Drafts are prompt tokens (mostly rejected): the cost of a round is one
+ * pass over γ+1 positions whatever is accepted.
+ */
+export async function benchVerifierHttp(
+  modelDir: string,
+  encode: (s: string) => number[],
+  o: { prompts: number; gammas: number[]; sessions: number[]; rounds: number },
+): Promise<VerifierHttpBench> {
+  const { startVerifierProcess } = await import("../tools/verifier-process.ts");
+  const run = async <T>(maxBatch: number, body: (round: (b: unknown) => Promise<{ accepted: number; token: number }>) => Promise<T>): Promise<T> => {
+    const { child, url } = await startVerifierProcess({ MODEL_DIR: modelDir, VERIFIER_MAX_BATCH: String(maxBatch), VERIFIER_MAX_SESSIONS: "1024" });
+    try {
+      return await body(async (b) => {
+        const res = await fetch(`${url}/v1/verify`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(b) });
+        if (!res.ok) throw new Error(`verify answered ${res.status}: ${await res.text()}`);
+        return (await res.json()) as { accepted: number; token: number };
+      });
+    } finally {
+      child.kill("SIGKILL");
+    }
+  };
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const prompts = SPANISH_PROMPTS.map(encode);
+  const dummy = (p: number[], gamma: number) => Array.from({ length: gamma }, (_, i) => p[(i + 1) % p.length]);
+
+  const round_ms_by_gamma = await run(32, async (round) => {
+    const rows: VerifierHttpBench["round_ms_by_gamma"] = [];
+    let id = 0;
+    // Warm-up: the first requests pay for JIT and connection set-up.
+    for (const p of prompts.slice(0, 10)) {
+      const r = await round({ session: `warm${id}`, seq: 0, history: p, drafts: [] });
+      await round({ session: `warm${id++}`, seq: 1, committed: [r.token], drafts: dummy(p, 4) });
+    }
+    for (const gamma of o.gammas) {
+      const times: number[] = [];
+      for (const p of prompts.slice(0, o.prompts)) {
+        const session = `g${id++}`;
+        const r = await round({ session, seq: 0, history: p, drafts: [] });
+        const t0 = performance.now();
+        await round({ session, seq: 1, committed: [r.token], drafts: dummy(p, gamma) });
+        times.push(performance.now() - t0);
+      }
+      rows.push({ gamma, round_ms: med(times) });
+    }
+    return rows;
+  });
+
+  const rate = (maxBatch: number, n: number) =>
+    run(maxBatch, async (round) => {
+      const ids = Array.from({ length: n }, (_, i) => i);
+      // Sessions open first (prefill), so that the timed part is verify rounds only.
+      const committed = await Promise.all(ids.map(async (i) => [(await round({ session: `t${i}`, seq: 0, history: prompts[i % prompts.length], drafts: [] })).token]));
+      const t0 = performance.now();
+      await Promise.all(
+        ids.map(async (i) => {
+          for (let seq = 1; seq <= o.rounds; seq++) {
+            const drafts = dummy(prompts[i % prompts.length], 4);
+            const r = await round({ session: `t${i}`, seq, committed: committed[i], drafts });
+            committed[i] = [...drafts.slice(0, r.accepted), r.token];
+          }
+        }),
+      );
+      return (n * o.rounds) / ((performance.now() - t0) / 1000);
+    });
+  const throughput: VerifierHttpBench["throughput"] = [];
+  for (const n of o.sessions) throughput.push({ sessions: n, batched_rounds_per_s: await rate(32, n), unbatched_rounds_per_s: await rate(1, n) });
+  return { round_ms_by_gamma, throughput };
 }

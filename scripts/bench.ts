@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { benchRunners } from "../bench/runners.ts";
-import { benchVerifier } from "../bench/verifier.ts";
+import { benchVerifier, benchVerifierHttp } from "../bench/verifier.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { loadBundle } from "../src/models/model-store.ts";
 import { TextTokenizer } from "../src/models/tokenizer.ts";
@@ -38,9 +38,16 @@ const targetLm = await loadTargetModel(targetBundle);
 const tokenizer = TextTokenizer.fromBundle(targetBundle);
 const vb = await benchVerifier(targetLm, (t) => tokenizer.encode(t), { prompts: values.quick ? 5 : 30, gammas: [1, 2, 3, 4, 5, 6, 7, 8] });
 await targetLm.dispose();
+console.error("verifier over HTTP…");
+const vh = await benchVerifierHttp(values.pair, (t) => tokenizer.encode(t), {
+  prompts: values.quick ? 5 : 30,
+  gammas: [1, 2, 3, 4, 5, 6, 7, 8],
+  sessions: [1, 8, 32],
+  rounds: values.quick ? 5 : 30,
+});
 const out = values.out ?? path.join("bench", "results", values.quick ? "runners-quick.json" : "runners.json");
 await mkdir(path.dirname(out), { recursive: true });
-const result = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runners: r, verifier: vb };
+const result = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runners: r, verifier: vb, verifier_http: vh };
 await writeFile(out, JSON.stringify(result, null, 2) + "\n");
 
 const f = (x: number) => x.toFixed(3);
@@ -57,4 +64,7 @@ console.log(`verifier round (in-process, median): ${vb.round_ms_by_gamma.map((x)
 console.log(`KV bytes per session per token (target): ${vb.kv_bytes_per_token}`);
 for (const b of vb.batching)
   console.log(`verify chunks of 5, ${b.sessions} sessions: batched ${b.batched_tokens_per_s.toFixed(0)} tok/s, one by one ${b.one_by_one_tokens_per_s.toFixed(0)} tok/s (×${(b.batched_tokens_per_s / b.one_by_one_tokens_per_s).toFixed(2)})`);
+console.log(`verifier round over HTTP (median): ${vh.round_ms_by_gamma.map((x) => `γ=${x.gamma} ${x.round_ms.toFixed(3)} ms`).join(", ")}`);
+for (const t of vh.throughput)
+  console.log(`HTTP, ${t.sessions} concurrent sessions, γ=4: batched ${t.batched_rounds_per_s.toFixed(0)} rounds/s, unbatched ${t.unbatched_rounds_per_s.toFixed(0)} rounds/s (×${(t.batched_rounds_per_s / t.unbatched_rounds_per_s).toFixed(2)})`);
 console.log(`wrote ${out}`);

@@ -1,6 +1,6 @@
 // The verifier as a real process on loopback: auth, greedy rounds over HTTP reproducing target-only
 // output, 4xx codes for bad input, session close, graceful SIGTERM.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +14,7 @@ import { VerifyResponseSchema, type Sampling } from "../src/protocol.ts";
 import { SeededRng, sampleSparse, targetDistribution, truncateTopK } from "../src/spec/sampling.ts";
 import { chiSquareTest } from "../src/spec/stats.ts";
 import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+import { startVerifierProcess } from "../tools/verifier-process.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 let child: ChildProcess;
@@ -22,22 +23,7 @@ let target: CausalLM;
 let draft: CausalLM;
 let tok: TextTokenizer;
 
-/** Starts `npm run verifier`'s entry point as a real process on a free loopback port. */
-async function startVerifier(): Promise<{ child: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts"], {
-    env: { ...process.env, VERIFIER_PORT: "0", VERIFIER_TOKEN: TOKEN },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  proc.stdout!.on("data", (d) => (out += d));
-  proc.stderr!.on("data", (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  while (!/on (http:\/\/127\.0\.0\.1:\d+)/.test(out)) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`verifier did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child: proc, url: out.match(/on (http:\/\/127\.0\.0\.1:\d+)/)![1] };
-}
+const startVerifier = () => startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
 
 beforeAll(async () => {
   const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
