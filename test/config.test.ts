@@ -24,6 +24,8 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ MODEL_STORE: "s3" })).toThrow(/S3_BUCKET is required when MODEL_STORE=s3/);
     expect(() => loadVerifierConfig({ VERIFIER_HOST: "0.0.0.0" })).toThrow(/VERIFIER_TOKEN is required when VERIFIER_HOST \(0\.0\.0\.0\) is not loopback/);
     expect(() => loadVerifierConfig({ VERIFIER_TOKEN: "short" })).toThrow(/VERIFIER_TOKEN: at least 16 characters/);
+    expect(() => loadVerifierConfig({ VERIFIER_ENGINE: "sglang" })).toThrow(/VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang/);
+    expect(() => loadVerifierConfig({ VERIFIER_MAX_GAMMA: "17" })).toThrow(/VERIFIER_MAX_GAMMA:/);
   });
 
   it("is documented in README: every variable with its default", async () => {

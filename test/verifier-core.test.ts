@@ -87,6 +87,10 @@ describe("Verifier core (greedy)", () => {
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token], drafts: [999_999] }))).rejects.toMatchObject({ code: "invalid_request" });
     const tiny = new Verifier(new OnnxEngine(target), { maxBytes: 10_000, maxSessions: 4, idleTtlMs: 60_000 });
     await expect(tiny.round(req({ session: "big", seq: 0, history: new Array(50).fill(7) }))).rejects.toMatchObject({ code: "context_too_long", status: 413 });
+    const limited = new Verifier(new OnnxEngine(target), { ...store, maxGamma: 2, maxContext: 20 });
+    await expect(limited.round(req({ session: "g", seq: 0, history: prompt, drafts: [5, 6, 7] }))).rejects.toMatchObject({ code: "invalid_request", message: /at most 2/ });
+    await expect(limited.round(req({ session: "g", seq: 0, history: new Array(19).fill(7), drafts: [5, 6] }))).rejects.toMatchObject({ code: "context_too_long" });
+    await expect(limited.round(req({ session: "g", seq: 0, history: prompt, drafts: [5, 6] }))).resolves.toMatchObject({ seq: 0 });
     // None of that changed the session: the proper next round still works.
     await expect(v.round(req({ session: "x", seq: 1, committed: [r.token] }))).resolves.toMatchObject({ seq: 1, accepted: 0 });
   });

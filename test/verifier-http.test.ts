@@ -99,17 +99,6 @@ describe("verifier over HTTP", () => {
     expect(bad.status).toBe(413);
   });
 
-  it("serves Prometheus metrics without a token, counting rounds and accepted drafts", async () => {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
-    expect(value("alia_verifier_rounds_total")).toBeGreaterThan(10);
-    expect(value("alia_verifier_accepted_tokens_total")).toBeGreaterThan(0);
-    expect(value("alia_verifier_accepted_tokens_total")).toBeLessThanOrEqual(value("alia_verifier_drafted_tokens_total"));
-    expect(value("alia_verifier_generated_tokens_total")).toBeGreaterThanOrEqual(24);
-    expect(value("alia_verifier_sessions_closed_total")).toBeGreaterThanOrEqual(10);
-    expect(text).toMatch(/alia_verifier_round_seconds_bucket\{le="0.005"\}/);
-  });
-
   // Seeded trials over HTTP: each opens a session after a fixed prompt, drafts γ = 2 tokens sampled from
   // the draft model's q̃ (top-4 support), and runs rounds until two tokens are committed. The pair counts
   // are compared with target-only sampling, p(a)·p(b|a) from the target's own logits. Small top_k keeps
@@ -166,6 +155,20 @@ describe("verifier over HTTP", () => {
     const probs = keys.map((k) => exact.get(k)!);
     const r = chiSquareTest(observed, probs);
     expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
+  });
+
+  it("serves Prometheus metrics without a token, counting rounds and accepted drafts", async () => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
+    expect(value("alia_verifier_rounds_total")).toBeGreaterThan(10);
+    expect(value("alia_verifier_accepted_tokens_total")).toBeGreaterThan(0);
+    expect(value("alia_verifier_accepted_tokens_total")).toBeLessThanOrEqual(value("alia_verifier_drafted_tokens_total"));
+    expect(value("alia_verifier_generated_tokens_total")).toBeGreaterThanOrEqual(24);
+    expect(value("alia_verifier_sessions_closed_total")).toBeGreaterThanOrEqual(10);
+    expect(text).toMatch(/alia_verifier_round_seconds_bucket\{le="0.005"\}/);
+    // The concurrent sampling trials above ran through batched passes of more than one session.
+    const batched = [...text.matchAll(/^alia_verifier_batches_total\{size="(\d+)"\} (\d+)$/gm)].filter(([, size]) => Number(size) > 1);
+    expect(batched.length).toBeGreaterThan(0);
   });
 
   it("exits 0 on SIGTERM", async () => {
