@@ -25,6 +25,9 @@ interface Session {
   readonly busy: boolean;
 }
 
+/** Random streams of /v1/generate (per position) start here, far from the verify rounds' (per seq). */
+const GENERATE_STREAM = 0x40000000;
+
 export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict"> & {
   /** Most drafts per round (≤ the protocol's MAX_GAMMA). */
   maxGamma?: number;
@@ -110,6 +113,7 @@ export class Verifier {
     if (s.sampling && req.drafts.length && req.q?.length !== req.drafts.length)
       throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
 
+    const t0 = performance.now();
     s.active = true; // queued for a batch: not evictable from here on
     let result: VerifyResult;
     const base = s.seq.length;
@@ -141,6 +145,7 @@ export class Verifier {
       token: result.token,
       draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
       load: { queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions },
+      server_ms: performance.now() - t0,
     };
     this.sessions.resized(req.session);
     this.counters.rounds++;
@@ -155,13 +160,14 @@ export class Verifier {
     if (req.history.length + req.max_tokens > this.maxContext)
       throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
     const params = this.samplingParams(req.sampling);
-    const rng = params && new SeededRng(params.seed, 0x67656e); // "gen": its own stream
     const seq = await this.engine.open(req.history.slice(0, -1));
     try {
       let rows = (await this.engine.score(seq, req.history.slice(-1))).rows;
       for (let n = 1; ; n++) {
         const row = rows[rows.length - 1];
-        const token = params ? sampleIndex(targetDistribution(row, params), rng!.next()) : argmax(row);
+        // One stream per absolute position: a generation resumed elsewhere from its history draws the same.
+        const u = () => new SeededRng(params!.seed, GENERATE_STREAM + req.history.length + n - 1).next();
+        const token = params ? sampleIndex(targetDistribution(row, params), u()) : argmax(row);
         this.counters.generated++;
         yield { token };
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };

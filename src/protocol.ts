@@ -56,6 +56,8 @@ export const VerifyResponseSchema = z.object({
   draft_logprobs: z.array(z.number().nullable()),
   /** Load hint for the client's γ policy. */
   load: z.object({ queue_depth: z.number().int().min(0), sessions: z.number().int().min(0) }),
+  /** Time the round spent in the verifier (queue + pass), so the edge can tell network RTT from it. */
+  server_ms: z.number().min(0),
 });
 export type VerifyResponse = z.infer<typeof VerifyResponseSchema>;
 

@@ -1,0 +1,325 @@
+// The edge's client of the verifier pool (DESIGN §4): sessions stick to one node by rendezvous hashing
+// (its KV cache lives there); nodes that fail are skipped by a circuit breaker and probed again on
+// /readyz with exponential backoff; each node has a concurrency limit and every request a timeout. When a
+// node fails or has lost the session, the round is re-sent to the next node with the session's full
+// history and the same round number, and the verifier's exactly-once rounds and per-round seeded draws
+// make the answer the one the first node would have given: no token is lost or repeated. Runs on Node
+// and in workerd (fetch only, no timers left behind).
+import {
+  GenerateRequestSchema,
+  VerifyResponseSchema,
+  type GenerateEvent,
+  type GenerateRequest,
+  type VerifyRequest,
+  type VerifyResponse,
+} from "../protocol.ts";
+
+export interface PoolClientOptions {
+  /** Verifier base URLs. */
+  nodes: readonly string[];
+  /** Shared bearer token (VERIFIER_TOKEN of the nodes). */
+  token?: string;
+  /** Timeout of one verify request, or of the wait for the next token of a generation (ms). */
+  timeoutMs?: number;
+  /** Requests in flight per node; further ones wait for a slot. */
+  maxInFlightPerNode?: number;
+  /** Consecutive failures that open a node's circuit. */
+  failureThreshold?: number;
+  /** First backoff before probing an open node again (doubles per failed probe, up to 30 s). */
+  backoffMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** The pool cannot serve the request: `status` is what the API should answer (503, or a 4xx passed on). */
+export class PoolError extends Error {
+  override name = "PoolError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RoundResult extends VerifyResponse {
+  /** Wall time of the request as the edge saw it (ms), network and queueing included. */
+  elapsedMs: number;
+  node: string;
+}
+
+interface Node {
+  url: string;
+  failures: number;
+  /** Circuit open until then (ms epoch); 0 = closed. */
+  openUntil: number;
+  backoffMs: number;
+  inFlight: number;
+  waiters: (() => void)[];
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/** FNV-1a, 32 bits: a stable hash for rendezvous ranking (same on every runtime). */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  // One extra avalanche round so that nearby keys spread.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  return h >>> 0;
+}
+
+export class PoolClient {
+  private readonly nodes: Node[];
+  private readonly affinity = new Map<string, Node>();
+  private readonly f: typeof fetch;
+  private readonly timeoutMs: number;
+  private readonly maxInFlight: number;
+  private readonly threshold: number;
+  private readonly backoff0: number;
+  /** Re-opens and failovers so far, for metrics and tests. */
+  readonly counters = { reopened: 0, failovers: 0, probes: 0 };
+
+  constructor(private readonly o: PoolClientOptions) {
+    if (o.nodes.length === 0) throw new RangeError("the pool needs at least one verifier node");
+    this.nodes = o.nodes.map((url) => ({ url: url.replace(/\/+$/, ""), failures: 0, openUntil: 0, backoffMs: o.backoffMs ?? 500, inFlight: 0, waiters: [] }));
+    this.f = o.fetch ?? fetch;
+    this.timeoutMs = o.timeoutMs ?? 30_000;
+    this.maxInFlight = o.maxInFlightPerNode ?? 64;
+    this.threshold = o.failureThreshold ?? 3;
+    this.backoff0 = o.backoffMs ?? 500;
+  }
+
+  /** Nodes in rendezvous order for a session: the first usable one serves it. */
+  ranking(session: string): string[] {
+    return this.rank(session).map((n) => n.url);
+  }
+
+  private rank(session: string): Node[] {
+    return [...this.nodes].sort((a, b) => fnv1a(`${b.url}|${session}`) - fnv1a(`${a.url}|${session}`));
+  }
+
+  private headers(json = true): Record<string, string> {
+    return { ...(json ? { "content-type": "application/json" } : {}), ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) };
+  }
+
+  /** Usable now: circuit closed, or open past its backoff and answering /readyz. */
+  private async usable(n: Node): Promise<boolean> {
+    if (n.openUntil === 0) return true;
+    if (Date.now() < n.openUntil) return false;
+    this.counters.probes++;
+    try {
+      const r = await this.f(`${n.url}/readyz`, { signal: AbortSignal.timeout(Math.min(this.timeoutMs, 2000)) });
+      await r.body?.cancel();
+      if (r.ok) {
+        n.openUntil = 0;
+        n.failures = 0;
+        n.backoffMs = this.backoff0;
+        return true;
+      }
+    } catch {
+      // still down
+    }
+    n.backoffMs = Math.min(n.backoffMs * 2, MAX_BACKOFF_MS);
+    n.openUntil = Date.now() + n.backoffMs;
+    return false;
+  }
+
+  private failed(n: Node): void {
+    n.failures++;
+    if (n.failures >= this.threshold || n.openUntil > 0) n.openUntil = Date.now() + n.backoffMs;
+  }
+
+  private succeeded(n: Node): void {
+    n.failures = 0;
+  }
+
+  private async acquire(n: Node): Promise<void> {
+    while (n.inFlight >= this.maxInFlight) await new Promise<void>((r) => n.waiters.push(r));
+    n.inFlight++;
+  }
+
+  private release(n: Node): void {
+    n.inFlight--;
+    n.waiters.shift()?.();
+  }
+
+  /** Next node for a session, skipping `tried`; the affine node first while it is usable. */
+  private async pick(session: string, tried: Set<Node>): Promise<Node | undefined> {
+    const home = this.affinity.get(session);
+    if (home && !tried.has(home) && (await this.usable(home))) return home;
+    for (const n of this.rank(session)) if (!tried.has(n) && (await this.usable(n))) return n;
+    return undefined;
+  }
+
+  /**
+   * One verify round. `build(reopen)` makes the body: with `reopen` it must carry the full `history`
+   * (prompt + everything committed) instead of `committed`, and the same `seq`.
+   */
+  async round(session: string, build: (reopen: boolean) => VerifyRequest, signal?: AbortSignal): Promise<RoundResult> {
+    const tried = new Set<Node>();
+    let reopen = !this.affinity.has(session);
+    let lastError = "no verifier node is available";
+    for (let attempt = 0; attempt < 2 * this.nodes.length + 2; attempt++) {
+      const node = await this.pick(session, tried);
+      if (!node) break;
+      if (this.affinity.get(session) !== node) reopen = true;
+      const body = build(reopen);
+      if (reopen && !body.history) throw new Error("build(true) must return a request with the full history");
+      await this.acquire(node);
+      const t0 = performance.now();
+      let res: Response;
+      try {
+        res = await this.f(`${node.url}/v1/verify`, {
+          method: "POST",
+          headers: this.headers(),
+          body: JSON.stringify(body),
+          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (e) {
+        this.release(node);
+        if (signal?.aborted) throw e;
+        lastError = `${node.url}: ${(e as Error).message}`;
+        this.failed(node);
+        tried.add(node);
+        this.affinity.delete(session);
+        this.counters.failovers++;
+        continue;
+      }
+      let json: unknown;
+      try {
+        json = await res.json().catch(() => undefined);
+      } finally {
+        this.release(node);
+      }
+      if (res.ok) {
+        const parsed = VerifyResponseSchema.safeParse(json);
+        if (!parsed.success) {
+          lastError = `${node.url}: malformed verify response`;
+          this.failed(node);
+          tried.add(node);
+          this.affinity.delete(session);
+          continue;
+        }
+        this.succeeded(node);
+        this.affinity.set(session, node);
+        if (reopen && attempt > 0) this.counters.reopened++;
+        return { ...parsed.data, elapsedMs: performance.now() - t0, node: node.url };
+      }
+      const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const code = err?.code ?? `http_${res.status}`;
+      lastError = `${node.url}: ${res.status} ${code}: ${err?.message ?? ""}`;
+      if (["session_not_found", "history_mismatch", "seq_out_of_order"].includes(code) && !reopen) {
+        reopen = true; // evicted or out of step: the same node rebuilds it from history
+        this.affinity.set(session, node);
+        continue;
+      }
+      if (res.status === 503 || res.status >= 500) {
+        this.failed(node);
+        tried.add(node);
+        this.affinity.delete(session);
+        this.counters.failovers++;
+        continue;
+      }
+      // 400/401/413 and the like: the request itself is refused; another node would refuse it too.
+      throw new PoolError(res.status, code, err?.message ?? `verifier answered ${res.status}`);
+    }
+    throw new PoolError(503, "pool_unavailable", `no healthy verifier node could serve the round (${lastError})`);
+  }
+
+  /**
+   * Pool generation (γ = 0), token by token. A node failing mid-stream is replaced by the next one,
+   * resumed from the history plus the tokens already received; seeded draws are per position, so the
+   * continuation is the same.
+   */
+  async *generate(req: GenerateRequest, signal?: AbortSignal): AsyncGenerator<number, "stop" | "length"> {
+    const tried = new Set<Node>();
+    const got: number[] = [];
+    let lastError = "no verifier node is available";
+    const key = `gen:${req.history.length}:${req.history.slice(-8).join(",")}`;
+    for (let attempt = 0; attempt < 2 * this.nodes.length + 2; attempt++) {
+      const node = await this.pick(key, tried);
+      if (!node) break;
+      const body = GenerateRequestSchema.parse({ ...req, history: [...req.history, ...got], max_tokens: req.max_tokens - got.length });
+      const ctl = new AbortController();
+      const onAbort = () => ctl.abort();
+      signal?.addEventListener("abort", onAbort);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => ctl.abort(new Error(`no token within ${this.timeoutMs} ms`)), this.timeoutMs);
+      };
+      await this.acquire(node);
+      try {
+        arm();
+        const res = await this.f(`${node.url}/v1/generate`, { method: "POST", headers: this.headers(), body: JSON.stringify(body), signal: ctl.signal });
+        if (!res.ok) {
+          const err = ((await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined)?.error;
+          if (res.status < 500) throw new PoolError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? `verifier answered ${res.status}`);
+          throw new Error(`${res.status} ${err?.code ?? ""}`);
+        }
+        for await (const ev of sseEvents(res.body!)) {
+          arm();
+          if (ev.event === "error") throw new Error(`stream error: ${ev.data}`);
+          const e = JSON.parse(ev.data) as GenerateEvent;
+          if ("token" in e) {
+            got.push(e.token);
+            yield e.token;
+          } else {
+            this.succeeded(node);
+            return e.finish_reason;
+          }
+        }
+        throw new Error("stream ended without a done event");
+      } catch (e) {
+        if (e instanceof PoolError || signal?.aborted) throw e;
+        lastError = `${node.url}: ${(e as Error).message}`;
+        this.failed(node);
+        tried.add(node);
+        this.counters.failovers++;
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        ctl.abort();
+        this.release(node);
+      }
+    }
+    throw new PoolError(503, "pool_unavailable", `no healthy verifier node could generate (${lastError})`);
+  }
+
+  /** Ends a session on its node (best effort: an unreachable node drops it by idle TTL anyway). */
+  async close(session: string): Promise<void> {
+    const node = this.affinity.get(session);
+    this.affinity.delete(session);
+    if (!node) return;
+    try {
+      const r = await this.f(`${node.url}/v1/sessions/${encodeURIComponent(session)}`, { method: "DELETE", headers: this.headers(false), signal: AbortSignal.timeout(2000) });
+      await r.body?.cancel();
+    } catch {
+      // best effort
+    }
+  }
+}
+
+/** Server-Sent Events from a fetch body: `{event, data}` per blank-line-terminated block. */
+async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buf += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buf.search(/\r?\n\r?\n/)) !== -1) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end).replace(/^\r?\n\r?\n/, "");
+      let event = "message";
+      const data: string[] = [];
+      for (const line of block.split(/\r?\n/)) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) yield { event, data: data.join("\n") };
+    }
+  }
+}

@@ -1,0 +1,91 @@
+// Per-session estimates the γ policy feeds on (pure, no I/O): conditional acceptance per draft position,
+// exponentially weighted so that a session's estimates follow its text, and a linear fit of verify time
+// against γ. All updates are O(γ).
+
+/** Exponentially weighted mean; `undefined` until the first observation unless a prior is given. */
+export class Ewma {
+  value: number | undefined;
+  constructor(
+    private readonly weight: number,
+    prior?: number,
+  ) {
+    if (!(weight > 0 && weight <= 1)) throw new RangeError(`EWMA weight must be in (0, 1], got ${weight}`);
+    this.value = prior;
+  }
+  observe(x: number): void {
+    if (!Number.isFinite(x)) return;
+    this.value = this.value === undefined ? x : this.value + this.weight * (x - this.value);
+  }
+  or(fallback: number): number {
+    return this.value ?? fallback;
+  }
+}
+
+/**
+ * αᵢ = P(draft i accepted | drafts 1…i−1 accepted), i = 1…maxGamma. A round with γ drafts of which
+ * `accepted` passed observes positions 1…accepted as accepted and position accepted+1 (if ≤ γ) as
+ * rejected; positions beyond were not tested and keep their estimate.
+ */
+export class AcceptanceEstimate {
+  readonly alpha: number[];
+  constructor(
+    maxGamma: number,
+    private readonly weight = 0.15,
+    prior = 0.6,
+  ) {
+    this.alpha = new Array(maxGamma).fill(prior);
+  }
+
+  observeRound(gamma: number, accepted: number): void {
+    if (!(Number.isInteger(accepted) && accepted >= 0 && accepted <= gamma)) throw new RangeError(`accepted ${accepted} of γ = ${gamma}`);
+    const tested = Math.min(accepted + 1, gamma, this.alpha.length);
+    for (let i = 0; i < tested; i++) this.alpha[i] += this.weight * ((i < accepted ? 1 : 0) - this.alpha[i]);
+  }
+
+  /**
+   * A position checked outside a round (while the pool generates: did the draft predict the target's
+   * token?). Lacking a chain, it moves every position alike.
+   */
+  observeToken(agreed: boolean): void {
+    for (let i = 0; i < this.alpha.length; i++) this.alpha[i] += (this.weight / 2) * ((agreed ? 1 : 0) - this.alpha[i]);
+  }
+}
+
+/**
+ * ms ≈ a + b·x by least squares with exponential forgetting (recent rounds count more). Before two
+ * distinct x have been seen, the slope is `priorSlope` through the mean.
+ */
+export class LinearFit {
+  private sw = 0;
+  private sx = 0;
+  private sy = 0;
+  private sxx = 0;
+  private sxy = 0;
+  constructor(
+    private readonly forget = 0.95,
+    private readonly priorSlope = 0,
+  ) {}
+
+  observe(x: number, y: number): void {
+    if (!Number.isFinite(x) || !Number.isFinite(y)) return;
+    const f = this.forget;
+    this.sw = this.sw * f + 1;
+    this.sx = this.sx * f + x;
+    this.sy = this.sy * f + y;
+    this.sxx = this.sxx * f + x * x;
+    this.sxy = this.sxy * f + x * y;
+  }
+
+  get observed(): boolean {
+    return this.sw > 0;
+  }
+
+  predict(x: number): number | undefined {
+    if (this.sw === 0) return undefined;
+    const mx = this.sx / this.sw;
+    const my = this.sy / this.sw;
+    const varx = this.sxx / this.sw - mx * mx;
+    const slope = varx > 1e-9 ? (this.sxy / this.sw - mx * my) / varx : this.priorSlope;
+    return Math.max(0, my + Math.max(0, slope) * (x - mx));
+  }
+}

@@ -1,0 +1,153 @@
+// The edge drafter: proposes blocks of tokens with the draft model, keeping one KV cache per generation
+// that follows the committed text (prefix reuse, rollback after rejections), and drafts ahead while a
+// verify call is in flight (proactive drafting). Sampling drafts are drawn from the sparse q̃ that is sent
+// with them (DESIGN §3), with a random stream per absolute position: a drafted position gets the same draw
+// whatever the round layout, so proactive drafting and re-sent rounds draft exactly what plain rounds do.
+import type { CausalLM, KvSequence } from "../models/causal-lm.ts";
+import { argmax } from "../models/causal-lm.ts";
+import { SeededRng, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "./sampling.ts";
+
+/** Draft streams start here (verifier rounds use the round number, generation 0x40000000 + position). */
+const DRAFT_STREAM = 0x20000000;
+
+export interface DraftBlock {
+  tokens: number[];
+  /** Sampling only: the q̃ each token was drawn from. */
+  q?: SparseDist[];
+}
+
+export interface DrafterOptions {
+  /** Omitted or temperature 0: greedy drafts. */
+  sampling?: SamplingParams & { seed: number };
+  /** Support of the transmitted q̃ (top-K of the draft distribution). */
+  support?: number;
+}
+
+export class Drafter {
+  readonly seq: KvSequence;
+  /** Draft logits row after each fed length of the current path (length → row). */
+  private rows = new Map<number, Float32Array>();
+  /** Time spent in draft forward passes (ms), for statistics. */
+  draftMs = 0;
+  /** A block drafted ahead for the history it assumed. */
+  private ahead?: { history: number[]; block: DraftBlock };
+  private aheadRun?: Promise<void>;
+  private stopAhead = false;
+
+  constructor(
+    private readonly model: CausalLM,
+    private readonly o: DrafterOptions = {},
+  ) {
+    this.seq = model.newSequence();
+  }
+
+  get sampling(): boolean {
+    return !!this.o.sampling && this.o.sampling.temperature > 0;
+  }
+
+  private async forward(tokens: readonly number[]): Promise<Float32Array> {
+    const t0 = performance.now();
+    const logits = await this.model.forward(this.seq, tokens);
+    this.draftMs += performance.now() - t0;
+    const last = logits.last().slice();
+    this.rows.set(this.seq.length, last);
+    return last;
+  }
+
+  /** Make the cache hold exactly `history` and return the draft's logits for the next position. */
+  async sync(history: readonly number[]): Promise<Float32Array> {
+    if (history.length === 0) throw new RangeError("sync() needs a non-empty history");
+    const have = this.seq.tokens;
+    let common = 0;
+    while (common < have.length && common < history.length && have[common] === history[common]) common++;
+    if (common === history.length && this.rows.has(common)) {
+      this.truncate(common);
+      return this.rows.get(common)!;
+    }
+    // Re-feed at least the last token: its row is what drafting needs.
+    this.truncate(Math.min(common, history.length - 1));
+    return this.forward(history.slice(this.seq.length));
+  }
+
+  private truncate(length: number): void {
+    this.seq.truncate(length);
+    for (const k of this.rows.keys()) if (k > length) this.rows.delete(k);
+  }
+
+  /** The token at absolute position `pos` drawn from `row` (greedy: argmax), with its q̃ when sampling. */
+  private pick(row: Float32Array, pos: number): { token: number; q?: SparseDist } {
+    const s = this.o.sampling;
+    if (!s || s.temperature === 0) return { token: argmax(row) };
+    const q = truncateTopK(targetDistribution(row, s), this.o.support ?? 8);
+    return { token: sampleSparse(q, new SeededRng(s.seed, DRAFT_STREAM + pos).next()), q };
+  }
+
+  /** γ drafts after `history` (reusing a block drafted ahead for exactly this history). */
+  async draft(history: readonly number[], gamma: number): Promise<DraftBlock> {
+    await this.settleAhead();
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (ahead && ahead.history.length === history.length && ahead.history.every((t, i) => t === history[i])) {
+      const block = slice(ahead.block, gamma);
+      if (block.tokens.length === gamma) return block;
+      return this.extend(history, block, gamma);
+    }
+    return this.extend(history, { tokens: [], ...(this.sampling ? { q: [] } : {}) }, gamma);
+  }
+
+  /** Continue `block` (already drafted after `history`) to γ tokens. */
+  private async extend(history: readonly number[], block: DraftBlock, gamma: number): Promise<DraftBlock> {
+    let row = await this.sync([...history, ...block.tokens]);
+    while (block.tokens.length < gamma) {
+      const { token, q } = this.pick(row, history.length + block.tokens.length);
+      block.tokens.push(token);
+      if (q) block.q!.push(q);
+      if (block.tokens.length < gamma) row = await this.forward([token]);
+    }
+    return block;
+  }
+
+  /**
+   * While `block` (drafted after `history`) is being verified: assume it is all accepted and that the
+   * bonus is the draft's own next token, and draft up to `gamma` tokens after that, one step at a time
+   * until `settleAhead()` (called by the next draft) stops it.
+   */
+  startAhead(history: readonly number[], block: DraftBlock, gamma: number): void {
+    this.stopAhead = false;
+    this.aheadRun = (async () => {
+      const path = [...history, ...block.tokens];
+      let row = await this.sync(path);
+      const bonus = this.pick(row, path.length).token;
+      const assumed = [...path, bonus];
+      const next: DraftBlock = { tokens: [], ...(this.sampling ? { q: [] } : {}) };
+      this.ahead = { history: assumed, block: next };
+      if (this.stopAhead) return;
+      row = await this.forward([bonus]);
+      while (next.tokens.length < gamma && !this.stopAhead) {
+        const { token, q } = this.pick(row, assumed.length + next.tokens.length);
+        next.tokens.push(token);
+        if (q) next.q!.push(q);
+        if (next.tokens.length < gamma) row = await this.forward([token]);
+      }
+    })();
+  }
+
+  /** Stop drafting ahead and wait for the step in progress (the cache must be idle to roll back). */
+  async settleAhead(): Promise<void> {
+    this.stopAhead = true;
+    const run = this.aheadRun;
+    this.aheadRun = undefined;
+    if (run) await run.catch(() => undefined);
+  }
+
+  /** Forget everything (end of a generation). */
+  async reset(): Promise<void> {
+    await this.settleAhead();
+    this.ahead = undefined;
+    this.truncate(0);
+  }
+}
+
+function slice(b: DraftBlock, n: number): DraftBlock {
+  return { tokens: b.tokens.slice(0, n), ...(b.q ? { q: b.q.slice(0, n) } : {}) };
+}

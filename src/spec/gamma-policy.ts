@@ -1,0 +1,105 @@
+// The γ policy (DESIGN §4), pure: from a session's acceptance estimates and timings and the pool's load,
+// choose how many tokens to draft next round. γ = 0 means "let the pool generate" (no drafts, no
+// per-token round trip). Rates are expected committed tokens per second of wall time ("latency") or
+// per GPU-second ("gpu").
+//
+// Model. A round with γ drafts commits E[τ(γ)] = 1 + Σₖ₌₁..γ Πᵢ₌₁..ₖ αᵢ tokens and takes
+//   γ·t_draft + RTT + v(γ)
+// where v is the verifier's time. GPU cost under load u ∈ [0, 1]: an idle GPU is memory-bound (a pass
+// costs about the same for 1 or γ+1 positions, as measured in v), a saturated one is compute-bound (cost
+// grows with positions: every rejected draft is wasted work):
+//   gpu(γ) = (1 − u)·v(γ) + u·(γ + 1)·v(0)
+// Pool generation costs g per token (the pool's own step) and no round trip per token.
+// With proactive drafting the next block is drafted while the verify call is in flight; when all γ are
+// accepted (probability Πα) that drafting hides behind RTT + v.
+
+export type GammaObjective = "latency" | "gpu";
+
+export interface GammaPolicyInput {
+  /** Conditional acceptance per draft position (αᵢ), at least maxGamma entries. */
+  alpha: readonly number[];
+  /** Drafter time per drafted token (ms). */
+  draftMs: number;
+  /** Network round trip edge ⇄ pool (ms). */
+  rttMs: number;
+  /** Verifier time of a round with γ drafts at light load (ms). */
+  verifyMs: (gamma: number) => number;
+  /** Pool's time per generated token when it generates alone (ms). */
+  generateMs: number;
+  /** Pool load 0 (idle) … 1 (saturated), from the load hint. */
+  load: number;
+  maxGamma: number;
+  /** Smallest γ allowed (1 keeps the session speculating; 0 allows pool generation). */
+  minGamma?: number;
+  objective?: GammaObjective;
+  proactive?: boolean;
+  /**
+   * The γ in use: switching between speculation (γ ≥ 1) and pool generation (γ = 0) needs the other mode
+   * to be better by this factor (default 1.1), so that noisy estimates do not flap between them.
+   */
+  current?: number;
+  hysteresis?: number;
+}
+
+export interface GammaChoice {
+  gamma: number;
+  /** Expected tokens per second (or per GPU-second) for γ = 0 … maxGamma (NaN below minGamma). */
+  rates: number[];
+}
+
+/** E[τ(γ)]: expected tokens committed by a round of γ drafts. */
+export function expectedTokens(alpha: readonly number[], gamma: number): number {
+  let all = 1;
+  let sum = 1;
+  for (let k = 0; k < gamma; k++) {
+    all *= clamp01(alpha[k] ?? 0);
+    sum += all;
+  }
+  return sum;
+}
+
+const clamp01 = (x: number) => (x > 0 ? Math.min(1, x) : 0); // NaN counts as 0
+
+/** Probability that all γ drafts are accepted. */
+function allAccepted(alpha: readonly number[], gamma: number): number {
+  let p = 1;
+  for (let k = 0; k < gamma; k++) p *= clamp01(alpha[k] ?? 0);
+  return p;
+}
+
+export function gpuMs(i: Pick<GammaPolicyInput, "verifyMs" | "load">, gamma: number): number {
+  const u = clamp01(i.load);
+  return (1 - u) * i.verifyMs(gamma) + u * (gamma + 1) * i.verifyMs(0);
+}
+
+/** Expected rate of γ ≥ 1 speculation, in tokens per second or per GPU-second. */
+export function speculationRate(i: GammaPolicyInput, gamma: number): number {
+  const tau = expectedTokens(i.alpha, gamma);
+  const gpu = gpuMs(i, gamma);
+  if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / gpu;
+  let drafting = gamma * i.draftMs;
+  if (i.proactive) {
+    const p = allAccepted(i.alpha, gamma);
+    drafting = (1 - p) * drafting + p * Math.max(0, drafting - i.rttMs - gpu);
+  }
+  return (1000 * tau) / (drafting + i.rttMs + gpu);
+}
+
+/** Rate of pool generation (γ = 0): one pool step per token, a one-position pass whatever the load. */
+export function generationRate(i: Pick<GammaPolicyInput, "generateMs">): number {
+  return 1000 / i.generateMs;
+}
+
+export function chooseGamma(i: GammaPolicyInput): GammaChoice {
+  const min = i.minGamma ?? 0;
+  if (!(Number.isInteger(i.maxGamma) && i.maxGamma >= Math.max(min, 1))) throw new RangeError(`maxGamma ${i.maxGamma} must be ≥ max(minGamma, 1)`);
+  const rates = Array.from({ length: i.maxGamma + 1 }, (_, g) => (g < min ? NaN : g === 0 ? generationRate(i) : speculationRate(i, g)));
+  let best = Math.max(min, 1);
+  for (let g = best + 1; g <= i.maxGamma; g++) if (rates[g] > rates[best]) best = g;
+  if (min > 0) return { gamma: best, rates };
+  // Mode switches need a margin; within speculation the best γ is taken as is.
+  const h = i.hysteresis ?? 1.1;
+  const generating = i.current === 0;
+  const genWins = generating ? rates[0] * h >= rates[best] : rates[0] >= rates[best] * h;
+  return { gamma: genWins ? 0 : best, rates };
+}
