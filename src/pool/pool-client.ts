@@ -92,6 +92,11 @@ export class PoolClient {
     this.backoff0 = o.backoffMs ?? 500;
   }
 
+  /** The node holding a session's KV cache, if any. */
+  nodeOf(session: string): string | undefined {
+    return this.affinity.get(session)?.url;
+  }
+
   /** Nodes in rendezvous order for a session: the first usable one serves it. */
   ranking(session: string): string[] {
     return this.rank(session).map((n) => n.url);

@@ -178,12 +178,13 @@ export class SpecDecoder {
       }
       let text = "";
       if (o.decode) {
-        const full = o.decode(this.output);
+        const dec = (t: readonly number[]) => (t.length ? o.decode!(t) : "");
+        const full = dec(this.output);
         const scan = scanStops(full, o.stop ?? []);
         if (scan.stopAt !== -1) {
           // Keep the tokens up to the one that completes the stop string.
           let k = this.output.length - fresh.length;
-          while (k < this.output.length && !o.stop!.some((s) => o.decode!(this.output.slice(0, k)).includes(s))) k++;
+          while (k < this.output.length && !o.stop!.some((s) => dec(this.output.slice(0, k)).includes(s))) k++;
           const cut = this.output.length - k;
           this.output.length = k;
           fresh.length = Math.max(0, fresh.length - cut);
@@ -208,7 +209,7 @@ export class SpecDecoder {
         mode = gamma;
         this.stats.gammas.push(gamma);
 
-        if (gamma === 0 && o.gamma === "adaptive") {
+        if (gamma === 0) {
           // Pool generation for a chunk; the drafter follows along to keep α (and its cache) current.
           opened = false;
           const n = Math.min(o.generateChunk ?? 16, remaining);
@@ -252,14 +253,8 @@ export class SpecDecoder {
           ...(block.q ? { q: block.q } : {}),
           ...(reopen || !opened ? { history: [...history], ...(sampling ? { sampling } : {}) } : { committed: committedBefore }),
         });
-        let r;
-        try {
-          r = await o.pool.round(o.session, (reopen) => build(reopen), o.signal);
-        } finally {
-          if (o.proactive) {
-            // Let the drafting ahead run on only if the answer may use it; draft() settles it.
-          }
-        }
+        // Drafting ahead (if on) keeps running through the round; the next draft() settles it.
+        const r = await o.pool.round(o.session, build, o.signal);
         const d1 = this.drafter.draftMs;
         opened = true;
         seq++;
@@ -281,6 +276,9 @@ export class SpecDecoder {
         if (event.tokens.length || event.text) yield event;
         if (done) return;
       }
+    } catch (e) {
+      if (o.signal?.aborted) return; // cancelled: the caller went away; nothing to report
+      throw e;
     } finally {
       await this.drafter.reset();
       // Close the verifier's session whether the generation ended or the client went away.
