@@ -1,0 +1,186 @@
+// SpecDecoder behaviour beyond greedy identity, against a real verifier process: EOS, max tokens, stop
+// strings spanning token boundaries, cancellation closing the session on both sides, statistics, and
+// sampling — reproducible for a seed, the same with proactive drafting on or off, and distributed as
+// target-only sampling through the whole edge + verifier path (chi-square).
+import type { ChildProcess } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SPANISH_PROMPTS } from "../bench/prompts.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { eosIds } from "../src/models/bundle.ts";
+import type { CausalLM } from "../src/models/causal-lm.ts";
+import { loadDraftModel } from "../src/models/draft-model.ts";
+import { loadBundle } from "../src/models/model-store.ts";
+import { TextTokenizer } from "../src/models/tokenizer.ts";
+import { PoolClient } from "../src/pool/pool-client.ts";
+import type { Sampling } from "../src/protocol.ts";
+import { targetDistribution } from "../src/spec/sampling.ts";
+import { SpecDecoder, type SpecDecoderOptions } from "../src/spec/spec-decoder.ts";
+import { chiSquareTest } from "../src/spec/stats.ts";
+import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+import { startVerifierProcess } from "../tools/verifier-process.ts";
+
+const TOKEN = "feature-test-token-0123456789";
+let target: CausalLM;
+let draft: CausalLM;
+let tok: TextTokenizer;
+let eos: number[];
+let child: ChildProcess;
+let url: string;
+let pool: PoolClient;
+
+beforeAll(async () => {
+  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
+  target = await loadTargetModel(t);
+  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
+  tok = TextTokenizer.fromBundle(t);
+  eos = eosIds(t.config);
+  ({ child, url } = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN }));
+  pool = new PoolClient({ nodes: [url], token: TOKEN });
+});
+afterAll(() => child?.kill("SIGKILL"));
+
+let sessionNo = 0;
+async function run(prompt: number[], o: Partial<SpecDecoderOptions> = {}) {
+  const d = new SpecDecoder({ draft, pool, maxTokens: 32, gamma: 3, session: `x${sessionNo++}`, decode: (t) => tok.decode(t), ...o });
+  const events = [];
+  for await (const ev of d.run(prompt)) events.push(ev);
+  return { d, tokens: events.flatMap((e) => e.tokens), text: events.map((e) => e.text).join(""), events };
+}
+
+async function sessions(): Promise<number> {
+  const info = (await (await fetch(`${url}/v1/info`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { sessions: { sessions: number } };
+  return info.sessions.sessions;
+}
+
+describe("SpecDecoder: ends, stop strings, cancellation, statistics", () => {
+  it("stops at EOS (not part of the output) and at max tokens", async () => {
+    let stopped = 0;
+    for (const text of SPANISH_PROMPTS.slice(0, 20)) {
+      const prompt = tok.encode(text);
+      const ref = await target.greedy(prompt, 32, eos);
+      const r = await run(prompt, { stopIds: eos });
+      if (eos.includes(ref.at(-1)!)) {
+        stopped++;
+        expect(r.d.finishReason).toBe("stop");
+        expect(r.tokens).toEqual(ref.slice(0, -1));
+      } else {
+        expect(r.d.finishReason).toBe("length");
+        expect(r.tokens).toEqual(ref);
+      }
+    }
+    expect(stopped).toBeGreaterThan(0); // the fixture's fortunes are short: EOS does come
+    const short = await run(tok.encode("La vida es"), { maxTokens: 5, gamma: 6 });
+    expect(short.tokens.length).toBe(5);
+    expect(short.d.finishReason).toBe("length");
+    expect(await sessions()).toBe(0); // every finished generation closed its verifier session
+  });
+
+  it("ends before a stop string that spans token boundaries, never streaming any part of it", async () => {
+    let checked = 0;
+    for (const text of SPANISH_PROMPTS.slice(20, 35)) {
+      const prompt = tok.encode(text);
+      const ref = await target.greedy(prompt, 32);
+      // A stop string made of the end of token 6 and the start of token 7 (when both are long enough).
+      const a = tok.decode(ref.slice(0, 6));
+      const b = tok.decode(ref.slice(0, 7));
+      if (b.length - a.length < 2 || a.length < 8) continue;
+      const stop = b.slice(a.length - 2, a.length + 1);
+      const full = tok.decode(ref);
+      const r = await run(prompt, { stop: ["@@never@@", stop], gamma: 4 });
+      expect(r.d.finishReason).toBe("stop");
+      expect(r.text).toBe(full.slice(0, full.indexOf(stop)));
+      for (const ev of r.events) expect(ev.text).not.toContain(stop);
+      // Tokens end with the one that completed the stop string.
+      expect(r.tokens).toEqual(ref.slice(0, r.tokens.length));
+      expect(tok.decode(r.tokens)).toContain(stop);
+      expect(tok.decode(r.tokens.slice(0, -1))).not.toContain(stop);
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(3);
+  });
+
+  it("cancels on abort: the stream ends and the verifier's session is closed", async () => {
+    const ctl = new AbortController();
+    const d = new SpecDecoder({ draft, pool, maxTokens: 200, gamma: 2, session: "cancel-me", signal: ctl.signal });
+    let n = 0;
+    for await (const ev of d.run(tok.encode("El tiempo es"))) {
+      n += ev.tokens.length;
+      if (n >= 6) ctl.abort();
+    }
+    expect(n).toBeLessThan(200);
+    expect(d.output.length).toBeLessThan(200);
+    expect(d.finishReason).toBeUndefined();
+    const del = await fetch(`${url}/v1/sessions/cancel-me`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(del.status).toBe(404); // already closed by the decoder
+  });
+
+  it("reports per-request statistics that add up", async () => {
+    const { d, tokens } = await run(tok.encode("Más vale pájaro en mano"), { gamma: 4, proactive: true });
+    const s = d.stats;
+    expect(s.rounds).toBeGreaterThan(0);
+    // γ = 4 every round; only the last may be cut to the tokens left.
+    expect(s.gammas.every((g) => g === 4)).toBe(true);
+    expect(s.drafted).toBeLessThanOrEqual(4 * s.rounds);
+    expect(s.drafted).toBeGreaterThan(4 * (s.rounds - 1));
+    expect(s.accepted).toBeLessThanOrEqual(s.drafted);
+    expect(s.roundTokens).toBe(s.accepted + s.rounds);
+    expect(tokens.length).toBeLessThanOrEqual(s.roundTokens);
+    expect(s.targetPasses).toBe(s.rounds);
+    expect(s.targetPasses / tokens.length).toBeLessThan(1); // speculation saved target passes
+    expect(s.draftMs).toBeGreaterThan(0);
+    expect(s.verifyMs).toBeGreaterThan(0);
+    expect(s.networkMs).toBeGreaterThan(0);
+  });
+});
+
+describe("SpecDecoder: sampling", () => {
+  const sampling: Sampling = { temperature: 0.8, top_p: 0.95, top_k: 0, seed: 4242 };
+
+  it("a seeded request gives the same text twice, with proactive drafting on or off, fixed or adaptive γ", async () => {
+    const prompt = tok.encode("Un hombre sabio");
+    const a = await run(prompt, { sampling, seeded: true, gamma: 3 });
+    const b = await run(prompt, { sampling, seeded: true, gamma: 3 });
+    const c = await run(prompt, { sampling, seeded: true, gamma: 3, proactive: true });
+    expect(b.tokens).toEqual(a.tokens);
+    expect(c.tokens).toEqual(a.tokens);
+    const x = await run(prompt, { sampling, seeded: true, gamma: "adaptive", proactive: true });
+    const y = await run(prompt, { sampling, seeded: true, gamma: "adaptive", proactive: true });
+    expect(y.text).toBe(x.text);
+    const other = await run(prompt, { sampling: { ...sampling, seed: 4243 }, seeded: true, gamma: 3 });
+    expect(other.tokens).not.toEqual(a.tokens);
+  });
+
+  // Seeded trials through SpecDecoder → PoolClient → verifier process: the first two tokens after a
+  // fixed prompt, with top_k 4 (a four-token "vocabulary" per position) so that the 16 cells fill; the
+  // reference is target-only sampling p(a)·p(b|a) from the target's own logits. Accept at p ≥ 0.001.
+  it("commits pairs distributed as target-only sampling (chi-square through edge + verifier)", async () => {
+    const s: Sampling = { temperature: 1, top_p: 1, top_k: 4, seed: 0 };
+    const params = { temperature: 1, topK: 4 };
+    const prompt = tok.encode("La vida es");
+    const counts = new Map<string, number>();
+    const trials = 1500;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        for (let t = next++; t < trials; t = next++) {
+          const r = await run(prompt, { sampling: { ...s, seed: 10_000 + t }, maxTokens: 2, gamma: 2, decode: undefined });
+          const key = r.tokens.join(",");
+          counts.set(key, (counts.get(key) ?? 0) + 1);
+        }
+      }),
+    );
+    const row = async (ctx: number[]) => (await target.forward(target.newSequence(), ctx)).last();
+    const exact = new Map<string, number>();
+    const pa = targetDistribution(await row(prompt), params);
+    for (const [a, P] of pa.entries()) {
+      if (!P) continue;
+      const pb = targetDistribution(await row([...prompt, a]), params);
+      for (const [b, Q] of pb.entries()) if (Q) exact.set(`${a},${b}`, P * Q);
+    }
+    for (const k of counts.keys()) expect(exact.has(k), `pair ${k} is impossible under the target`).toBe(true);
+    const keys = [...exact.keys()];
+    const r = chiSquareTest(keys.map((k) => counts.get(k) ?? 0), keys.map((k) => exact.get(k)!));
+    expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
+  });
+});
