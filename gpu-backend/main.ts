@@ -10,6 +10,7 @@ import type { TargetEngine } from "./engine.ts";
 import { OnnxEngine } from "./onnx-engine.ts";
 import { createVerifierApp } from "./server.ts";
 import { SglangEngine } from "./sglang-engine.ts";
+import { SimulatedCostEngine } from "./simulated-cost-engine.ts";
 import { loadTargetModel } from "./target-model.ts";
 import { Verifier } from "./verifier.ts";
 
@@ -36,7 +37,9 @@ async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; l
 
 async function main(): Promise<void> {
   const vc = loadVerifierConfig(process.env);
-  const { engine, label } = await openEngine(vc);
+  const opened = await openEngine(vc);
+  const engine = vc.VERIFIER_SIMULATED_PASS_MS > 0 ? new SimulatedCostEngine(opened.engine, vc.VERIFIER_SIMULATED_PASS_MS) : opened.engine;
+  const label = opened.label;
   const verifier = new Verifier(engine, {
     maxBytes: vc.VERIFIER_KV_BYTES,
     maxSessions: vc.VERIFIER_MAX_SESSIONS,

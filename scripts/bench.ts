@@ -1,10 +1,13 @@
-// `npm run bench`: runs the benchmarks and writes bench/results/<name>.json. Today: the runner
-// benchmark (draft and target on onnxruntime-web, onnxruntime-node and transformers.js, greedy α).
+// `npm run bench`: runs the benchmarks and writes bench/results/<name>.json: the runners (draft and
+// target on onnxruntime-web, onnxruntime-node and transformers.js, greedy α), the verifier (in-process
+// and over HTTP), and speculation end to end at simulated RTTs (`--only speculation` runs just that).
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { benchRunners } from "../bench/runners.ts";
+import { SPANISH_PROMPTS } from "../bench/prompts.ts";
+import { benchSpeculation } from "../bench/speculation.ts";
 import { benchVerifier, benchVerifierHttp } from "../bench/verifier.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { loadBundle } from "../src/models/model-store.ts";
@@ -16,21 +19,52 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     out: { type: "string" },
     pair: { type: "string", default: DEFAULT_PAIR_DIR },
+    only: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
-  console.log("usage: npm run bench -- [--quick] [--out bench/results/NAME.json] [--pair DIR with draft/ and target/]");
+  console.log("usage: npm run bench -- [--quick] [--only speculation] [--out bench/results/NAME.json] [--pair DIR with draft/ and target/]");
   process.exit(0);
 }
 const t0 = performance.now();
+const log = (s: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
+
+/** Speculation end to end at simulated RTTs; writes bench/results/speculation(-quick).json. */
+async function runSpeculation(): Promise<void> {
+  const tok = TextTokenizer.fromBundle(await loadBundle(path.join(values.pair, "target")));
+  const prompts = SPANISH_PROMPTS.slice(0, values.quick ? 2 : 4).map((t) => tok.encode(t));
+  const rows = [];
+  // The fixture target as it is, then standing in for ALIA-40b: 17 ms per pass (DESIGN §5).
+  for (const passMs of [0, 17]) rows.push(...(await benchSpeculation(values.pair, prompts, { rtts: [0, 20, 80], tokens: values.quick ? 24 : 64, passMs, log })));
+  const file = path.join("bench", "results", values.quick ? "speculation-quick.json" : "speculation.json");
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, prompts: prompts.length, rows }, null, 2) + "\n");
+  console.log(`\nspeculation, greedy, ${prompts.length} prompts × ≤ ${values.quick ? 24 : 64} tokens, one stream (ms per token: wall time incl. prefill):`);
+  console.log("pass ms | RTT ms | mode                  | proactive |    τ | passes/token | ms/token | pool-generated | mean γ | ahead used");
+  for (const x of rows)
+    console.log(
+      `${String(x.pass_ms).padStart(7)} | ${String(x.rtt_ms).padStart(6)} | ${x.mode.padEnd(21)} | ${String(x.proactive).padEnd(9)} | ${x.tau.toFixed(2).padStart(4)} | ${x.target_passes_per_token.toFixed(3).padStart(12)} | ${x.ms_per_token.toFixed(2).padStart(8)} | ${(100 * x.pool_generated_share).toFixed(0).padStart(13)}% | ${x.mean_gamma.toFixed(1).padStart(6)} | ${x.proactive ? `${(100 * x.ahead_used_share).toFixed(0)}%` : "—"}`,
+    );
+  console.log(`wrote ${file}`);
+}
+
+if (values.only === "speculation") {
+  await runSpeculation();
+  process.exit(0);
+}
+if (values.only) {
+  console.error(`unknown --only ${values.only} (known: speculation)`);
+  process.exit(2);
+}
+
 const r = await benchRunners({
   pairDir: values.pair,
   tokens: values.quick ? 16 : 64,
   prompts: values.quick ? 3 : 16,
   rounds: values.quick ? 1 : 3,
   alphaPrompts: values.quick ? 10 : 50,
-  log: (s) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`),
+  log,
 });
 console.error("verifier rounds…");
 const targetBundle = await loadBundle(path.join(values.pair, "target"));
@@ -68,3 +102,4 @@ console.log(`verifier round over HTTP (median): ${vh.round_ms_by_gamma.map((x) =
 for (const t of vh.throughput)
   console.log(`HTTP, ${t.sessions} concurrent sessions, γ=4: batched ${t.batched_rounds_per_s.toFixed(0)} rounds/s, unbatched ${t.unbatched_rounds_per_s.toFixed(0)} rounds/s (×${(t.batched_rounds_per_s / t.unbatched_rounds_per_s).toFixed(2)})`);
 console.log(`wrote ${out}`);
+await runSpeculation();

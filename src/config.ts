@@ -19,6 +19,29 @@ export const ConfigSchema = z.object({
   S3_BUCKET: z.string().min(1).optional().describe("Bucket of model bundles"),
   S3_PREFIX: z.string().default("bundles").describe("Key prefix of bundles in the bucket"),
   S3_FORCE_PATH_STYLE: bool.default(false).describe("Path-style addressing (MinIO, s3rver)"),
+  POOL_NODES: z
+    .string()
+    .default("http://127.0.0.1:8788")
+    .transform((s, ctx) => {
+      const urls = s.split(",").map((u) => u.trim()).filter(Boolean);
+      for (const u of urls) if (!URL.canParse(u)) ctx.addIssue({ code: "custom", message: `not a URL: ${u}` });
+      if (!urls.length) ctx.addIssue({ code: "custom", message: "at least one verifier URL" });
+      return urls;
+    })
+    .describe("Verifier nodes of the pool, comma-separated URLs"),
+  POOL_TOKEN: z.string().min(16, "at least 16 characters").optional().describe("Bearer token of the pool (the nodes' VERIFIER_TOKEN)"),
+  POOL_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000).describe("Timeout of one verify request (or of the wait for the next generated token)"),
+  POOL_MAX_IN_FLIGHT: z.coerce.number().int().positive().default(64).describe("Requests in flight per node"),
+  POOL_FAILURE_THRESHOLD: z.coerce.number().int().positive().default(3).describe("Consecutive failures that open a node's circuit"),
+  POOL_BACKOFF_MS: z.coerce.number().int().positive().default(500).describe("First wait before probing a failed node's /readyz (doubles, ≤ 30 s)"),
+  SPEC_GAMMA: z
+    .union([z.literal("adaptive"), z.coerce.number().int().min(0).max(16)])
+    .default("adaptive")
+    .describe("Drafts per round: `adaptive` (γ policy) or a fixed 0…16 (0: pool generation)"),
+  SPEC_MAX_GAMMA: z.coerce.number().int().min(1).max(16).default(8).describe("Largest γ the policy may choose"),
+  SPEC_OBJECTIVE: z.enum(["latency", "gpu"]).default("latency").describe("What the γ policy maximises: tokens per second or per GPU-second"),
+  SPEC_PROACTIVE: bool.default(true).describe("Draft ahead while a verify call is in flight"),
+  SPEC_Q_SUPPORT: z.coerce.number().int().min(1).max(64).default(8).describe("Support K of the sparse q̃ sent with sampled drafts"),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -22,6 +22,9 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ MODEL_STORE: "ftp" })).toThrow(/MODEL_STORE:/);
     expect(() => loadConfig({ S3_ENDPOINT: "not a url" })).toThrow(/S3_ENDPOINT:/);
     expect(() => loadConfig({ MODEL_STORE: "s3" })).toThrow(/S3_BUCKET is required when MODEL_STORE=s3/);
+    expect(() => loadConfig({ POOL_NODES: "http://127.0.0.1:1, nope" })).toThrow(/POOL_NODES: not a URL: nope/);
+    expect(() => loadConfig({ SPEC_GAMMA: "fast" })).toThrow(/SPEC_GAMMA:/);
+    expect(loadConfig({ POOL_NODES: "http://a:1,http://b:2", SPEC_GAMMA: "3", SPEC_PROACTIVE: "false" })).toMatchObject({ POOL_NODES: ["http://a:1", "http://b:2"], SPEC_GAMMA: 3, SPEC_PROACTIVE: false });
     expect(() => loadVerifierConfig({ VERIFIER_HOST: "0.0.0.0" })).toThrow(/VERIFIER_TOKEN is required when VERIFIER_HOST \(0\.0\.0\.0\) is not loopback/);
     expect(() => loadVerifierConfig({ VERIFIER_TOKEN: "short" })).toThrow(/VERIFIER_TOKEN: at least 16 characters/);
     expect(() => loadVerifierConfig({ VERIFIER_ENGINE: "sglang" })).toThrow(/VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang/);

@@ -5,6 +5,7 @@
 // history and the same round number, and the verifier's exactly-once rounds and per-round seeded draws
 // make the answer the one the first node would have given: no token is lost or repeated. Runs on Node
 // and in workerd (fetch only, no timers left behind).
+import type { Config } from "../config.ts";
 import {
   GenerateRequestSchema,
   VerifyResponseSchema,
@@ -69,6 +70,18 @@ function fnv1a(s: string): number {
   h = Math.imul(h, 0x85ebca6b) >>> 0;
   h ^= h >>> 13;
   return h >>> 0;
+}
+
+/** The pool as the edge's configuration names it. */
+export function poolClientFromConfig(c: Pick<Config, "POOL_NODES" | "POOL_TOKEN" | "POOL_TIMEOUT_MS" | "POOL_MAX_IN_FLIGHT" | "POOL_FAILURE_THRESHOLD" | "POOL_BACKOFF_MS">): PoolClient {
+  return new PoolClient({
+    nodes: c.POOL_NODES,
+    token: c.POOL_TOKEN,
+    timeoutMs: c.POOL_TIMEOUT_MS,
+    maxInFlightPerNode: c.POOL_MAX_IN_FLIGHT,
+    failureThreshold: c.POOL_FAILURE_THRESHOLD,
+    backoffMs: c.POOL_BACKOFF_MS,
+  });
 }
 
 export class PoolClient {

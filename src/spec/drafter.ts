@@ -29,6 +29,9 @@ export class Drafter {
   private rows = new Map<number, Float32Array>();
   /** Time spent in draft forward passes (ms), for statistics. */
   draftMs = 0;
+  /** Blocks drafted ahead that the next round used, and that it had to discard. */
+  aheadUsed = 0;
+  aheadDiscarded = 0;
   /** A block drafted ahead for the history it assumed. */
   private ahead?: { history: number[]; block: DraftBlock };
   private aheadRun?: Promise<void>;
@@ -88,10 +91,12 @@ export class Drafter {
     const ahead = this.ahead;
     this.ahead = undefined;
     if (ahead && ahead.history.length === history.length && ahead.history.every((t, i) => t === history[i])) {
+      this.aheadUsed++;
       const block = slice(ahead.block, gamma);
       if (block.tokens.length === gamma) return block;
       return this.extend(history, block, gamma);
     }
+    if (ahead) this.aheadDiscarded++;
     return this.extend(history, { tokens: [], ...(this.sampling ? { q: [] } : {}) }, gamma);
   }
 

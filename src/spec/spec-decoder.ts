@@ -66,6 +66,9 @@ export interface DecodeStats {
   networkMs: number;
   generateMs: number;
   modeChanges: number;
+  /** Proactive drafting: rounds whose next block had been drafted ahead, and ahead work discarded. */
+  aheadUsed: number;
+  aheadDiscarded: number;
   /** γ chosen per round (0 for a pool-generated chunk). */
   gammas: number[];
 }
@@ -96,6 +99,8 @@ export class SpecDecoder {
     networkMs: 0,
     generateMs: 0,
     modeChanges: 0,
+    aheadUsed: 0,
+    aheadDiscarded: 0,
     gammas: [],
   };
   finishReason: FinishReason | undefined;
@@ -212,22 +217,25 @@ export class SpecDecoder {
         if (gamma === 0) {
           // Pool generation for a chunk; the drafter follows along to keep α (and its cache) current.
           opened = false;
-          const n = Math.min(o.generateChunk ?? 16, remaining);
+          // Fixed γ = 0 streams to the end; adaptive asks the policy again after a chunk.
+          const n = o.gamma === 0 ? remaining : Math.min(o.generateChunk ?? 16, remaining);
           const t0 = performance.now();
           let got = 0;
           for await (const token of o.pool.generate({ history: [...history], max_tokens: n, stop_ids: [...stopIds], sampling }, o.signal)) {
             got++;
-            const d0 = this.drafter.draftMs;
-            const row = await this.drafter.sync(history);
-            this.stats.draftMs += this.drafter.draftMs - d0;
-            this.acceptance.observeToken(argmax(row) === token);
+            this.stats.generatedTokens++;
+            this.stats.targetPasses++;
+            if (o.gamma === "adaptive") {
+              const d0 = this.drafter.draftMs;
+              const row = await this.drafter.sync(history);
+              this.stats.draftMs += this.drafter.draftMs - d0;
+              this.acceptance.observeToken(argmax(row) === token);
+            }
             const { event, done } = commit([token]);
             if (event.tokens.length || event.text) yield event;
             if (done) return;
           }
           const ms = performance.now() - t0;
-          this.stats.generatedTokens += got;
-          this.stats.targetPasses += got;
           this.stats.generateMs += ms;
           if (got) this.genPerToken.observe(ms / got);
           if (got < n) {
@@ -281,6 +289,8 @@ export class SpecDecoder {
       throw e;
     } finally {
       await this.drafter.reset();
+      this.stats.aheadUsed = this.drafter.aheadUsed;
+      this.stats.aheadDiscarded = this.drafter.aheadDiscarded;
       // Close the verifier's session whether the generation ended or the client went away.
       await o.pool.close(o.session);
     }
