@@ -217,11 +217,13 @@ export class SpecDecoder {
         if (gamma === 0) {
           // Pool generation for a chunk; the drafter follows along to keep α (and its cache) current.
           opened = false;
-          // Fixed γ = 0 streams to the end; adaptive asks the policy again after a chunk.
-          const n = o.gamma === 0 ? remaining : Math.min(o.generateChunk ?? 16, remaining);
+          // One stream to the end; adaptive asks the policy again every chunk and, if speculation now
+          // pays, leaves the loop, which closes the stream (the pool stops generating).
+          const chunk = o.generateChunk ?? 16;
           const t0 = performance.now();
           let got = 0;
-          for await (const token of o.pool.generate({ history: [...history], max_tokens: n, stop_ids: [...stopIds], sampling }, o.signal)) {
+          let switching = false;
+          for await (const token of o.pool.generate({ history: [...history], max_tokens: remaining, stop_ids: [...stopIds], sampling }, o.signal)) {
             got++;
             this.stats.generatedTokens++;
             this.stats.targetPasses++;
@@ -234,12 +236,17 @@ export class SpecDecoder {
             const { event, done } = commit([token]);
             if (event.tokens.length || event.text) yield event;
             if (done) return;
+            if (o.gamma === "adaptive" && got % chunk === 0) {
+              this.genPerToken.observe((performance.now() - t0) / got);
+              if (this.choose(0) !== 0) {
+                switching = true;
+                break;
+              }
+            }
           }
-          const ms = performance.now() - t0;
-          this.stats.generateMs += ms;
-          if (got) this.genPerToken.observe(ms / got);
-          if (got < n) {
-            this.finishReason ??= "stop"; // the pool stopped on a stop id that ended our commit loop
+          this.stats.generateMs += performance.now() - t0;
+          if (!switching) {
+            this.finishReason ??= "stop"; // the pool ended on a stop id before our own checks did
             return;
           }
           continue;
