@@ -1,32 +1,55 @@
-// The one Hono app; runtimes (src/node.ts, src/worker.ts) only adapt it. The OpenAI-compatible API is
-// filled in by later work; today it reports health and the served model pair.
+// The one Hono app; runtimes (src/node.ts, src/worker.ts) only build its dependencies and serve it.
+import { timingSafeEqual } from "./api/constant-time.ts";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { createCompletionHandlers, type ApiDeps } from "./api/openai.ts";
+import { openApiDocument } from "./api/openapi.ts";
 import { errorBody } from "./errors.ts";
-import type { Manifest, ModelConfig } from "./models/bundle.ts";
 
-export interface ServedPair {
-  draft: { manifest: Manifest; config: ModelConfig };
-  target: { manifest: Manifest; config: ModelConfig };
+export interface AppDeps extends ApiDeps {
+  /** Bearer keys accepted on /v1/*; none: open (the local default). */
+  apiKeys?: readonly string[];
+  maxBodyBytes: number;
 }
 
-export function createApp(pair: ServedPair): Hono {
+export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
+  const api = createCompletionHandlers(deps);
+  const { model } = deps;
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
+
+  app.use("/v1/*", async (c, next) => {
+    if (deps.apiKeys?.length) {
+      const h = c.req.header("authorization") ?? "";
+      const key = h.startsWith("Bearer ") ? h.slice(7) : "";
+      if (!deps.apiKeys.some((k) => timingSafeEqual(key, k)))
+        return c.json(errorBody(key ? "Incorrect API key provided." : "You didn't provide an API key (Authorization: Bearer <key>).", "authentication_error", "invalid_api_key"), 401);
+    }
+    await next();
+  });
   app.get("/v1/models", (c) =>
     c.json({
       object: "list",
-      data: [
-        {
-          id: pair.target.manifest.id,
-          object: "model",
-          created: Math.floor(Date.parse(pair.target.manifest.created ?? "1970-01-01") / 1000),
-          owned_by: "alia-edge",
-          bundle: `${pair.target.manifest.id}@${pair.target.manifest.version}`,
-          draft_bundle: `${pair.draft.manifest.id}@${pair.draft.manifest.version}`,
-        },
-      ],
+      data: [{ id: model.id, object: "model", created: model.created, owned_by: "alia-edge", bundle: model.fingerprint.split("+")[0], draft_bundle: model.draftBundle }],
     }),
   );
-  app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
+  app.get("/v1/models/:id", (c) =>
+    c.req.param("id") === model.id
+      ? c.json({ id: model.id, object: "model", created: model.created, owned_by: "alia-edge" })
+      : c.json(errorBody(`The model '${c.req.param("id")}' does not exist`, "invalid_request_error", "model_not_found", "model"), 404),
+  );
+  const limit = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: (c) => c.json(errorBody(`request body over ${deps.maxBodyBytes} bytes`, "invalid_request_error", "request_too_large"), 413),
+  });
+  app.post("/v1/completions", limit, api.completions);
+  app.post("/v1/chat/completions", limit, api.chat);
+
+  app.notFound((c) => c.json(errorBody(`Unknown request URL: ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
+  app.onError((e, c) => {
+    console.error(e);
+    return c.json(errorBody("internal error", "server_error", "internal_error"), 500);
+  });
   return app;
 }

@@ -41,6 +41,18 @@ export const ConfigSchema = z.object({
   SPEC_MAX_GAMMA: z.coerce.number().int().min(1).max(16).default(8).describe("Largest γ the policy may choose"),
   SPEC_OBJECTIVE: z.enum(["latency", "gpu"]).default("latency").describe("What the γ policy maximises: tokens per second or per GPU-second"),
   SPEC_PROACTIVE: bool.default(true).describe("Draft ahead while a verify call is in flight"),
+  EMBEDDED_VERIFIER: z
+    .enum(["auto", "true", "false"])
+    .default("auto")
+    .describe("Node: start a local verifier (`auto`: when POOL_NODES is one loopback URL where none answers yet)"),
+  API_KEYS: z
+    .string()
+    .optional()
+    .transform((s) => (s ? s.split(",").map((k) => k.trim()).filter(Boolean) : undefined))
+    .describe("Comma-separated API keys accepted as Bearer tokens on /v1/* (unset: no key needed)"),
+  MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body (413 beyond)"),
+  DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(256).describe("Chat completion budget when the request names none"),
+  MAX_CONCURRENT: z.coerce.number().int().positive().default(64).describe("Generations at once per edge process (429 beyond)"),
   SPEC_Q_SUPPORT: z.coerce.number().int().min(1).max(64).default(8).describe("Support K of the sparse q̃ sent with sampled drafts"),
 });
 export type Config = z.infer<typeof ConfigSchema>;

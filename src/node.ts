@@ -1,12 +1,52 @@
-// Node entry point (`npm start`): loads and checks the model pair named by the configuration (by default
-// the committed Spanish fixture pair), then serves the app on PORT (default 8787).
+// Node entry point (`npm start`): the embedded default. Loads and checks the model pair named by the
+// configuration (by default the committed Spanish fixture pair), starts a local verifier when none is
+// configured, and serves the OpenAI-compatible API on PORT (default 8787). Ctrl-C stops both.
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
 import { serve } from "@hono/node-server";
+import { servedModel } from "./api/served-model.ts";
 import { createApp } from "./app.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { loadDraftModel } from "./models/draft-model.ts";
 import { loadBundle, progressReporter } from "./models/model-store.ts";
 import { openModelStore } from "./models/open-store.ts";
 import { assertTokenizerPair } from "./models/tokenizer.ts";
+import { poolClientFromConfig } from "./pool/pool-client.ts";
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
+    await r.body?.cancel();
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts `gpu-backend/main.ts` on the port of the single loopback pool node, if that is wanted. */
+async function startEmbeddedVerifier(config: Config): Promise<ChildProcess | undefined> {
+  if (config.EMBEDDED_VERIFIER === "false") return undefined;
+  const url = new URL(config.POOL_NODES[0]);
+  const local = config.POOL_NODES.length === 1 && LOOPBACK.has(url.hostname);
+  if (config.EMBEDDED_VERIFIER === "auto" && (!local || (await answers(url.origin)))) return undefined;
+  if (!local) throw new ConfigError("invalid configuration: EMBEDDED_VERIFIER=true needs POOL_NODES to be one loopback URL");
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "..", "gpu-backend", "main.ts")], {
+    env: { ...process.env, VERIFIER_HOST: "127.0.0.1", VERIFIER_PORT: url.port || "80", ...(config.POOL_TOKEN ? { VERIFIER_TOKEN: config.POOL_TOKEN } : {}) },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const deadline = Date.now() + 120_000;
+  while (!(await answers(url.origin))) {
+    if (child.exitCode !== null) throw new Error(`the local verifier exited with code ${child.exitCode}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`the local verifier did not become ready at ${url.origin}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return child;
+}
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -17,20 +57,34 @@ async function main(): Promise<void> {
   // fetchBundle has just hashed every file; loading re-checks sizes only.
   const [draft, target] = await Promise.all([loadBundle(draftDir, { verified: true }), loadBundle(targetDir, { verified: true })]);
   const tokenizer = assertTokenizerPair(draft, target);
-  const drafter = await loadDraftModel(draft);
+  const draftModel = await loadDraftModel(draft);
   // A one-token smoke run: a model that loads but cannot run should fail here, not on the first request.
-  await drafter.forward(drafter.newSequence(), tokenizer.encode("Hola"));
+  await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));
+  const verifier = await startEmbeddedVerifier(config);
 
-  const app = createApp({ draft, target });
+  const app = createApp({
+    model: servedModel({ target, draft, draftModel, tokenizer }),
+    pool: poolClientFromConfig(config),
+    spec: { gamma: config.SPEC_GAMMA, maxGamma: config.SPEC_MAX_GAMMA, objective: config.SPEC_OBJECTIVE, proactive: config.SPEC_PROACTIVE, support: config.SPEC_Q_SUPPORT },
+    defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
+    maxConcurrent: config.MAX_CONCURRENT,
+    apiKeys: config.API_KEYS,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+  });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const url = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}`;
     console.log(`alia-edge serving ${target.manifest.id}@${target.manifest.version} (draft ${draft.manifest.id}@${draft.manifest.version}) from ${store.name}`);
+    console.log(`verifier pool: ${config.POOL_NODES.join(", ")}${verifier ? " (started here)" : ""}`);
     console.log(`listening on ${url}`);
     console.log(`try: curl ${url}/v1/models`);
+    console.log(
+      `     curl ${url}/v1/chat/completions -H 'content-type: application/json'${config.API_KEYS ? " -H 'authorization: Bearer $KEY'" : ""} -d '{"model": "${target.manifest.id}", "messages": [{"role": "user", "content": "Hola"}], "max_tokens": 32}'`,
+    );
   });
   const stop = () => {
+    verifier?.kill("SIGTERM");
     server.close(() => process.exit(0));
-    setTimeout(() => process.exit(0), 2000).unref();
+    setTimeout(() => process.exit(0), 3000).unref();
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -1,0 +1,238 @@
+// /v1/completions and /v1/chat/completions: OpenAI's request and response shapes over speculative
+// decoding. One code path for both: validate, build the prompt ids, run SpecDecoder, answer JSON or
+// Server-Sent Events (`data: {...}` chunks, then `data: [DONE]`). Text is streamed as soon as it is
+// committed, minus what could still be part of a stop string or an incomplete UTF-8 character.
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { z } from "zod";
+import { errorBody } from "../errors.ts";
+import { PoolError } from "../pool/pool-client.ts";
+import type { Sampling } from "../protocol.ts";
+import type { GammaObjective } from "../spec/gamma-policy.ts";
+import { SpecDecoder, type DecodeStats, type FinishReason, type VerifierPool } from "../spec/spec-decoder.ts";
+import { ChatRequestSchema, CompletionRequestSchema, describeIssue, messageText, type ChatRequest, type CompletionRequest } from "./schemas.ts";
+import type { ServedModel } from "./served-model.ts";
+
+export interface SpecSettings {
+  gamma: number | "adaptive";
+  maxGamma: number;
+  objective: GammaObjective;
+  proactive: boolean;
+  support: number;
+}
+
+export interface ApiDeps {
+  model: ServedModel;
+  pool: VerifierPool;
+  spec: SpecSettings;
+  /** Default completion budget of chat requests without max tokens (completions default to 16, as OpenAI). */
+  defaultMaxTokens: number;
+  /** Generations at once; beyond: 429 with Retry-After. */
+  maxConcurrent: number;
+}
+
+type Kind = "completion" | "chat";
+
+/** Speculation statistics of one request (the `alia_speculation` extension field). */
+export function speculationSummary(s: DecodeStats, completionTokens: number) {
+  return {
+    rounds: s.rounds,
+    drafted_tokens: s.drafted,
+    accepted_tokens: s.accepted,
+    acceptance_rate: s.drafted ? s.accepted / s.drafted : null,
+    tokens_per_round: s.rounds ? s.roundTokens / s.rounds : null,
+    pool_generated_tokens: s.generatedTokens,
+    target_passes: s.targetPasses,
+    target_passes_saved: Math.max(0, completionTokens - s.targetPasses),
+    draft_ms: round1(s.draftMs),
+    verify_ms: round1(s.verifyMs),
+    network_ms: round1(s.networkMs),
+  };
+}
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+function randomId(prefix: string): string {
+  const b = new Uint8Array(12);
+  crypto.getRandomValues(b);
+  return prefix + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function randomSeed(): number {
+  const b = new Uint32Array(2);
+  crypto.getRandomValues(b);
+  return (b[0] & 0x1fffff) * 2 ** 32 + b[1];
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ReturnType<typeof errorBody>,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(body.error.message);
+  }
+}
+
+const invalid = (message: string, param: string | null, code: string | null = null) => new ApiError(400, errorBody(message, "invalid_request_error", code, param));
+
+export function createCompletionHandlers(deps: ApiDeps) {
+  let running = 0;
+  const { model } = deps;
+
+  /** Prompt ids, budget, stop settings and sampling of a validated request. */
+  function prepare(kind: Kind, req: CompletionRequest | ChatRequest) {
+    if (req.model !== model.id) throw new ApiError(404, errorBody(`The model '${req.model}' does not exist; this server serves '${model.id}'`, "invalid_request_error", "model_not_found", "model"));
+    let prompt: number[];
+    if (kind === "chat") {
+      const r = req as ChatRequest;
+      prompt = model.tokenizer.encode(model.renderChat(r.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }))));
+    } else {
+      const p = (req as CompletionRequest).prompt;
+      prompt = model.tokenizer.encode(typeof p === "string" ? p : p[0]);
+    }
+    const room = model.maxPositions - prompt.length;
+    const asked = kind === "chat" ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
+    const param = kind === "chat" ? "messages" : "prompt";
+    if (room < 1) throw invalid(`This model's maximum context length is ${model.maxPositions} tokens; the ${param} has ${prompt.length}`, param, "context_length_exceeded");
+    if (asked != null && asked > room)
+      throw invalid(`This model's maximum context length is ${model.maxPositions} tokens: ${prompt.length} in the ${param} + ${asked} requested`, kind === "chat" && (req as ChatRequest).max_completion_tokens != null ? "max_completion_tokens" : "max_tokens", "context_length_exceeded");
+    const maxTokens = asked ?? Math.min(kind === "chat" ? deps.defaultMaxTokens : 16, room);
+    const temperature = req.temperature ?? 1;
+    const sampling: Sampling | undefined = temperature > 0 ? { temperature, top_p: req.top_p ?? 1, top_k: 0, seed: req.seed ?? randomSeed() } : undefined;
+    const stop = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
+    return { prompt, maxTokens, sampling, seeded: req.seed != null, stop, stopIds: kind === "chat" ? model.chatStopIds : model.stopIds };
+  }
+
+  /** Decodes output tokens as the continuation of the prompt (keeps the leading space a piece carries). */
+  function continuationDecoder(prompt: number[]) {
+    const tail = prompt.slice(-4);
+    const tok = model.tokenizer;
+    const head = tok.decode(tail, { skipSpecialTokens: true });
+    return (ids: readonly number[]) => {
+      const full = tok.decode([...tail, ...ids], { skipSpecialTokens: true });
+      return full.startsWith(head) ? full.slice(head.length) : tok.decode(ids, { skipSpecialTokens: true });
+    };
+  }
+
+  async function handle(c: Context, kind: Kind): Promise<Response> {
+    try {
+      const raw = await c.req.json().catch(() => {
+        throw invalid("We could not parse the JSON body of your request.", null, "invalid_json");
+      });
+      const parsed = (kind === "chat" ? ChatRequestSchema : CompletionRequestSchema).safeParse(raw);
+      if (!parsed.success) {
+        const { message, param } = describeIssue(parsed.error as z.ZodError);
+        throw invalid(message, param);
+      }
+      const req = parsed.data;
+      const p = prepare(kind, req);
+      if (running >= deps.maxConcurrent)
+        throw new ApiError(429, errorBody(`too many generations at once (${deps.maxConcurrent}); retry shortly`, "rate_limit_error", "rate_limit_exceeded"), { "Retry-After": "1" });
+      running++;
+      const ctl = new AbortController();
+      const clientGone = c.req.raw.signal;
+      const onGone = () => ctl.abort();
+      clientGone.addEventListener("abort", onGone);
+      const decoder = new SpecDecoder({
+        draft: model.draft,
+        pool: deps.pool,
+        maxTokens: p.maxTokens,
+        stopIds: p.stopIds,
+        stop: p.stop,
+        decode: continuationDecoder(p.prompt),
+        sampling: p.sampling,
+        seeded: p.seeded,
+        gamma: deps.spec.gamma,
+        maxGamma: deps.spec.maxGamma,
+        objective: deps.spec.objective,
+        proactive: deps.spec.proactive,
+        support: deps.spec.support,
+        session: randomId("s-"),
+        signal: ctl.signal,
+      });
+      const done = () => {
+        running--;
+        clientGone.removeEventListener("abort", onGone);
+      };
+      const id = randomId(kind === "chat" ? "chatcmpl-" : "cmpl-");
+      const created = Math.floor(Date.now() / 1000);
+      const base = { id, object: kind === "chat" ? "chat.completion" : "text_completion", created, model: model.id, system_fingerprint: model.fingerprint };
+      const usage = (n: number) => ({ prompt_tokens: p.prompt.length, completion_tokens: n, total_tokens: p.prompt.length + n });
+      const events = decoder.run(p.prompt);
+
+      if (!req.stream) {
+        let text = "";
+        try {
+          for await (const ev of events) text += ev.text;
+        } catch (e) {
+          done();
+          throw e;
+        }
+        done();
+        const finish: FinishReason = decoder.finishReason ?? "length";
+        const spec = speculationSummary(decoder.stats, decoder.output.length);
+        const choice = kind === "chat" ? { index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish } : { index: 0, text, logprobs: null, finish_reason: finish };
+        return c.json({ ...base, choices: [choice], usage: usage(decoder.output.length), alia_speculation: spec }, 200, {
+          "x-alia-tokens-per-round": String(spec.tokens_per_round ?? 0),
+          "x-alia-acceptance-rate": String(spec.acceptance_rate ?? 0),
+          "x-alia-target-passes-saved": String(spec.target_passes_saved),
+        });
+      }
+
+      // Streaming: pull the first event before answering so that a refused request is an error status.
+      let first: IteratorResult<{ text: string }>;
+      try {
+        first = await events.next();
+      } catch (e) {
+        done();
+        throw e;
+      }
+      const chunkBase = { ...base, object: kind === "chat" ? "chat.completion.chunk" : "text_completion" };
+      const includeUsage = req.stream_options?.include_usage === true;
+      const chunk = (delta: string | null, finish: FinishReason | null, extra: Record<string, unknown> = {}) => {
+        const choice = kind === "chat" ? { index: 0, delta: delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish } : { index: 0, text: delta ?? "", logprobs: null, finish_reason: finish };
+        return JSON.stringify({ ...chunkBase, choices: [choice], ...(includeUsage ? { usage: null } : {}), ...extra });
+      };
+      return streamSSE(c, async (sse) => {
+        sse.onAbort(() => ctl.abort());
+        try {
+          if (kind === "chat") await sse.writeSSE({ data: JSON.stringify({ ...chunkBase, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) }) });
+          if (!first.done && first.value.text) await sse.writeSSE({ data: chunk(first.value.text, null) });
+          for await (const ev of events) if (ev.text) await sse.writeSSE({ data: chunk(ev.text, null) });
+          if (ctl.signal.aborted) return;
+          const n = decoder.output.length;
+          await sse.writeSSE({ data: chunk(null, decoder.finishReason ?? "length", { alia_speculation: speculationSummary(decoder.stats, n) }) });
+          if (includeUsage) await sse.writeSSE({ data: JSON.stringify({ ...chunkBase, choices: [], usage: usage(n) }) });
+          await sse.writeSSE({ data: "[DONE]" });
+        } catch (e) {
+          // Headers are out: the error becomes the last event, as OpenAI streams do.
+          const { body } = toApiError(e);
+          await sse.writeSSE({ data: JSON.stringify(body) });
+        } finally {
+          done();
+        }
+      });
+    } catch (e) {
+      const err = toApiError(e);
+      return c.json(err.body, err.status as 400, err.headers);
+    }
+  }
+
+  return {
+    completions: (c: Context) => handle(c, "completion"),
+    chat: (c: Context) => handle(c, "chat"),
+    get running() {
+      return running;
+    },
+  };
+}
+
+function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof PoolError) {
+    if (e.status === 503) return new ApiError(503, errorBody("the model is temporarily unavailable; retry shortly", "server_error", "service_unavailable"), { "Retry-After": "2" });
+    return new ApiError(e.status, errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code));
+  }
+  console.error(e);
+  return new ApiError(500, errorBody("internal error", "server_error", "internal_error"));
+}

@@ -1,0 +1,49 @@
+// What the API serves: the draft model, the shared tokenizer, the chat template and the limits, built
+// from a draft/target bundle pair (Node) or from the draft bundle and the target's manifest (Workers).
+import { Template } from "@huggingface/jinja";
+import { eosIds, type Manifest, type ModelConfig, type TokenizerConfig } from "../models/bundle.ts";
+import type { CausalLM } from "../models/causal-lm.ts";
+import type { TextTokenizer } from "../models/tokenizer.ts";
+
+export interface ServedModel {
+  /** The id clients send as `model` (the target bundle's id). */
+  id: string;
+  /** `system_fingerprint`: target and draft bundles. */
+  fingerprint: string;
+  created: number;
+  draft: CausalLM;
+  draftBundle: string;
+  tokenizer: TextTokenizer;
+  /** Ends generation (EOS); chat adds the end-of-turn token. */
+  stopIds: number[];
+  chatStopIds: number[];
+  /** Context: prompt + completion tokens. */
+  maxPositions: number;
+  renderChat(messages: { role: string; content: string }[]): string;
+}
+
+export function servedModel(o: {
+  target: { manifest: Manifest; config: ModelConfig };
+  draft: { manifest: Manifest; config: ModelConfig; tokenizerConfig: TokenizerConfig };
+  draftModel: CausalLM;
+  tokenizer: TextTokenizer;
+}): ServedModel {
+  const label = (m: Manifest) => `${m.id}@${m.version}`;
+  const template = new Template(o.draft.tokenizerConfig.chat_template);
+  const stopIds = eosIds(o.target.config);
+  const imEnd = o.tokenizer.tokenToId("<|im_end|>");
+  const str = (v: unknown) => (typeof v === "string" ? v : "");
+  return {
+    id: o.target.manifest.id,
+    fingerprint: `${label(o.target.manifest)}+${label(o.draft.manifest)}`,
+    created: Math.floor(Date.parse(o.target.manifest.created ?? "1970-01-01") / 1000),
+    draft: o.draftModel,
+    draftBundle: label(o.draft.manifest),
+    tokenizer: o.tokenizer,
+    stopIds,
+    chatStopIds: imEnd === undefined ? stopIds : [...stopIds, imEnd],
+    maxPositions: Math.min(o.target.config.max_position_embeddings, o.draft.config.max_position_embeddings),
+    renderChat: (messages) =>
+      template.render({ messages, add_generation_prompt: true, bos_token: str(o.draft.tokenizerConfig.bos_token), eos_token: str(o.draft.tokenizerConfig.eos_token) }),
+  };
+}
