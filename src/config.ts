@@ -40,7 +40,7 @@ export const ConfigSchema = z.object({
     .describe("Drafts per round: `adaptive` (γ policy) or a fixed 0…16 (0: pool generation)"),
   SPEC_MAX_GAMMA: z.coerce.number().int().min(1).max(16).default(8).describe("Largest γ the policy may choose"),
   SPEC_OBJECTIVE: z.enum(["latency", "gpu"]).default("latency").describe("What the γ policy maximises: tokens per second or per GPU-second"),
-  SPEC_PROACTIVE: bool.default(true).describe("Draft ahead while a verify call is in flight"),
+  SPEC_PROACTIVE: bool.default(false).describe("Draft ahead while a verify call is in flight (pays when drafting a block takes about as long as a round trip)"),
   EMBEDDED_VERIFIER: z
     .enum(["auto", "true", "false"])
     .default("auto")

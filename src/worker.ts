@@ -1,11 +1,18 @@
-// Cloudflare Worker entry: a thin adapter over the edge drafter. For now it only loads the draft bundle
-// from R2 (verified against its manifest) and keeps it in module scope; the API comes later.
+// Cloudflare Worker entry: a thin adapter that builds the app's dependencies from the environment — the
+// draft bundle and the tokenizer from R2 (every file checked against the manifest), the target bundle's
+// manifest and config.json (model id, EOS, context), the pool from POOL_* vars — once per isolate, and
+// hands every API request to the same Hono app as Node (src/app.ts).
 import { Hono } from "hono";
 // wrangler's default rules turn a .wasm import into a WebAssembly.Module compiled at upload; Workers
 // cannot compile WASM from bytes at run time (typed by src/wasm-modules.d.ts).
 import ortWasmModule from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
+import { servedModel } from "./api/served-model.ts";
+import { createApp } from "./app.ts";
+import { loadConfig } from "./config.ts";
 import { errorBody } from "./errors.ts";
-import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, parseJsonFile, type Manifest } from "./models/bundle.ts";
+import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, TokenizerConfigSchema, parseJsonFile, type Manifest, type ModelConfig } from "./models/bundle.ts";
+import { TextTokenizer } from "./models/tokenizer.ts";
+import { poolClientFromConfig } from "./pool/pool-client.ts";
 import type { ChunkLogits } from "./models/causal-lm.ts";
 import { loadDraftModel, type DraftModel } from "./models/draft-model.ts";
 import { installWorkerdWasm } from "./models/ort-web-workerd.ts";
@@ -19,6 +26,8 @@ export interface Env {
   MODELS: R2BucketLike;
   /** Key prefix of the draft bundle in MODELS, e.g. "bundles/<id>/". */
   DRAFT_BUNDLE_PREFIX: string;
+  /** Key prefix of the target bundle in MODELS: only its manifest.json and config.json are read. */
+  TARGET_BUNDLE_PREFIX?: string;
   /** "1" enables /__test/* routes; only tests set it. */
   ENABLE_TEST_ROUTES?: string;
 }
@@ -30,15 +39,18 @@ const ONNX_FILE = "onnx/model.onnx";
 
 interface Draft {
   manifest: Manifest;
+  config: ModelConfig;
   model: DraftModel;
 }
 
 // One load per isolate and prefix; a failed load is forgotten so the next request retries.
 const drafts = new Map<string, Promise<Draft>>();
 
+// Keys are prefix + file name: accept a prefix with or without its trailing "/".
+const slash = (p: string | undefined) => (p && !p.endsWith("/") ? `${p}/` : (p ?? ""));
+
 function getDraft(env: Env): Promise<Draft> {
-  // Keys are prefix + file name: accept the prefix with or without its trailing "/".
-  const prefix = env.DRAFT_BUNDLE_PREFIX && !env.DRAFT_BUNDLE_PREFIX.endsWith("/") ? `${env.DRAFT_BUNDLE_PREFIX}/` : env.DRAFT_BUNDLE_PREFIX;
+  const prefix = slash(env.DRAFT_BUNDLE_PREFIX);
   let p = drafts.get(prefix);
   if (!p) {
     p = loadDraft(env.MODELS, prefix);
@@ -80,7 +92,49 @@ async function loadDraft(bucket: R2BucketLike, prefix: string): Promise<Draft> {
     readVerified(bucket, prefix, manifest, ONNX_FILE),
   ]);
   const config = parseJsonFile(ModelConfigSchema, configBytes, prefix + CONFIG_FILE);
-  return { manifest, model: await loadDraftModel({ onnx, config }) };
+  return { manifest, config, model: await loadDraftModel({ onnx, config }) };
+}
+
+/** The API app for this environment: draft + tokenizer + target facts + pool, built once per isolate. */
+const apps = new Map<string, Promise<Hono>>();
+
+function getApi(env: Env): Promise<Hono> {
+  const key = `${env.DRAFT_BUNDLE_PREFIX}|${env.TARGET_BUNDLE_PREFIX}`;
+  let p = apps.get(key);
+  if (!p) {
+    p = buildApi(env);
+    apps.set(key, p);
+    p.catch(() => apps.delete(key));
+  }
+  return p;
+}
+
+async function buildApi(env: Env): Promise<Hono> {
+  const config = loadConfig(env as unknown as Record<string, string | undefined>);
+  const draft = await getDraft(env);
+  const dp = slash(env.DRAFT_BUNDLE_PREFIX);
+  const tp = slash(env.TARGET_BUNDLE_PREFIX);
+  if (!tp) throw new Error("TARGET_BUNDLE_PREFIX is not set");
+  const targetManifest = parseJsonFile(ManifestSchema, await readObject(env.MODELS, tp, MANIFEST_FILE), tp + MANIFEST_FILE);
+  const [tokenizerJson, tokenizerConfigBytes, targetConfigBytes] = await Promise.all([
+    readVerified(env.MODELS, dp, draft.manifest, "tokenizer.json"),
+    readVerified(env.MODELS, dp, draft.manifest, "tokenizer_config.json"),
+    readVerified(env.MODELS, tp, targetManifest, CONFIG_FILE),
+  ]);
+  const tokenizerConfig = parseJsonFile(TokenizerConfigSchema, tokenizerConfigBytes, dp + "tokenizer_config.json");
+  const tokenizer = new TextTokenizer(JSON.parse(new TextDecoder().decode(tokenizerJson)), tokenizerConfig);
+  const targetConfig = parseJsonFile(ModelConfigSchema, targetConfigBytes, tp + CONFIG_FILE);
+  if (targetConfig.vocab_size !== draft.config.vocab_size)
+    throw new Error(`draft ${draft.manifest.id} (vocab ${draft.config.vocab_size}) and target ${targetManifest.id} (vocab ${targetConfig.vocab_size}) do not share a vocabulary`);
+  return createApp({
+    model: servedModel({ target: { manifest: targetManifest, config: targetConfig }, draft: { manifest: draft.manifest, config: draft.config, tokenizerConfig }, draftModel: draft.model, tokenizer }),
+    pool: poolClientFromConfig(config),
+    spec: { gamma: config.SPEC_GAMMA, maxGamma: config.SPEC_MAX_GAMMA, objective: config.SPEC_OBJECTIVE, proactive: config.SPEC_PROACTIVE, support: config.SPEC_Q_SUPPORT },
+    defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
+    maxConcurrent: config.MAX_CONCURRENT,
+    apiKeys: config.API_KEYS,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+  });
 }
 
 const app = new Hono<{ Bindings: Env }>();
@@ -108,6 +162,8 @@ app.post("/__test/logits", async (c) => {
   return c.json({ rows: logits.rows, vocab: logits.vocab, logits: Array.from(logits.data) });
 });
 
+// Everything else is the public API (the same app as on Node).
+app.all("*", async (c) => (await getApi(c.env)).fetch(c.req.raw));
 app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
 
 // Model-loading failures (a corrupt bundle in R2) are operator errors worth naming; the message holds

@@ -230,6 +230,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof PoolError) {
+    console.error(`pool: ${e.message}`); // the operator's view; clients get no internal addresses
     if (e.status === 503) return new ApiError(503, errorBody("the model is temporarily unavailable; retry shortly", "server_error", "service_unavailable"), { "Retry-After": "2" });
     return new ApiError(e.status, errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code));
   }

@@ -98,7 +98,8 @@ export class PoolClient {
   constructor(private readonly o: PoolClientOptions) {
     if (o.nodes.length === 0) throw new RangeError("the pool needs at least one verifier node");
     this.nodes = o.nodes.map((url) => ({ url: url.replace(/\/+$/, ""), failures: 0, openUntil: 0, backoffMs: o.backoffMs ?? 500, inFlight: 0, waiters: [] }));
-    this.f = o.fetch ?? fetch;
+    // Called unbound: Workers refuse a fetch whose `this` is not the global scope.
+    this.f = o.fetch ?? ((input, init) => fetch(input, init));
     this.timeoutMs = o.timeoutMs ?? 30_000;
     this.maxInFlight = o.maxInFlightPerNode ?? 64;
     this.threshold = o.failureThreshold ?? 3;

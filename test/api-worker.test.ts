@@ -1,0 +1,96 @@
+// The public API inside workerd: the Worker bundled by wrangler exactly as for deploy, run by Miniflare
+// with the fixture pair in its R2 binding and a real verifier process on loopback as its pool, queried
+// with the official `openai` client — the same conformance checks as on Node.
+import { execFile, type ChildProcess } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { Miniflare } from "miniflare";
+import OpenAI from "openai";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { afterAll, beforeAll, describe } from "vitest";
+import { servedModel, type ServedModel } from "../src/api/served-model.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import type { CausalLM } from "../src/models/causal-lm.ts";
+import { loadDraftModel } from "../src/models/draft-model.ts";
+import { loadBundle } from "../src/models/model-store.ts";
+import { TextTokenizer } from "../src/models/tokenizer.ts";
+import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+import { startVerifierProcess } from "../tools/verifier-process.ts";
+import { openAiConformance, type ConformanceContext } from "./helpers/openai-conformance.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
+const wranglerEnv = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
+const TOKEN = "worker-test-token-0123456789";
+
+interface BucketPut {
+  put(key: string, value: Uint8Array): Promise<unknown>;
+}
+
+let outdir: string;
+let mf: Miniflare;
+let verifier: ChildProcess;
+let context: ConformanceContext;
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  outdir = await mkdtemp(path.join(os.tmpdir(), "alia-edge-api-worker-"));
+  await promisify(execFile)(process.execPath, [wranglerBin, "deploy", "--dry-run", "--outdir", outdir], { cwd: root, env: wranglerEnv });
+  const { workerOptions: w } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
+  const emitted = await readdir(outdir);
+  const v = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
+  verifier = v.child;
+  mf = new Miniflare({
+    host: "127.0.0.1",
+    port: 0,
+    r2Persist: false,
+    modulesRoot: outdir,
+    modules: [
+      { type: "ESModule", path: path.join(outdir, "worker.js") },
+      ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
+    ],
+    compatibilityDate: w.compatibilityDate,
+    compatibilityFlags: w.compatibilityFlags,
+    r2Buckets: w.r2Buckets,
+    bindings: { ...w.bindings, DRAFT_BUNDLE_PREFIX: "bundles/draft/", TARGET_BUNDLE_PREFIX: "bundles/target", POOL_NODES: v.url, POOL_TOKEN: TOKEN },
+  });
+  const url = (await mf.ready).origin;
+  const bucket = (await mf.getR2Bucket("MODELS")) as unknown as BucketPut;
+  const draftDir = path.join(DEFAULT_PAIR_DIR, "draft");
+  for (const f of await walk(draftDir)) await bucket.put(`bundles/draft/${path.relative(draftDir, f).split(path.sep).join("/")}`, new Uint8Array(await readFile(f)));
+  // Only the target's manifest and config.json travel to the edge.
+  for (const f of ["manifest.json", "config.json"]) await bucket.put(`bundles/target/${f}`, new Uint8Array(await readFile(path.join(DEFAULT_PAIR_DIR, "target", f))));
+
+  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
+  const d = await loadBundle(draftDir);
+  const target: CausalLM = await loadTargetModel(t);
+  const tok = TextTokenizer.fromBundle(t);
+  const served: ServedModel = servedModel({ target: t, draft: d, draftModel: await loadDraftModel(d), tokenizer: tok });
+  context = { client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 }), url, modelId: t.manifest.id, target, served, tok };
+});
+
+afterAll(async () => {
+  verifier?.kill("SIGKILL");
+  try {
+    await mf?.dispose();
+  } finally {
+    if (outdir) await rm(outdir, { recursive: true, force: true });
+  }
+});
+
+describe("OpenAI-compatible API in workerd (official openai client)", () => {
+  openAiConformance(() => context);
+});
