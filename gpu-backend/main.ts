@@ -66,6 +66,10 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  // Started by `npm start` (src/node.ts): leave with the parent, whose death closes our stdin.
+  if (process.env.VERIFIER_EXIT_WITH_STDIN === "1") {
+    process.stdin.on("end", stop).on("close", stop).resume();
+  }
 }
 
 main().catch((e: unknown) => {

@@ -33,8 +33,9 @@ async function startEmbeddedVerifier(config: Config): Promise<ChildProcess | und
   if (config.EMBEDDED_VERIFIER === "auto" && (!local || (await answers(url.origin)))) return undefined;
   if (!local) throw new ConfigError("invalid configuration: EMBEDDED_VERIFIER=true needs POOL_NODES to be one loopback URL");
   const child = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "..", "gpu-backend", "main.ts")], {
-    env: { ...process.env, VERIFIER_HOST: "127.0.0.1", VERIFIER_PORT: url.port || "80", ...(config.POOL_TOKEN ? { VERIFIER_TOKEN: config.POOL_TOKEN } : {}) },
-    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, VERIFIER_HOST: "127.0.0.1", VERIFIER_PORT: url.port || "80", VERIFIER_EXIT_WITH_STDIN: "1", ...(config.POOL_TOKEN ? { VERIFIER_TOKEN: config.POOL_TOKEN } : {}) },
+    // A pipe on stdin: if this process dies, even by SIGKILL, the pipe closes and the verifier exits.
+    stdio: ["pipe", "inherit", "inherit"],
   });
   const deadline = Date.now() + 120_000;
   while (!(await answers(url.origin))) {

@@ -25,6 +25,7 @@ let target: CausalLM;
 let served: ServedModel;
 let tok: TextTokenizer;
 let modelId: string;
+let edgeOutput: () => string;
 
 async function freePort(): Promise<number> {
   const srv = net.createServer().listen(0, "127.0.0.1");
@@ -34,7 +35,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startEdge(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+async function startEdge(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/node.ts"], { env: { ...process.env, PORT: "0", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
@@ -57,7 +58,7 @@ beforeAll(async () => {
   tok = TextTokenizer.fromBundle(t);
   served = servedModel({ target: t, draft: d, draftModel: await loadDraftModel(d), tokenizer: tok });
   modelId = t.manifest.id;
-  ({ child: edge, url } = await startEdge({ POOL_NODES: `http://127.0.0.1:${await freePort()}` }));
+  ({ child: edge, url, output: edgeOutput } = await startEdge({ POOL_NODES: `http://127.0.0.1:${await freePort()}` }));
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused-locally", maxRetries: 0 });
 });
 afterAll(async () => {
@@ -71,6 +72,25 @@ const context = (): ConformanceContext => ({ client, url, modelId, target, serve
 
 describe("OpenAI-compatible API on Node (official openai client)", () => {
   openAiConformance(context);
+
+  it("serves /openapi.json generated from the request schemas, and requires a key when API_KEYS is set", async () => {
+    const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: { ChatRequest: { properties: Record<string, unknown> } } } };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/completions", "/v1/chat/completions"]));
+    expect(Object.keys(doc.components.schemas.ChatRequest.properties)).toEqual(expect.arrayContaining(["messages", "max_completion_tokens", "stream_options"]));
+    const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
+    const keyed = await startEdge({ API_KEYS: "key-one-0123456789,key-two-0123456789", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
+    try {
+      const anon = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: "wrong-key", maxRetries: 0 });
+      await expect(anon.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+      const ok = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: "key-two-0123456789", maxRetries: 0 });
+      const r = await ok.completions.create({ model: modelId, prompt: "La vida es", max_tokens: 4, temperature: 0 });
+      expect(r.choices[0].text.length).toBeGreaterThan(0);
+      expect((await fetch(`${keyed.url}/healthz`)).status).toBe(200); // probes need no key
+    } finally {
+      keyed.child.kill("SIGKILL");
+    }
+  });
 
   it("serves 16 simultaneous streams, each identical to its sequential greedy output", async () => {
     const prompts = SPANISH_PROMPTS.slice(10, 26);

@@ -1,12 +1,22 @@
-// `npm start`'s entry point on the default pair: starts, serves, stops cleanly on SIGINT; refuses bad config.
+// `npm start`'s entry point on the default pair: starts its own verifier, answers the README's chat
+// example, stops cleanly on SIGINT; refuses bad config.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 
 const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
 });
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer().listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
 
 function start(env: Record<string, string>): { child: ChildProcess; output: () => string } {
   const child = spawn(process.execPath, ["--import", "tsx", "src/node.ts"], {
@@ -33,7 +43,7 @@ async function waitFor(re: RegExp, output: () => string, child: ChildProcess, ms
 
 describe("src/node.ts (npm start)", () => {
   it("serves /healthz and /v1/models on the default pair and exits 0 on SIGINT", async () => {
-    const { child, output } = start({ PORT: "0", HOST: "127.0.0.1" });
+    const { child, output } = start({ PORT: "0", HOST: "127.0.0.1", POOL_NODES: `http://127.0.0.1:${await freePort()}` });
     const [, url] = await waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/, output, child);
     expect(output()).toMatch(/try: curl http:\/\/127\.0\.0\.1:\d+\/v1\/models/);
     const health = await fetch(`${url}/healthz`);
@@ -43,6 +53,17 @@ describe("src/node.ts (npm start)", () => {
     expect(models.object).toBe("list");
     expect(models.data[0].id).toMatch(/target/);
     expect(models.data[0].draft_bundle).toMatch(/draft@/);
+    // The README's chat example, on the verifier that npm start started itself.
+    const chat = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: models.data[0].id, messages: [{ role: "user", content: "Hola" }], max_tokens: 32 }),
+    });
+    expect(chat.status).toBe(200);
+    const body = (await chat.json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number } };
+    expect(typeof body.choices[0].message.content).toBe("string");
+    expect(body.usage.completion_tokens).toBeGreaterThan(0);
+    expect(output()).toMatch(/verifier pool: http:\/\/127\.0\.0\.1:\d+ \(started here\)/);
     const missing = await fetch(`${url}/nope`);
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { type: string } }).error.type).toBe("invalid_request_error");
