@@ -38,7 +38,8 @@ async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; l
 async function main(): Promise<void> {
   const vc = loadVerifierConfig(process.env);
   const opened = await openEngine(vc);
-  const engine = vc.VERIFIER_SIMULATED_PASS_MS > 0 ? new SimulatedCostEngine(opened.engine, vc.VERIFIER_SIMULATED_PASS_MS) : opened.engine;
+  const simulated = vc.VERIFIER_SIMULATED_PASS_MS > 0 || vc.VERIFIER_SIMULATED_TOKEN_MS > 0;
+  const engine = simulated ? new SimulatedCostEngine(opened.engine, vc.VERIFIER_SIMULATED_PASS_MS, vc.VERIFIER_SIMULATED_TOKEN_MS) : opened.engine;
   const label = opened.label;
   const verifier = new Verifier(engine, {
     maxBytes: vc.VERIFIER_KV_BYTES,

@@ -92,6 +92,61 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
     }
   });
 
+  it("stops generating when the client disconnects mid-stream", async () => {
+    const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
+    const work = async () => {
+      const m = await (await fetch(`${pool}/metrics`)).text();
+      const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(m)?.[1] ?? 0);
+      return v("alia_verifier_rounds_total") + v("alia_verifier_generated_tokens_total");
+    };
+    const ctl = new AbortController();
+    const res = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 900, temperature: 0.8, stream: true }),
+      signal: ctl.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    ctl.abort();
+    await reader.cancel().catch(() => undefined);
+    // Within a bounded wait the verifier's work stops growing, far short of 900 tokens.
+    let before = await work();
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const now = await work();
+      if (now === before) break;
+      before = now;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await work()).toBe(before);
+  });
+
+  it("answers 429 beyond MAX_CONCURRENT and 503 without a healthy verifier, both with Retry-After", async () => {
+    const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
+    const busy = await startEdge({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
+    const dead = await startEdge({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, EMBEDDED_VERIFIER: "false" });
+    try {
+      const long = fetch(`${busy.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 400, temperature: 0.8, stream: true }) });
+      const first = await long;
+      const reader = first.body!.getReader();
+      await reader.read(); // the first generation is running
+      const second = await fetch(`${busy.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "hola", max_tokens: 4 }) });
+      expect(second.status).toBe(429);
+      expect(second.headers.get("retry-after")).toBe("1");
+      expect(((await second.json()) as { error: { type: string } }).error.type).toBe("rate_limit_error");
+      await reader.cancel();
+      const sdk = new OpenAI({ baseURL: `${dead.url}/v1`, apiKey: "x", maxRetries: 0 });
+      const err = await sdk.completions.create({ model: modelId, prompt: "hola", max_tokens: 4 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+      expect((err as InstanceType<typeof OpenAI.InternalServerError>).status).toBe(503);
+      expect((err as InstanceType<typeof OpenAI.InternalServerError>).headers?.get("retry-after")).toBe("2");
+    } finally {
+      busy.child.kill("SIGKILL");
+      dead.child.kill("SIGKILL");
+    }
+  });
+
   it("serves 16 simultaneous streams, each identical to its sequential greedy output", async () => {
     const prompts = SPANISH_PROMPTS.slice(10, 26);
     const refs = await Promise.all(prompts.map(async (p) => (await reference(context(), tok.encode(p), 32, served.stopIds)).text));

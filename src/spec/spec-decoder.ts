@@ -66,11 +66,15 @@ export interface DecodeStats {
   networkMs: number;
   generateMs: number;
   modeChanges: number;
+  /** Edge time of the rounds outside draft passes and the pool call (bookkeeping, JSON, text). */
+  edgeMs: number;
   /** Proactive drafting: rounds whose next block had been drafted ahead, and ahead work discarded. */
   aheadUsed: number;
   aheadDiscarded: number;
   /** γ chosen per round (0 for a pool-generated chunk). */
   gammas: number[];
+  /** Each verify round: drafts sent and accepted. */
+  roundLog: { gamma: number; accepted: number }[];
 }
 
 export interface DecodeEvent {
@@ -99,9 +103,11 @@ export class SpecDecoder {
     networkMs: 0,
     generateMs: 0,
     modeChanges: 0,
+    edgeMs: 0,
     aheadUsed: 0,
     aheadDiscarded: 0,
     gammas: [],
+    roundLog: [],
   };
   finishReason: FinishReason | undefined;
   /** Committed output tokens (EOS excluded). */
@@ -253,6 +259,7 @@ export class SpecDecoder {
         }
 
         const g = Math.min(gamma, remaining - 1);
+        const tRound = performance.now();
         const d0 = this.drafter.draftMs;
         const block = g > 0 ? await this.drafter.draft(history, g) : { tokens: [] as number[] };
         const draftMs = this.drafter.draftMs - d0;
@@ -277,6 +284,7 @@ export class SpecDecoder {
         this.stats.targetPasses++;
         this.stats.drafted += g;
         this.stats.accepted += r.accepted;
+        this.stats.roundLog.push({ gamma: g, accepted: r.accepted });
         this.stats.verifyMs += r.server_ms;
         this.stats.networkMs += Math.max(0, r.elapsedMs - r.server_ms);
         this.rtt.observe(Math.max(0, r.elapsedMs - r.server_ms));
@@ -288,6 +296,7 @@ export class SpecDecoder {
         const { event, done } = commit(lastCommitted);
         // Draft time spent ahead while the round was in flight counts as drafting.
         this.stats.draftMs += this.drafter.draftMs - d1;
+        this.stats.edgeMs += Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs);
         if (event.tokens.length || event.text) yield event;
         if (done) return;
       }
