@@ -63,6 +63,7 @@ export interface BaselineRow {
 }
 
 export interface ServerRow {
+  timing: Timing;
   sessions: number;
   mode: "spec" | "autoregressive";
   batched: boolean;
@@ -262,38 +263,50 @@ export async function benchLossless(o: SuiteOptions) {
   }
 }
 
-/** Concurrent sessions on one verifier: speculative (γ 4) vs autoregressive, batched (32) or not (1). */
+/**
+ * Concurrent sessions on one verifier: speculative (γ 4) vs autoregressive, batched (32) or not (1). With
+ * deployment timing the padded passes run one at a time, like one GPU, and each session's padded draft
+ * steps overlap the others', like separate edges.
+ */
 export async function benchServer(o: SuiteOptions): Promise<ServerRow[]> {
   const tok = TextTokenizer.fromBundle(await loadBundle(path.join(DEFAULT_PAIR_DIR, "target")));
-  const draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  const tokens = o.quick ? 16 : 48;
+  const fixtureDraft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
   const rows: ServerRow[] = [];
   let session = 0;
-  for (const batched of [true, false]) {
-    const { child, url } = await startVerifierProcess({ VERIFIER_MAX_BATCH: batched ? "32" : "1", VERIFIER_MAX_SESSIONS: "1024" });
-    const pool = new PoolClient({ nodes: [url], timeoutMs: 120_000 });
-    try {
-      for (const sessions of [1, 8, 32])
-        for (const mode of ["spec", "autoregressive"] as const) {
-          let n = 0;
-          let passes = 0;
-          const t0 = performance.now();
-          await Promise.all(
-            Array.from({ length: sessions }, async (_, i) => {
-              const prompt = tok.encode(SPANISH_PROMPTS[i % SPANISH_PROMPTS.length]);
-              const d = new SpecDecoder({ draft, pool, maxTokens: tokens, gamma: mode === "spec" ? 4 : 0, session: `v${session++}` });
-              for await (const ev of d.run(prompt)) n += ev.tokens.length;
-              passes += d.stats.targetPasses;
-            }),
-          );
-          const row: ServerRow = { sessions, mode, batched, tokens_per_s: (1000 * n) / (performance.now() - t0), target_passes_per_token: passes / n };
-          rows.push(row);
-          o.log(`server ${sessions} sessions ${mode} ${batched ? "batched" : "unbatched"}: ${row.tokens_per_s.toFixed(0)} tokens/s`);
-        }
-    } finally {
-      child.kill("SIGKILL");
+  for (const timing of ["fixture", "deployment"] as const) {
+    const dep = timing === "deployment";
+    const draft = dep ? withDraftStepCost(fixtureDraft, o.costs.draft_step_ms) : fixtureDraft;
+    const tokens = o.quick ? 16 : 48;
+    for (const batched of [true, false]) {
+      const { child, url } = await startVerifierProcess({
+        VERIFIER_MAX_BATCH: batched ? "32" : "1",
+        VERIFIER_MAX_SESSIONS: "1024",
+        ...(dep ? { VERIFIER_SIMULATED_PASS_MS: String(o.costs.verify_pass_ms), VERIFIER_SIMULATED_TOKEN_MS: String(o.costs.verify_token_ms) } : {}),
+      });
+      const pool = new PoolClient({ nodes: [url], timeoutMs: 300_000 });
+      try {
+        for (const sessions of [1, 8, 32])
+          for (const mode of ["spec", "autoregressive"] as const) {
+            let n = 0;
+            let passes = 0;
+            const t0 = performance.now();
+            await Promise.all(
+              Array.from({ length: sessions }, async (_, i) => {
+                const prompt = tok.encode(SPANISH_PROMPTS[i % SPANISH_PROMPTS.length]);
+                const d = new SpecDecoder({ draft, pool, maxTokens: tokens, gamma: mode === "spec" ? 4 : 0, session: `v${session++}` });
+                for await (const ev of d.run(prompt)) n += ev.tokens.length;
+                passes += d.stats.targetPasses;
+              }),
+            );
+            const row: ServerRow = { timing, sessions, mode, batched, tokens_per_s: (1000 * n) / (performance.now() - t0), target_passes_per_token: passes / n };
+            rows.push(row);
+            o.log(`server ${timing} ${sessions} sessions ${mode} ${batched ? "batched" : "unbatched"}: ${row.tokens_per_s.toFixed(0)} tokens/s`);
+          }
+      } finally {
+        child.kill("SIGKILL");
+      }
     }
   }
-  await draft.dispose();
+  await fixtureDraft.dispose();
   return rows;
 }

@@ -10,7 +10,6 @@ import type { TargetEngine } from "./engine.ts";
 import { OnnxEngine } from "./onnx-engine.ts";
 import { createVerifierApp } from "./server.ts";
 import { SglangEngine } from "./sglang-engine.ts";
-import { SimulatedCostEngine } from "./simulated-cost-engine.ts";
 import { loadTargetModel } from "./target-model.ts";
 import { Verifier } from "./verifier.ts";
 
@@ -31,16 +30,19 @@ async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; l
   const store = openModelStore(config);
   const dir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const bundle = await loadBundle(dir, { verified: true });
-  const batch = { windowMs: vc.VERIFIER_BATCH_WINDOW_MS, maxBatch: vc.VERIFIER_MAX_BATCH, maxQueue: vc.VERIFIER_MAX_QUEUE };
+  const simulated = vc.VERIFIER_SIMULATED_PASS_MS > 0 || vc.VERIFIER_SIMULATED_TOKEN_MS > 0;
+  const batch = {
+    windowMs: vc.VERIFIER_BATCH_WINDOW_MS,
+    maxBatch: vc.VERIFIER_MAX_BATCH,
+    maxQueue: vc.VERIFIER_MAX_QUEUE,
+    ...(simulated ? { simulatedCost: { passMs: vc.VERIFIER_SIMULATED_PASS_MS, tokenMs: vc.VERIFIER_SIMULATED_TOKEN_MS } } : {}),
+  };
   return { engine: new OnnxEngine(await loadTargetModel(bundle), batch), label: bundleLabel(bundle.manifest) };
 }
 
 async function main(): Promise<void> {
   const vc = loadVerifierConfig(process.env);
-  const opened = await openEngine(vc);
-  const simulated = vc.VERIFIER_SIMULATED_PASS_MS > 0 || vc.VERIFIER_SIMULATED_TOKEN_MS > 0;
-  const engine = simulated ? new SimulatedCostEngine(opened.engine, vc.VERIFIER_SIMULATED_PASS_MS, vc.VERIFIER_SIMULATED_TOKEN_MS) : opened.engine;
-  const label = opened.label;
+  const { engine, label } = await openEngine(vc);
   const verifier = new Verifier(engine, {
     maxBytes: vc.VERIFIER_KV_BYTES,
     maxSessions: vc.VERIFIER_MAX_SESSIONS,

@@ -3,7 +3,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { OnnxEngine } from "./onnx-engine.ts";
 import { SglangEngine } from "./sglang-engine.ts";
-import { SimulatedCostEngine } from "./simulated-cost-engine.ts";
 import type { Verifier } from "./verifier.ts";
 
 export interface VerifierMetrics {
@@ -35,7 +34,7 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
   counter("alia_verifier_sessions_closed_total", "Sessions closed by clients or replaced by a re-open", () => stats().closed);
   new Gauge({ name: "alia_verifier_sessions", help: "Sessions held", registers: [registry], collect() { this.set(stats().sessions); } });
   new Gauge({ name: "alia_verifier_kv_bytes", help: "Bytes held by session KV caches", registers: [registry], collect() { this.set(stats().bytes); } });
-  const engine = verifier.engine instanceof SimulatedCostEngine ? verifier.engine.inner : verifier.engine;
+  const engine = verifier.engine;
   new Gauge({ name: "alia_verifier_queue_depth", help: "Passes waiting for the engine", registers: [registry], collect() { this.set(engine.queueDepth); } });
   if (engine instanceof OnnxEngine)
     new Counter({

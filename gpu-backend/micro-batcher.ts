@@ -13,6 +13,11 @@ export interface MicroBatcherOptions {
   windowMs: number;
   maxBatch: number;
   maxQueue: number;
+  /**
+   * Benchmarks only: hold every batched pass to at least passMs + tokenMs × (tokens in the batch), standing
+   * in for a large target's GPU. Passes run one at a time, so the stand-in is one shared GPU, as real.
+   */
+  simulatedCost?: { passMs: number; tokenMs: number };
 }
 
 interface Pending {
@@ -62,7 +67,13 @@ export class MicroBatcher {
     const batch = this.queue.splice(0, this.o.maxBatch);
     this.batches.set(batch.length, (this.batches.get(batch.length) ?? 0) + 1);
     try {
+      const t0 = performance.now();
       const out = await this.model.forwardBatch(batch.map(({ seq, tokens }) => ({ seq, tokens })));
+      const cost = this.o.simulatedCost;
+      if (cost) {
+        const left = cost.passMs + cost.tokenMs * batch.reduce((n, p) => n + p.tokens.length, 0) - (performance.now() - t0);
+        if (left > 0) await new Promise((r) => setTimeout(r, left));
+      }
       batch.forEach((p, i) => p.resolve(out[i]));
     } catch {
       // One bad row must not fail the others: run each alone so that only the culprit gets the error.

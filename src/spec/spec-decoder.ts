@@ -139,7 +139,10 @@ export class SpecDecoder {
   private choose(current: number): number {
     if (this.o.gamma !== "adaptive") return this.o.gamma;
     const n = this.o.seeded && this.o.sampling?.temperature ? (this.o.nominal ?? DEFAULT_NOMINAL) : undefined;
-    const v0 = n?.verifyMs ?? this.verifyFit.predict(0) ?? DEFAULT_NOMINAL.verifyMs;
+    // Nothing measured yet: start as plain remote generation (never slower than not speculating) and let
+    // the drafter, following the stream, measure α and its own step time first.
+    if (!n && this.o.allowGenerate !== false && !this.verifyFit.observed && this.genPerToken.value === undefined) return 0;
+    const v0 = n?.verifyMs ?? this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs;
     return chooseGamma({
       alpha: this.acceptance.alpha,
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
@@ -227,28 +230,44 @@ export class SpecDecoder {
           // pays, leaves the loop, which closes the stream (the pool stops generating).
           const chunk = o.generateChunk ?? 16;
           const t0 = performance.now();
+          let tFirst = 0;
           let got = 0;
           let switching = false;
-          for await (const token of o.pool.generate({ history: [...history], max_tokens: remaining, stop_ids: [...stopIds], sampling }, o.signal)) {
-            got++;
-            this.stats.generatedTokens++;
-            this.stats.targetPasses++;
-            if (o.gamma === "adaptive") {
-              const d0 = this.drafter.draftMs;
-              const row = await this.drafter.sync(history);
-              this.stats.draftMs += this.drafter.draftMs - d0;
+          // The drafter follows the stream without holding it up: it checks whether it would have
+          // predicted a token when it is free, and skips tokens that arrive while it is busy.
+          let observing: Promise<void> | undefined;
+          const observe = (context: number[], token: number) => {
+            const d0 = this.drafter.draftMs;
+            observing = this.drafter.sync(context).then((row) => {
               this.acceptance.observeToken(argmax(row) === token);
-            }
-            const { event, done } = commit([token]);
-            if (event.tokens.length || event.text) yield event;
-            if (done) return;
-            if (o.gamma === "adaptive" && got % chunk === 0) {
-              this.genPerToken.observe((performance.now() - t0) / got);
-              if (this.choose(0) !== 0) {
-                switching = true;
-                break;
+              this.draftPerToken.observe(this.drafter.draftMs - d0); // one forward: about one draft step
+              this.stats.draftMs += this.drafter.draftMs - d0;
+              observing = undefined;
+            });
+          };
+          try {
+            for await (const token of o.pool.generate({ history: [...history], max_tokens: remaining, stop_ids: [...stopIds], sampling }, o.signal)) {
+              got++;
+              if (got === 1) tFirst = performance.now();
+              this.stats.generatedTokens++;
+              this.stats.targetPasses++;
+              if (o.gamma === "adaptive" && !observing) observe([...history], token);
+              const { event, done } = commit([token]);
+              if (event.tokens.length || event.text) yield event;
+              if (done) return;
+              if (o.gamma === "adaptive" && got % chunk === 0) {
+                // Streaming cost per token, and the stream's start-up beyond one step as the round trip.
+                const perToken = (performance.now() - tFirst) / (got - 1);
+                this.genPerToken.observe(perToken);
+                if (got === chunk) this.rtt.observe(Math.max(0, tFirst - t0 - perToken));
+                if (this.choose(0) !== 0) {
+                  switching = true;
+                  break;
+                }
               }
             }
+          } finally {
+            await observing;
           }
           this.stats.generateMs += performance.now() - t0;
           if (!switching) {
