@@ -111,7 +111,7 @@ async function pairRows(pair: Pair, timing: Timing, o: SuiteOptions): Promise<{ 
   });
   const proxy = await startDelayProxy({ target: url, delayMs: 0 });
   const draft = dep ? withDraftStepCost(pair.draft, o.costs.draft_step_ms) : pair.draft;
-  const tokens = o.quick ? (dep ? 10 : 24) : dep ? 32 : 64;
+  const tokens = o.quick ? (dep ? 10 : 24) : dep ? 24 : 48;
   const rows: RoundRow[] = [];
   const baselines: BaselineRow[] = [];
   const edgeMsPerRound: number[] = [];
