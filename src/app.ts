@@ -4,12 +4,16 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createCompletionHandlers, type ApiDeps } from "./api/openai.ts";
 import { openApiDocument } from "./api/openapi.ts";
+import { createTranslateHandlers, type TranslateSettings } from "./api/translate.ts";
+import type { Translator } from "./translate/translator.ts";
 import { errorBody } from "./errors.ts";
 
 export interface AppDeps extends ApiDeps {
   /** Bearer keys accepted on /v1/*; none: open (the local default). */
   apiKeys?: readonly string[];
   maxBodyBytes: number;
+  /** The translation endpoint (sentence cache tiers chosen by the runtime). */
+  translation?: { translator: Translator; settings: TranslateSettings };
 }
 
 export function createApp(deps: AppDeps): Hono {
@@ -45,6 +49,12 @@ export function createApp(deps: AppDeps): Hono {
   });
   app.post("/v1/completions", limit, api.completions);
   app.post("/v1/chat/completions", limit, api.chat);
+  if (deps.translation) {
+    const tr = createTranslateHandlers(deps.translation.translator, deps.translation.settings);
+    app.get("/v1/translate", tr.get);
+    app.post("/v1/translate", limit, tr.post);
+    app.get("/v1/translate/stats", (c) => c.json({ ...deps.translation!.translator.counters, tier_errors: deps.translation!.translator.tierErrors() }));
+  }
 
   app.notFound((c) => c.json(errorBody(`Unknown request URL: ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
   app.onError((e, c) => {

@@ -53,6 +53,12 @@ export const ConfigSchema = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body (413 beyond)"),
   DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(256).describe("Chat completion budget when the request names none"),
   MAX_CONCURRENT: z.coerce.number().int().positive().default(64).describe("Generations at once per edge process (429 beyond)"),
+  TRANSLATE_MAX_CHARS: z.coerce.number().int().positive().default(10_000).describe("Longest text /v1/translate accepts (characters, all texts of a batch together)"),
+  TRANSLATE_MAX_AGE_S: z.coerce.number().int().min(0).default(86_400).describe("Cache-Control max-age of translations (browsers)"),
+  TRANSLATE_S_MAXAGE_S: z.coerce.number().int().min(0).default(604_800).describe("Cache-Control s-maxage of translations (CDNs) and the Cache API tier's TTL"),
+  TRANSLATE_MEMORY_BYTES: z.coerce.number().int().min(0).default(64 * 1024 * 1024).describe("Node: byte budget of the in-memory sentence cache (0: off)"),
+  TRANSLATE_S3_BUCKET: z.string().min(1).optional().describe("Bucket of the shared sentence cache tier (S3/R2; endpoint and credentials as S3_*); unset: no shared tier"),
+  TRANSLATE_S3_PREFIX: z.string().default("translations/").describe("Key prefix of cached sentences in TRANSLATE_S3_BUCKET"),
   SPEC_Q_SUPPORT: z.coerce.number().int().min(1).max(64).default(8).describe("Support K of the sparse q̃ sent with sampled drafts"),
 });
 export type Config = z.infer<typeof ConfigSchema>;

@@ -127,15 +127,16 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
     const busy = await startEdge({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
     const dead = await startEdge({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, EMBEDDED_VERIFIER: "false" });
     try {
-      const long = fetch(`${busy.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 400, temperature: 0.8, stream: true }) });
-      const first = await long;
-      const reader = first.body!.getReader();
-      await reader.read(); // the first generation is running
-      const second = await fetch(`${busy.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "hola", max_tokens: 4 }) });
-      expect(second.status).toBe(429);
-      expect(second.headers.get("retry-after")).toBe("1");
-      expect(((await second.json()) as { error: { type: string } }).error.type).toBe("rate_limit_error");
-      await reader.cancel();
+      // Eight requests at once against a limit of one: some are refused, none fails otherwise.
+      const rs = await Promise.all(
+        Array.from({ length: 8 }, () => fetch(`${busy.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 64, temperature: 0 }) })),
+      );
+      const refused = rs.filter((r) => r.status === 429);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(rs.every((r) => r.status === 200 || r.status === 429)).toBe(true);
+      expect(refused[0].headers.get("retry-after")).toBe("1");
+      expect(((await refused[0].json()) as { error: { type: string } }).error.type).toBe("rate_limit_error");
+      await Promise.all(rs.filter((r) => !r.bodyUsed).map((r) => r.body?.cancel()));
       const sdk = new OpenAI({ baseURL: `${dead.url}/v1`, apiKey: "x", maxRetries: 0 });
       const err = await sdk.completions.create({ model: modelId, prompt: "hola", max_tokens: 4 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.InternalServerError);

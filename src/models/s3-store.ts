@@ -26,6 +26,8 @@ export interface S3Options {
   forcePathStyle?: boolean;
   /** Omit to use the SDK's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profiles…). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** SDK attempts per request (default 3). */
+  maxAttempts?: number;
 }
 
 export function createS3Client(o: S3Options): S3Client {
@@ -34,6 +36,7 @@ export function createS3Client(o: S3Options): S3Client {
     endpoint: o.endpoint,
     forcePathStyle: o.forcePathStyle ?? false,
     credentials: o.credentials,
+    ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
     // R2 rejects/ignores the SDK's default CRC32 checksums; integrity comes from our sha256 instead.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",

@@ -1,0 +1,87 @@
+// GET /v1/translate?text=…&source=es&target=ca (cacheable by any CDN) and POST /v1/translate for batches
+// and long texts. The body holds only the translation, so that a repeated request gets the same bytes
+// and the same strong ETag; cache statistics travel in headers (X-Cache, X-Alia-Sentences).
+import type { Context } from "hono";
+import { z } from "zod";
+import { errorBody } from "../errors.ts";
+import { PoolError } from "../pool/pool-client.ts";
+import { LANGUAGES, languageName } from "../translate/languages.ts";
+import { sha256Hex, type TranslationStats, type Translator } from "../translate/translator.ts";
+import { describeIssue } from "./schemas.ts";
+
+export interface TranslateSettings {
+  maxChars: number;
+  maxAgeS: number;
+  sMaxAgeS: number;
+}
+
+const lang = z.string().min(1).max(32);
+const GetQuery = z.strictObject({ text: z.string(), source: lang.optional(), target: lang });
+const PostBody = z.strictObject({
+  text: z.union([z.string(), z.array(z.string()).min(1).max(128)]),
+  source: lang.optional(),
+  target: lang,
+  format: z.literal("text", 'only format "text" is supported').optional(),
+});
+
+const bad = (c: Context, message: string, param: string | null, code = "invalid_request") => c.json(errorBody(message, "invalid_request_error", code, param), 400);
+
+export function createTranslateHandlers(translator: Translator, s: TranslateSettings) {
+  async function run(c: Context, texts: string[], sourceIn: string | undefined, targetIn: string, single: boolean): Promise<Response> {
+    if (!sourceIn) return bad(c, "source is required: alia-edge does not guess the language of a text", "source");
+    const source = sourceIn.toLowerCase();
+    const target = targetIn.toLowerCase();
+    const known = Object.keys(LANGUAGES).join(", ");
+    if (!languageName(source)) return bad(c, `unknown source language '${sourceIn}' (known: ${known})`, "source", "unsupported_language");
+    if (!languageName(target)) return bad(c, `unknown target language '${targetIn}' (known: ${known})`, "target", "unsupported_language");
+    if (source === target) return bad(c, "source and target are the same language", "target", "unsupported_language_pair");
+    if (texts.some((t) => !t.trim())) return bad(c, "text is empty", "text", "empty_text");
+    const chars = texts.reduce((n, t) => n + t.length, 0);
+    if (chars > s.maxChars) return bad(c, `text has ${chars} characters; the limit is ${s.maxChars} (split it into several requests)`, "text", "text_too_long");
+
+    const stats: TranslationStats = { sentences: 0, computed: 0, hits: {} };
+    let out: string[];
+    try {
+      out = await Promise.all(texts.map((t) => translator.translate(t, source, target, stats)));
+    } catch (e) {
+      if (e instanceof RangeError) return bad(c, e.message, "text", "text_too_long");
+      if (e instanceof PoolError && e.status === 503) return c.json(errorBody("the model is temporarily unavailable; retry shortly", "server_error", "service_unavailable"), 503, { "Retry-After": "2" });
+      throw e;
+    }
+    const body = JSON.stringify(single ? { translation: out[0], source, target } : { translations: out, source, target });
+    const etag = `"${await sha256Hex(body)}"`;
+    const tiers = Object.keys(stats.hits);
+    const headers: Record<string, string> = {
+      ETag: etag,
+      "Cache-Control": `public, max-age=${s.maxAgeS}, s-maxage=${s.sMaxAgeS}`,
+      "X-Cache": stats.computed ? "MISS" : `HIT ${tiers.join(",")}`,
+      "X-Alia-Sentences": [`total=${stats.sentences}`, `computed=${stats.computed}`, ...tiers.map((t) => `${t}=${stats.hits[t]}`)].join(", "),
+    };
+    const inm = c.req.header("if-none-match");
+    if (inm && inm.split(",").some((t) => t.trim() === etag)) return c.body(null, 304, headers);
+    return c.body(body, 200, { ...headers, "Content-Type": "application/json; charset=utf-8" });
+  }
+
+  return {
+    get: async (c: Context) => {
+      const parsed = GetQuery.safeParse(c.req.query());
+      if (!parsed.success) {
+        const { message, param } = describeIssue(parsed.error);
+        return bad(c, message, param);
+      }
+      const q = parsed.data;
+      return run(c, [q.text], q.source, q.target, true);
+    },
+    post: async (c: Context) => {
+      const raw = await c.req.json().catch(() => undefined);
+      if (raw === undefined) return bad(c, "We could not parse the JSON body of your request.", null, "invalid_json");
+      const parsed = PostBody.safeParse(raw);
+      if (!parsed.success) {
+        const { message, param } = describeIssue(parsed.error);
+        return bad(c, message, param);
+      }
+      const b = parsed.data;
+      return run(c, typeof b.text === "string" ? [b.text] : b.text, b.source, b.target, typeof b.text === "string");
+    },
+  };
+}

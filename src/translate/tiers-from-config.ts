@@ -1,0 +1,15 @@
+// The Node edge's sentence cache tiers from the configuration: memory first, then the shared S3/R2 tier.
+import type { Config } from "../config.ts";
+import { createS3Client } from "../models/s3-store.ts";
+import { MemoryLruTier, S3Tier, type CacheTier } from "./cache-tiers.ts";
+
+export function nodeCacheTiers(c: Config): CacheTier[] {
+  const tiers: CacheTier[] = [];
+  if (c.TRANSLATE_MEMORY_BYTES > 0) tiers.push(new MemoryLruTier(c.TRANSLATE_MEMORY_BYTES));
+  if (c.TRANSLATE_S3_BUCKET) {
+    // One attempt: a failing shared tier must cost a request little before it degrades to computing.
+    const client = createS3Client({ bucket: c.TRANSLATE_S3_BUCKET, endpoint: c.S3_ENDPOINT, region: c.S3_REGION, forcePathStyle: c.S3_FORCE_PATH_STYLE, maxAttempts: 1 });
+    tiers.push(new S3Tier(client, c.TRANSLATE_S3_BUCKET, c.TRANSLATE_S3_PREFIX));
+  }
+  return tiers;
+}

@@ -1,0 +1,111 @@
+// Sentence-level translation with caching: each sentence is looked up tier by tier (a hit fills the tiers
+// above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
+// stored in every tier. Identical misses in flight at the same moment are computed once.
+import { SpecDecoder, type VerifierPool } from "../spec/spec-decoder.ts";
+import type { ServedModel } from "../api/served-model.ts";
+import type { CacheTier } from "./cache-tiers.ts";
+import { languageName } from "./languages.ts";
+import { normalizeSentence, splitSentences } from "./sentences.ts";
+
+export interface TranslatorOptions {
+  model: ServedModel;
+  pool: VerifierPool;
+  tiers: CacheTier[];
+  gamma: number | "adaptive";
+  /** SalamandraTA's format by default; {source}, {target} are language names, {text} the sentence. */
+  promptTemplate?: string;
+}
+
+export const SALAMANDRA_TA_PROMPT = "[{source}] {text} \n[{target}]";
+
+export interface TranslationStats {
+  sentences: number;
+  computed: number;
+  /** Sentences served from each tier. */
+  hits: Record<string, number>;
+}
+
+/** Hex SHA-256 (Web Crypto: Node and Workers). */
+export async function sha256Hex(s: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class Translator {
+  /** Computations run and requests that joined one already in flight, for metrics and tests. */
+  readonly counters = { computed: 0, coalesced: 0, hits: 0 };
+  private readonly inflight = new Map<string, Promise<string>>();
+  private session = 0;
+
+  constructor(private readonly o: TranslatorOptions) {}
+
+  /** Errors each tier swallowed (a failing tier degrades to computing). */
+  tierErrors(): Record<string, number> {
+    return Object.fromEntries(this.o.tiers.map((t) => [t.name, t.errors]));
+  }
+
+  /** The cache key covers the bundle, the pair and the normalised sentence: a new bundle never hits old entries. */
+  key(source: string, target: string, sentence: string): Promise<string> {
+    return sha256Hex(JSON.stringify([this.o.model.fingerprint, source, target, normalizeSentence(sentence)]));
+  }
+
+  async translate(text: string, source: string, target: string, stats: TranslationStats): Promise<string> {
+    const pieces = splitSentences(text, source);
+    const out = await Promise.all(pieces.map((p) => (p.kind === "space" ? p.text : this.sentence(p.text, source, target, stats))));
+    return out.join("");
+  }
+
+  private async sentence(sentence: string, source: string, target: string, stats: TranslationStats): Promise<string> {
+    stats.sentences++;
+    const key = await this.key(source, target, sentence);
+    const tiers = this.o.tiers;
+    for (const [i, tier] of tiers.entries()) {
+      const hit = await tier.get(key);
+      if (hit !== undefined) {
+        stats.hits[tier.name] = (stats.hits[tier.name] ?? 0) + 1;
+        this.counters.hits++;
+        await Promise.all(tiers.slice(0, i).map((t) => t.put(key, hit)));
+        return hit;
+      }
+    }
+    let running = this.inflight.get(key);
+    if (running) this.counters.coalesced++;
+    else {
+      running = this.compute(sentence, source, target).then(async (t) => {
+        await Promise.all(tiers.map((tier) => tier.put(key, t)));
+        return t;
+      });
+      this.inflight.set(key, running);
+      void running.finally(() => this.inflight.delete(key)).catch(() => undefined);
+    }
+    stats.computed++;
+    return running;
+  }
+
+  private async compute(sentence: string, source: string, target: string): Promise<string> {
+    this.counters.computed++;
+    const { model } = this.o;
+    const prompt = (this.o.promptTemplate ?? SALAMANDRA_TA_PROMPT)
+      .replace("{source}", languageName(source)!)
+      .replace("{target}", languageName(target)!)
+      .replace("{text}", normalizeSentence(sentence));
+    const ids = model.tokenizer.encode(prompt);
+    const room = model.maxPositions - ids.length;
+    if (room < 2) throw new RangeError(`a sentence of ${ids.length} tokens is too long to translate`);
+    const tail = ids.slice(-4);
+    const head = model.tokenizer.decode(tail, { skipSpecialTokens: true });
+    const decoder = new SpecDecoder({
+      draft: model.draft,
+      pool: this.o.pool,
+      maxTokens: Math.min(room, 2 * ids.length + 16),
+      stopIds: model.stopIds,
+      stop: ["\n"], // the target sentence ends at the end of its line
+      decode: (t) => model.tokenizer.decode([...tail, ...t], { skipSpecialTokens: true }).slice(head.length),
+      gamma: this.o.gamma,
+      session: `tr-${Date.now().toString(36)}-${this.session++}`,
+    });
+    let text = "";
+    for await (const ev of decoder.run(ids)) text += ev.text;
+    return text.trim();
+  }
+}
