@@ -13,6 +13,8 @@ import { errorBody } from "./errors.ts";
 import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, TokenizerConfigSchema, parseJsonFile, type Manifest, type ModelConfig } from "./models/bundle.ts";
 import { TextTokenizer } from "./models/tokenizer.ts";
 import { poolClientFromConfig } from "./pool/pool-client.ts";
+import { CacheApiTier, R2Tier, type CacheLike, type CacheTier, type R2Like } from "./translate/cache-tiers.ts";
+import { Translator } from "./translate/translator.ts";
 import type { ChunkLogits } from "./models/causal-lm.ts";
 import { loadDraftModel, type DraftModel } from "./models/draft-model.ts";
 import { installWorkerdWasm } from "./models/ort-web-workerd.ts";
@@ -28,6 +30,8 @@ export interface Env {
   DRAFT_BUNDLE_PREFIX: string;
   /** Key prefix of the target bundle in MODELS: only its manifest.json and config.json are read. */
   TARGET_BUNDLE_PREFIX?: string;
+  /** Shared sentence cache of /v1/translate (optional; without it the Cache API tier alone). */
+  TRANSLATIONS?: R2Like;
   /** "1" enables /__test/* routes; only tests set it. */
   ENABLE_TEST_ROUTES?: string;
 }
@@ -126,14 +130,23 @@ async function buildApi(env: Env): Promise<Hono> {
   const targetConfig = parseJsonFile(ModelConfigSchema, targetConfigBytes, tp + CONFIG_FILE);
   if (targetConfig.vocab_size !== draft.config.vocab_size)
     throw new Error(`draft ${draft.manifest.id} (vocab ${draft.config.vocab_size}) and target ${targetManifest.id} (vocab ${targetConfig.vocab_size}) do not share a vocabulary`);
+  const model = servedModel({ target: { manifest: targetManifest, config: targetConfig }, draft: { manifest: draft.manifest, config: draft.config, tokenizerConfig }, draftModel: draft.model, tokenizer });
+  const pool = poolClientFromConfig(config);
+  // Sentence cache: this data centre's Cache API, then the R2 bucket every location shares.
+  const tiers: CacheTier[] = [new CacheApiTier((globalThis as unknown as { caches: { default: CacheLike } }).caches.default, config.TRANSLATE_S_MAXAGE_S)];
+  if (env.TRANSLATIONS) tiers.push(new R2Tier(env.TRANSLATIONS, config.TRANSLATE_S3_PREFIX));
   return createApp({
-    model: servedModel({ target: { manifest: targetManifest, config: targetConfig }, draft: { manifest: draft.manifest, config: draft.config, tokenizerConfig }, draftModel: draft.model, tokenizer }),
-    pool: poolClientFromConfig(config),
+    model,
+    pool,
     spec: { gamma: config.SPEC_GAMMA, maxGamma: config.SPEC_MAX_GAMMA, objective: config.SPEC_OBJECTIVE, proactive: config.SPEC_PROACTIVE, support: config.SPEC_Q_SUPPORT },
     defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
     maxConcurrent: config.MAX_CONCURRENT,
     apiKeys: config.API_KEYS,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    translation: {
+      translator: new Translator({ model, pool, tiers, gamma: config.SPEC_GAMMA }),
+      settings: { maxChars: config.TRANSLATE_MAX_CHARS, maxAgeS: config.TRANSLATE_MAX_AGE_S, sMaxAgeS: config.TRANSLATE_S_MAXAGE_S },
+    },
   });
 }
 

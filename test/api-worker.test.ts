@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
 import OpenAI from "openai";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { afterAll, beforeAll, describe } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { servedModel, type ServedModel } from "../src/api/served-model.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/models/causal-lm.ts";
@@ -20,6 +20,7 @@ import { loadBundle } from "../src/models/model-store.ts";
 import { TextTokenizer } from "../src/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
 import { startVerifierProcess } from "../tools/verifier-process.ts";
+import { Translator } from "../src/translate/translator.ts";
 import { openAiConformance, type ConformanceContext } from "./helpers/openai-conformance.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -93,4 +94,32 @@ afterAll(async () => {
 
 describe("OpenAI-compatible API in workerd (official openai client)", () => {
   openAiConformance(() => context);
+});
+
+describe("/v1/translate in workerd (real Cache API, R2 behind it)", () => {
+  const q = (text: string) => `${context.url}/v1/translate?${new URLSearchParams({ text, source: "es", target: "ca" })}`;
+
+  it("MISS, then HIT from the Cache API with the same body and ETag, 304, and the R2 tier once the Cache API entry is gone", async () => {
+    const first = await fetch(q("La vida es bella. El amor es ciego."));
+    expect(first.status, await first.clone().text()).toBe(200);
+    expect(first.headers.get("x-cache")).toBe("MISS");
+    const body = await first.text();
+    const etag = first.headers.get("etag")!;
+    const second = await fetch(q("La vida es bella. El amor es ciego."));
+    expect(second.headers.get("x-cache")).toBe("HIT cache-api");
+    expect(second.headers.get("x-alia-sentences")).toBe("total=2, computed=0, cache-api=2");
+    expect(second.headers.get("etag")).toBe(etag);
+    expect(await second.text()).toBe(body);
+    const cond = await fetch(q("La vida es bella. El amor es ciego."), { headers: { "If-None-Match": etag } });
+    expect(cond.status).toBe(304);
+    await cond.arrayBuffer();
+    // Drop one sentence from this data centre's cache: it comes back from the shared R2 tier.
+    const key = await new Translator({ model: context.served, pool: undefined as never, tiers: [], gamma: 4 }).key("es", "ca", "El amor es ciego.");
+    const caches = (await mf.getCaches()) as unknown as { default: { delete(r: string): Promise<boolean> } };
+    expect(await caches.default.delete(`https://translation-cache.alia-edge.invalid/${key}`)).toBe(true);
+    const third = await fetch(q("La vida es bella. El amor es ciego."));
+    expect(third.headers.get("x-cache")).toBe("HIT cache-api,r2");
+    expect(third.headers.get("x-alia-sentences")).toBe("total=2, computed=0, cache-api=1, r2=1");
+    expect(await third.text()).toBe(body);
+  });
 });

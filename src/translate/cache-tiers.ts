@@ -120,3 +120,36 @@ export class S3Tier implements CacheTier {
     }
   }
 }
+
+/** The slice of an R2 bucket binding used here (Workers). */
+export interface R2Like {
+  get(key: string): Promise<{ text(): Promise<string> } | null>;
+  put(key: string, value: string): Promise<unknown>;
+}
+
+export class R2Tier implements CacheTier {
+  readonly name = "r2";
+  errors = 0;
+  constructor(
+    private readonly bucket: R2Like,
+    private readonly prefix = "translations/",
+  ) {}
+
+  async get(key: string): Promise<string | undefined> {
+    try {
+      const o = await this.bucket.get(this.prefix + key);
+      return o ? await o.text() : undefined;
+    } catch {
+      this.errors++;
+      return undefined;
+    }
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    try {
+      await this.bucket.put(this.prefix + key, value);
+    } catch {
+      this.errors++;
+    }
+  }
+}
