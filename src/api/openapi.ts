@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document of the public API, generated from the same zod schemas that validate requests.
 import { z } from "zod";
+import { LANGUAGES } from "../translate/languages.ts";
 import { ChatRequestSchema, CompletionRequestSchema } from "./schemas.ts";
 
 export function openApiDocument(serverUrl?: string): Record<string, unknown> {
@@ -32,6 +33,22 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
     paths: {
       "/v1/completions": { post: op("Text completion", "CompletionRequest") },
       "/v1/chat/completions": { post: op("Chat completion (ChatML template of the model)", "ChatRequest") },
+      "/v1/translate": {
+        get: {
+          summary: "Translate a text (sentence-level cache; cacheable by CDNs)",
+          parameters: [
+            { name: "text", in: "query", required: true, schema: { type: "string" } },
+            { name: "source", in: "query", required: true, schema: { type: "string", enum: Object.keys(LANGUAGES) } },
+            { name: "target", in: "query", required: true, schema: { type: "string", enum: Object.keys(LANGUAGES) } },
+          ],
+          responses: { "200": { description: "{translation, source, target}; headers ETag, Cache-Control, X-Cache, X-Alia-Sentences" }, "304": { description: "Not modified (If-None-Match)" }, "400": error },
+        },
+        post: {
+          summary: "Translate one text or a batch",
+          requestBody: { required: true, content: { "application/json": { schema: { type: "object", required: ["text", "source", "target"], properties: { text: { oneOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] }, source: { type: "string", enum: Object.keys(LANGUAGES) }, target: { type: "string", enum: Object.keys(LANGUAGES) }, format: { const: "text" } } } } } },
+          responses: { "200": { description: "{translation | translations, source, target}" }, "400": error },
+        },
+      },
       "/v1/models": { get: { summary: "The served model", responses: { "200": { description: "OpenAI model list" } } } },
       "/healthz": { get: { summary: "Liveness", responses: { "200": { description: "ok" } } } },
     },
