@@ -2,7 +2,7 @@
 // drafter proposes γ tokens, the pool verifies them in one target pass, and the accepted prefix plus the
 // target's own token are committed. γ comes from the policy (src/spec/gamma-policy.ts) or is fixed; γ = 0
 // hands the session to the pool's own generation for a chunk of tokens, after which the policy decides
-// again. Runtime-agnostic (Node and workerd): models, pool and clock come in.
+// again. Runtime-agnostic (Node and workerd): the models and the pool come in.
 import type { CausalLM } from "../models/causal-lm.ts";
 import { argmax } from "../models/causal-lm.ts";
 import type { Sampling, VerifyRequest } from "../protocol.ts";
@@ -224,10 +224,10 @@ export class SpecDecoder {
         this.stats.gammas.push(gamma);
 
         if (gamma === 0) {
-          // Pool generation for a chunk; the drafter follows along to keep α (and its cache) current.
+          // Pool generation: one stream to the end; adaptive asks the policy again every chunk and, if
+          // speculation now pays, leaves the loop, which closes the stream (the pool stops generating).
+          // The verifier's session, if any, no longer matches: the next round re-opens it by history.
           opened = false;
-          // One stream to the end; adaptive asks the policy again every chunk and, if speculation now
-          // pays, leaves the loop, which closes the stream (the pool stops generating).
           const chunk = o.generateChunk ?? 16;
           const t0 = performance.now();
           let tFirst = 0;
