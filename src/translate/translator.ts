@@ -17,6 +17,7 @@ export interface TranslatorOptions {
 }
 
 export const SALAMANDRA_TA_PROMPT = "[{source}] {text} \n[{target}]";
+const SENTENCES_AT_ONCE = 8;
 
 export interface TranslationStats {
   sentences: number;
@@ -51,7 +52,13 @@ export class Translator {
 
   async translate(text: string, source: string, target: string, stats: TranslationStats): Promise<string> {
     const pieces = splitSentences(text, source);
-    const out = await Promise.all(pieces.map((p) => (p.kind === "space" ? p.text : this.sentence(p.text, source, target, stats))));
+    const out = pieces.map((p) => p.text);
+    // A few sentences at a time: a long text must not flood the pool with one generation per sentence.
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < pieces.length; i = next++) if (pieces[i].kind === "sentence") out[i] = await this.sentence(pieces[i].text, source, target, stats);
+    };
+    await Promise.all(Array.from({ length: SENTENCES_AT_ONCE }, worker));
     return out.join("");
   }
 
