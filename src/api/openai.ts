@@ -11,7 +11,7 @@ import type { Sampling } from "../protocol.ts";
 import type { GammaObjective } from "../spec/gamma-policy.ts";
 import { SpecDecoder, type DecodeStats, type FinishReason, type VerifierPool } from "../spec/spec-decoder.ts";
 import { ChatRequestSchema, CompletionRequestSchema, describeIssue, messageText, type ChatRequest, type CompletionRequest } from "./schemas.ts";
-import type { ServedModel } from "./served-model.ts";
+import { continuationDecoder, type ServedModel } from "./served-model.ts";
 
 export interface SpecSettings {
   gamma: number | "adaptive";
@@ -103,17 +103,6 @@ export function createCompletionHandlers(deps: ApiDeps) {
     return { prompt, maxTokens, sampling, seeded: req.seed != null, stop, stopIds: kind === "chat" ? model.chatStopIds : model.stopIds };
   }
 
-  /** Decodes output tokens as the continuation of the prompt (keeps the leading space a piece carries). */
-  function continuationDecoder(prompt: number[]) {
-    const tail = prompt.slice(-4);
-    const tok = model.tokenizer;
-    const head = tok.decode(tail, { skipSpecialTokens: true });
-    return (ids: readonly number[]) => {
-      const full = tok.decode([...tail, ...ids], { skipSpecialTokens: true });
-      return full.startsWith(head) ? full.slice(head.length) : tok.decode(ids, { skipSpecialTokens: true });
-    };
-  }
-
   async function handle(c: Context, kind: Kind): Promise<Response> {
     try {
       const raw = await c.req.json().catch(() => {
@@ -139,7 +128,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
         maxTokens: p.maxTokens,
         stopIds: p.stopIds,
         stop: p.stop,
-        decode: continuationDecoder(p.prompt),
+        decode: continuationDecoder(model.tokenizer, p.prompt),
         sampling: p.sampling,
         seeded: p.seeded,
         gamma: deps.spec.gamma,

@@ -47,3 +47,16 @@ export function servedModel(o: {
       template.render({ messages, add_generation_prompt: true, bos_token: str(o.draft.tokenizerConfig.bos_token), eos_token: str(o.draft.tokenizerConfig.eos_token) }),
   };
 }
+
+/**
+ * Decodes output tokens as the continuation of `prompt`: decoding them alone would drop the leading space
+ * a SentencePiece token carries, so the last prompt tokens are decoded with them and then cut off.
+ */
+export function continuationDecoder(tokenizer: TextTokenizer, prompt: readonly number[]): (ids: readonly number[]) => string {
+  const tail = prompt.slice(-4);
+  const head = tokenizer.decode(tail, { skipSpecialTokens: true });
+  return (ids) => {
+    const full = tokenizer.decode([...tail, ...ids], { skipSpecialTokens: true });
+    return full.startsWith(head) ? full.slice(head.length) : tokenizer.decode(ids, { skipSpecialTokens: true });
+  };
+}

@@ -2,7 +2,7 @@
 // above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
 // stored in every tier. Identical misses in flight at the same moment are computed once.
 import { SpecDecoder, type VerifierPool } from "../spec/spec-decoder.ts";
-import type { ServedModel } from "../api/served-model.ts";
+import { continuationDecoder, type ServedModel } from "../api/served-model.ts";
 import type { CacheTier } from "./cache-tiers.ts";
 import { languageName } from "./languages.ts";
 import { normalizeSentence, splitSentences } from "./sentences.ts";
@@ -99,15 +99,13 @@ export class Translator {
     const ids = model.tokenizer.encode(prompt);
     const room = model.maxPositions - ids.length;
     if (room < 2) throw new RangeError(`a sentence of ${ids.length} tokens is too long to translate`);
-    const tail = ids.slice(-4);
-    const head = model.tokenizer.decode(tail, { skipSpecialTokens: true });
     const decoder = new SpecDecoder({
       draft: model.draft,
       pool: this.o.pool,
       maxTokens: Math.min(room, 2 * ids.length + 16),
       stopIds: model.stopIds,
       stop: ["\n"], // the target sentence ends at the end of its line
-      decode: (t) => model.tokenizer.decode([...tail, ...t], { skipSpecialTokens: true }).slice(head.length),
+      decode: continuationDecoder(model.tokenizer, ids),
       gamma: this.o.gamma,
       session: `tr-${Date.now().toString(36)}-${this.session++}`,
     });
