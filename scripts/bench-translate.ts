@@ -2,36 +2,14 @@
 // with its own verifier), over loopback: miss latency per sentence, hit latency p50/p99 and hits/s under
 // 16 concurrent clients, and the share of sentences served from cache on a repeated-document workload.
 // Writes bench/results/translate.json.
-import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
-import net from "node:net";
-import { once } from "node:events";
 import os from "node:os";
 import { SPANISH_PROMPTS } from "../bench/prompts.ts";
 import { median } from "../bench/metrics.ts";
+import { freePort, startEdgeProcess } from "../tools/edge-process.ts";
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer().listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-const child = spawn(process.execPath, ["--import", "tsx", "src/node.ts"], {
-  env: { ...process.env, PORT: "0", POOL_NODES: `http://127.0.0.1:${await freePort()}`, SPEC_GAMMA: "4" },
-  stdio: ["ignore", "pipe", "pipe"],
-});
-let out = "";
-child.stdout!.on("data", (d) => (out += d));
-child.stderr!.on("data", (d) => (out += d));
+const { child, url } = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, SPEC_GAMMA: "4" });
 try {
-  const deadline = Date.now() + 120_000;
-  while (!/listening on (http:\/\/127\.0\.0\.1:\d+)/.test(out)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`edge did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const url = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/)![1];
   const get = async (text: string, target = "ca") => {
     const t0 = performance.now();
     const r = await fetch(`${url}/v1/translate?${new URLSearchParams({ text, source: "es", target })}`);

@@ -5,7 +5,11 @@ import { bodyLimit } from "hono/body-limit";
 import { createCompletionHandlers, type ApiDeps } from "./api/openai.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { createTranslateHandlers, type TranslateSettings } from "./api/translate.ts";
-import type { Translator } from "./translate/translator.ts";
+import type { ServedModel } from "./api/served-model.ts";
+import type { Config } from "./config.ts";
+import { poolClientFromConfig } from "./pool/pool-client.ts";
+import type { CacheTier } from "./translate/cache-tiers.ts";
+import { Translator } from "./translate/translator.ts";
 import { errorBody } from "./errors.ts";
 
 export interface AppDeps extends ApiDeps {
@@ -62,4 +66,23 @@ export function createApp(deps: AppDeps): Hono {
     return c.json(errorBody("internal error", "server_error", "internal_error"), 500);
   });
   return app;
+}
+
+/** The app as a runtime configures it: the pool and every setting from the config; the runtime gives the
+ * served model and its sentence cache tiers. */
+export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[]): Hono {
+  const pool = poolClientFromConfig(config);
+  return createApp({
+    model,
+    pool,
+    spec: { gamma: config.SPEC_GAMMA, maxGamma: config.SPEC_MAX_GAMMA, objective: config.SPEC_OBJECTIVE, proactive: config.SPEC_PROACTIVE, support: config.SPEC_Q_SUPPORT },
+    defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
+    maxConcurrent: config.MAX_CONCURRENT,
+    apiKeys: config.API_KEYS,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    translation: {
+      translator: new Translator({ model, pool, tiers, gamma: config.SPEC_GAMMA }),
+      settings: { maxChars: config.TRANSLATE_MAX_CHARS, maxAgeS: config.TRANSLATE_MAX_AGE_S, sMaxAgeS: config.TRANSLATE_S_MAXAGE_S },
+    },
+  });
 }

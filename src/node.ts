@@ -5,15 +5,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import { servedModel } from "./api/served-model.ts";
-import { createApp } from "./app.ts";
+import { createAppFromConfig } from "./app.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { loadDraftModel } from "./models/draft-model.ts";
 import { loadBundle, progressReporter } from "./models/model-store.ts";
 import { openModelStore } from "./models/open-store.ts";
 import { assertTokenizerPair } from "./models/tokenizer.ts";
-import { poolClientFromConfig } from "./pool/pool-client.ts";
 import { nodeCacheTiers } from "./translate/tiers-from-config.ts";
-import { Translator } from "./translate/translator.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
@@ -65,21 +63,7 @@ async function main(): Promise<void> {
   await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));
   const verifier = await startEmbeddedVerifier(config);
 
-  const model = servedModel({ target, draft, draftModel, tokenizer });
-  const pool = poolClientFromConfig(config);
-  const app = createApp({
-    model,
-    pool,
-    spec: { gamma: config.SPEC_GAMMA, maxGamma: config.SPEC_MAX_GAMMA, objective: config.SPEC_OBJECTIVE, proactive: config.SPEC_PROACTIVE, support: config.SPEC_Q_SUPPORT },
-    defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
-    maxConcurrent: config.MAX_CONCURRENT,
-    apiKeys: config.API_KEYS,
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    translation: {
-      translator: new Translator({ model, pool, tiers: nodeCacheTiers(config), gamma: config.SPEC_GAMMA }),
-      settings: { maxChars: config.TRANSLATE_MAX_CHARS, maxAgeS: config.TRANSLATE_MAX_AGE_S, sMaxAgeS: config.TRANSLATE_S_MAXAGE_S },
-    },
-  });
+  const app = createAppFromConfig(config, servedModel({ target, draft, draftModel, tokenizer }), nodeCacheTiers(config));
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const url = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}`;
     console.log(`alia-edge serving ${target.manifest.id}@${target.manifest.version} (draft ${draft.manifest.id}@${draft.manifest.version}) from ${store.name}`);

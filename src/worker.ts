@@ -7,14 +7,12 @@ import { Hono } from "hono";
 // cannot compile WASM from bytes at run time (typed by src/wasm-modules.d.ts).
 import ortWasmModule from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import { servedModel } from "./api/served-model.ts";
-import { createApp } from "./app.ts";
+import { createAppFromConfig } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { errorBody } from "./errors.ts";
 import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, TokenizerConfigSchema, parseJsonFile, type Manifest, type ModelConfig } from "./models/bundle.ts";
 import { TextTokenizer } from "./models/tokenizer.ts";
-import { poolClientFromConfig } from "./pool/pool-client.ts";
 import { CacheApiTier, R2Tier, type CacheLike, type CacheTier, type R2Like } from "./translate/cache-tiers.ts";
-import { Translator } from "./translate/translator.ts";
 import type { ChunkLogits } from "./models/causal-lm.ts";
 import { loadDraftModel, type DraftModel } from "./models/draft-model.ts";
 import { installWorkerdWasm } from "./models/ort-web-workerd.ts";
@@ -131,23 +129,10 @@ async function buildApi(env: Env): Promise<Hono> {
   if (targetConfig.vocab_size !== draft.config.vocab_size)
     throw new Error(`draft ${draft.manifest.id} (vocab ${draft.config.vocab_size}) and target ${targetManifest.id} (vocab ${targetConfig.vocab_size}) do not share a vocabulary`);
   const model = servedModel({ target: { manifest: targetManifest, config: targetConfig }, draft: { manifest: draft.manifest, config: draft.config, tokenizerConfig }, draftModel: draft.model, tokenizer });
-  const pool = poolClientFromConfig(config);
   // Sentence cache: this data centre's Cache API, then the R2 bucket every location shares.
   const tiers: CacheTier[] = [new CacheApiTier((globalThis as unknown as { caches: { default: CacheLike } }).caches.default, config.TRANSLATE_S_MAXAGE_S)];
   if (env.TRANSLATIONS) tiers.push(new R2Tier(env.TRANSLATIONS, config.TRANSLATE_S3_PREFIX));
-  return createApp({
-    model,
-    pool,
-    spec: { gamma: config.SPEC_GAMMA, maxGamma: config.SPEC_MAX_GAMMA, objective: config.SPEC_OBJECTIVE, proactive: config.SPEC_PROACTIVE, support: config.SPEC_Q_SUPPORT },
-    defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
-    maxConcurrent: config.MAX_CONCURRENT,
-    apiKeys: config.API_KEYS,
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    translation: {
-      translator: new Translator({ model, pool, tiers, gamma: config.SPEC_GAMMA }),
-      settings: { maxChars: config.TRANSLATE_MAX_CHARS, maxAgeS: config.TRANSLATE_MAX_AGE_S, sMaxAgeS: config.TRANSLATE_S_MAXAGE_S },
-    },
-  });
+  return createAppFromConfig(config, model, tiers);
 }
 
 const app = new Hono<{ Bindings: Env }>();

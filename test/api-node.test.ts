@@ -1,9 +1,8 @@
 // The public API end to end on Node: `src/node.ts` (npm start's entry, which starts its own local
 // verifier) queried with the official `openai` npm client — completions, chat, streaming, usage, stop
 // sequences, max_tokens, typed errors — plus 16 concurrent streams and hostile bodies (fast-check).
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
 import path from "node:path";
 import fc from "fast-check";
 import OpenAI from "openai";
@@ -15,6 +14,7 @@ import type { CausalLM } from "../src/models/causal-lm.ts";
 import { loadDraftModel } from "../src/models/draft-model.ts";
 import { loadBundle } from "../src/models/model-store.ts";
 import { TextTokenizer } from "../src/models/tokenizer.ts";
+import { freePort, startEdgeProcess } from "../tools/edge-process.ts";
 import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
 import { openAiConformance, reference, type ConformanceContext } from "./helpers/openai-conformance.ts";
 
@@ -27,30 +27,6 @@ let tok: TextTokenizer;
 let modelId: string;
 let edgeOutput: () => string;
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer().listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function startEdge(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/node.ts"], { env: { ...process.env, PORT: "0", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const deadline = Date.now() + 120_000;
-  while (!/listening on (http:\/\/127\.0\.0\.1:\d+)/.test(out)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`edge did not start: ${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, url: out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/)![1], output: () => out };
-}
-
 beforeAll(async () => {
   const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
   const d = await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"));
@@ -58,7 +34,7 @@ beforeAll(async () => {
   tok = TextTokenizer.fromBundle(t);
   served = servedModel({ target: t, draft: d, draftModel: await loadDraftModel(d), tokenizer: tok });
   modelId = t.manifest.id;
-  ({ child: edge, url, output: edgeOutput } = await startEdge({ POOL_NODES: `http://127.0.0.1:${await freePort()}` }));
+  ({ child: edge, url, output: edgeOutput } = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}` }));
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused-locally", maxRetries: 0 });
 });
 afterAll(async () => {
@@ -79,7 +55,7 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/completions", "/v1/chat/completions"]));
     expect(Object.keys(doc.components.schemas.ChatRequest.properties)).toEqual(expect.arrayContaining(["messages", "max_completion_tokens", "stream_options"]));
     const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
-    const keyed = await startEdge({ API_KEYS: "key-one-0123456789,key-two-0123456789", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
+    const keyed = await startEdgeProcess({ API_KEYS: "key-one-0123456789,key-two-0123456789", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
     try {
       const anon = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: "wrong-key", maxRetries: 0 });
       await expect(anon.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
@@ -124,8 +100,8 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
 
   it("answers 429 beyond MAX_CONCURRENT and 503 without a healthy verifier, both with Retry-After", async () => {
     const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
-    const busy = await startEdge({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
-    const dead = await startEdge({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, EMBEDDED_VERIFIER: "false" });
+    const busy = await startEdgeProcess({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
+    const dead = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, EMBEDDED_VERIFIER: "false" });
     try {
       // Eight requests at once against a limit of one: some are refused, none fails otherwise.
       const rs = await Promise.all(
