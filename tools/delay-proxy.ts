@@ -2,6 +2,7 @@
 // to an upstream and holds each chunk for a configurable one-way delay (plus seeded jitter) in both
 // directions, to simulate edge↔GPU round trips without touching real networks.
 import net from "node:net";
+import { seededRandom } from "./fixtures/random-weights.ts";
 
 export interface DelayProxyOptions {
   /** Upstream to forward to, e.g. "127.0.0.1:8788" or a URL like "http://127.0.0.1:8788". */
@@ -52,18 +53,6 @@ function parseTarget(target: string): { host: string; port: number } {
 function checkDelay(name: string, v: number): number {
   if (!Number.isFinite(v) || v < 0) throw new Error(`delay proxy: ${name} must be a finite number ≥ 0, got ${v}`);
   return v;
-}
-
-// mulberry32: tiny seeded PRNG so jittered runs are reproducible (Math.random is not).
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -161,7 +150,7 @@ export async function startDelayProxy(o: DelayProxyOptions): Promise<DelayProxy>
   const { host, port: targetPort } = parseTarget(o.target);
   let delayMs = checkDelay("delayMs", o.delayMs);
   let jitterMs = checkDelay("jitterMs", o.jitterMs ?? 0);
-  const rng = mulberry32(o.seed ?? 1);
+  const rng = seededRandom(o.seed ?? 1); // seeded so jittered runs are reproducible
   const nextDelay = () => (jitterMs > 0 ? delayMs + rng() * jitterMs : delayMs);
 
   const clients = new Set<net.Socket>();
