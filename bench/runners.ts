@@ -4,12 +4,12 @@
 import path from "node:path";
 import { AutoModelForCausalLM, Tensor, env } from "@huggingface/transformers";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { eosIds } from "../src/models/bundle.ts";
-import type { CausalLM } from "../src/models/causal-lm.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { TextTokenizer } from "../src/models/tokenizer.ts";
-import { measureGreedyAgreement } from "../tools/fixtures/agreement.ts";
+import { eosIds } from "../src/shared/models/bundle.ts";
+import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
 import { SPANISH_PROMPTS } from "./prompts.ts";
 
 export interface RuntimeTimes {

@@ -2,7 +2,7 @@
 // edge (src/config.ts); these are the verifier's own.
 import { z } from "zod";
 import { ConfigError, parseEnv } from "../src/config.ts";
-import { MAX_GAMMA } from "../src/protocol.ts";
+import { MAX_GAMMA } from "../src/shared/protocol.ts";
 
 export const VerifierConfigSchema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),

@@ -2,9 +2,9 @@
 // on VERIFIER_PORT (default 8788). SIGTERM/SIGINT: stop admitting rounds, let in-flight ones finish, exit.
 import { serve } from "@hono/node-server";
 import { ConfigError, loadConfig } from "../src/config.ts";
-import { bundleLabel } from "../src/models/bundle.ts";
-import { loadBundle, progressReporter } from "../src/models/model-store.ts";
-import { openModelStore } from "../src/models/open-store.ts";
+import { bundleLabel } from "../src/shared/models/bundle.ts";
+import { loadBundle, progressReporter } from "../src/shared/models/model-store.ts";
+import { openModelStore } from "../src/shared/models/model-store-from-config.ts";
 import { loadVerifierConfig, type VerifierConfig } from "./config.ts";
 import type { TargetEngine } from "./engine.ts";
 import { OnnxEngine } from "./onnx-engine.ts";

@@ -5,9 +5,9 @@ import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
-import { errorBody } from "../src/errors.ts";
-import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/protocol.ts";
-import { createVerifierMetrics } from "./metrics.ts";
+import { errorBody } from "../src/shared/errors.ts";
+import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/shared/protocol.ts";
+import { createVerifierMetrics } from "./verifier-metrics.ts";
 import type { Verifier } from "./verifier.ts";
 
 export interface VerifierAppOptions {

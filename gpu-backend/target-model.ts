@@ -2,8 +2,8 @@
 // `onnxruntime-node-install=cuda12` (production ALIA-40b is served by SGLang instead).
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import type { LoadedBundle } from "../src/models/bundle.ts";
-import { CausalLM, type CausalLMOptions, type OrtRuntime } from "../src/models/causal-lm.ts";
+import type { LoadedBundle } from "../src/shared/models/bundle.ts";
+import { CausalLM, type CausalLMOptions, type OrtRuntime } from "../src/shared/models/causal-lm.ts";
 
 export const ortNode: OrtRuntime = ort as unknown as OrtRuntime;
 

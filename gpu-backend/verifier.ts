@@ -2,10 +2,10 @@
 // sequence number is answered from the stored result), re-open by full history, and exact verification.
 // One round feeds [last committed token, ...drafts] to the target engine in one pass and scores γ+1
 // positions.
-import { argmax } from "../src/models/causal-lm.ts";
-import { MAX_GAMMA, VerifyError, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/protocol.ts";
-import { SeededRng, sampleIndex, targetDistribution, type SamplingParams } from "../src/spec/sampling.ts";
-import { verifyGreedy, verifySampling, type VerifyResult } from "../src/spec/verify.ts";
+import { argmax } from "../src/shared/models/causal-lm.ts";
+import { MAX_GAMMA, VerifyError, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/shared/protocol.ts";
+import { SeededRng, sampleIndex, targetDistribution, type SamplingParams } from "../src/shared/sampling.ts";
+import { verifyGreedy, verifySampling, type VerifyResult } from "../src/shared/verification.ts";
 import type { EngineSequence, TargetEngine } from "./engine.ts";
 import { SessionKvStore, SessionTooLargeError, type SessionKvStoreOptions } from "./session-kv-store.ts";
 

@@ -5,8 +5,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { SPANISH_PROMPTS } from "../bench/prompts.ts";
-import { median } from "../bench/metrics.ts";
-import { freePort, startEdgeProcess } from "../tools/edge-process.ts";
+import { median } from "../bench/statistics.ts";
+import { freePort, startEdgeProcess } from "../test/harness/edge-process.ts";
 
 const { child, url } = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, SPEC_GAMMA: "4" });
 try {

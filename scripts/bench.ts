@@ -9,12 +9,12 @@ import { parseArgs } from "node:util";
 import { writeReport } from "../bench/write-report.ts";
 import { benchRunners } from "../bench/runners.ts";
 import { benchLossless, benchRounds, benchServer } from "../bench/suite.ts";
-import { benchVerifier, benchVerifierHttp } from "../bench/verifier.ts";
+import { benchVerifier, benchVerifierHttp } from "../bench/verify-rounds.ts";
 import type { BenchResult } from "../bench/report.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { TextTokenizer } from "../src/models/tokenizer.ts";
-import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 
 const { values } = parseArgs({
   options: {

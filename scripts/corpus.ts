@@ -2,8 +2,8 @@
 // and optionally trains the fixture BPE tokenizer on it to report speed and compression.
 // Usage: npx tsx scripts/corpus.ts [--refresh] [--sample N] [--bpe 2048,4096]
 import { Tokenizer } from "@huggingface/tokenizers";
-import { toTokenizerJson, tokenizerConfigJson, trainBpe } from "../tools/fixtures/bpe.ts";
-import { corpusStats, FORTUNES_ES, loadSpanishCorpus } from "../tools/fixtures/corpus.ts";
+import { toTokenizerJson, tokenizerConfigJson, trainBpe } from "../fixtures/generate/bpe.ts";
+import { corpusStats, FORTUNES_ES, loadSpanishCorpus } from "../fixtures/generate/corpus.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {

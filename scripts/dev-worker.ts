@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
 const wrangler = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");

@@ -5,8 +5,8 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ortNode } from "../gpu-backend/target-model.ts";
-import { paramCount } from "../tools/fixtures/llama-onnx.ts";
-import { writeSyntheticPairBundles } from "../tools/fixtures/synthetic-bundles.ts";
+import { paramCount } from "../fixtures/generate/llama-onnx.ts";
+import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 
 const { values } = parseArgs({
   options: {

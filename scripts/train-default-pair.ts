@@ -13,16 +13,16 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { loadDraftModel } from "../src/models/draft-model.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { CHATML_TEMPLATE } from "../src/models/bundle.ts";
-import type { CausalLM } from "../src/models/causal-lm.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { measureGreedyAgreement } from "../tools/fixtures/agreement.ts";
-import { EOS_ID, IM_END_ID, PAD_ID, trainBpe, toTokenizerJson, tokenizerConfigJson } from "../tools/fixtures/bpe.ts";
-import { corpusStats, loadSpanishCorpus } from "../tools/fixtures/corpus.ts";
-import { paramCount, type LlamaArch } from "../tools/fixtures/llama-onnx.ts";
-import { seededRandom } from "../tools/fixtures/random-weights.ts";
+import { CHATML_TEMPLATE } from "../src/shared/models/bundle.ts";
+import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
+import { EOS_ID, IM_END_ID, PAD_ID, trainBpe, toTokenizerJson, tokenizerConfigJson } from "../fixtures/generate/bpe.ts";
+import { corpusStats, loadSpanishCorpus } from "../fixtures/generate/corpus.ts";
+import { paramCount, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
+import { seededRandom } from "../fixtures/generate/random-weights.ts";
 import {
   BatchStream,
   evalBatches,
@@ -32,8 +32,8 @@ import {
   TfLlama,
   trainLlama,
   type TrainProgress,
-} from "../tools/fixtures/train-llama-tfjs.ts";
-import { writeBundle } from "../tools/fixtures/write-bundle.ts";
+} from "../fixtures/generate/train-llama-tfjs.ts";
+import { writeBundle } from "../fixtures/generate/write-bundle.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

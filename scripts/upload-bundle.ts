@@ -1,8 +1,8 @@
 // CLI: refresh a bundle folder's manifest.json and upload the bundle to an S3-compatible bucket.
 //   npm run bundle:upload -- <bundle-dir> --bucket models --id salamandra-2b-q4 --version 1
 import { parseArgs } from "node:util";
-import { progressReporter } from "../src/models/model-store.ts";
-import { DEFAULT_PART_SIZE, MIN_PART_SIZE, uploadBundle } from "../src/models/s3-upload.ts";
+import { progressReporter } from "../src/shared/models/model-store.ts";
+import { DEFAULT_PART_SIZE, MIN_PART_SIZE, uploadBundle } from "../src/shared/models/s3-upload.ts";
 
 const HELP = `Usage: npm run bundle:upload -- <bundle-dir> [options]
 

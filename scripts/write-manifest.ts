@@ -2,10 +2,10 @@
 //   npm run bundle:manifest -- <bundle-dir> --id salamandra-2b-q4 --version 1 --role draft
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { MANIFEST_FILE } from "../src/models/bundle.ts";
-import { writeManifest } from "../src/models/manifest.ts";
-import { progressReporter } from "../src/models/model-store.ts";
-import { resolveMeta } from "../src/models/s3-upload.ts";
+import { MANIFEST_FILE } from "../src/shared/models/bundle.ts";
+import { writeManifest } from "../src/shared/models/manifest.ts";
+import { progressReporter } from "../src/shared/models/model-store.ts";
+import { resolveMeta } from "../src/shared/models/s3-upload.ts";
 
 const HELP = `Usage: npm run bundle:manifest -- <bundle-dir> [--id <id>] [--version <v>] [--role draft|target|any]
 

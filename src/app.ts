@@ -5,12 +5,12 @@ import { bodyLimit } from "hono/body-limit";
 import { createCompletionHandlers, type ApiDeps } from "./api/openai.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { createTranslateHandlers, type TranslateSettings } from "./api/translate.ts";
-import type { ServedModel } from "./api/served-model.ts";
+import type { ServedModel } from "./model-pair/served-model.ts";
 import type { Config } from "./config.ts";
 import { poolClientFromConfig } from "./pool/pool-client.ts";
 import type { CacheTier } from "./translate/cache-tiers.ts";
 import { Translator } from "./translate/translator.ts";
-import { errorBody } from "./errors.ts";
+import { errorBody } from "./shared/errors.ts";
 
 export interface AppDeps extends ApiDeps {
   /** Bearer keys accepted on /v1/*; none: open (the local default). */

@@ -4,14 +4,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { serve } from "@hono/node-server";
-import { servedModel } from "./api/served-model.ts";
+import { servedModel } from "./model-pair/served-model.ts";
 import { createAppFromConfig } from "./app.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { loadDraftModel } from "./models/draft-model.ts";
-import { loadBundle, progressReporter } from "./models/model-store.ts";
-import { openModelStore } from "./models/open-store.ts";
-import { assertTokenizerPair } from "./models/tokenizer.ts";
-import { nodeCacheTiers } from "./translate/tiers-from-config.ts";
+import { loadDraftModel } from "./model-pair/draft-model.ts";
+import { loadBundle, progressReporter } from "./shared/models/model-store.ts";
+import { openModelStore } from "./shared/models/model-store-from-config.ts";
+import { assertTokenizerPair } from "./shared/models/tokenizer.ts";
+import { nodeCacheTiers } from "./translate/node-cache-tiers.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 

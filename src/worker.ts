@@ -6,16 +6,16 @@ import { Hono } from "hono";
 // wrangler's default rules turn a .wasm import into a WebAssembly.Module compiled at upload; Workers
 // cannot compile WASM from bytes at run time (typed by src/wasm-modules.d.ts).
 import ortWasmModule from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
-import { servedModel } from "./api/served-model.ts";
+import { servedModel } from "./model-pair/served-model.ts";
 import { createAppFromConfig } from "./app.ts";
 import { loadConfig } from "./config.ts";
-import { errorBody } from "./errors.ts";
-import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, TokenizerConfigSchema, parseJsonFile, type Manifest, type ModelConfig } from "./models/bundle.ts";
-import { TextTokenizer } from "./models/tokenizer.ts";
+import { errorBody } from "./shared/errors.ts";
+import { MANIFEST_FILE, ManifestSchema, ModelConfigSchema, TokenizerConfigSchema, parseJsonFile, type Manifest, type ModelConfig } from "./shared/models/bundle.ts";
+import { TextTokenizer } from "./shared/models/tokenizer.ts";
 import { CacheApiTier, R2Tier, type CacheLike, type CacheTier, type R2Like } from "./translate/cache-tiers.ts";
-import type { ChunkLogits } from "./models/causal-lm.ts";
-import { loadDraftModel, type DraftModel } from "./models/draft-model.ts";
-import { installWorkerdWasm } from "./models/ort-web-workerd.ts";
+import type { ChunkLogits } from "./shared/models/causal-lm.ts";
+import { loadDraftModel, type DraftModel } from "./model-pair/draft-model.ts";
+import { installWorkerdWasm } from "./model-pair/ort-web-workerd.ts";
 
 /** The slice of the R2 binding used here (no @cloudflare/workers-types in this project). */
 interface R2BucketLike {

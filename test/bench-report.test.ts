@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { acceptanceOf, median, tauMeasured, tauTheory, tauTheoryOf } from "../bench/metrics.ts";
+import { acceptanceOf, median, tauMeasured, tauTheory, tauTheoryOf } from "../bench/statistics.ts";
 import { GENERATED_END, GENERATED_START, generatedSection, lineChart, plots, targetsTable, updateBenchmarksMd, type BenchResult } from "../bench/report.ts";
 
 describe("acceptance and τ from round logs", () => {

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHATML_TEMPLATE } from "../src/models/bundle.ts";
+import { CHATML_TEMPLATE } from "../src/shared/models/bundle.ts";
 import {
   BOS_ID,
   BYTE_TOKEN_OFFSET,
@@ -18,8 +18,8 @@ import {
   tokenizerConfigJson,
   trainBpe,
   type BpeModel,
-} from "../tools/fixtures/bpe.ts";
-import { parseFortunes, decodeText } from "../tools/fixtures/corpus.ts";
+} from "../fixtures/generate/bpe.ts";
+import { parseFortunes, decodeText } from "../fixtures/generate/corpus.ts";
 
 // A small built-in Spanish corpus (offline): hand-written sentences plus combinations of phrases.
 const SENTENCES = [

@@ -2,11 +2,11 @@
 import * as ortNodeModule from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { argmax, type CausalLM } from "../src/models/causal-lm.ts";
-import { llamaOnnx, type LlamaArch } from "../tools/fixtures/llama-onnx.ts";
-import { randomLlamaWeights } from "../tools/fixtures/random-weights.ts";
-import { configFor, deriveDraft, expandKvHeads } from "../tools/fixtures/synthetic-pair.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { argmax, type CausalLM } from "../src/shared/models/causal-lm.ts";
+import { llamaOnnx, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
+import { randomLlamaWeights } from "../fixtures/generate/random-weights.ts";
+import { configFor, deriveDraft, expandKvHeads } from "../fixtures/generate/synthetic-pair.ts";
 
 // float32 sums in a different order (one chunk vs many steps, WASM vs native kernels) differ by a few
 // ULPs of the logits' magnitude (|logit| ≲ 20 here); 1e-4 absolute is far above that and far below any

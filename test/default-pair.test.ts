@@ -7,11 +7,11 @@ import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import type { LoadedBundle } from "../src/models/bundle.ts";
-import type { CausalLM } from "../src/models/causal-lm.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { measureGreedyAgreement } from "../tools/fixtures/agreement.ts";
+import type { LoadedBundle } from "../src/shared/models/bundle.ts";
+import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
 
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "default");
 const EOS = 2;

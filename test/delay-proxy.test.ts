@@ -4,7 +4,7 @@ import { once } from "node:events";
 import http from "node:http";
 import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startDelayProxy, type DelayProxy } from "../tools/delay-proxy.ts";
+import { startDelayProxy, type DelayProxy } from "./harness/delay-proxy.ts";
 
 let upstream: http.Server;
 let upstreamUrl: string;

@@ -5,12 +5,12 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { writeManifest } from "../src/models/manifest.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { llamaConfigJson, llamaOnnx, llamaOnnxExternal, type LlamaArch } from "../tools/fixtures/llama-onnx.ts";
-import { randomLlamaWeights } from "../tools/fixtures/random-weights.ts";
-import { DEFAULT_PAIR_DIR, readTokenizerFiles } from "../tools/fixtures/synthetic-bundles.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { writeManifest } from "../src/shared/models/manifest.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { llamaConfigJson, llamaOnnx, llamaOnnxExternal, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
+import { randomLlamaWeights } from "../fixtures/generate/random-weights.ts";
+import { DEFAULT_PAIR_DIR, readTokenizerFiles } from "../fixtures/generate/synthetic-bundles.ts";
 
 const ARCH: LlamaArch = { vocabSize: 2048, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 256 };
 const dirs: string[] = [];

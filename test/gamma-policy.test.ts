@@ -2,8 +2,8 @@
 // hand-computed values of the round model E[τ(γ)] / (γ·t_draft + RTT + gpu(γ)), the properties chooseGamma
 // must have on synthetic timings, and the EWMA / acceptance / linear-fit updates.
 import { describe, expect, it } from "vitest";
-import { AcceptanceEstimate, Ewma, LinearFit } from "../src/spec/acceptance.ts";
-import { chooseGamma, expectedTokens, generationRate, gpuMs, speculationRate, type GammaPolicyInput } from "../src/spec/gamma-policy.ts";
+import { AcceptanceEstimate, Ewma, LinearFit } from "../src/speculative/acceptance.ts";
+import { chooseGamma, expectedTokens, generationRate, gpuMs, speculationRate, type GammaPolicyInput } from "../src/speculative/gamma-policy.ts";
 
 const constAlpha = (a: number, n = 16) => new Array<number>(n).fill(a);
 /** Verifier time linear in γ: base + slope·γ (ms). */

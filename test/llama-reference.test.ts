@@ -3,9 +3,9 @@
 // query heads sharing a KV head, causal softmax attention, SwiGLU, untied head).
 import { describe, expect, it } from "vitest";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { llamaOnnx, type LlamaArch, type LlamaWeights } from "../tools/fixtures/llama-onnx.ts";
-import { randomLlamaWeights } from "../tools/fixtures/random-weights.ts";
-import { configFor } from "../tools/fixtures/synthetic-pair.ts";
+import { llamaOnnx, type LlamaArch, type LlamaWeights } from "../fixtures/generate/llama-onnx.ts";
+import { randomLlamaWeights } from "../fixtures/generate/random-weights.ts";
+import { configFor } from "../fixtures/generate/synthetic-pair.ts";
 
 function matVec(x: Float32Array, w: Float32Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(cols);

@@ -12,12 +12,12 @@ import { promisify } from "node:util";
 // @ts-expect-error s3rver ships no type declarations
 import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHATML_TEMPLATE, MANIFEST_FILE } from "../src/models/bundle.ts";
-import { LocalModelStore } from "../src/models/local-store.ts";
-import { buildManifest, verifyBundleDir, writeManifest } from "../src/models/manifest.ts";
-import { loadBundle, progressReporter, readManifest, type Progress } from "../src/models/model-store.ts";
-import { S3ModelStore, createS3Client, type S3Options } from "../src/models/s3-store.ts";
-import { MIN_PART_SIZE, uploadBundle } from "../src/models/s3-upload.ts";
+import { CHATML_TEMPLATE, MANIFEST_FILE } from "../src/shared/models/bundle.ts";
+import { LocalModelStore } from "../src/shared/models/local-model-store.ts";
+import { buildManifest, verifyBundleDir, writeManifest } from "../src/shared/models/manifest.ts";
+import { loadBundle, progressReporter, readManifest, type Progress } from "../src/shared/models/model-store.ts";
+import { S3ModelStore, createS3Client, type S3Options } from "../src/shared/models/s3-model-store.ts";
+import { MIN_PART_SIZE, uploadBundle } from "../src/shared/models/s3-upload.ts";
 
 const BUCKET = "models";
 const PREFIX = "bundles";

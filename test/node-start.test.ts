@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort } from "../tools/edge-process.ts";
+import { freePort } from "./harness/edge-process.ts";
 
 const children: ChildProcess[] = [];
 afterEach(() => {

@@ -2,9 +2,9 @@
 import { describe, expect, it } from "vitest";
 import { SessionKvStore, SessionTooLargeError, type EvictionReason } from "../gpu-backend/session-kv-store.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { llamaOnnx } from "../tools/fixtures/llama-onnx.ts";
-import { randomLlamaWeights } from "../tools/fixtures/random-weights.ts";
-import { configFor } from "../tools/fixtures/synthetic-pair.ts";
+import { llamaOnnx } from "../fixtures/generate/llama-onnx.ts";
+import { randomLlamaWeights } from "../fixtures/generate/random-weights.ts";
+import { configFor } from "../fixtures/generate/synthetic-pair.ts";
 
 class Fake {
   busy = false;

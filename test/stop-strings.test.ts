@@ -1,7 +1,7 @@
 // scanStops: where the first stop string starts, and how much text may be shown while generation runs
 // (never a prefix of a stop string, never an incomplete byte-fallback character).
 import { describe, expect, it } from "vitest";
-import { scanStops } from "../src/spec/stop-strings.ts";
+import { scanStops } from "../src/speculative/stop-strings.ts";
 
 describe("scanStops", () => {
   it("finds the earliest complete stop string", () => {

@@ -1,8 +1,8 @@
 // Synthetic pairs hit the requested greedy agreement and are reproducible.
 import { describe, expect, it } from "vitest";
 import { ortNode } from "../gpu-backend/target-model.ts";
-import { llamaOnnx, paramCount } from "../tools/fixtures/llama-onnx.ts";
-import { makeSyntheticPair } from "../tools/fixtures/synthetic-pair.ts";
+import { llamaOnnx, paramCount } from "../fixtures/generate/llama-onnx.ts";
+import { makeSyntheticPair } from "../fixtures/generate/synthetic-pair.ts";
 
 describe("makeSyntheticPair", () => {
   it.each([0.3, 0.6, 0.9])("lands near α = %s (measured within 0.05) with a smaller MHA draft of a GQA target", async (alpha) => {

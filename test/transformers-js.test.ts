@@ -6,12 +6,12 @@ import path from "node:path";
 import { AutoModelForCausalLM, AutoTokenizer, env } from "@huggingface/transformers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
-import { eosIds } from "../src/models/bundle.ts";
-import type { CausalLM } from "../src/models/causal-lm.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { TextTokenizer } from "../src/models/tokenizer.ts";
-import { DEFAULT_PAIR_DIR, writeSyntheticPairBundles } from "../tools/fixtures/synthetic-bundles.ts";
+import { eosIds } from "../src/shared/models/bundle.ts";
+import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { DEFAULT_PAIR_DIR, writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 
 const PROMPTS = [
   "El Gobierno de España",

@@ -12,18 +12,18 @@ import path from "node:path";
 import S3rver from "s3rver";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { servedModel, type ServedModel } from "../src/api/served-model.ts";
+import { servedModel, type ServedModel } from "../src/model-pair/served-model.ts";
 import { createApp } from "../src/app.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { createS3Client } from "../src/models/s3-store.ts";
-import { TextTokenizer } from "../src/models/tokenizer.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { createS3Client } from "../src/shared/models/s3-model-store.ts";
+import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import { MemoryLruTier, S3Tier, type CacheTier } from "../src/translate/cache-tiers.ts";
 import { splitSentences } from "../src/translate/sentences.ts";
 import { Translator } from "../src/translate/translator.ts";
-import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
-import { startVerifierProcess } from "../tools/verifier-process.ts";
+import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { startVerifierProcess } from "./harness/processes.ts";
 
 interface S3rverLike {
   run(): Promise<{ address: string; port: number }>;

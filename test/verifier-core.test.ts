@@ -6,12 +6,12 @@ import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import { SPANISH_PROMPTS } from "../bench/prompts.ts";
-import type { CausalLM } from "../src/models/causal-lm.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { loadBundle } from "../src/models/model-store.ts";
-import { TextTokenizer } from "../src/models/tokenizer.ts";
-import { VerifyRequestSchema, type VerifyRequest } from "../src/protocol.ts";
-import { DEFAULT_PAIR_DIR } from "../tools/fixtures/synthetic-bundles.ts";
+import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { loadBundle } from "../src/shared/models/model-store.ts";
+import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { VerifyRequestSchema, type VerifyRequest } from "../src/shared/protocol.ts";
+import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 
 let target: CausalLM;
 let draft: CausalLM;

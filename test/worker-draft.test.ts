@@ -12,10 +12,10 @@ import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHATML_TEMPLATE, ModelConfigSchema } from "../src/models/bundle.ts";
-import { loadDraftModel } from "../src/models/draft-model.ts";
-import { llamaConfigJson, llamaOnnx, type LlamaArch } from "../tools/fixtures/llama-onnx.ts";
-import { randomLlamaWeights } from "../tools/fixtures/random-weights.ts";
+import { CHATML_TEMPLATE, ModelConfigSchema } from "../src/shared/models/bundle.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { llamaConfigJson, llamaOnnx, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
+import { randomLlamaWeights } from "../fixtures/generate/random-weights.ts";
 
 // Same ORT build and .wasm, one thread, same graph: workerd and Node should agree to the bit; 1e-5
 // absolute still leaves room for a differently ordered float32 reduction without hiding a real bug.

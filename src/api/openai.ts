@@ -5,13 +5,13 @@
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
-import { errorBody } from "../errors.ts";
+import { errorBody } from "../shared/errors.ts";
 import { PoolError } from "../pool/pool-client.ts";
-import type { Sampling } from "../protocol.ts";
-import type { GammaObjective } from "../spec/gamma-policy.ts";
-import { SpecDecoder, type DecodeStats, type FinishReason, type VerifierPool } from "../spec/spec-decoder.ts";
+import type { Sampling } from "../shared/protocol.ts";
+import type { GammaObjective } from "../speculative/gamma-policy.ts";
+import { SpecDecoder, type DecodeStats, type FinishReason, type VerifierPool } from "../speculative/speculative-decoder.ts";
 import { ChatRequestSchema, CompletionRequestSchema, describeIssue, messageText, type ChatRequest, type CompletionRequest } from "./schemas.ts";
-import { continuationDecoder, type ServedModel } from "./served-model.ts";
+import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
 
 export interface SpecSettings {
   gamma: number | "adaptive";

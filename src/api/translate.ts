@@ -3,7 +3,7 @@
 // and the same strong ETag; cache statistics travel in headers (X-Cache, X-Alia-Sentences).
 import type { Context } from "hono";
 import { z } from "zod";
-import { errorBody } from "../errors.ts";
+import { errorBody } from "../shared/errors.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import { LANGUAGES, languageName } from "../translate/languages.ts";
 import { sha256Hex, type TranslationStats, type Translator } from "../translate/translator.ts";

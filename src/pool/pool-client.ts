@@ -13,7 +13,7 @@ import {
   type GenerateRequest,
   type VerifyRequest,
   type VerifyResponse,
-} from "../protocol.ts";
+} from "../shared/protocol.ts";
 
 export interface PoolClientOptions {
   /** Verifier base URLs. */

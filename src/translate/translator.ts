@@ -1,8 +1,8 @@
 // Sentence-level translation with caching: each sentence is looked up tier by tier (a hit fills the tiers
 // above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
 // stored in every tier. Identical misses in flight at the same moment are computed once.
-import { SpecDecoder, type VerifierPool } from "../spec/spec-decoder.ts";
-import { continuationDecoder, type ServedModel } from "../api/served-model.ts";
+import { SpecDecoder, type VerifierPool } from "../speculative/speculative-decoder.ts";
+import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
 import type { CacheTier } from "./cache-tiers.ts";
 import { languageName } from "./languages.ts";
 import { normalizeSentence, splitSentences } from "./sentences.ts";

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
+const ROOT = path.resolve(import.meta.dirname, "../..");
 
 /** Runs `script` under tsx and waits for its "… on http://127.0.0.1:PORT" line. */
 export async function startListening(script: string, env: Record<string, string>, listening: RegExp, timeoutMs: number): Promise<{ child: ChildProcess; url: string; output: () => string }> {

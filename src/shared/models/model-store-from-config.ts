@@ -1,8 +1,8 @@
 // Chooses the ModelStore named by the configuration.
-import type { Config } from "../config.ts";
-import { LocalModelStore } from "./local-store.ts";
+import type { Config } from "../../config.ts";
+import { LocalModelStore } from "./local-model-store.ts";
 import type { ModelStore } from "./model-store.ts";
-import { S3ModelStore } from "./s3-store.ts";
+import { S3ModelStore } from "./s3-model-store.ts";
 
 export function openModelStore(c: Config): ModelStore {
   if (c.MODEL_STORE === "local") return new LocalModelStore(c.MODEL_DIR);

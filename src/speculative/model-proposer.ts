@@ -3,9 +3,9 @@
 // verify call is in flight (proactive drafting). Sampling drafts are drawn from the sparse q̃ that is sent
 // with them (DESIGN §3), with a random stream per absolute position: a drafted position gets the same draw
 // whatever the round layout, so proactive drafting and re-sent rounds draft exactly what plain rounds do.
-import type { CausalLM, KvSequence } from "../models/causal-lm.ts";
-import { argmax } from "../models/causal-lm.ts";
-import { SeededRng, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "./sampling.ts";
+import type { CausalLM, KvSequence } from "../shared/models/causal-lm.ts";
+import { argmax } from "../shared/models/causal-lm.ts";
+import { SeededRng, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../shared/sampling.ts";
 
 /** Draft streams start here (verifier rounds use the round number, generation 0x40000000 + position). */
 const DRAFT_STREAM = 0x20000000;

@@ -1,6 +1,6 @@
 // The Node edge's sentence cache tiers from the configuration: memory first, then the shared S3/R2 tier.
 import type { Config } from "../config.ts";
-import { createS3Client } from "../models/s3-store.ts";
+import { createS3Client } from "../shared/models/s3-model-store.ts";
 import { MemoryLruTier, S3Tier, type CacheTier } from "./cache-tiers.ts";
 
 export function nodeCacheTiers(c: Config): CacheTier[] {

@@ -3,7 +3,7 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
-import { startListening } from "./verifier-process.ts";
+import { startListening } from "./processes.ts";
 
 export async function freePort(): Promise<number> {
   const srv = net.createServer().listen(0, "127.0.0.1");

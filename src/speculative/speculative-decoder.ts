@@ -3,11 +3,11 @@
 // target's own token are committed. γ comes from the policy (src/spec/gamma-policy.ts) or is fixed; γ = 0
 // hands the session to the pool's own generation for a chunk of tokens, after which the policy decides
 // again. Runtime-agnostic (Node and workerd): the models and the pool come in.
-import type { CausalLM } from "../models/causal-lm.ts";
-import { argmax } from "../models/causal-lm.ts";
-import type { Sampling, VerifyRequest } from "../protocol.ts";
+import type { CausalLM } from "../shared/models/causal-lm.ts";
+import { argmax } from "../shared/models/causal-lm.ts";
+import type { Sampling, VerifyRequest } from "../shared/protocol.ts";
 import { AcceptanceEstimate, Ewma, LinearFit } from "./acceptance.ts";
-import { Drafter } from "./drafter.ts";
+import { Drafter } from "./model-proposer.ts";
 import { chooseGamma, type GammaObjective } from "./gamma-policy.ts";
 import type { PoolClient } from "../pool/pool-client.ts";
 import { scanStops } from "./stop-strings.ts";

@@ -2,7 +2,7 @@
 // to an upstream and holds each chunk for a configurable one-way delay (plus seeded jitter) in both
 // directions, to simulate edge↔GPU round trips without touching real networks.
 import net from "node:net";
-import { seededRandom } from "./fixtures/random-weights.ts";
+import { seededRandom } from "../../fixtures/generate/random-weights.ts";
 
 export interface DelayProxyOptions {
   /** Upstream to forward to, e.g. "127.0.0.1:8788" or a URL like "http://127.0.0.1:8788". */

@@ -4,9 +4,9 @@
 import OpenAI from "openai";
 import { expect, it } from "vitest";
 import { SPANISH_PROMPTS } from "../../bench/prompts.ts";
-import type { ServedModel } from "../../src/api/served-model.ts";
-import type { CausalLM } from "../../src/models/causal-lm.ts";
-import type { TextTokenizer } from "../../src/models/tokenizer.ts";
+import type { ServedModel } from "../../src/model-pair/served-model.ts";
+import type { CausalLM } from "../../src/shared/models/causal-lm.ts";
+import type { TextTokenizer } from "../../src/shared/models/tokenizer.ts";
 
 export interface ConformanceContext {
   client: OpenAI;

@@ -3,7 +3,7 @@
 // concurrent sessions; and the KV bytes a session holds per token.
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
-import type { CausalLM } from "../src/models/causal-lm.ts";
+import type { CausalLM } from "../src/shared/models/causal-lm.ts";
 import { SPANISH_PROMPTS } from "./prompts.ts";
 
 export interface VerifierBench {
@@ -80,7 +80,7 @@ export async function benchVerifierHttp(
   encode: (s: string) => number[],
   o: { prompts: number; gammas: number[]; sessions: number[]; rounds: number },
 ): Promise<VerifierHttpBench> {
-  const { startVerifierProcess } = await import("../tools/verifier-process.ts");
+  const { startVerifierProcess } = await import("../test/harness/processes.ts");
   const run = async <T>(maxBatch: number, body: (round: (b: unknown) => Promise<{ accepted: number; token: number }>) => Promise<T>): Promise<T> => {
     const { child, url } = await startVerifierProcess({ MODEL_DIR: modelDir, VERIFIER_MAX_BATCH: String(maxBatch), VERIFIER_MAX_SESSIONS: "1024" });
     try {

@@ -20,7 +20,7 @@ import { z } from "zod";
 import { MANIFEST_FILE, bundleLabel, type Manifest, type ManifestFile } from "./bundle.ts";
 import { bundleFilePath, writeManifest, type ManifestMeta } from "./manifest.ts";
 import type { Progress } from "./model-store.ts";
-import { bundleKey, checkRef, createS3Client, isNotFound, runLimited, type S3Options } from "./s3-store.ts";
+import { bundleKey, checkRef, createS3Client, isNotFound, runLimited, type S3Options } from "./s3-model-store.ts";
 
 const MiB = 1 << 20;
 /** S3 (and R2) refuse parts under 5 MiB, except the last one. */
