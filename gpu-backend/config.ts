@@ -1,7 +1,7 @@
-// Verifier service configuration (zod, validated at start-up). Model store settings are shared with the
-// edge (src/config.ts); these are the verifier's own.
+// Verifier service configuration (zod, validated at start-up). Model store settings (MODEL_STORE, S3_*, …)
+// come from the shared ModelStoreConfigSchema; these are the verifier's own.
 import { z } from "zod";
-import { ConfigError, parseEnv } from "../src/config.ts";
+import { ConfigError, LOOPBACK_HOSTS, parseEnv } from "../src/shared/env.ts";
 import { MAX_GAMMA } from "../src/shared/protocol.ts";
 
 export const VerifierConfigSchema = z.object({
@@ -29,11 +29,9 @@ export const VerifierConfigSchema = z.object({
 });
 export type VerifierConfig = z.infer<typeof VerifierConfigSchema>;
 
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
-
 export function loadVerifierConfig(env: Record<string, string | undefined>): VerifierConfig {
   const c = parseEnv(VerifierConfigSchema, env);
-  if (!c.VERIFIER_TOKEN && !LOOPBACK.has(c.VERIFIER_HOST))
+  if (!c.VERIFIER_TOKEN && !LOOPBACK_HOSTS.has(c.VERIFIER_HOST))
     throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${c.VERIFIER_HOST}) is not loopback`);
   if (c.VERIFIER_ENGINE === "sglang" && !c.VERIFIER_SGLANG_URL) throw new ConfigError("invalid configuration: VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang");
   return c;

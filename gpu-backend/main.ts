@@ -1,10 +1,10 @@
 // `npm run verifier`: the verifier service on the configured target bundle (default: the fixture target),
 // on VERIFIER_PORT (default 8788). SIGTERM/SIGINT: stop admitting rounds, let in-flight ones finish, exit.
 import { serve } from "@hono/node-server";
-import { ConfigError, loadConfig } from "../src/config.ts";
+import { ConfigError, parseEnv } from "../src/shared/env.ts";
 import { bundleLabel } from "../src/shared/models/bundle.ts";
 import { loadBundle, progressReporter } from "../src/shared/models/model-store.ts";
-import { openModelStore } from "../src/shared/models/model-store-from-config.ts";
+import { checkModelStoreConfig, ModelStoreConfigSchema, openModelStore } from "../src/shared/models/model-store-from-config.ts";
 import { loadVerifierConfig, type VerifierConfig } from "./config.ts";
 import type { TargetEngine } from "./engine.ts";
 import { OnnxEngine } from "./onnx-engine.ts";
@@ -26,7 +26,8 @@ async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; l
     });
     return { engine, label: `SGLang at ${vc.VERIFIER_SGLANG_URL}` };
   }
-  const config = loadConfig(process.env);
+  const config = parseEnv(ModelStoreConfigSchema, process.env);
+  checkModelStoreConfig(config);
   const store = openModelStore(config);
   const dir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const bundle = await loadBundle(dir, { verified: true });

@@ -6,6 +6,7 @@ import type { z } from "zod";
 import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
 import { errorBody } from "../src/shared/errors.ts";
+import { issuePath } from "../src/shared/zod-issues.ts";
 import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/shared/protocol.ts";
 import { createVerifierMetrics } from "./verifier-metrics.ts";
 import type { Verifier } from "./verifier.ts";
@@ -21,7 +22,7 @@ export interface VerifierAppOptions {
 /** 400 body naming the first schema violation. */
 function schemaError(error: z.ZodError): ReturnType<typeof errorBody> {
   const issue = error.issues[0];
-  const where = issue.path.join(".");
+  const where = issuePath(issue.path);
   return errorBody(`${where || "(body)"}: ${issue.message}`, "invalid_request_error", "invalid_request", where || null);
 }
 

@@ -1,24 +1,12 @@
 // The one configuration schema, validated at start-up from the environment (Node) or Worker vars.
 // Every limit and location is named here; a bad value stops start-up with a message naming the variable.
 import { z } from "zod";
+import { envBool, parseEnv } from "./shared/env.ts";
+import { checkModelStoreConfig, ModelStoreConfigSchema } from "./shared/models/model-store-from-config.ts";
 
-const bool = z
-  .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
-  .transform((v) => v === true || v === "true" || v === "1");
-
-export const ConfigSchema = z.object({
+export const ConfigSchema = ModelStoreConfigSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(8787).describe("HTTP port of the Node edge"),
   HOST: z.string().min(1).default("127.0.0.1").describe("Interface the Node edge listens on"),
-  MODEL_STORE: z.enum(["local", "s3"]).default("local").describe("Where bundles come from"),
-  MODEL_DIR: z.string().min(1).default("fixtures/default").describe("Local store: folder holding one sub-folder per bundle"),
-  DRAFT_BUNDLE: z.string().min(1).default("draft").describe("Draft bundle ref (local sub-folder, or bundle id in the bucket)"),
-  TARGET_BUNDLE: z.string().min(1).default("target").describe("Target bundle ref"),
-  MODEL_CACHE_DIR: z.string().min(1).default(".cache/models").describe("S3 store: local cache of downloaded bundles"),
-  S3_ENDPOINT: z.string().url().optional().describe("S3-compatible endpoint (R2: https://<account>.r2.cloudflarestorage.com)"),
-  S3_REGION: z.string().min(1).default("auto").describe("Region ('auto' for R2)"),
-  S3_BUCKET: z.string().min(1).optional().describe("Bucket of model bundles"),
-  S3_PREFIX: z.string().default("bundles").describe("Key prefix of bundles in the bucket"),
-  S3_FORCE_PATH_STYLE: bool.default(false).describe("Path-style addressing (MinIO, s3rver)"),
   POOL_NODES: z
     .string()
     .default("http://127.0.0.1:8788")
@@ -40,7 +28,7 @@ export const ConfigSchema = z.object({
     .describe("Drafts per round: `adaptive` (γ policy) or a fixed 0…16 (0: pool generation)"),
   SPEC_MAX_GAMMA: z.coerce.number().int().min(1).max(16).default(8).describe("Largest γ the policy may choose"),
   SPEC_OBJECTIVE: z.enum(["latency", "gpu"]).default("latency").describe("What the γ policy maximises: tokens per second or per GPU-second"),
-  SPEC_PROACTIVE: bool.default(false).describe("Draft ahead while a verify call is in flight (pays when drafting a block takes about as long as a round trip)"),
+  SPEC_PROACTIVE: envBool.default(false).describe("Draft ahead while a verify call is in flight (pays when drafting a block takes about as long as a round trip)"),
   EMBEDDED_VERIFIER: z
     .enum(["auto", "true", "false"])
     .default("auto")
@@ -63,21 +51,8 @@ export const ConfigSchema = z.object({
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
-
-/** Validate the variables a schema names (empty counts as unset); errors name each variable. */
-export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
-  const known = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]));
-  const r = schema.safeParse(known);
-  if (!r.success)
-    throw new ConfigError(`invalid configuration: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  return r.data;
-}
-
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const c = parseEnv(ConfigSchema, env);
-  if (c.MODEL_STORE === "s3" && !c.S3_BUCKET) throw new ConfigError("invalid configuration: S3_BUCKET is required when MODEL_STORE=s3");
+  checkModelStoreConfig(c);
   return c;
 }

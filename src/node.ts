@@ -6,14 +6,13 @@ import path from "node:path";
 import { serve } from "@hono/node-server";
 import { servedModel } from "./model-pair/served-model.ts";
 import { createAppFromConfig } from "./app.ts";
-import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { loadConfig, type Config } from "./config.ts";
+import { ConfigError, LOOPBACK_HOSTS } from "./shared/env.ts";
 import { loadDraftModel } from "./model-pair/draft-model.ts";
 import { loadBundle, progressReporter } from "./shared/models/model-store.ts";
 import { openModelStore } from "./shared/models/model-store-from-config.ts";
 import { assertTokenizerPair } from "./shared/models/tokenizer.ts";
 import { nodeCacheTiers } from "./translate/node-cache-tiers.ts";
-
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 async function answers(url: string): Promise<boolean> {
   try {
@@ -29,7 +28,7 @@ async function answers(url: string): Promise<boolean> {
 async function startEmbeddedVerifier(config: Config): Promise<ChildProcess | undefined> {
   if (config.EMBEDDED_VERIFIER === "false") return undefined;
   const url = new URL(config.POOL_NODES[0]);
-  const local = config.POOL_NODES.length === 1 && LOOPBACK.has(url.hostname);
+  const local = config.POOL_NODES.length === 1 && LOOPBACK_HOSTS.has(url.hostname);
   if (config.EMBEDDED_VERIFIER === "auto" && (!local || (await answers(url.origin)))) return undefined;
   if (!local) throw new ConfigError("invalid configuration: EMBEDDED_VERIFIER=true needs POOL_NODES to be one loopback URL");
   const child = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "..", "gpu-backend", "main.ts")], {

@@ -2,6 +2,7 @@
 // validated with its ranges. Fields OpenAI has but alia-edge does not serve (n > 1, tools, logprobs, …)
 // are refused by name rather than ignored; unknown fields are refused like OpenAI does.
 import { z } from "zod";
+import { issuePath } from "../shared/zod-issues.ts";
 
 const Stop = z.union([z.string().min(1).max(256), z.array(z.string().min(1).max(256)).max(4)]).nullable();
 
@@ -65,6 +66,6 @@ export function messageText(content: z.infer<typeof Message>["content"]): string
 export function describeIssue(error: z.ZodError): { message: string; param: string | null } {
   const issue = error.issues[0];
   if (issue.code === "unrecognized_keys") return { message: `Unrecognized request argument supplied: ${issue.keys.join(", ")}`, param: issue.keys[0] ?? null };
-  const param = issue.path.length ? issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") : null;
+  const param = issuePath(issue.path) || null;
   return { message: param ? `${param}: ${issue.message}` : issue.message, param };
 }

@@ -6,7 +6,8 @@ import { z } from "zod";
 import { errorBody } from "../shared/errors.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import { LANGUAGES, languageName } from "../translate/languages.ts";
-import { sha256Hex, type TranslationStats, type Translator } from "../translate/translator.ts";
+import { sha256Hex } from "../shared/hash.ts";
+import type { TranslationStats, Translator } from "../translate/translator.ts";
 import { describeIssue } from "./schemas.ts";
 
 export interface TranslateSettings {

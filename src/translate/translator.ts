@@ -3,6 +3,7 @@
 // stored in every tier. Identical misses in flight at the same moment are computed once.
 import { SpecDecoder, type VerifierPool } from "../speculative/speculative-decoder.ts";
 import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
+import { sha256Hex } from "../shared/hash.ts";
 import type { CacheTier } from "./cache-tiers.ts";
 import { languageName } from "./languages.ts";
 import { normalizeSentence, splitSentences } from "./sentences.ts";
@@ -24,12 +25,6 @@ export interface TranslationStats {
   computed: number;
   /** Sentences served from each tier. */
   hits: Record<string, number>;
-}
-
-/** Hex SHA-256 (Web Crypto: Node and Workers). */
-export async function sha256Hex(s: string): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export class Translator {

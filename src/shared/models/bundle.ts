@@ -1,6 +1,7 @@
 // Model bundle format: Hugging Face layout plus our manifest.json. Everything that reads a bundle
 // (model store, runners, tokenizer pairing) validates through these schemas.
 import { z } from "zod";
+import { describeZodIssues } from "../zod-issues.ts";
 
 export const MANIFEST_FILE = "manifest.json";
 /** Files every bundle must carry besides the manifest (an ONNX variant may add more under onnx/). */
@@ -140,7 +141,7 @@ export function parseJsonFile<T>(schema: z.ZodType<T>, bytes: Uint8Array, file: 
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
   const r = schema.safeParse(raw);
-  if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
+  if (!r.success) throw new Error(`${file}: ${describeZodIssues(r.error)}`);
   return r.data;
 }
 

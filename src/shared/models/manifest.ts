@@ -5,6 +5,7 @@ import { createReadStream } from "node:fs";
 import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { MANIFEST_FILE, ManifestSchema, bundleLabel, type Manifest, type ManifestFile } from "./bundle.ts";
+import { describeZodIssues } from "../zod-issues.ts";
 
 /** Chunk size for hashing reads: large enough that GB files do not cost millions of callbacks. */
 const HASH_CHUNK = 1 << 20;
@@ -106,7 +107,7 @@ export async function buildManifest(
 export function parseManifest(raw: unknown, source: string): Manifest {
   const r = ManifestSchema.safeParse(raw);
   if (!r.success)
-    throw new Error(`invalid manifest ${source}: ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
+    throw new Error(`invalid manifest ${source}: ${describeZodIssues(r.error)}`);
   checkManifestNames(r.data, source);
   return r.data;
 }
