@@ -10,7 +10,9 @@ import type { Config } from "./config.ts";
 import { poolClientFromConfig } from "./pool/pool-client.ts";
 import type { CacheTier } from "./translate/cache-tiers.ts";
 import { Translator } from "./translate/translator.ts";
+import { speculationSettingsFromConfig } from "./speculative/settings.ts";
 import { errorBody } from "./shared/errors.ts";
+import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 
 export interface AppDeps extends ApiDeps {
   /** Bearer keys accepted on /v1/*; none: open (the local default). */
@@ -18,12 +20,16 @@ export interface AppDeps extends ApiDeps {
   maxBodyBytes: number;
   /** The translation endpoint (sentence cache tiers chosen by the runtime). */
   translation?: { translator: Translator; settings: TranslateSettings };
+  /** Request logs and the /metrics token (unset: no request logs; /metrics open). */
+  observability?: ObservabilitySettings;
 }
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const api = createCompletionHandlers(deps);
   const { model } = deps;
+  // First, so that it sees every request: x-request-id, one JSON log line per request, metrics, GET /metrics.
+  observe(app, deps.observability, { api, pool: deps.pool, translator: deps.translation?.translator });
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
@@ -72,16 +78,18 @@ export function createApp(deps: AppDeps): Hono {
  * served model and its sentence cache tiers. */
 export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[]): Hono {
   const pool = poolClientFromConfig(config);
+  const speculation = speculationSettingsFromConfig(config);
   return createApp({
     model,
     pool,
-    spec: { gamma: config.SPEC_GAMMA, maxGamma: config.SPEC_MAX_GAMMA, objective: config.SPEC_OBJECTIVE, proactive: config.SPEC_PROACTIVE, support: config.SPEC_Q_SUPPORT },
+    speculation,
     defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
     maxConcurrent: config.MAX_CONCURRENT,
     apiKeys: config.API_KEYS,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    observability: { logRequests: config.LOG_REQUESTS, logLevel: config.LOG_LEVEL, metricsToken: config.METRICS_TOKEN },
     translation: {
-      translator: new Translator({ model, pool, tiers, gamma: config.SPEC_GAMMA }),
+      translator: new Translator({ model, pool, tiers, speculation }),
       settings: { maxChars: config.TRANSLATE_MAX_CHARS, maxAgeS: config.TRANSLATE_MAX_AGE_S, sMaxAgeS: config.TRANSLATE_S_MAXAGE_S },
     },
   });

@@ -114,7 +114,7 @@ describe("/v1/translate in workerd (real Cache API, R2 behind it)", () => {
     expect(cond.status).toBe(304);
     await cond.arrayBuffer();
     // Drop one sentence from this data centre's cache: it comes back from the shared R2 tier.
-    const key = await new Translator({ model: context.served, pool: undefined as never, tiers: [], gamma: 4 }).key("es", "ca", "El amor es ciego.");
+    const key = await new Translator({ model: context.served, pool: undefined as never, tiers: [], speculation: { gamma: 4 } }).key("es", "ca", "El amor es ciego.");
     const caches = (await mf.getCaches()) as unknown as { default: { delete(r: string): Promise<boolean> } };
     expect(await caches.default.delete(`https://translation-cache.alia-edge.invalid/${key}`)).toBe(true);
     const third = await fetch(q("La vida es bella. El amor es ciego."));

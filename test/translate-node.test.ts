@@ -42,11 +42,11 @@ const s3tier = (port = s3port) =>
   new S3Tier(createS3Client({ bucket: "tr", endpoint: `http://127.0.0.1:${port}`, region: "auto", forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" }, maxAttempts: 1 }), "tr");
 
 function appWith(tiers: CacheTier[], m: ServedModel = model): { app: Hono; translator: Translator } {
-  const translator = new Translator({ model: m, pool, tiers, gamma: 4 });
+  const translator = new Translator({ model: m, pool, tiers, speculation: { gamma: 4 } });
   const app = createApp({
     model: m,
     pool,
-    spec: { gamma: 4, maxGamma: 8, objective: "latency", proactive: false, support: 8 },
+    speculation: { gamma: 4, maxGamma: 8, objective: "latency", proactive: false, support: 8 },
     defaultMaxTokens: 64,
     maxConcurrent: 256,
     maxBodyBytes: 1 << 20,

@@ -6,25 +6,20 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { errorBody } from "../shared/errors.ts";
+import { generationFromStats } from "../observability/edge-metrics.ts";
+import { recordGeneration } from "../observability/request-observer.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import type { Sampling } from "../shared/protocol.ts";
-import type { GammaObjective } from "../speculative/gamma-policy.ts";
-import { SpecDecoder, type DecodeStats, type FinishReason, type VerifierPool } from "../speculative/speculative-decoder.ts";
+import type { SpeculationSettings } from "../speculative/settings.ts";
+import { SpecDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
+import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import { ChatRequestSchema, CompletionRequestSchema, describeIssue, messageText, type ChatRequest, type CompletionRequest } from "./schemas.ts";
-import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
-
-export interface SpecSettings {
-  gamma: number | "adaptive";
-  maxGamma: number;
-  objective: GammaObjective;
-  proactive: boolean;
-  support: number;
-}
+import { continuationDecoder, replyDecoder, type ServedModel } from "../model-pair/served-model.ts";
 
 export interface ApiDeps {
   model: ServedModel;
-  pool: VerifierPool;
-  spec: SpecSettings;
+  pool: TargetVerifier;
+  speculation: SpeculationSettings;
   /** Default completion budget of chat requests without max tokens (completions default to 16, as OpenAI). */
   defaultMaxTokens: number;
   /** Generations at once; beyond: 429 with Retry-After. */
@@ -128,20 +123,18 @@ export function createCompletionHandlers(deps: ApiDeps) {
         maxTokens: p.maxTokens,
         stopIds: p.stopIds,
         stop: p.stop,
-        decode: continuationDecoder(model.tokenizer, p.prompt),
+        decode: kind === "chat" ? replyDecoder(model.tokenizer) : continuationDecoder(model.tokenizer, p.prompt),
         sampling: p.sampling,
         seeded: p.seeded,
-        gamma: deps.spec.gamma,
-        maxGamma: deps.spec.maxGamma,
-        objective: deps.spec.objective,
-        proactive: deps.spec.proactive,
-        support: deps.spec.support,
+        ...deps.speculation,
         session: randomId("s-"),
         signal: ctl.signal,
       });
       const done = () => {
         running--;
         clientGone.removeEventListener("abort", onGone);
+        // Every generation's end (finished, failed, cancelled; JSON or end of stream): metrics and log line.
+        recordGeneration(c, generationFromStats(decoder.stats, { promptTokens: p.prompt.length, completionTokens: decoder.output.length, finishReason: decoder.finishReason, cancelled: ctl.signal.aborted }));
       };
       const id = randomId(kind === "chat" ? "chatcmpl-" : "cmpl-");
       const created = Math.floor(Date.now() / 1000);

@@ -49,6 +49,14 @@ export function servedModel(o: {
 }
 
 /**
+ * Decodes a chat reply as a text of its own, as transformers does: the word-start space SentencePiece puts
+ * on the reply's first word (after the assistant header) is not part of the reply.
+ */
+export function replyDecoder(tokenizer: TextTokenizer): (ids: readonly number[]) => string {
+  return (ids) => tokenizer.decode(ids, { skipSpecialTokens: true });
+}
+
+/**
  * Decodes output tokens as the continuation of `prompt`: decoding them alone would drop the leading space
  * a SentencePiece token carries, so the last prompt tokens are decoded with them and then cut off.
  */

@@ -6,6 +6,7 @@
 // make the answer the one the first node would have given: no token is lost or repeated. Runs on Node
 // and in workerd (fetch only, no timers left behind).
 import type { Config } from "../config.ts";
+import type { TargetVerifier, VerifiedRound } from "../speculative/target-verifier.ts";
 import {
   GenerateRequestSchema,
   VerifyResponseSchema,
@@ -43,9 +44,7 @@ export class PoolError extends Error {
   }
 }
 
-export interface RoundResult extends VerifyResponse {
-  /** Wall time of the request as the edge saw it (ms), network and queueing included. */
-  elapsedMs: number;
+export interface RoundResult extends VerifiedRound {
   node: string;
 }
 
@@ -84,7 +83,7 @@ export function poolClientFromConfig(c: Pick<Config, "POOL_NODES" | "POOL_TOKEN"
   });
 }
 
-export class PoolClient {
+export class PoolClient implements TargetVerifier {
   private readonly nodes: Node[];
   private readonly affinity = new Map<string, Node>();
   private readonly f: typeof fetch;
@@ -92,8 +91,8 @@ export class PoolClient {
   private readonly maxInFlight: number;
   private readonly threshold: number;
   private readonly backoff0: number;
-  /** Re-opens and failovers so far, for metrics and tests. */
-  readonly counters = { reopened: 0, failovers: 0, probes: 0 };
+  /** Re-opens, failovers, probes and calls no node could serve (`errors`: 503 pool_unavailable) so far, for metrics and tests. */
+  readonly counters = { reopened: 0, failovers: 0, probes: 0, errors: 0 };
 
   constructor(private readonly o: PoolClientOptions) {
     if (o.nodes.length === 0) throw new RangeError("the pool needs at least one verifier node");
@@ -245,6 +244,7 @@ export class PoolClient {
       // 400/401/413 and the like: the request itself is refused; another node would refuse it too.
       throw new PoolError(res.status, code, err?.message ?? `verifier answered ${res.status}`);
     }
+    this.counters.errors++;
     throw new PoolError(503, "pool_unavailable", `no healthy verifier node could serve the round (${lastError})`);
   }
 
@@ -305,6 +305,7 @@ export class PoolClient {
         this.release(node);
       }
     }
+    this.counters.errors++;
     throw new PoolError(503, "pool_unavailable", `no healthy verifier node could generate (${lastError})`);
   }
 

@@ -1,34 +1,32 @@
-// The edge drafter: proposes blocks of tokens with the draft model, keeping one KV cache per generation
+// The model proposer: proposes blocks of tokens with a small draft model, keeping one KV cache per generation
 // that follows the committed text (prefix reuse, rollback after rejections), and drafts ahead while a
 // verify call is in flight (proactive drafting). Sampling drafts are drawn from the sparse q̃ that is sent
-// with them (DESIGN §3), with a random stream per absolute position: a drafted position gets the same draw
+// with them (docs/ARCHITECTURE.md, "Exact verification"), with a random stream per absolute position: a drafted position gets the same draw
 // whatever the round layout, so proactive drafting and re-sent rounds draft exactly what plain rounds do.
 import type { CausalLM, KvSequence } from "../shared/models/causal-lm.ts";
+import type { Proposal, Proposer } from "./proposer.ts";
 import { argmax } from "../shared/models/causal-lm.ts";
 import { SeededRng, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../shared/sampling.ts";
 
 /** Draft streams start here (verifier rounds use the round number, generation 0x40000000 + position). */
 const DRAFT_STREAM = 0x20000000;
 
-export interface DraftBlock {
-  tokens: number[];
-  /** Sampling only: the q̃ each token was drawn from. */
-  q?: SparseDist[];
-}
+type DraftBlock = Proposal;
 
-export interface DrafterOptions {
+export interface ModelProposerOptions {
   /** Omitted or temperature 0: greedy drafts. */
   sampling?: SamplingParams & { seed: number };
   /** Support of the transmitted q̃ (top-K of the draft distribution). */
   support?: number;
 }
 
-export class Drafter {
+export class ModelProposer implements Proposer {
+  readonly name = "model";
   readonly seq: KvSequence;
   /** Draft logits row after each fed length of the current path (length → row). */
   private rows = new Map<number, Float32Array>();
-  /** Time spent in draft forward passes (ms), for statistics. */
-  draftMs = 0;
+  /** Time spent in draft forward passes (ms). */
+  proposeMs = 0;
   /** Blocks drafted ahead that the next round used, and that it had to discard. */
   aheadUsed = 0;
   aheadDiscarded = 0;
@@ -39,7 +37,7 @@ export class Drafter {
 
   constructor(
     private readonly model: CausalLM,
-    private readonly o: DrafterOptions = {},
+    private readonly o: ModelProposerOptions = {},
   ) {
     this.seq = model.newSequence();
   }
@@ -51,7 +49,7 @@ export class Drafter {
   private async forward(tokens: readonly number[]): Promise<Float32Array> {
     const t0 = performance.now();
     const logits = await this.model.forward(this.seq, tokens);
-    this.draftMs += performance.now() - t0;
+    this.proposeMs += performance.now() - t0;
     const last = logits.last().slice();
     this.rows.set(this.seq.length, last);
     return last;
@@ -85,8 +83,13 @@ export class Drafter {
     return { token: sampleSparse(q, new SeededRng(s.seed, DRAFT_STREAM + pos).next()), q };
   }
 
+  /** Whether the draft's greedy choice after `history` is `token` (the pool generated it). */
+  async observe(history: readonly number[], token: number): Promise<boolean> {
+    return argmax(await this.sync(history)) === token;
+  }
+
   /** γ drafts after `history` (reusing a block drafted ahead for exactly this history). */
-  async draft(history: readonly number[], gamma: number): Promise<DraftBlock> {
+  async propose(history: readonly number[], gamma: number): Promise<DraftBlock> {
     await this.settleAhead();
     const ahead = this.ahead;
     this.ahead = undefined;
@@ -115,9 +118,9 @@ export class Drafter {
   /**
    * While `block` (drafted after `history`) is being verified: assume it is all accepted and that the
    * bonus is the draft's own next token, and draft up to `gamma` tokens after that, one step at a time
-   * until `settleAhead()` (called by the next draft) stops it.
+   * until `settleAhead()` (called by the next propose) stops it.
    */
-  startAhead(history: readonly number[], block: DraftBlock, gamma: number): void {
+  proposeAhead(history: readonly number[], block: DraftBlock, gamma: number): void {
     this.stopAhead = false;
     this.aheadRun = (async () => {
       const path = [...history, ...block.tokens];

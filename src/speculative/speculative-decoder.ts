@@ -1,333 +1,197 @@
-// Speculative decoding at the edge (DESIGN §3–4): prompt → stream of committed tokens. Each round the
-// drafter proposes γ tokens, the pool verifies them in one target pass, and the accepted prefix plus the
-// target's own token are committed. γ comes from the policy (src/spec/gamma-policy.ts) or is fixed; γ = 0
-// hands the session to the pool's own generation for a chunk of tokens, after which the policy decides
-// again. Runtime-agnostic (Node and workerd): the models and the pool come in.
+// Speculative decoding at the edge: prompt → stream of committed tokens. Each round a proposer drafts γ
+// tokens, the target verifies them in one pass, and the accepted prefix plus the target's own token are
+// committed. γ comes from the session's policy (session-gamma.ts) or is fixed; γ = 0 hands the session to
+// the target generating alone for a chunk of tokens, after which the policy decides again. Runtime-agnostic
+// (Node and workerd): the proposer and the verifier come in. docs/ARCHITECTURE.md explains the whole path.
 import type { CausalLM } from "../shared/models/causal-lm.ts";
-import { argmax } from "../shared/models/causal-lm.ts";
 import type { Sampling, VerifyRequest } from "../shared/protocol.ts";
-import { AcceptanceEstimate, Ewma, LinearFit } from "./acceptance.ts";
-import { Drafter } from "./model-proposer.ts";
-import { chooseGamma, type GammaObjective } from "./gamma-policy.ts";
-import type { PoolClient } from "../pool/pool-client.ts";
-import { scanStops } from "./stop-strings.ts";
+import { DecodeStatsRecorder, type DecodeStats } from "./decode-stats.ts";
+import { ModelProposer } from "./model-proposer.ts";
+import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits } from "./output-tracker.ts";
+import type { Proposer } from "./proposer.ts";
+import { SessionGamma } from "./session-gamma.ts";
+import type { SpeculationSettings } from "./settings.ts";
+import type { TargetVerifier } from "./target-verifier.ts";
 
-/** The pool operations the decoder needs (PoolClient provides them). */
-export type VerifierPool = Pick<PoolClient, "round" | "generate" | "close">;
+export type { DecodeEvent, DecodeStats, FinishReason };
 
-/** Timings the policy assumes when it must not depend on the clock (seeded sampling). */
-export interface NominalTimings {
-  draftMs: number;
-  rttMs: number;
-  verifyMs: number;
-  generateMs: number;
-}
-
-export interface SpecDecoderOptions {
-  draft: CausalLM;
-  pool: VerifierPool;
-  maxTokens: number;
-  /** Token ids that end the generation (EOS); not part of the output. */
-  stopIds?: readonly number[];
-  /** Stop strings (need `decode`); the output ends before the first one. */
-  stop?: readonly string[];
-  decode?: (tokens: readonly number[]) => string;
+export interface SpecDecoderOptions extends SpeculationSettings, OutputLimits {
+  /** Who drafts; or `draft`, a draft model, for the model proposer on it. */
+  proposer?: Proposer;
+  draft?: CausalLM;
+  pool: TargetVerifier;
   /** Omitted or temperature 0: greedy. */
   sampling?: Sampling;
   /** True when the caller chose the seed: the γ policy then ignores measured timings so the text repeats. */
   seeded?: boolean;
-  gamma: number | "adaptive";
-  maxGamma?: number;
-  /** Adaptive only: may γ drop to 0 (pool generation)? Default true. */
-  allowGenerate?: boolean;
-  objective?: GammaObjective;
-  proactive?: boolean;
-  /** Support K of the sparse q̃ sent with sampled drafts. */
-  support?: number;
-  /** Tokens the pool generates before the policy is asked again (γ = 0 mode). */
-  generateChunk?: number;
-  nominal?: NominalTimings;
   session: string;
   signal?: AbortSignal;
 }
 
-export interface DecodeStats {
-  rounds: number;
-  drafted: number;
-  accepted: number;
-  /** Tokens committed by verify rounds, and by pool generation. */
-  roundTokens: number;
-  generatedTokens: number;
-  /** Target passes: one per round, one per pool-generated token. */
-  targetPasses: number;
-  draftMs: number;
-  /** Verifier time of the rounds (server side), and network + queueing on top of it. */
-  verifyMs: number;
-  networkMs: number;
-  generateMs: number;
-  modeChanges: number;
-  /** Edge time of the rounds outside draft passes and the pool call (bookkeeping, JSON, text). */
-  edgeMs: number;
-  /** Proactive drafting: rounds whose next block had been drafted ahead, and ahead work discarded. */
-  aheadUsed: number;
-  aheadDiscarded: number;
-  /** γ chosen per round (0 for a pool-generated chunk). */
-  gammas: number[];
-  /** Each verify round: drafts sent and accepted. */
-  roundLog: { gamma: number; accepted: number }[];
-}
-
-export interface DecodeEvent {
-  /** Newly committed tokens. */
-  tokens: number[];
-  /** Newly visible text (with `decode`; held back while it could be part of a stop string). */
-  text: string;
-}
-
-export type FinishReason = "stop" | "length";
-
-export const DEFAULT_NOMINAL: NominalTimings = { draftMs: 1, rttMs: 20, verifyMs: 20, generateMs: 20 };
-/** Queue depth at which the pool counts as saturated for the policy. */
-const SATURATED_QUEUE = 32;
-
 export class SpecDecoder {
-  readonly stats: DecodeStats = {
-    rounds: 0,
-    drafted: 0,
-    accepted: 0,
-    roundTokens: 0,
-    generatedTokens: 0,
-    targetPasses: 0,
-    draftMs: 0,
-    verifyMs: 0,
-    networkMs: 0,
-    generateMs: 0,
-    modeChanges: 0,
-    edgeMs: 0,
-    aheadUsed: 0,
-    aheadDiscarded: 0,
-    gammas: [],
-    roundLog: [],
-  };
-  finishReason: FinishReason | undefined;
-  /** Committed output tokens (EOS excluded). */
-  readonly output: number[] = [];
-
-  private readonly drafter: Drafter;
-  private readonly maxGamma: number;
-  private readonly acceptance: AcceptanceEstimate;
-  private readonly draftPerToken = new Ewma(0.2);
-  private readonly rtt = new Ewma(0.2);
-  private readonly verifyFit = new LinearFit(0.95);
-  private readonly genPerToken = new Ewma(0.3);
-  private load = 0;
+  private readonly tracker: OutputTracker;
+  private readonly proposer: Proposer;
+  private readonly policy: SessionGamma;
+  private readonly recorder: DecodeStatsRecorder;
+  private readonly sampling: Sampling | undefined;
 
   constructor(private readonly o: SpecDecoderOptions) {
-    if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 1)) throw new RangeError(`maxTokens must be a positive integer, got ${o.maxTokens}`);
-    if (o.stop?.length && !o.decode) throw new RangeError("stop strings need a decode function");
-    this.maxGamma = o.maxGamma ?? 8;
-    if (o.gamma !== "adaptive" && !(Number.isInteger(o.gamma) && o.gamma >= 0 && o.gamma <= this.maxGamma))
-      throw new RangeError(`γ must be "adaptive" or an integer 0…${this.maxGamma}, got ${o.gamma}`);
-    const sampling = o.sampling && o.sampling.temperature > 0 ? o.sampling : undefined;
-    this.drafter = new Drafter(o.draft, {
-      sampling: sampling && { temperature: sampling.temperature, topP: sampling.top_p, topK: sampling.top_k, seed: sampling.seed },
-      support: o.support,
-    });
-    this.acceptance = new AcceptanceEstimate(this.maxGamma);
+    this.tracker = new OutputTracker(o);
+    this.sampling = o.sampling && o.sampling.temperature > 0 ? o.sampling : undefined;
+    const s = this.sampling;
+    if (!o.proposer && !o.draft) throw new RangeError("a proposer or a draft model is needed");
+    this.proposer =
+      o.proposer ??
+      new ModelProposer(o.draft!, {
+        sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed },
+        support: o.support,
+      });
+    this.policy = new SessionGamma(o, !!(o.seeded && s));
+    this.recorder = new DecodeStatsRecorder(this.proposer.name);
   }
 
-  private choose(current: number): number {
-    if (this.o.gamma !== "adaptive") return this.o.gamma;
-    const n = this.o.seeded && this.o.sampling?.temperature ? (this.o.nominal ?? DEFAULT_NOMINAL) : undefined;
-    // Nothing measured yet: start as plain remote generation (never slower than not speculating) and let
-    // the drafter, following the stream, measure α and its own step time first.
-    if (!n && this.o.allowGenerate !== false && !this.verifyFit.observed && this.genPerToken.value === undefined) return 0;
-    const v0 = n?.verifyMs ?? this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs;
-    return chooseGamma({
-      alpha: this.acceptance.alpha,
-      draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
-      rttMs: n?.rttMs ?? this.rtt.or(0),
-      verifyMs: (g) => (n ? n.verifyMs : (this.verifyFit.predict(g) ?? v0)),
-      generateMs: n?.generateMs ?? this.genPerToken.or(v0),
-      load: n ? 0 : this.load,
-      maxGamma: this.maxGamma,
-      minGamma: this.o.allowGenerate === false ? 1 : 0,
-      objective: this.o.objective,
-      proactive: this.o.proactive,
-      current,
-    }).gamma;
+  get stats(): DecodeStats {
+    return this.recorder.stats;
   }
 
-  /** Committed tokens, as events; ends at EOS, a stop string, maxTokens, or when the signal aborts. */
+  /** Committed output tokens (stop ids excluded). */
+  get output(): readonly number[] {
+    return this.tracker.output;
+  }
+
+  get finishReason(): FinishReason | undefined {
+    return this.tracker.finishReason;
+  }
+
+  /** Committed tokens, as events; ends at a stop id, a stop string, maxTokens, or when the signal aborts. */
   async *run(prompt: readonly number[]): AsyncGenerator<DecodeEvent> {
     if (prompt.length === 0) throw new RangeError("the prompt must have at least one token");
-    const o = this.o;
-    const history = [...prompt];
-    const stopIds = new Set(o.stopIds ?? []);
-    let shownText = 0;
-    let opened = false;
-    let seq = 0;
-    let lastCommitted: number[] = [];
+    const state: RoundState = { history: [...prompt], opened: false, seq: 0, lastCommitted: [] };
     let mode = -1;
-    const sampling = o.sampling && o.sampling.temperature > 0 ? o.sampling : undefined;
-
-    /** Appends committed tokens; returns the event to emit and whether the generation is over. */
-    const commit = (tokens: readonly number[]): { event: DecodeEvent; done: boolean } => {
-      const fresh: number[] = [];
-      let done = false;
-      for (const t of tokens) {
-        history.push(t);
-        if (stopIds.has(t)) {
-          this.finishReason = "stop";
-          done = true;
-          break;
-        }
-        this.output.push(t);
-        fresh.push(t);
-        if (this.output.length >= o.maxTokens) {
-          this.finishReason = "length";
-          done = true;
-          break;
-        }
-      }
-      let text = "";
-      if (o.decode) {
-        const dec = (t: readonly number[]) => (t.length ? o.decode!(t) : "");
-        const full = dec(this.output);
-        const scan = scanStops(full, o.stop ?? []);
-        if (scan.stopAt !== -1) {
-          // Keep the tokens up to the one that completes the stop string.
-          let k = this.output.length - fresh.length;
-          while (k < this.output.length && !o.stop!.some((s) => dec(this.output.slice(0, k)).includes(s))) k++;
-          const cut = this.output.length - k;
-          this.output.length = k;
-          fresh.length = Math.max(0, fresh.length - cut);
-          this.finishReason = "stop";
-          done = true;
-        }
-        const visible = done ? (scan.stopAt !== -1 ? scan.stopAt : full.length) : scan.safeLength;
-        if (visible > shownText) {
-          text = full.slice(shownText, visible);
-          shownText = visible;
-        }
-      }
-      return { event: { tokens: fresh, text }, done };
-    };
-
     try {
-      while (true) {
-        if (o.signal?.aborted) return;
-        const remaining = o.maxTokens - this.output.length;
-        const gamma = this.choose(mode);
-        if (gamma !== mode && mode !== -1 && (gamma === 0) !== (mode === 0)) this.stats.modeChanges++;
+      while (!this.o.signal?.aborted) {
+        const gamma = this.policy.choose(mode);
+        this.recorder.chose(gamma, mode);
         mode = gamma;
-        this.stats.gammas.push(gamma);
-
-        if (gamma === 0) {
-          // Pool generation: one stream to the end; adaptive asks the policy again every chunk and, if
-          // speculation now pays, leaves the loop, which closes the stream (the pool stops generating).
-          // The verifier's session, if any, no longer matches: the next round re-opens it by history.
-          opened = false;
-          const chunk = o.generateChunk ?? 16;
-          const t0 = performance.now();
-          let tFirst = 0;
-          let got = 0;
-          let switching = false;
-          // The drafter follows the stream without holding it up: it checks whether it would have
-          // predicted a token when it is free, and skips tokens that arrive while it is busy.
-          let observing: Promise<void> | undefined;
-          const observe = (context: number[], token: number) => {
-            const d0 = this.drafter.draftMs;
-            observing = this.drafter.sync(context).then((row) => {
-              this.acceptance.observeToken(argmax(row) === token);
-              this.draftPerToken.observe(this.drafter.draftMs - d0); // one forward: about one draft step
-              this.stats.draftMs += this.drafter.draftMs - d0;
-              observing = undefined;
-            });
-          };
-          try {
-            for await (const token of o.pool.generate({ history: [...history], max_tokens: remaining, stop_ids: [...stopIds], sampling }, o.signal)) {
-              got++;
-              if (got === 1) tFirst = performance.now();
-              this.stats.generatedTokens++;
-              this.stats.targetPasses++;
-              if (o.gamma === "adaptive" && !observing) observe([...history], token);
-              const { event, done } = commit([token]);
-              if (event.tokens.length || event.text) yield event;
-              if (done) return;
-              if (o.gamma === "adaptive" && got % chunk === 0) {
-                // Streaming cost per token, and the stream's start-up beyond one step as the round trip.
-                const perToken = (performance.now() - tFirst) / (got - 1);
-                this.genPerToken.observe(perToken);
-                if (got === chunk) this.rtt.observe(Math.max(0, tFirst - t0 - perToken));
-                if (this.choose(0) !== 0) {
-                  switching = true;
-                  break;
-                }
-              }
-            }
-          } finally {
-            await observing;
-          }
-          this.stats.generateMs += performance.now() - t0;
-          if (!switching) {
-            this.finishReason ??= "stop"; // the pool ended on a stop id before our own checks did
-            return;
-          }
-          continue;
+        const steps = gamma === 0 ? this.generateChunk(state) : this.round(state, gamma);
+        let done = false;
+        for await (const step of steps) {
+          if (step.event.tokens.length || step.event.text) yield step.event;
+          done ||= step.done;
         }
-
-        const g = Math.min(gamma, remaining - 1);
-        const tRound = performance.now();
-        const d0 = this.drafter.draftMs;
-        const block = g > 0 ? await this.drafter.draft(history, g) : { tokens: [] as number[] };
-        const draftMs = this.drafter.draftMs - d0;
-        if (g > 0) this.draftPerToken.observe(draftMs / g);
-        this.stats.draftMs += draftMs;
-        if (o.proactive && g > 0) this.drafter.startAhead(history, block, g);
-        const thisSeq = seq;
-        const committedBefore = lastCommitted;
-        const build = (reopen: boolean): VerifyRequest => ({
-          session: o.session,
-          seq: thisSeq,
-          drafts: block.tokens,
-          ...(block.q ? { q: block.q } : {}),
-          ...(reopen || !opened ? { history: [...history], ...(sampling ? { sampling } : {}) } : { committed: committedBefore }),
-        });
-        // Drafting ahead (if on) keeps running through the round; the next draft() settles it.
-        const r = await o.pool.round(o.session, build, o.signal);
-        const d1 = this.drafter.draftMs;
-        opened = true;
-        seq++;
-        this.stats.rounds++;
-        this.stats.targetPasses++;
-        this.stats.drafted += g;
-        this.stats.accepted += r.accepted;
-        this.stats.roundLog.push({ gamma: g, accepted: r.accepted });
-        this.stats.verifyMs += r.server_ms;
-        this.stats.networkMs += Math.max(0, r.elapsedMs - r.server_ms);
-        this.rtt.observe(Math.max(0, r.elapsedMs - r.server_ms));
-        this.verifyFit.observe(g, r.server_ms);
-        this.load = Math.min(1, r.load.queue_depth / SATURATED_QUEUE);
-        if (g > 0) this.acceptance.observeRound(g, r.accepted);
-        lastCommitted = [...block.tokens.slice(0, r.accepted), r.token];
-        this.stats.roundTokens += lastCommitted.length;
-        const { event, done } = commit(lastCommitted);
-        // Draft time spent ahead while the round was in flight counts as drafting.
-        this.stats.draftMs += this.drafter.draftMs - d1;
-        this.stats.edgeMs += Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs);
-        if (event.tokens.length || event.text) yield event;
         if (done) return;
       }
     } catch (e) {
-      if (o.signal?.aborted) return; // cancelled: the caller went away; nothing to report
+      if (this.o.signal?.aborted) return; // cancelled: the caller went away; nothing to report
       throw e;
     } finally {
-      await this.drafter.reset();
-      this.stats.aheadUsed = this.drafter.aheadUsed;
-      this.stats.aheadDiscarded = this.drafter.aheadDiscarded;
+      await this.proposer.reset();
+      this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
       // Close the verifier's session whether the generation ended or the client went away.
-      await o.pool.close(o.session);
+      await this.o.pool.close(this.o.session);
     }
   }
+
+  /**
+   * γ = 0: the target generates alone over one stream. Adaptive asks the policy again every chunk and, if
+   * speculation now pays, leaves the stream (closing it stops the pool). The verifier's session, if any,
+   * no longer matches the history: the next round re-opens it. The proposer follows the stream without
+   * holding it up — it checks whether it would have proposed a token when it is free, and skips tokens
+   * that arrive while it is busy — so α and its step time are measured before speculating.
+   */
+  private async *generateChunk(st: RoundState): AsyncGenerator<Step> {
+    const o = this.o;
+    st.opened = false;
+    const chunk = o.generateChunk ?? 16;
+    const t0 = performance.now();
+    let tFirst = 0;
+    let got = 0;
+    let observing: Promise<void> | undefined;
+    const observe = (context: number[], token: number) => {
+      const p0 = this.proposer.proposeMs;
+      observing = this.proposer.observe(context, token).then((hit) => {
+        const ms = this.proposer.proposeMs - p0; // one forward: about one draft step
+        this.policy.observeProposalHit(hit);
+        this.policy.observeDraftStep(ms);
+        this.recorder.drafting(ms);
+        observing = undefined;
+      });
+    };
+    try {
+      const req = { history: [...st.history], max_tokens: this.tracker.remaining, stop_ids: this.tracker.stopIdList, sampling: this.sampling };
+      for await (const token of o.pool.generate(req, o.signal)) {
+        if (++got === 1) tFirst = performance.now();
+        if (this.policy.adaptive && !observing) observe([...st.history], token);
+        st.history.push(token);
+        const step = this.tracker.commit([token]);
+        this.recorder.generated(step.event.tokens.length > 0);
+        yield step;
+        if (step.done) return;
+        if (this.policy.adaptive && got % chunk === 0) {
+          const perToken = (performance.now() - tFirst) / (got - 1);
+          this.policy.observeGeneration(perToken, got === chunk ? tFirst - t0 : undefined);
+          if (this.policy.choose(0) !== 0) return; // speculate next: leaving the loop closes the stream
+        }
+      }
+      // The pool ended (on a stop id) before the tracker saw a reason to.
+      this.tracker.finishReason ??= "stop";
+      yield { event: { tokens: [], text: "" }, done: true };
+    } finally {
+      await observing;
+      this.recorder.generation(performance.now() - t0);
+    }
+  }
+
+  /** One speculative round: propose, verify, commit the accepted prefix and the target's token. */
+  private async *round(st: RoundState, gamma: number): AsyncGenerator<Step> {
+    const o = this.o;
+    const g = Math.min(gamma, this.tracker.remaining - 1);
+    const tRound = performance.now();
+    const p0 = this.proposer.proposeMs;
+    const proposal = g > 0 ? await this.proposer.propose(st.history, g) : { tokens: [] as number[] };
+    const draftMs = this.proposer.proposeMs - p0;
+    if (g > 0) this.policy.observeDraftStep(draftMs / g);
+    this.recorder.drafting(draftMs);
+    // Drafting ahead (if on) keeps running through the round; the next propose() settles it.
+    if (o.proactive && g > 0) this.proposer.proposeAhead?.(st.history, proposal, g);
+    const { seq, lastCommitted } = st;
+    const history = [...st.history];
+    const build = (reopen: boolean): VerifyRequest => ({
+      session: o.session,
+      seq,
+      drafts: proposal.tokens,
+      ...(proposal.q ? { q: proposal.q } : {}),
+      ...(reopen || !st.opened ? { history, ...(this.sampling ? { sampling: this.sampling } : {}) } : { committed: lastCommitted }),
+    });
+    const r = await o.pool.round(o.session, build, o.signal);
+    const p1 = this.proposer.proposeMs;
+    st.opened = true;
+    st.seq++;
+    const networkMs = Math.max(0, r.elapsedMs - r.server_ms);
+    this.policy.observeRound(g, r.accepted, r.server_ms, networkMs, r.load.queue_depth);
+    st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
+    st.history.push(...st.lastCommitted);
+    const step = this.tracker.commit(st.lastCommitted);
+    // Draft time spent ahead while the round was in flight counts as drafting.
+    this.recorder.drafting(this.proposer.proposeMs - p1);
+    const edgeMs = Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs);
+    this.recorder.round(g, r.accepted, st.lastCommitted.length, r.server_ms, networkMs, edgeMs);
+    yield step;
+  }
+}
+
+/** What consecutive rounds of one generation share. */
+interface RoundState {
+  /** Prompt and every committed token (stop ids included: the verifier saw them). */
+  history: number[];
+  /** The verifier holds this session in step with `history`. */
+  opened: boolean;
+  seq: number;
+  /** The previous round's committed tokens, reported with the next round. */
+  lastCommitted: number[];
+}
+
+interface Step {
+  event: DecodeEvent;
+  done: boolean;
 }

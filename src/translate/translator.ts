@@ -1,7 +1,9 @@
 // Sentence-level translation with caching: each sentence is looked up tier by tier (a hit fills the tiers
 // above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
 // stored in every tier. Identical misses in flight at the same moment are computed once.
-import { SpecDecoder, type VerifierPool } from "../speculative/speculative-decoder.ts";
+import type { SpeculationSettings } from "../speculative/settings.ts";
+import { SpecDecoder } from "../speculative/speculative-decoder.ts";
+import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
 import { sha256Hex } from "../shared/hash.ts";
 import type { CacheTier } from "./cache-tiers.ts";
@@ -10,9 +12,10 @@ import { normalizeSentence, splitSentences } from "./sentences.ts";
 
 export interface TranslatorOptions {
   model: ServedModel;
-  pool: VerifierPool;
+  pool: TargetVerifier;
   tiers: CacheTier[];
-  gamma: number | "adaptive";
+  /** The same speculation settings as chat and completions. */
+  speculation: SpeculationSettings;
   /** SalamandraTA's format by default; {source}, {target} are language names, {text} the sentence. */
   promptTemplate?: string;
 }
@@ -101,7 +104,7 @@ export class Translator {
       stopIds: model.stopIds,
       stop: ["\n"], // the target sentence ends at the end of its line
       decode: continuationDecoder(model.tokenizer, ids),
-      gamma: this.o.gamma,
+      ...this.o.speculation,
       session: `tr-${Date.now().toString(36)}-${this.session++}`,
     });
     let text = "";

@@ -17,11 +17,15 @@ export interface ConformanceContext {
   tok: TextTokenizer;
 }
 
-/** Target-only greedy continuation, decoded as the API decodes it. */
-export async function reference(x: ConformanceContext, prompt: number[], maxTokens: number, stopIds: number[]): Promise<{ text: string; tokens: number; hitStop: boolean }> {
+/**
+ * Target-only greedy output, decoded as the API decodes it: a completion as the continuation of its prompt
+ * (keeping a leading word-start space), a chat reply as a text of its own (transformers' decoding).
+ */
+export async function reference(x: ConformanceContext, prompt: number[], maxTokens: number, stopIds: number[], kind: "completion" | "chat" = "completion"): Promise<{ text: string; tokens: number; hitStop: boolean }> {
   const out = await x.target.greedy(prompt, maxTokens, stopIds);
   const hitStop = stopIds.includes(out.at(-1)!);
   const ids = hitStop ? out.slice(0, -1) : out;
+  if (kind === "chat") return { text: x.tok.decode(ids, { skipSpecialTokens: true }), tokens: ids.length, hitStop };
   const tail = prompt.slice(-4);
   const head = x.tok.decode(tail, { skipSpecialTokens: true });
   return { text: x.tok.decode([...tail, ...ids], { skipSpecialTokens: true }).slice(head.length), tokens: ids.length, hitStop };
@@ -57,8 +61,10 @@ export function openAiConformance(ctx: () => ConformanceContext): void {
     ];
     const r = await client.chat.completions.create({ model: modelId, messages, max_tokens: 32, temperature: 0 });
     const prompt = tok.encode(served.renderChat(messages));
-    const ref = await reference(x, prompt, 32, served.chatStopIds);
+    const ref = await reference(x, prompt, 32, served.chatStopIds, "chat");
     expect(r.choices[0].message).toMatchObject({ role: "assistant", content: ref.text });
+    expect(ref.text.length).toBeGreaterThan(0);
+    expect(r.choices[0].message.content).not.toMatch(/^\s/); // no word-start space after the assistant header
     expect(r.object).toBe("chat.completion");
     expect(r.usage?.prompt_tokens).toBe(prompt.length);
   });

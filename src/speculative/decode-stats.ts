@@ -1,0 +1,100 @@
+// Per-generation statistics of the speculative decoder (the `alia_speculation` field, headers, metrics).
+
+export interface DecodeStats {
+  /** Which proposer drafted ("model", …). */
+  proposer: string;
+  rounds: number;
+  drafted: number;
+  accepted: number;
+  /** Tokens committed by verify rounds (stop ids included: each was a verified position). */
+  roundTokens: number;
+  /** Output tokens the pool generated alone (γ = 0); a stop id ends the output and is not counted. */
+  generatedTokens: number;
+  /** Target passes: one per round, one per pool-generated token (a stop id included). */
+  targetPasses: number;
+  draftMs: number;
+  /** Verifier time of the rounds (server side), and network + queueing on top of it. */
+  verifyMs: number;
+  networkMs: number;
+  generateMs: number;
+  /** Switches between speculation and pool generation. */
+  modeChanges: number;
+  /** Edge time of the rounds outside proposing and the pool call (bookkeeping, JSON, text). */
+  edgeMs: number;
+  /** Proactive drafting: rounds whose next block had been drafted ahead, and ahead work discarded. */
+  aheadUsed: number;
+  aheadDiscarded: number;
+  /** γ chosen per step (0 for a pool-generated chunk). */
+  gammas: number[];
+  /** Each verify round: drafts sent and accepted. */
+  roundLog: { gamma: number; accepted: number }[];
+}
+
+export function emptyDecodeStats(proposer: string): DecodeStats {
+  return {
+    proposer,
+    rounds: 0,
+    drafted: 0,
+    accepted: 0,
+    roundTokens: 0,
+    generatedTokens: 0,
+    targetPasses: 0,
+    draftMs: 0,
+    verifyMs: 0,
+    networkMs: 0,
+    generateMs: 0,
+    modeChanges: 0,
+    edgeMs: 0,
+    aheadUsed: 0,
+    aheadDiscarded: 0,
+    gammas: [],
+    roundLog: [],
+  };
+}
+
+/** Updates of DecodeStats as the decoder's events happen, so the loop reads as decoding, not counting. */
+export class DecodeStatsRecorder {
+  readonly stats: DecodeStats;
+
+  constructor(proposer: string) {
+    this.stats = emptyDecodeStats(proposer);
+  }
+
+  /** γ chosen for the next step; switching between speculating and generating counts as a mode change. */
+  chose(gamma: number, previous: number): void {
+    if (previous !== -1 && (gamma === 0) !== (previous === 0)) this.stats.modeChanges++;
+    this.stats.gammas.push(gamma);
+  }
+
+  drafting(ms: number): void {
+    this.stats.draftMs += ms;
+  }
+
+  /** A token the pool generated: one target pass; an output token unless it ended the generation. */
+  generated(intoOutput: boolean): void {
+    this.stats.targetPasses++;
+    if (intoOutput) this.stats.generatedTokens++;
+  }
+
+  generation(ms: number): void {
+    this.stats.generateMs += ms;
+  }
+
+  round(gamma: number, accepted: number, committed: number, serverMs: number, networkMs: number, edgeMs: number): void {
+    const s = this.stats;
+    s.rounds++;
+    s.targetPasses++;
+    s.drafted += gamma;
+    s.accepted += accepted;
+    s.roundTokens += committed;
+    s.roundLog.push({ gamma, accepted });
+    s.verifyMs += serverMs;
+    s.networkMs += networkMs;
+    s.edgeMs += edgeMs;
+  }
+
+  ahead(used: number, discarded: number): void {
+    this.stats.aheadUsed = used;
+    this.stats.aheadDiscarded = discarded;
+  }
+}

@@ -1,0 +1,82 @@
+// One generation's γ decisions (pure, no I/O, no clock): what it has measured so far — acceptance per
+// draft position, draft time per token, round trip, verify time against γ, pool-generation time per token,
+// pool load — and the γ the policy chooses from it. Times come in from the decoder.
+import { AcceptanceEstimate, Ewma, LinearFit } from "./acceptance.ts";
+import { chooseGamma } from "./gamma-policy.ts";
+import { DEFAULT_NOMINAL, type SpeculationSettings } from "./settings.ts";
+
+/** Queue depth at which the pool counts as saturated for the policy. */
+const SATURATED_QUEUE = 32;
+
+export class SessionGamma {
+  readonly maxGamma: number;
+  private readonly acceptance: AcceptanceEstimate;
+  private readonly draftPerToken = new Ewma(0.2);
+  private readonly rtt = new Ewma(0.2);
+  private readonly verifyFit = new LinearFit(0.95);
+  private readonly genPerToken = new Ewma(0.3);
+  private load = 0;
+
+  /** `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time). */
+  constructor(
+    private readonly s: SpeculationSettings,
+    private readonly nominalOnly = false,
+  ) {
+    this.maxGamma = s.maxGamma ?? 8;
+    if (s.gamma !== "adaptive" && !(Number.isInteger(s.gamma) && s.gamma >= 0 && s.gamma <= this.maxGamma))
+      throw new RangeError(`γ must be "adaptive" or an integer 0…${this.maxGamma}, got ${s.gamma}`);
+    this.acceptance = new AcceptanceEstimate(this.maxGamma);
+  }
+
+  get adaptive(): boolean {
+    return this.s.gamma === "adaptive";
+  }
+
+  /** γ for the next step (0: pool generation); `current` is the mode in use (−1 before the first). */
+  choose(current: number): number {
+    const s = this.s;
+    if (s.gamma !== "adaptive") return s.gamma;
+    const n = this.nominalOnly ? (s.nominal ?? DEFAULT_NOMINAL) : undefined;
+    // Nothing measured yet: start as plain remote generation (never slower than not speculating) and let
+    // the proposer, following the stream, measure α and its own step time first.
+    if (!n && s.allowGenerate !== false && !this.verifyFit.observed && this.genPerToken.value === undefined) return 0;
+    const v0 = n?.verifyMs ?? this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs;
+    return chooseGamma({
+      alpha: this.acceptance.alpha,
+      draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
+      rttMs: n?.rttMs ?? this.rtt.or(0),
+      verifyMs: (g) => (n ? n.verifyMs : (this.verifyFit.predict(g) ?? v0)),
+      generateMs: n?.generateMs ?? this.genPerToken.or(v0),
+      load: n ? 0 : this.load,
+      maxGamma: this.maxGamma,
+      minGamma: s.allowGenerate === false ? 1 : 0,
+      objective: s.objective,
+      proactive: s.proactive,
+      current,
+    }).gamma;
+  }
+
+  /** A verify round: γ drafts, `accepted` of them, server time, network + queueing, pool queue depth. */
+  observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number, queueDepth: number): void {
+    this.rtt.observe(networkMs);
+    this.verifyFit.observe(gamma, serverMs);
+    this.load = Math.min(1, queueDepth / SATURATED_QUEUE);
+    if (gamma > 0) this.acceptance.observeRound(gamma, accepted);
+  }
+
+  /** Proposing cost per drafted token. */
+  observeDraftStep(msPerToken: number): void {
+    this.draftPerToken.observe(msPerToken);
+  }
+
+  /** The pool generated a token: would the proposer have proposed it? */
+  observeProposalHit(hit: boolean): void {
+    this.acceptance.observeToken(hit);
+  }
+
+  /** Pool generation's cost per token, and its start-up beyond one step (the round trip). */
+  observeGeneration(msPerToken: number, startupMs?: number): void {
+    this.genPerToken.observe(msPerToken);
+    if (startupMs !== undefined) this.rtt.observe(Math.max(0, startupMs - msPerToken));
+  }
+}
