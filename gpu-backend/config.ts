@@ -2,12 +2,13 @@
 // come from the shared ModelStoreConfigSchema; these are the verifier's own.
 import { z } from "zod";
 import { ConfigError, LOOPBACK_HOSTS, parseEnv } from "../src/shared/env.ts";
+import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "../src/shared/bearer-auth.ts";
 import { MAX_GAMMA } from "../src/shared/protocol.ts";
 
 export const VerifierConfigSchema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),
   VERIFIER_HOST: z.string().min(1).default("127.0.0.1").describe("Interface the verifier listens on"),
-  VERIFIER_TOKEN: z.string().min(16, "at least 16 characters").optional().describe("Shared bearer token the edge sends; required off loopback"),
+  VERIFIER_TOKEN: z.string().min(16, "at least 16 characters").regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`).optional().describe("Shared bearer token the edge sends; required off loopback"),
   VERIFIER_KV_BYTES: z.coerce.number().int().positive().default(256 * 1024 * 1024).describe("Byte budget of all sessions' KV caches"),
   VERIFIER_MAX_SESSIONS: z.coerce.number().int().positive().default(256).describe("Sessions kept at once (LRU beyond)"),
   VERIFIER_IDLE_TTL_S: z.coerce.number().positive().default(300).describe("Idle seconds before a session is evicted"),

@@ -1,10 +1,11 @@
 // HTTP face of the verifier (one Hono app; gpu-backend/main.ts runs it on Node). Verify rounds and
 // session closes need the shared bearer token when one is configured; health probes never do.
-import { timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { z } from "zod";
 import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
+import { requireBearer } from "../src/shared/bearer-auth.ts";
 import { errorBody } from "../src/shared/errors.ts";
 import { issuePath } from "../src/shared/zod-issues.ts";
 import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/shared/protocol.ts";
@@ -31,13 +32,6 @@ function verifyErrorResponse(c: Context, e: VerifyError): Response {
   return c.json(body, e.status as 400, e.status === 503 ? { "Retry-After": "1" } : {});
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const given = Buffer.from(header?.startsWith("Bearer ") ? header.slice(7) : "");
-  const want = Buffer.from(token);
-  // Compare in constant time; a length mismatch compares against itself so timing does not leak it.
-  return given.length === want.length ? timingSafeEqual(given, want) : (timingSafeEqual(want, want), false);
-}
-
 export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Hono {
   const app = new Hono();
   const metrics = createVerifierMetrics(verifier);
@@ -45,11 +39,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
   app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
   app.get("/readyz", (c) => (o.isReady() ? c.json({ status: "ready" }) : c.json({ status: "draining" }, 503)));
 
-  app.use("/v1/*", async (c, next) => {
-    if (o.token && !tokenMatches(c.req.header("authorization"), o.token))
-      return c.json(errorBody("missing or wrong bearer token", "authentication_error", "unauthorized"), 401);
-    await next();
-  });
+  if (o.token) app.use("/v1/*", requireBearer([o.token], { missing: "missing bearer token", wrong: "wrong bearer token", code: "unauthorized" }));
   app.get("/v1/info", (c) => c.json({ ...o.info, sessions: verifier.sessions.stats() }));
 
   app.post(
@@ -109,6 +99,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
 
   app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
   app.onError((e, c) => {
+    if (e instanceof HTTPException) return e.getResponse();
     console.error(e);
     return c.json(errorBody("internal error", "server_error", "internal"), 500);
   });
