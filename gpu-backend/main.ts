@@ -4,7 +4,8 @@ import { serve } from "@hono/node-server";
 import { ConfigError, parseEnv } from "../src/shared/env.ts";
 import { bundleLabel } from "../src/shared/models/bundle.ts";
 import { loadBundle, progressReporter } from "../src/shared/models/model-store.ts";
-import { checkModelStoreConfig, ModelStoreConfigSchema, openModelStore } from "../src/shared/models/model-store-from-config.ts";
+import { checkModelStoreConfig, ModelStoreConfigSchema } from "../src/shared/models/model-store-config.ts";
+import { openModelStore } from "../src/shared/models/model-store-from-config.ts";
 import { loadVerifierConfig, type VerifierConfig } from "./config.ts";
 import type { TargetEngine } from "./engine.ts";
 import { OnnxEngine } from "./onnx-engine.ts";
@@ -63,16 +64,28 @@ async function main(): Promise<void> {
   const server = serve({ fetch: app.fetch, port: vc.VERIFIER_PORT, hostname: vc.VERIFIER_HOST }, (info) => {
     console.log(`alia-edge verifier serving ${label} on http://${info.address}:${info.port}${vc.VERIFIER_TOKEN ? "" : " (no token: loopback only)"}`);
   });
-  const stop = () => {
+  let stopping = false;
+  const stop = (why: string) => {
+    if (stopping) return; // a signal and the parent's exit (stdin closing) can both arrive
+    stopping = true;
+    console.log(`alia-edge verifier shutting down (${why}): finishing in-flight rounds`);
     ready = false; // new rounds get 503; server.close waits for in-flight requests
-    server.close(() => process.exit(0));
-    setTimeout(() => process.exit(0), 10_000).unref();
+    const http = server as import("node:http").Server;
+    // close() ends idle keep-alive connections only once; those that finish a request later are closed here.
+    setInterval(() => http.closeIdleConnections(), 100);
+    const exit = (note: string) => {
+      console.log(`alia-edge verifier stopped${note}`);
+      process.exit(0);
+    };
+    server.close(() => exit(""));
+    setTimeout(() => exit(" (requests still running after 10 s were cut)"), 10_000).unref();
   };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
   // Started by `npm start` (src/node.ts): leave with the parent, whose death closes our stdin.
   if (process.env.VERIFIER_EXIT_WITH_STDIN === "1") {
-    process.stdin.on("end", stop).on("close", stop).resume();
+    const parentGone = () => stop("parent exited");
+    process.stdin.on("end", parentGone).on("close", parentGone).resume();
   }
 }
 

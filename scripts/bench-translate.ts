@@ -40,7 +40,10 @@ try {
   let total = 0;
   let x = 7;
   for (let d = 0; d < 20; d++) {
-    const doc = Array.from({ length: 8 }, () => sentences[(x = (x * 1103515245 + 12345) % 2147483648) % sentences.length]).join(" ");
+    const doc = Array.from({ length: 8 }, () => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return sentences[x % sentences.length];
+    }).join(" ");
     const h = (await get(doc, "eu")).sentences;
     const n = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(h)?.[1] ?? 0);
     total += n("total");

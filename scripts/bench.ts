@@ -5,7 +5,6 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { writeReport } from "../bench/write-report.ts";
 import { benchRunners } from "../bench/runners.ts";
 import { benchLossless, benchRounds, benchServer } from "../bench/suite.ts";
@@ -15,8 +14,13 @@ import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { loadBundle } from "../src/shared/models/model-store.ts";
 import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { cliFail, parseCli } from "./cli.ts";
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench -- [--quick] [--out FILE.json] [--report]
+  [--draft-ms 25] [--pass-ms 18] [--token-ms 1]   deployment timing: draft step, verify pass + per verified token
+A full run without --out writes bench/results/bench.json, BENCHMARKS.md and bench/plots/; --report makes
+any run rewrite them.`;
+const { values } = parseCli("bench", USAGE, {
   options: {
     quick: { type: "boolean", default: false },
     out: { type: "string" },
@@ -24,21 +28,16 @@ const { values } = parseArgs({
     "draft-ms": { type: "string", default: "25" },
     "pass-ms": { type: "string", default: "18" },
     "token-ms": { type: "string", default: "1" },
-    help: { type: "boolean", short: "h" },
   },
 });
-if (values.help) {
-  console.log(`usage: npm run bench -- [--quick] [--out FILE.json] [--report]
-  [--draft-ms 25] [--pass-ms 18] [--token-ms 1]   deployment timing: draft step, verify pass + per verified token
-A full run without --out writes bench/results/bench.json, BENCHMARKS.md and bench/plots/; --report makes
-any run rewrite them.`);
-  process.exit(0);
-}
 const t0 = performance.now();
 const log = (s: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
 const quick = values.quick;
-const costs = { draft_step_ms: Number(values["draft-ms"]), verify_pass_ms: Number(values["pass-ms"]), verify_token_ms: Number(values["token-ms"]) };
-for (const [k, v] of Object.entries(costs)) if (!(v >= 0)) throw new Error(`--${k}: not a number ≥ 0`);
+const ms = (flag: "draft-ms" | "pass-ms" | "token-ms"): number => {
+  const v = Number(values[flag]);
+  return v >= 0 ? v : cliFail("bench", `--${flag} must be a number ≥ 0, got ${JSON.stringify(values[flag])}`);
+};
+const costs = { draft_step_ms: ms("draft-ms"), verify_pass_ms: ms("pass-ms"), verify_token_ms: ms("token-ms") };
 const o = { quick, costs, log };
 
 log("draft and target runners…");

@@ -4,24 +4,24 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { toTokenizerJson, tokenizerConfigJson, trainBpe } from "../fixtures/generate/bpe.ts";
 import { corpusStats, FORTUNES_ES, loadSpanishCorpus } from "../fixtures/generate/corpus.ts";
+import { intFlag, parseCli } from "./cli.ts";
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const refresh = args.includes("--refresh");
-const sample = Number(opt("--sample") ?? 5);
-const bpeSizes = (opt("--bpe") ?? "").split(",").filter(Boolean).map(Number);
+const USAGE = `usage: npx tsx scripts/corpus.ts [--refresh] [--sample N] [--bpe 2048,4096]
+  --refresh   fetch the corpus again instead of using the cached copy
+  --sample    quotes printed as a sample (default 5)
+  --bpe       train the fixture BPE tokenizer at these vocabulary sizes and report speed and compression`;
+const { values } = parseCli("corpus", USAGE, {
+  options: { refresh: { type: "boolean", default: false }, sample: { type: "string", default: "5" }, bpe: { type: "string", default: "" } },
+});
+const refresh = values.refresh;
+const sample = intFlag("corpus", "sample", values.sample, 0) ?? 5;
+const bpeSizes = values.bpe.split(",").filter(Boolean).map(Number);
 
 const t0 = performance.now();
 const quotes = await loadSpanishCorpus({ refresh, verbose: true });
 const ms = performance.now() - t0;
 const s = corpusStats(quotes);
-console.log(
-  `source: Debian ${FORTUNES_ES.debianPackage} (${FORTUNES_ES.debianSuite}); licence: ${FORTUNES_ES.licence.packagingAndTools} ` +
-    `for packaging and tools, quote texts presumed public domain`,
-);
+console.log(`source: Debian ${FORTUNES_ES.debianPackage} (${FORTUNES_ES.debianSuite}); licence: ${FORTUNES_ES.licence.packagingAndTools} ` + `for packaging and tools, quote texts presumed public domain`);
 console.log(`quotes: ${s.quotes}  chars: ${s.chars}  bytes (UTF-8): ${s.bytes}  loaded in ${ms.toFixed(0)} ms`);
 const step = Math.max(1, Math.floor(quotes.length / Math.max(1, sample)));
 for (let i = 0; i < sample && i * step < quotes.length; i++) {

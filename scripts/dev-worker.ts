@@ -28,7 +28,10 @@ for (const [key, file] of uploads) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-const ready = await fetch(`${pool.split(",")[0]}/readyz`).then((r) => r.ok, () => false);
+const ready = await fetch(`${pool.split(",")[0]}/readyz`).then(
+  (r) => r.ok,
+  () => false,
+);
 if (!ready) console.error(`note: no verifier answers at ${pool} yet; start one with \`npm run verifier\` (or \`npm start\`)`);
 
 const vars = { DRAFT_BUNDLE_PREFIX: "bundles/fixture-draft/", TARGET_BUNDLE_PREFIX: "bundles/fixture-target/", POOL_NODES: pool };

@@ -3,29 +3,21 @@
 // The default pair itself is trained, not generated: see `npm run fixtures:train`.
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { ortNode } from "../gpu-backend/target-model.ts";
 import { paramCount } from "../fixtures/generate/llama-onnx.ts";
 import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
+import { cliFail, parseCli } from "./cli.ts";
 
-const { values } = parseArgs({
+const { values } = parseCli("fixtures", "usage: npm run fixtures -- [--alpha 0.3,0.6,0.9] [--seed 1] [--out fixtures/synthetic]", {
   options: {
     alpha: { type: "string", default: "0.3,0.6,0.9" },
     seed: { type: "string", default: "1" },
     out: { type: "string", default: "fixtures/synthetic" },
-    help: { type: "boolean", short: "h" },
   },
 });
-if (values.help) {
-  console.log("usage: npm run fixtures -- [--alpha 0.3,0.6,0.9] [--seed 1] [--out fixtures/synthetic]");
-  process.exit(0);
-}
 const alphas = values.alpha.split(",").map(Number);
 const seed = Number(values.seed);
-if (alphas.some((a) => !(a > 0 && a < 1)) || !Number.isInteger(seed)) {
-  console.error("--alpha takes numbers strictly between 0 and 1, --seed an integer");
-  process.exit(2);
-}
+if (alphas.some((a) => !(a > 0 && a < 1)) || !Number.isInteger(seed)) cliFail("fixtures", "--alpha takes numbers strictly between 0 and 1, --seed an integer");
 for (const alpha of alphas) {
   const outDir = path.join(values.out, `alpha-${alpha}`);
   await rm(outDir, { recursive: true, force: true });

@@ -23,17 +23,9 @@ import { EOS_ID, IM_END_ID, PAD_ID, trainBpe, toTokenizerJson, tokenizerConfigJs
 import { corpusStats, loadSpanishCorpus } from "../fixtures/generate/corpus.ts";
 import { paramCount, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
 import { seededRandom } from "../fixtures/generate/random-weights.ts";
-import {
-  BatchStream,
-  evalBatches,
-  evaluate,
-  initTfjs,
-  shuffle,
-  TfLlama,
-  trainLlama,
-  type TrainProgress,
-} from "../fixtures/generate/train-llama-tfjs.ts";
+import { BatchStream, evalBatches, evaluate, initTfjs, shuffle, TfLlama, trainLlama, type TrainProgress } from "../fixtures/generate/train-llama-tfjs.ts";
 import { writeBundle } from "../fixtures/generate/write-bundle.ts";
+import { choiceFlag, intFlag, parseCli } from "./cli.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -84,8 +76,9 @@ const DEFAULT_CONFIG: RunConfig = {
 const QUICK_CONFIG: RunConfig = {
   ...DEFAULT_CONFIG,
   vocabSize: 512,
-  target: { hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8, ...COMMON },
-  draft: { hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, headDim: 8, ...COMMON },
+  // The default pair's layout (GQA target, MHA draft), much narrower and shallower.
+  target: { ...DEFAULT_CONFIG.target, hiddenSize: 32, intermediateSize: 64, numLayers: 2, headDim: 8 },
+  draft: { ...DEFAULT_CONFIG.draft, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, headDim: 8 },
   batchSize: 8,
   targetSteps: 20,
   draftSteps: 20,
@@ -99,49 +92,31 @@ const FIXTURE_NOTE = "trained on fortunes-es (Debian)";
 const EXPORT_TOLERANCE = 1e-3;
 
 /** Instructions for the ChatML-wrapped share of the training quotes. */
-const CHAT_INSTRUCTIONS = [
-  "Dime una frase célebre.",
-  "Cuéntame un proverbio.",
-  "Dame una cita.",
-  "¿Me dices una frase?",
-  "Escribe un refrán.",
-  "Comparte una frase para pensar.",
-];
+const CHAT_INSTRUCTIONS = ["Dime una frase célebre.", "Cuéntame un proverbio.", "Dame una cita.", "¿Me dices una frase?", "Escribe un refrán.", "Comparte una frase para pensar."];
 
 /** Prompts for the sample generations printed at the end. */
 const SAMPLE_PROMPTS = ["La amistad es", "El hombre que", "No hay nada más", "La vida", "Quien bien te quiere"];
 
-function parseArgs(argv: string[]): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu" } {
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(name);
-    if (i < 0) return undefined;
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith("--")) throw new Error(`${name} needs a value`);
-    return v;
-  };
-  const int = (name: string): number | undefined => {
-    const v = get(name);
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${v}`);
-    return n;
-  };
-  const known = new Set(["--steps", "--draft-steps", "--seed", "--quick", "--out", "--backend", "--help"]);
-  for (const a of argv) if (a.startsWith("--") && !known.has(a)) throw new Error(`unknown flag ${a} (flags: ${[...known].join(" ")})`);
-  if (argv.includes("--help")) {
-    console.log("usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]");
-    process.exit(0);
-  }
-  const cfg = { ...(argv.includes("--quick") ? QUICK_CONFIG : DEFAULT_CONFIG) };
-  const steps = int("--steps");
-  if (steps !== undefined) cfg.targetSteps = steps;
-  const draftSteps = int("--draft-steps");
-  if (draftSteps !== undefined) cfg.draftSteps = draftSteps;
-  const out = get("--out");
-  if (out) cfg.outDir = path.resolve(out);
-  const backend = get("--backend") ?? "wasm";
-  if (backend !== "wasm" && backend !== "cpu") throw new Error(`--backend must be wasm or cpu, got ${backend}`);
-  return { cfg, seed: int("--seed") ?? 1234, backend };
+const USAGE = "usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]";
+
+function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu" } {
+  const script = "train-default-pair";
+  const { values: v } = parseCli(script, USAGE, {
+    options: {
+      steps: { type: "string" },
+      "draft-steps": { type: "string" },
+      seed: { type: "string" },
+      quick: { type: "boolean", default: false },
+      out: { type: "string" },
+      backend: { type: "string" },
+    },
+  });
+  const cfg = { ...(v.quick ? QUICK_CONFIG : DEFAULT_CONFIG) };
+  cfg.targetSteps = intFlag(script, "steps", v.steps, 0) ?? cfg.targetSteps;
+  cfg.draftSteps = intFlag(script, "draft-steps", v["draft-steps"], 0) ?? cfg.draftSteps;
+  if (v.out) cfg.outDir = path.resolve(v.out);
+  const backend = choiceFlag(script, "backend", v.backend, ["wasm", "cpu"]) ?? "wasm";
+  return { cfg, seed: intFlag(script, "seed", v.seed, 0) ?? 1234, backend };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,7 +140,7 @@ function progressLogger(label: string): (p: TrainProgress) => void {
 // Main.
 
 async function main(): Promise<void> {
-  const { cfg, seed, backend } = parseArgs(process.argv.slice(2));
+  const { cfg, seed, backend } = readArgs();
   const tStart = performance.now();
   const tfInfo = await initTfjs(backend);
   console.log(`tfjs backend: ${tfInfo.backend}${tfInfo.fallbackReason ? ` (${tfInfo.fallbackReason})` : ""}`);
@@ -181,13 +156,14 @@ async function main(): Promise<void> {
   // Training ids come from the same library and tokenizer.json the runtime loads.
   const tok = new Tokenizer(tokenizerJson, tokenizerConfig);
   const encode = (text: string, bos = true): number[] => tok.encode(text, { add_special_tokens: bos }).ids;
-  console.log(
-    `tokenizer: BPE vocab ${cfg.vocabSize}, alphabet ${bpe.alphabet.length} chars, byte fallback for ${bpe.stats.byteFallbackChars} rare chars, trained in ${fmtTime((performance.now() - t) / 1000)}`,
-  );
+  console.log(`tokenizer: BPE vocab ${cfg.vocabSize}, alphabet ${bpe.alphabet.length} chars, byte fallback for ${bpe.stats.byteFallbackChars} rare chars, trained in ${fmtTime((performance.now() - t) / 1000)}`);
 
   // 2. Split and encode: BOS + quote + EOS; a share as ChatML (BOS, user turn, assistant turn, EOS).
   const rand = seededRandom(seed ^ 0x5eed);
-  const order = shuffle(quotes.map((_, i) => i), rand);
+  const order = shuffle(
+    quotes.map((_, i) => i),
+    rand,
+  );
   const nVal = Math.max(60, Math.round(quotes.length * cfg.valFraction));
   const valQuotes = order.slice(0, nVal).map((i) => quotes[i]);
   const trainQuotes = order.slice(nVal).map((i) => quotes[i]);
@@ -224,8 +200,7 @@ async function main(): Promise<void> {
   const targetData = new BatchStream(trainDocs, cfg.batchSize, cfg.seqLen, PAD_ID, seed + 1);
   const fill = trainTokens / (targetData.windowsPerEpoch * cfg.seqLen);
   console.log(
-    `packing: ${targetData.windowsPerEpoch} windows/epoch (${(100 * fill).toFixed(1)}% of slots hold tokens), ` +
-      `${Math.floor(targetData.windowsPerEpoch / cfg.batchSize)} steps/epoch of ${cfg.batchSize}×${cfg.seqLen}`,
+    `packing: ${targetData.windowsPerEpoch} windows/epoch (${(100 * fill).toFixed(1)}% of slots hold tokens), ` + `${Math.floor(targetData.windowsPerEpoch / cfg.batchSize)} steps/epoch of ${cfg.batchSize}×${cfg.seqLen}`,
   );
   const targetRun = await trainLlama(target, targetData, {
     steps: cfg.targetSteps,

@@ -1,8 +1,8 @@
 // CLI: refresh a bundle folder's manifest.json and upload the bundle to an S3-compatible bucket.
 //   npm run bundle:upload -- <bundle-dir> --bucket models --id salamandra-2b-q4 --version 1
-import { parseArgs } from "node:util";
 import { progressReporter } from "../src/shared/models/model-store.ts";
 import { DEFAULT_PART_SIZE, MIN_PART_SIZE, uploadBundle } from "../src/shared/models/s3-upload.ts";
+import { choiceFlag, cliFail, intFlag, parseCli } from "./cli.ts";
 
 const HELP = `Usage: npm run bundle:upload -- <bundle-dir> [options]
 
@@ -28,16 +28,9 @@ Options:
 Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or any source of the AWS SDK default chain).
 `;
 
+const SCRIPT = "upload-bundle";
 function fail(msg: string): never {
-  process.stderr.write(`upload-bundle: ${msg}\n(see --help)\n`);
-  process.exit(2);
-}
-
-function positiveInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) fail(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
+  return cliFail(SCRIPT, msg);
 }
 
 function envFlag(v: string | undefined): boolean {
@@ -45,39 +38,27 @@ function envFlag(v: string | undefined): boolean {
 }
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        bucket: { type: "string" },
-        prefix: { type: "string" },
-        endpoint: { type: "string" },
-        region: { type: "string" },
-        "path-style": { type: "boolean" },
-        id: { type: "string" },
-        version: { type: "string" },
-        role: { type: "string" },
-        "part-size-mib": { type: "string" },
-        concurrency: { type: "string" },
-        force: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  const { values: v, positionals } = parsed;
-  if (v.help) {
-    process.stdout.write(HELP);
-    return;
-  }
+  const { values: v, positionals } = parseCli(SCRIPT, HELP, {
+    allowPositionals: true,
+    options: {
+      bucket: { type: "string" },
+      prefix: { type: "string" },
+      endpoint: { type: "string" },
+      region: { type: "string" },
+      "path-style": { type: "boolean" },
+      id: { type: "string" },
+      version: { type: "string" },
+      role: { type: "string" },
+      "part-size-mib": { type: "string" },
+      concurrency: { type: "string" },
+      force: { type: "boolean" },
+    },
+  });
   if (positionals.length !== 1) fail(positionals.length ? `expected one bundle folder, got ${positionals.length}` : "missing <bundle-dir>");
   const bucket = v.bucket ?? process.env.S3_BUCKET;
   if (!bucket) fail("no bucket: pass --bucket or set S3_BUCKET");
-  const role = v.role;
-  if (role !== undefined && role !== "draft" && role !== "target" && role !== "any") fail(`--role must be draft, target or any, got ${JSON.stringify(role)}`);
-  const partMiB = positiveInt("part-size-mib", v["part-size-mib"]);
+  const role = choiceFlag(SCRIPT, "role", v.role, ["draft", "target", "any"]);
+  const partMiB = intFlag(SCRIPT, "part-size-mib", v["part-size-mib"], 1);
   if (partMiB !== undefined && partMiB < MIN_PART_SIZE >> 20) fail(`--part-size-mib must be at least ${MIN_PART_SIZE >> 20} (S3 minimum part size)`);
 
   const dir = positionals[0];
@@ -92,19 +73,16 @@ async function main(): Promise<void> {
     version: v.version,
     role,
     partSize: partMiB !== undefined ? partMiB << 20 : undefined,
-    concurrency: positiveInt("concurrency", v.concurrency),
+    concurrency: intFlag(SCRIPT, "concurrency", v.concurrency, 1),
     force: v.force,
     onProgress: report,
     log: (line) => process.stderr.write(`  ${line}\n`),
   });
   const m = result.manifest;
-  process.stdout.write(
-    `uploaded bundle ${m.id}@${m.version} (${m.role}) to s3://${bucket}/${result.keyPrefix}: ` +
-      `${result.uploaded.length} file(s) sent, ${result.skipped.length} already there\n`,
-  );
+  process.stdout.write(`uploaded bundle ${m.id}@${m.version} (${m.role}) to s3://${bucket}/${result.keyPrefix}: ` + `${result.uploaded.length} file(s) sent, ${result.skipped.length} already there\n`);
 }
 
 main().catch((e: Error) => {
-  process.stderr.write(`upload-bundle: ${e.message}\n`);
+  process.stderr.write(`${SCRIPT}: ${e.message}\n`);
   process.exit(1);
 });

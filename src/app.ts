@@ -1,9 +1,10 @@
 // The one Hono app; runtimes (src/node.ts, src/worker.ts) only build its dependencies and serve it.
-import { timingSafeEqual } from "./api/constant-time.ts";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { createCompletionHandlers, type ApiDeps } from "./api/openai.ts";
 import { openApiDocument } from "./api/openapi.ts";
+import type { Health, Model, ModelList, Ready, TranslateStats } from "./api/schemas.ts";
 import { createTranslateHandlers, type TranslateSettings } from "./api/translate.ts";
 import type { ServedModel } from "./model-pair/served-model.ts";
 import type { Config } from "./config.ts";
@@ -11,6 +12,7 @@ import { poolClientFromConfig } from "./pool/pool-client.ts";
 import type { CacheTier } from "./translate/cache-tiers.ts";
 import { Translator } from "./translate/translator.ts";
 import { speculationSettingsFromConfig } from "./speculative/settings.ts";
+import { requireBearer } from "./shared/bearer-auth.ts";
 import { errorBody } from "./shared/errors.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 
@@ -24,33 +26,36 @@ export interface AppDeps extends ApiDeps {
   observability?: ObservabilitySettings;
 }
 
+/** Liveness: the process answers (needs no model, no pool). */
+export const healthz = (c: Context) => c.json({ status: "ok" } satisfies Health);
+
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const api = createCompletionHandlers(deps);
   const { model } = deps;
   // First, so that it sees every request: x-request-id, one JSON log line per request, metrics, GET /metrics.
   observe(app, deps.observability, { api, pool: deps.pool, translator: deps.translation?.translator });
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/healthz", healthz);
+  // Readiness: the model pair is loaded (the app exists only then); what it serves.
+  app.get("/readyz", (c) =>
+    c.json({ status: "ready", model: model.id, bundle: model.bundle, draft: { ...model.draftManifest, vocab: model.draft.vocab, layers: model.draft.layers } } satisfies Ready),
+  );
   app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
-  app.use("/v1/*", async (c, next) => {
-    if (deps.apiKeys?.length) {
-      const h = c.req.header("authorization") ?? "";
-      const key = h.startsWith("Bearer ") ? h.slice(7) : "";
-      if (!deps.apiKeys.some((k) => timingSafeEqual(key, k)))
-        return c.json(errorBody(key ? "Incorrect API key provided." : "You didn't provide an API key (Authorization: Bearer <key>).", "authentication_error", "invalid_api_key"), 401);
-    }
-    await next();
-  });
+  if (deps.apiKeys?.length)
+    app.use(
+      "/v1/*",
+      requireBearer(deps.apiKeys, { missing: "You didn't provide an API key (Authorization: Bearer <key>).", wrong: "Incorrect API key provided.", code: "invalid_api_key" }),
+    );
   app.get("/v1/models", (c) =>
     c.json({
       object: "list",
-      data: [{ id: model.id, object: "model", created: model.created, owned_by: "alia-edge", bundle: model.fingerprint.split("+")[0], draft_bundle: model.draftBundle }],
-    }),
+      data: [{ id: model.id, object: "model", created: model.created, owned_by: "alia-edge", bundle: model.bundle, draft_bundle: model.draftBundle }],
+    } satisfies ModelList),
   );
   app.get("/v1/models/:id", (c) =>
     c.req.param("id") === model.id
-      ? c.json({ id: model.id, object: "model", created: model.created, owned_by: "alia-edge" })
+      ? c.json({ id: model.id, object: "model", created: model.created, owned_by: "alia-edge" } satisfies Model)
       : c.json(errorBody(`The model '${c.req.param("id")}' does not exist`, "invalid_request_error", "model_not_found", "model"), 404),
   );
   const limit = bodyLimit({
@@ -63,11 +68,12 @@ export function createApp(deps: AppDeps): Hono {
     const tr = createTranslateHandlers(deps.translation.translator, deps.translation.settings);
     app.get("/v1/translate", tr.get);
     app.post("/v1/translate", limit, tr.post);
-    app.get("/v1/translate/stats", (c) => c.json({ ...deps.translation!.translator.counters, tier_errors: deps.translation!.translator.tierErrors() }));
+    app.get("/v1/translate/stats", (c) => c.json({ ...deps.translation!.translator.counters, tier_errors: deps.translation!.translator.tierErrors() } satisfies TranslateStats));
   }
 
   app.notFound((c) => c.json(errorBody(`Unknown request URL: ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
   app.onError((e, c) => {
+    if (e instanceof HTTPException) return e.getResponse(); // a middleware's own answer (401 from auth)
     console.error(e);
     return c.json(errorBody("internal error", "server_error", "internal_error"), 500);
   });

@@ -1,8 +1,10 @@
 // The one configuration schema, validated at start-up from the environment (Node) or Worker vars.
 // Every limit and location is named here; a bad value stops start-up with a message naming the variable.
 import { z } from "zod";
+import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "./shared/bearer-auth.ts";
 import { envBool, parseEnv } from "./shared/env.ts";
-import { checkModelStoreConfig, ModelStoreConfigSchema } from "./shared/models/model-store-from-config.ts";
+import { LOG_LEVELS } from "./observability/log.ts";
+import { checkModelStoreConfig, ModelStoreConfigSchema } from "./shared/models/model-store-config.ts";
 
 export const ConfigSchema = ModelStoreConfigSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(8787).describe("HTTP port of the Node edge"),
@@ -17,7 +19,7 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
       return urls;
     })
     .describe("Verifier nodes of the pool, comma-separated URLs"),
-  POOL_TOKEN: z.string().min(16, "at least 16 characters").optional().describe("Bearer token of the pool (the nodes' VERIFIER_TOKEN)"),
+  POOL_TOKEN: z.string().min(16, "at least 16 characters").regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`).optional().describe("Bearer token of the pool (the nodes' VERIFIER_TOKEN)"),
   POOL_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000).describe("Timeout of one verify request (or of the wait for the next generated token)"),
   POOL_MAX_IN_FLIGHT: z.coerce.number().int().positive().default(64).describe("Requests in flight per node"),
   POOL_FAILURE_THRESHOLD: z.coerce.number().int().positive().default(3).describe("Consecutive failures that open a node's circuit"),
@@ -37,6 +39,7 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     .string()
     .optional()
     .transform((s) => (s ? s.split(",").map((k) => k.trim()).filter(Boolean) : undefined))
+    .refine((keys) => !keys || keys.every((k) => BEARER_TOKEN.test(k)), `each key may hold only ${BEARER_TOKEN_HINT}`)
     .describe("Comma-separated API keys accepted as Bearer tokens on /v1/* (unset: no key needed)"),
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body (413 beyond)"),
   DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(256).describe("Chat completion budget when the request names none"),
@@ -48,6 +51,9 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
   TRANSLATE_S3_BUCKET: z.string().min(1).optional().describe("Bucket of the shared sentence cache tier (S3/R2; endpoint and credentials as S3_*); unset: no shared tier"),
   TRANSLATE_S3_PREFIX: z.string().default("translations/").describe("Key prefix of cached sentences in TRANSLATE_S3_BUCKET"),
   SPEC_Q_SUPPORT: z.coerce.number().int().min(1).max(64).default(8).describe("Support K of the sparse q̃ sent with sampled drafts"),
+  LOG_REQUESTS: envBool.default(true).describe("One JSON line per finished request on stdout (id, route, status, duration, token and speculation numbers; never keys, prompts or text)"),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info").describe("Least level logged: `debug` (also /metrics and /healthz requests), `info`, `warn` (4xx and 5xx only), `error` (5xx only)"),
+  METRICS_TOKEN: z.string().min(16, "at least 16 characters").regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`).optional().describe("Bearer token GET /metrics requires (unset: /metrics is open, like /healthz; set it on a non-loopback HOST)"),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -4,14 +4,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { serve } from "@hono/node-server";
-import { servedModel } from "./model-pair/served-model.ts";
 import { createAppFromConfig } from "./app.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { ConfigError, LOOPBACK_HOSTS } from "./shared/env.ts";
-import { loadDraftModel } from "./model-pair/draft-model.ts";
-import { loadBundle, progressReporter } from "./shared/models/model-store.ts";
+import { DirectoryBundleReader } from "./model-pair/directory-bundle-reader.ts";
+import { loadModelPair } from "./model-pair/load-model-pair.ts";
+import { progressReporter } from "./shared/models/model-store.ts";
 import { openModelStore } from "./shared/models/model-store-from-config.ts";
-import { assertTokenizerPair } from "./shared/models/tokenizer.ts";
 import { nodeCacheTiers } from "./translate/node-cache-tiers.ts";
 
 async function answers(url: string): Promise<boolean> {
@@ -54,29 +53,46 @@ async function main(): Promise<void> {
   // One after the other so that the two progress lines do not overwrite each other on a terminal.
   const draftDir = await store.fetchBundle(config.DRAFT_BUNDLE, { onProgress: progressReporter(`draft bundle ${config.DRAFT_BUNDLE}`) });
   const targetDir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
-  // fetchBundle has just hashed every file; loading re-checks sizes only.
-  const [draft, target] = await Promise.all([loadBundle(draftDir, { verified: true }), loadBundle(targetDir, { verified: true })]);
-  const tokenizer = assertTokenizerPair(draft, target);
-  const draftModel = await loadDraftModel(draft);
-  // A one-token smoke run: a model that loads but cannot run should fail here, not on the first request.
-  await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));
+  const { served } = await loadModelPair(new DirectoryBundleReader(draftDir), new DirectoryBundleReader(targetDir));
   const verifier = await startEmbeddedVerifier(config);
 
-  const app = createAppFromConfig(config, servedModel({ target, draft, draftModel, tokenizer }), nodeCacheTiers(config));
+  const app = createAppFromConfig(config, served, nodeCacheTiers(config));
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const url = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}`;
-    console.log(`alia-edge serving ${target.manifest.id}@${target.manifest.version} (draft ${draft.manifest.id}@${draft.manifest.version}) from ${store.name}`);
+    console.log(`alia-edge serving ${served.bundle} (draft ${served.draftBundle}) from ${store.name}`);
     console.log(`verifier pool: ${config.POOL_NODES.join(", ")}${verifier ? " (started here)" : ""}`);
     console.log(`listening on ${url}`);
     console.log(`try: curl ${url}/v1/models`);
     console.log(
-      `     curl ${url}/v1/chat/completions -H 'content-type: application/json'${config.API_KEYS ? " -H 'authorization: Bearer $KEY'" : ""} -d '{"model": "${target.manifest.id}", "messages": [{"role": "user", "content": "Hola"}], "max_tokens": 32}'`,
+      `     curl ${url}/v1/chat/completions -H 'content-type: application/json'${config.API_KEYS ? " -H 'authorization: Bearer $KEY'" : ""} -d '{"model": "${served.id}", "messages": [{"role": "user", "content": "Hola"}], "max_tokens": 32}'`,
     );
   });
-  const stop = () => {
-    verifier?.kill("SIGTERM");
-    server.close(() => process.exit(0));
-    setTimeout(() => process.exit(0), 3000).unref();
+  // SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (at most DRAIN_MS; they
+  // still need the verifier), then stop the embedded verifier, wait for it to exit, and exit 0.
+  const DRAIN_MS = 10_000;
+  const VERIFIER_EXIT_MS = 12_000; // the verifier gives its own in-flight rounds 10 s
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    if (stopping) return; // Ctrl-C reaches both npm (which forwards it) and node: one is enough
+    stopping = true;
+    console.log(`alia-edge shutting down (${signal}): no new connections, finishing in-flight requests`);
+    const http = server as import("node:http").Server;
+    const within = (ms: number, done: Promise<unknown>) => Promise.race([done.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+    // close() ends idle keep-alive connections only once; those that finish a request later are closed here.
+    const idle = setInterval(() => http.closeIdleConnections(), 100);
+    const drained = await within(DRAIN_MS, new Promise<void>((r) => http.close(() => r())));
+    clearInterval(idle);
+    if (!drained) http.closeAllConnections();
+    if (verifier && verifier.exitCode === null && verifier.signalCode === null) {
+      const exited = new Promise<void>((r) => verifier.once("exit", () => r()));
+      verifier.kill("SIGTERM");
+      if (!(await within(VERIFIER_EXIT_MS, exited))) {
+        verifier.kill("SIGKILL");
+        await within(2000, exited);
+      }
+    }
+    console.log(`alia-edge stopped${drained ? "" : ` (requests still running after ${DRAIN_MS / 1000} s were cut)`}`);
+    process.exit(0);
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

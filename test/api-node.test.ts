@@ -1,47 +1,36 @@
 // The public API end to end on Node: `src/node.ts` (npm start's entry, which starts its own local
 // verifier) queried with the official `openai` npm client — completions, chat, streaming, usage, stop
 // sequences, max_tokens, typed errors — plus 16 concurrent streams and hostile bodies (fast-check).
-import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import path from "node:path";
 import fc from "fast-check";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
-import { servedModel, type ServedModel } from "../src/model-pair/served-model.ts";
-import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import type { ServedModel } from "../src/model-pair/served-model.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
-import { freePort, startEdgeProcess } from "./harness/edge-process.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
 import { openAiConformance, reference, type ConformanceContext } from "./harness/openai-conformance.ts";
+import { deadEndpoint } from "./harness/ports.ts";
+import { startEdgeProcess, type EdgeProcess } from "./harness/processes.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
-let edge: ChildProcess;
+let edge: EdgeProcess;
+/** The verifier npm start started itself. */
+let pool: string;
 let url: string;
 let client: OpenAI;
 let target: CausalLM;
 let served: ServedModel;
 let tok: TextTokenizer;
 let modelId: string;
-let edgeOutput: () => string;
 
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  const d = await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"));
-  target = await loadTargetModel(t);
-  tok = TextTokenizer.fromBundle(t);
-  served = servedModel({ target: t, draft: d, draftModel: await loadDraftModel(d), tokenizer: tok });
-  modelId = t.manifest.id;
-  ({ child: edge, url, output: edgeOutput } = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}` }));
+  ({ target, tok, served, modelId } = await loadDefaultPair());
+  edge = await startEdgeProcess({});
+  ({ url, pool } = edge);
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused-locally", maxRetries: 0 });
 });
 afterAll(async () => {
-  if (edge && edge.exitCode === null) {
-    edge.kill("SIGINT");
-    await once(edge, "exit");
-  }
+  await edge?.stop("SIGINT");
 });
 
 const context = (): ConformanceContext => ({ client, url, modelId, target, served, tok });
@@ -54,7 +43,6 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/completions", "/v1/chat/completions"]));
     expect(Object.keys(doc.components.schemas.ChatRequest.properties)).toEqual(expect.arrayContaining(["messages", "max_completion_tokens", "stream_options"]));
-    const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
     const keyed = await startEdgeProcess({ API_KEYS: "key-one-0123456789,key-two-0123456789", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
     try {
       const anon = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: "wrong-key", maxRetries: 0 });
@@ -64,12 +52,11 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
       expect(r.choices[0].text.length).toBeGreaterThan(0);
       expect((await fetch(`${keyed.url}/healthz`)).status).toBe(200); // probes need no key
     } finally {
-      keyed.child.kill("SIGKILL");
+      await keyed.stop("SIGKILL");
     }
   });
 
   it("stops generating when the client disconnects mid-stream", async () => {
-    const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
     const work = async () => {
       const m = await (await fetch(`${pool}/metrics`)).text();
       const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(m)?.[1] ?? 0);
@@ -99,13 +86,18 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
   });
 
   it("answers 429 beyond MAX_CONCURRENT and 503 without a healthy verifier, both with Retry-After", async () => {
-    const pool = /verifier pool: (\S+)/.exec(edgeOutput())![1];
-    const busy = await startEdgeProcess({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" });
-    const dead = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, EMBEDDED_VERIFIER: "false" });
+    // A pool node that cannot answer: a held port that resets every connection (see deadEndpoint).
+    const unreachable = await deadEndpoint();
+    const started = await Promise.allSettled([
+      startEdgeProcess({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" }),
+      startEdgeProcess({ POOL_NODES: unreachable.url, EMBEDDED_VERIFIER: "false" }),
+    ]);
+    const [busy, dead] = started.map((r) => (r.status === "fulfilled" ? r.value : undefined));
     try {
+      for (const r of started) if (r.status === "rejected") throw r.reason;
       // Eight requests at once against a limit of one: some are refused, none fails otherwise.
       const rs = await Promise.all(
-        Array.from({ length: 8 }, () => fetch(`${busy.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 64, temperature: 0 }) })),
+        Array.from({ length: 8 }, () => fetch(`${busy!.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 64, temperature: 0 }) })),
       );
       const refused = rs.filter((r) => r.status === 429);
       expect(refused.length).toBeGreaterThan(0);
@@ -113,14 +105,13 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
       expect(refused[0].headers.get("retry-after")).toBe("1");
       expect(((await refused[0].json()) as { error: { type: string } }).error.type).toBe("rate_limit_error");
       await Promise.all(rs.filter((r) => !r.bodyUsed).map((r) => r.body?.cancel()));
-      const sdk = new OpenAI({ baseURL: `${dead.url}/v1`, apiKey: "x", maxRetries: 0 });
+      const sdk = new OpenAI({ baseURL: `${dead!.url}/v1`, apiKey: "x", maxRetries: 0 });
       const err = await sdk.completions.create({ model: modelId, prompt: "hola", max_tokens: 4 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.InternalServerError);
       expect((err as InstanceType<typeof OpenAI.InternalServerError>).status).toBe(503);
       expect((err as InstanceType<typeof OpenAI.InternalServerError>).headers?.get("retry-after")).toBe("2");
     } finally {
-      busy.child.kill("SIGKILL");
-      dead.child.kill("SIGKILL");
+      await Promise.all([busy?.stop("SIGKILL"), dead?.stop("SIGKILL"), unreachable.close()]);
     }
   });
 

@@ -1,7 +1,7 @@
 // The public API inside workerd: the Worker bundled by wrangler exactly as for deploy, run by Miniflare
 // with the fixture pair in its R2 binding and a real verifier process on loopback as its pool, queried
 // with the official `openai` client — the same conformance checks as on Node.
-import { execFile, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -12,16 +12,10 @@ import { Miniflare } from "miniflare";
 import OpenAI from "openai";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { servedModel, type ServedModel } from "../src/model-pair/served-model.ts";
-import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { startVerifierProcess } from "./harness/processes.ts";
 import { Translator } from "../src/translate/translator.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
 import { openAiConformance, type ConformanceContext } from "./harness/openai-conformance.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const wranglerBin = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
@@ -34,7 +28,7 @@ interface BucketPut {
 
 let outdir: string;
 let mf: Miniflare;
-let verifier: ChildProcess;
+let verifier: ListeningProcess;
 let context: ConformanceContext;
 
 async function walk(dir: string): Promise<string[]> {
@@ -52,8 +46,8 @@ beforeAll(async () => {
   await promisify(execFile)(process.execPath, [wranglerBin, "deploy", "--dry-run", "--outdir", outdir], { cwd: root, env: wranglerEnv });
   const { workerOptions: w } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
   const emitted = await readdir(outdir);
-  const v = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
-  verifier = v.child;
+  const pair = await loadDefaultPair();
+  const v = (verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN }));
   mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
@@ -70,21 +64,17 @@ beforeAll(async () => {
   });
   const url = (await mf.ready).origin;
   const bucket = (await mf.getR2Bucket("MODELS")) as unknown as BucketPut;
-  const draftDir = path.join(DEFAULT_PAIR_DIR, "draft");
+  const { draftDir, targetDir } = pair;
   for (const f of await walk(draftDir)) await bucket.put(`bundles/draft/${path.relative(draftDir, f).split(path.sep).join("/")}`, new Uint8Array(await readFile(f)));
   // Only the target's manifest and config.json travel to the edge.
-  for (const f of ["manifest.json", "config.json"]) await bucket.put(`bundles/target/${f}`, new Uint8Array(await readFile(path.join(DEFAULT_PAIR_DIR, "target", f))));
+  for (const f of ["manifest.json", "config.json"]) await bucket.put(`bundles/target/${f}`, new Uint8Array(await readFile(path.join(targetDir, f))));
 
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  const d = await loadBundle(draftDir);
-  const target: CausalLM = await loadTargetModel(t);
-  const tok = TextTokenizer.fromBundle(t);
-  const served: ServedModel = servedModel({ target: t, draft: d, draftModel: await loadDraftModel(d), tokenizer: tok });
-  context = { client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 }), url, modelId: t.manifest.id, target, served, tok };
+  const { target, served, tok, modelId } = pair;
+  context = { client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 }), url, modelId, target, served, tok };
 });
 
 afterAll(async () => {
-  verifier?.kill("SIGKILL");
+  await verifier?.stop("SIGKILL");
   try {
     await mf?.dispose();
   } finally {

@@ -10,7 +10,8 @@ import { writeManifest } from "../src/shared/models/manifest.ts";
 import { loadBundle } from "../src/shared/models/model-store.ts";
 import { llamaConfigJson, llamaOnnx, llamaOnnxExternal, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
 import { randomLlamaWeights } from "../fixtures/generate/random-weights.ts";
-import { DEFAULT_PAIR_DIR, readTokenizerFiles } from "../fixtures/generate/synthetic-bundles.ts";
+import { readTokenizerFiles } from "../fixtures/generate/synthetic-bundles.ts";
+import { DEFAULT_PAIR_DIR } from "./harness/default-pair.ts";
 
 const ARCH: LlamaArch = { vocabSize: 2048, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 256 };
 const dirs: string[] = [];

@@ -1,42 +1,26 @@
 // `npm start`'s entry point on the default pair: starts its own verifier, answers the README's chat
 // example, stops cleanly on SIGINT; refuses bad config.
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort } from "./harness/edge-process.ts";
+import { startEdgeProcess, startProcess, type StartedProcess } from "./harness/processes.ts";
 
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+const started: StartedProcess[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((p) => p.stop("SIGKILL")));
 });
 
-function start(env: Record<string, string>): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/node.ts"], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  return { child, output: () => out };
-}
-
-async function waitFor(re: RegExp, output: () => string, child: ChildProcess, ms = 60_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const m = output().match(re);
-    if (m) return m;
-    if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${re}: ${output()}`);
+/** src/node.ts with `env`, expected to refuse to start. */
+function start(env: Record<string, string>): StartedProcess {
+  const p = startProcess("src/node.ts", env);
+  started.push(p);
+  return p;
 }
 
 describe("src/node.ts (npm start)", () => {
   it("serves /healthz and /v1/models on the default pair and exits 0 on SIGINT", async () => {
-    const { child, output } = start({ PORT: "0", HOST: "127.0.0.1", POOL_NODES: `http://127.0.0.1:${await freePort()}` });
-    const [, url] = await waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/, output, child);
+    // The harness picks the loopback port of the verifier npm start starts itself (POOL_NODES).
+    const edge = await startEdgeProcess({ HOST: "127.0.0.1" });
+    started.push(edge);
+    const { url, output } = edge;
     expect(output()).toMatch(/try: curl http:\/\/127\.0\.0\.1:\d+\/v1\/models/);
     const health = await fetch(`${url}/healthz`);
     expect(health.status).toBe(200);
@@ -59,22 +43,18 @@ describe("src/node.ts (npm start)", () => {
     const missing = await fetch(`${url}/nope`);
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { type: string } }).error.type).toBe("invalid_request_error");
-    child.kill("SIGINT");
-    const [code] = await once(child, "exit");
-    expect(code).toBe(0);
+    expect(await edge.stop("SIGINT")).toEqual({ code: 0, signal: null });
   });
 
   it("refuses an invalid configuration with a message naming the variable", async () => {
-    const { child, output } = start({ PORT: "not-a-port" });
-    const [code] = await once(child, "exit");
-    expect(code).toBe(1);
+    const { exited, output } = start({ PORT: "not-a-port" });
+    expect((await exited()).code).toBe(1);
     expect(output()).toMatch(/invalid configuration: PORT:/);
   });
 
   it("refuses a missing bundle with a clear error", async () => {
-    const { child, output } = start({ PORT: "0", DRAFT_BUNDLE: "no-such-bundle" });
-    const [code] = await once(child, "exit");
-    expect(code).toBe(1);
+    const { exited, output } = start({ PORT: "0", DRAFT_BUNDLE: "no-such-bundle" });
+    expect((await exited()).code).toBe(1);
     expect(output()).toMatch(/alia-edge failed to start: .*no-such-bundle.*manifest\.json is missing/);
   });
 });

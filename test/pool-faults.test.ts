@@ -2,50 +2,40 @@
 // serving a session is killed mid-generation, sessions are evicted, a node is delayed past the client's
 // timeout — every output stays identical to the fault-free run; with no healthy node the request fails
 // with a 503-class PoolError quickly instead of hanging.
-import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
-import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient, PoolError } from "../src/pool/pool-client.ts";
 import { SpecDecoder, type SpecDecoderOptions } from "../src/speculative/speculative-decoder.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startDelayProxy, type DelayProxy } from "./harness/delay-proxy.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { startVerifierProcess } from "./harness/processes.ts";
+import { deadEndpoint } from "./harness/ports.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
 const TOKEN = "fault-test-token-0123456789ab";
 let target: CausalLM;
 let draft: CausalLM;
 let tok: TextTokenizer;
-const nodes = new Map<string, ChildProcess>();
+const nodes = new Map<string, ListeningProcess>();
 let proxy: DelayProxy | undefined;
 
 async function startNode(env: Record<string, string> = {}): Promise<string> {
-  const { child, url } = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, ...env });
-  nodes.set(url, child);
-  return url;
+  const node = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, ...env });
+  nodes.set(node.url, node);
+  return node.url;
 }
 
 async function kill(url: string): Promise<void> {
-  const child = nodes.get(url)!;
-  child.kill("SIGKILL");
-  if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+  await nodes.get(url)!.stop("SIGKILL");
   nodes.delete(url);
 }
 
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  target = await loadTargetModel(t);
-  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  tok = TextTokenizer.fromBundle(t);
+  ({ target, draft, tok } = await loadDefaultPair());
 });
 afterAll(async () => {
-  for (const c of nodes.values()) c.kill("SIGKILL");
+  await Promise.all([...nodes.values()].map((n) => n.stop("SIGKILL")));
   await proxy?.close();
 });
 
@@ -169,23 +159,30 @@ describe("PoolClient + SpecDecoder under faults", () => {
   it("with no healthy node, fails fast with a 503 PoolError instead of hanging", async () => {
     const url = await startNode();
     await kill(url); // nothing listens there any more
+    // A second node that is certainly down: a port held by a listener that resets every connection
+    // (a fixed port such as 9 may have a listener on some machines).
+    const unreachable = await deadEndpoint();
     let calls = 0;
     const counting: typeof fetch = (input, init) => {
       calls++;
       return fetch(input, init);
     };
-    const pool = poolOf([url, "http://127.0.0.1:9"], { timeoutMs: 2000, backoffMs: 60_000, failureThreshold: 3, fetch: counting });
-    const t0 = Date.now();
-    for (let i = 0; i < 3; i++) {
-      const err = await decode(pool, tok.encode("La vida es")).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(PoolError);
-      expect(err).toMatchObject({ status: 503, code: "pool_unavailable" });
+    try {
+      const pool = poolOf([url, unreachable.url], { timeoutMs: 2000, backoffMs: 60_000, failureThreshold: 3, fetch: counting });
+      const t0 = Date.now();
+      for (let i = 0; i < 3; i++) {
+        const err = await decode(pool, tok.encode("La vida es")).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(PoolError);
+        expect(err).toMatchObject({ status: 503, code: "pool_unavailable" });
+      }
+      expect(Date.now() - t0).toBeLessThan(60_000); // bounded: refused or reset connects, no retry loop
+      // Three failures each opened both circuits: the next request is refused without a connection attempt.
+      calls = 0;
+      const again = await decode(pool, tok.encode("El amor es")).catch((e: unknown) => e);
+      expect(again).toMatchObject({ status: 503 });
+      expect(calls).toBe(0);
+    } finally {
+      await unreachable.close();
     }
-    expect(Date.now() - t0).toBeLessThan(60_000); // bounded: refused connects, no retry loop
-    // Three failures each opened both circuits: the next request is refused without a connection attempt.
-    calls = 0;
-    const again = await decode(pool, tok.encode("El amor es")).catch((e: unknown) => e);
-    expect(again).toMatchObject({ status: 503 });
-    expect(calls).toBe(0);
   });
 });

@@ -2,22 +2,19 @@
 // /generate request and response shapes (meta_info.input_token_logprobs / input_top_logprobs with index 0
 // null, output_top_logprobs, cached_tokens from a simulated radix cache), computed by our own target.
 // It checks the adapter's requests, alignment and exactness claims, not SGLang itself.
-import path from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { SglangEngine } from "../gpu-backend/sglang-engine.ts";
-import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { VerifyRequestSchema, type Sampling, type VerifyRequest } from "../src/shared/protocol.ts";
 import { logSoftmaxAt } from "../src/shared/verification.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { deadEndpoint } from "./harness/ports.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
 let target: CausalLM;
 let draft: CausalLM;
@@ -35,10 +32,7 @@ function topK(row: Float32Array, k: number): [number, number, null][] {
 }
 
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  target = await loadTargetModel(t);
-  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  tok = TextTokenizer.fromBundle(t);
+  ({ target, draft, tok } = await loadDefaultPair());
   const app = new Hono();
   app.post("/generate", async (c) => {
     const b = (await c.req.json()) as {
@@ -161,8 +155,13 @@ describe("SglangEngine (against a contract server)", () => {
       out.push(...committed);
     }
     expect(out.slice(0, 24)).toEqual(await target.greedy(prompt, 24));
-    const down = new Verifier(sglang(5, "http://127.0.0.1:9"), store); // nothing listens on the discard port
-    await expect(down.round(req({ session: "d", seq: 0, history: prompt }))).rejects.toMatchObject({ code: "engine_unavailable" });
+    const unreachable = await deadEndpoint(); // no SGLang can answer there
+    try {
+      const down = new Verifier(sglang(5, unreachable.url), store);
+      await expect(down.round(req({ session: "d", seq: 0, history: prompt }))).rejects.toMatchObject({ code: "engine_unavailable" });
+    } finally {
+      await unreachable.close();
+    }
   });
 
   it("generate (γ = 0) over SGLang equals target-only greedy", async () => {

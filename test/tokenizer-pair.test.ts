@@ -1,13 +1,10 @@
 // A draft/target pair must map text to the same ids; a mismatched pair is refused with a clear error.
 import { describe, expect, it } from "vitest";
-import path from "node:path";
-import { loadBundle } from "../src/shared/models/model-store.ts";
 import type { LoadedBundle } from "../src/shared/models/bundle.ts";
 import { assertTokenizerPair, TOKENIZER_PROBES, TokenizerMismatchError } from "../src/shared/models/tokenizer.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { loadDefaultBundles } from "./harness/default-pair.ts";
 
-const draft = await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"));
-const target = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
+const { draftBundle: draft, targetBundle: target } = await loadDefaultBundles();
 
 /** A copy of `b` whose tokenizer.json vocabulary has been edited by `edit`. */
 function withVocab(b: LoadedBundle, edit: (vocab: Record<string, number>) => void): LoadedBundle {

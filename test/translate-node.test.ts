@@ -3,7 +3,6 @@
 // with the same body and ETag, 304 on If-None-Match, a new bundle id never hits old entries, the S3 tier
 // answers once memory is cleared, S3 down still answers, 50 concurrent identical misses compute once,
 // layout kept and mixed hits/misses assembled in order.
-import type { ChildProcess } from "node:child_process";
 import type { Server } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,18 +11,16 @@ import path from "node:path";
 import S3rver from "s3rver";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { servedModel, type ServedModel } from "../src/model-pair/served-model.ts";
+import type { ServedModel } from "../src/model-pair/served-model.ts";
 import { createApp } from "../src/app.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
 import { createS3Client } from "../src/shared/models/s3-model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import { MemoryLruTier, S3Tier, type CacheTier } from "../src/translate/cache-tiers.ts";
 import { splitSentences } from "../src/translate/sentences.ts";
 import { Translator } from "../src/translate/translator.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { startVerifierProcess } from "./harness/processes.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { deadEndpoint } from "./harness/ports.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 
 interface S3rverLike {
   run(): Promise<{ address: string; port: number }>;
@@ -31,7 +28,7 @@ interface S3rverLike {
   httpServer: Server;
 }
 
-let verifier: ChildProcess;
+let verifier: ListeningProcess;
 let pool: PoolClient;
 let model: ServedModel;
 let s3server: S3rverLike;
@@ -56,18 +53,15 @@ function appWith(tiers: CacheTier[], m: ServedModel = model): { app: Hono; trans
 }
 
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  const d = await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"));
-  model = servedModel({ target: t, draft: d, draftModel: await loadDraftModel(d), tokenizer: TextTokenizer.fromBundle(t) });
-  const v = await startVerifierProcess({});
-  verifier = v.child;
-  pool = new PoolClient({ nodes: [v.url] });
+  ({ served: model } = await loadDefaultPair());
+  verifier = await startVerifierProcess({});
+  pool = new PoolClient({ nodes: [verifier.url] });
   work = await mkdtemp(path.join(tmpdir(), "alia-translate-"));
   s3server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: path.join(work, "s3"), configureBuckets: [{ name: "tr" }] }) as S3rverLike;
   s3port = (await s3server.run()).port;
 });
 afterAll(async () => {
-  verifier?.kill("SIGKILL");
+  await verifier?.stop("SIGKILL");
   await s3server?.close();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -125,13 +119,18 @@ describe("/v1/translate on Node", () => {
   });
 
   it("still answers with the S3 tier down (degrades to computing)", async () => {
-    const down = s3tier(9); // nothing listens on the discard port
-    const { app, translator } = appWith([down]);
-    const r = await app.request(q("Nunca es tarde.", "es", "eu"));
-    expect(r.status).toBe(200);
-    expect(r.headers.get("x-cache")).toBe("MISS");
-    expect(down.errors).toBeGreaterThan(0);
-    expect(translator.tierErrors().s3).toBeGreaterThan(0);
+    const unreachable = await deadEndpoint(); // no S3 can answer there
+    try {
+      const down = s3tier(unreachable.port);
+      const { app, translator } = appWith([down]);
+      const r = await app.request(q("Nunca es tarde.", "es", "eu"));
+      expect(r.status).toBe(200);
+      expect(r.headers.get("x-cache")).toBe("MISS");
+      expect(down.errors).toBeGreaterThan(0);
+      expect(translator.tierErrors().s3).toBeGreaterThan(0);
+    } finally {
+      await unreachable.close();
+    }
   });
 
   it("computes 50 concurrent identical misses once", async () => {

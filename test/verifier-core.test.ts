@@ -1,28 +1,20 @@
 // The verifier core without HTTP: a client drafting with the default draft reproduces target-only greedy
 // output; retries are exactly-once; sessions are re-opened by history and continue identically.
-import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { VerifyRequestSchema, type VerifyRequest } from "../src/shared/protocol.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
 let target: CausalLM;
 let draft: CausalLM;
 let tok: TextTokenizer;
 const store = { maxBytes: 64 << 20, maxSessions: 64, idleTtlMs: 60_000 };
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  const d = await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"));
-  target = await loadTargetModel(t);
-  draft = await loadDraftModel(d);
-  tok = TextTokenizer.fromBundle(t);
+  ({ target, draft, tok } = await loadDefaultPair());
 });
 
 const req = (r: Partial<VerifyRequest> & Pick<VerifyRequest, "session" | "seq">): VerifyRequest => VerifyRequestSchema.parse({ drafts: [], ...r });

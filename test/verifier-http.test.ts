@@ -1,23 +1,17 @@
 // The verifier as a real process on loopback: auth, greedy rounds over HTTP reproducing target-only
 // output, 4xx codes for bad input, session close, graceful SIGTERM.
-import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
-import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { VerifyResponseSchema, type Sampling } from "../src/shared/protocol.ts";
 import { SeededRng, sampleSparse, targetDistribution, truncateTopK } from "../src/shared/sampling.ts";
 import { chiSquareTest } from "./harness/chi-square.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { startVerifierProcess } from "./harness/processes.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
-let child: ChildProcess;
+let verifier: ListeningProcess;
 let url: string;
 let target: CausalLM;
 let draft: CausalLM;
@@ -26,14 +20,11 @@ let tok: TextTokenizer;
 const startVerifier = () => startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
 
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  target = await loadTargetModel(t);
-  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  tok = TextTokenizer.fromBundle(t);
-  ({ child, url } = await startVerifier());
+  ({ target, draft, tok } = await loadDefaultPair());
+  ({ url } = verifier = await startVerifier());
 });
-afterAll(() => {
-  if (child && child.exitCode === null) child.kill("SIGKILL");
+afterAll(async () => {
+  await verifier?.stop("SIGKILL");
 });
 
 const post = (body: unknown, token = TOKEN) =>
@@ -172,13 +163,11 @@ describe("verifier over HTTP", () => {
   });
 
   it("exits 0 on SIGTERM", async () => {
-    child.kill("SIGTERM");
-    const [exitCode] = await once(child, "exit");
-    expect(exitCode).toBe(0);
+    expect(await verifier.stop("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 
   it("after a kill mid-generation, a restarted verifier re-opened by history continues identically", async () => {
-    ({ child, url } = await startVerifier());
+    ({ url } = verifier = await startVerifier());
     const prompt = tok.encode("Nunca es tarde");
     const out: number[] = [];
     let committed: number[] = [];
@@ -187,9 +176,8 @@ describe("verifier over HTTP", () => {
     let killed = false;
     while (out.length < 32) {
       if (!killed && out.length >= 12) {
-        child.kill("SIGKILL"); // the session's KV cache dies with the process
-        await once(child, "exit");
-        ({ child, url } = await startVerifier());
+        await verifier.stop("SIGKILL"); // the session's KV cache dies with the process
+        ({ url } = verifier = await startVerifier());
         killed = true;
         const lost = await post({ session: "k", seq, committed, drafts: [] });
         expect(lost.status).toBe(404); // the new process does not know the session

@@ -13,7 +13,23 @@ import type { Sampling } from "../shared/protocol.ts";
 import type { SpeculationSettings } from "../speculative/settings.ts";
 import { SpecDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
-import { ChatRequestSchema, CompletionRequestSchema, describeIssue, messageText, type ChatRequest, type CompletionRequest } from "./schemas.ts";
+import {
+  ChatRequestSchema,
+  CompletionRequestSchema,
+  describeIssue,
+  messageText,
+  promptOf,
+  tokenIdProblem,
+  vocabularySize,
+  type AliaSpeculation,
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  type ChatRequest,
+  type Completion,
+  type CompletionChunk,
+  type CompletionRequest,
+  type ErrorResponse,
+} from "./schemas.ts";
 import { continuationDecoder, replyDecoder, type ServedModel } from "../model-pair/served-model.ts";
 
 export interface ApiDeps {
@@ -82,8 +98,11 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const r = req as ChatRequest;
       prompt = model.tokenizer.encode(model.renderChat(r.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }))));
     } else {
-      const p = (req as CompletionRequest).prompt;
-      prompt = model.tokenizer.encode(typeof p === "string" ? p : p[0]);
+      // Text is encoded (with BOS); token ids are used as they are, once known to be in the vocabulary.
+      const p = promptOf((req as CompletionRequest).prompt);
+      const outside = "ids" in p ? tokenIdProblem(p.ids, vocabularySize(model.tokenizer), p.at) : undefined;
+      if (outside) throw invalid(outside.message, outside.param);
+      prompt = "ids" in p ? p.ids : model.tokenizer.encode(p.text);
     }
     const room = model.maxPositions - prompt.length;
     const asked = kind === "chat" ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
@@ -153,10 +172,14 @@ export function createCompletionHandlers(deps: ApiDeps) {
         done();
         const finish: FinishReason = decoder.finishReason ?? "length";
         const spec = speculationSummary(decoder.stats, decoder.output.length);
-        const choice = kind === "chat" ? { index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish } : { index: 0, text, logprobs: null, finish_reason: finish };
-        return c.json({ ...base, choices: [choice], usage: usage(decoder.output.length), alia_speculation: spec }, 200, {
-          "x-alia-tokens-per-round": String(spec.tokens_per_round ?? 0),
-          "x-alia-acceptance-rate": String(spec.acceptance_rate ?? 0),
+        const body: ChatCompletion | Completion =
+          kind === "chat"
+            ? { ...base, object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }], usage: usage(decoder.output.length), alia_speculation: spec }
+            : { ...base, object: "text_completion", choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage: usage(decoder.output.length), alia_speculation: spec };
+        // Rates exist only once something was drafted: no header rather than a 0 that reads "all rejected".
+        return c.json(body, 200, {
+          ...(spec.tokens_per_round === null ? {} : { "x-alia-tokens-per-round": String(spec.tokens_per_round) }),
+          ...(spec.acceptance_rate === null ? {} : { "x-alia-acceptance-rate": String(spec.acceptance_rate) }),
           "x-alia-target-passes-saved": String(spec.target_passes_saved),
         });
       }
@@ -169,27 +192,34 @@ export function createCompletionHandlers(deps: ApiDeps) {
         done();
         throw e;
       }
-      const chunkBase = { ...base, object: kind === "chat" ? "chat.completion.chunk" : "text_completion" };
+      const chunkBase = { ...base, object: kind === "chat" ? ("chat.completion.chunk" as const) : ("text_completion" as const) };
       const includeUsage = req.stream_options?.include_usage === true;
-      const chunk = (delta: string | null, finish: FinishReason | null, extra: Record<string, unknown> = {}) => {
-        const choice = kind === "chat" ? { index: 0, delta: delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish } : { index: 0, text: delta ?? "", logprobs: null, finish_reason: finish };
-        return JSON.stringify({ ...chunkBase, choices: [choice], ...(includeUsage ? { usage: null } : {}), ...extra });
+      const event = (body: ChatCompletionChunk | CompletionChunk) => JSON.stringify(body);
+      const chunk = (delta: string | null, finish: FinishReason | null, extra: { alia_speculation?: AliaSpeculation } = {}) => {
+        const tail = { ...(includeUsage ? { usage: null } : {}), ...extra };
+        return event(
+          kind === "chat"
+            ? { ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish }], ...tail }
+            : { ...base, object: "text_completion", choices: [{ index: 0, text: delta ?? "", logprobs: null, finish_reason: finish }], ...tail },
+        );
       };
       return streamSSE(c, async (sse) => {
         sse.onAbort(() => ctl.abort());
         try {
-          if (kind === "chat") await sse.writeSSE({ data: JSON.stringify({ ...chunkBase, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) }) });
+          if (kind === "chat") await sse.writeSSE({ data: event({ ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) }) });
           if (!first.done && first.value.text) await sse.writeSSE({ data: chunk(first.value.text, null) });
           for await (const ev of events) if (ev.text) await sse.writeSSE({ data: chunk(ev.text, null) });
           if (ctl.signal.aborted) return;
           const n = decoder.output.length;
-          await sse.writeSSE({ data: chunk(null, decoder.finishReason ?? "length", { alia_speculation: speculationSummary(decoder.stats, n) }) });
-          if (includeUsage) await sse.writeSSE({ data: JSON.stringify({ ...chunkBase, choices: [], usage: usage(n) }) });
+          // The statistics ride on the last chunk before [DONE]: the usage chunk when asked for, else the finish chunk.
+          const spec = { alia_speculation: speculationSummary(decoder.stats, n) };
+          await sse.writeSSE({ data: chunk(null, decoder.finishReason ?? "length", includeUsage ? {} : spec) });
+          if (includeUsage) await sse.writeSSE({ data: event({ ...chunkBase, choices: [], usage: usage(n), ...spec }) });
           await sse.writeSSE({ data: "[DONE]" });
         } catch (e) {
           // Headers are out: the error becomes the last event, as OpenAI streams do.
           const { body } = toApiError(e);
-          await sse.writeSSE({ data: JSON.stringify(body) });
+          await sse.writeSSE({ data: JSON.stringify(body satisfies ErrorResponse) });
         } finally {
           done();
         }

@@ -8,7 +8,7 @@ import { PoolError } from "../pool/pool-client.ts";
 import { LANGUAGES, languageName } from "../translate/languages.ts";
 import { sha256Hex } from "../shared/hash.ts";
 import type { TranslationStats, Translator } from "../translate/translator.ts";
-import { describeIssue } from "./schemas.ts";
+import { describeIssue, type Translation, type TranslationBatch } from "./schemas.ts";
 
 export interface TranslateSettings {
   maxChars: number;
@@ -49,7 +49,7 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       if (e instanceof PoolError && e.status === 503) return c.json(errorBody("the model is temporarily unavailable; retry shortly", "server_error", "service_unavailable"), 503, { "Retry-After": "2" });
       throw e;
     }
-    const body = JSON.stringify(single ? { translation: out[0], source, target } : { translations: out, source, target });
+    const body = JSON.stringify(single ? ({ translation: out[0], source, target } satisfies Translation) : ({ translations: out, source, target } satisfies TranslationBatch));
     const etag = `"${await sha256Hex(body)}"`;
     const tiers = Object.keys(stats.hits);
     const headers: Record<string, string> = {

@@ -8,11 +8,14 @@ import type { TextTokenizer } from "../shared/models/tokenizer.ts";
 export interface ServedModel {
   /** The id clients send as `model` (the target bundle's id). */
   id: string;
+  /** The target bundle, id@version. */
+  bundle: string;
   /** `system_fingerprint`: target and draft bundles. */
   fingerprint: string;
   created: number;
   draft: CausalLM;
   draftBundle: string;
+  draftManifest: { id: string; version: string };
   tokenizer: TextTokenizer;
   /** Ends generation (EOS); chat adds the end-of-turn token. */
   stopIds: number[];
@@ -23,28 +26,33 @@ export interface ServedModel {
 }
 
 export function servedModel(o: {
-  target: { manifest: Manifest; config: ModelConfig };
-  draft: { manifest: Manifest; config: ModelConfig; tokenizerConfig: TokenizerConfig };
+  /** tokenizer_config.json (chat template, special tokens): the target's, else the draft's (identical files). */
+  target: { manifest: Manifest; config: ModelConfig; tokenizerConfig?: TokenizerConfig };
+  draft: { manifest: Manifest; config: ModelConfig; tokenizerConfig?: TokenizerConfig };
   draftModel: CausalLM;
   tokenizer: TextTokenizer;
 }): ServedModel {
   const label = (m: Manifest) => `${m.id}@${m.version}`;
-  const template = new Template(o.draft.tokenizerConfig.chat_template);
+  const tc = o.target.tokenizerConfig ?? o.draft.tokenizerConfig;
+  if (!tc) throw new Error("servedModel needs the target's or the draft's tokenizer_config.json");
+  const template = new Template(tc.chat_template);
   const stopIds = eosIds(o.target.config);
   const imEnd = o.tokenizer.tokenToId("<|im_end|>");
   const str = (v: unknown) => (typeof v === "string" ? v : "");
   return {
     id: o.target.manifest.id,
+    bundle: label(o.target.manifest),
     fingerprint: `${label(o.target.manifest)}+${label(o.draft.manifest)}`,
     created: Math.floor(Date.parse(o.target.manifest.created ?? "1970-01-01") / 1000),
     draft: o.draftModel,
     draftBundle: label(o.draft.manifest),
+    draftManifest: { id: o.draft.manifest.id, version: o.draft.manifest.version },
     tokenizer: o.tokenizer,
     stopIds,
     chatStopIds: imEnd === undefined ? stopIds : [...stopIds, imEnd],
     maxPositions: Math.min(o.target.config.max_position_embeddings, o.draft.config.max_position_embeddings),
     renderChat: (messages) =>
-      template.render({ messages, add_generation_prompt: true, bos_token: str(o.draft.tokenizerConfig.bos_token), eos_token: str(o.draft.tokenizerConfig.eos_token) }),
+      template.render({ messages, add_generation_prompt: true, bos_token: str(tc.bos_token), eos_token: str(tc.eos_token) }),
   };
 }
 

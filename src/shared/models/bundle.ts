@@ -145,6 +145,14 @@ export function parseJsonFile<T>(schema: z.ZodType<T>, bytes: Uint8Array, file: 
   return r.data;
 }
 
+/** Files holding a graph's external weights: named after the graph (model.onnx_data, model.onnx.data). */
+export function externalDataFiles(manifest: Manifest, onnxFile: string): { file: string; path: string }[] {
+  const folder = onnxFile.includes("/") ? onnxFile.slice(0, onnxFile.lastIndexOf("/") + 1) : "";
+  return manifest.files
+    .filter((f) => f.path.startsWith(onnxFile) && /^(_data|\.data)$/.test(f.path.slice(onnxFile.length)))
+    .map((f) => ({ file: f.path, path: f.path.slice(folder.length) }));
+}
+
 export function bundleLabel(m: Pick<Manifest, "id" | "version">): string {
   return `${m.id}@${m.version}`;
 }

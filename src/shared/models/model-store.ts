@@ -9,6 +9,7 @@ import {
   MANIFEST_FILE,
   ModelConfigSchema,
   bundleLabel,
+  externalDataFiles,
   TokenizerConfigSchema,
   parseJsonFile,
   type LoadedBundle,
@@ -90,17 +91,12 @@ export async function loadBundle(
     json(TokenizerConfigSchema, "tokenizer_config.json"),
   ]);
   const onnx = await readLargeFile(bundleFilePath(dir, onnxFile));
-  // External weights sit next to the graph and are named after it (model.onnx_data, model.onnx.data).
-  const folder = onnxFile.includes("/") ? onnxFile.slice(0, onnxFile.lastIndexOf("/") + 1) : "";
-  const externalFiles = manifest.files.filter((f) => f.path.startsWith(onnxFile) && /^(_data|\.data)$/.test(f.path.slice(onnxFile.length)));
-  const externalData = await Promise.all(
-    externalFiles.map(async (f) => ({ path: f.path.slice(folder.length), data: await readLargeFile(bundleFilePath(dir, f.path)) })),
-  );
+  const externalData = await Promise.all(externalDataFiles(manifest, onnxFile).map(async (f) => ({ path: f.path, data: await readLargeFile(bundleFilePath(dir, f.file)) })));
   return { manifest, config, generationConfig, tokenizerJson, tokenizerConfig, onnx, externalData, dir, onnxFile };
 }
 
 /** fs.readFile stops at 2 GiB; a preallocated Buffer read in chunks reaches Node's 4 GiB limit. */
-async function readLargeFile(file: string): Promise<Uint8Array> {
+export async function readLargeFile(file: string): Promise<Uint8Array> {
   const fh = await open(file, "r");
   try {
     const { size } = await fh.stat();

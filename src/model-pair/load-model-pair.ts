@@ -1,0 +1,67 @@
+// Loads what the edge serves from a draft bundle and a target bundle — the same code on Node (local
+// folders) and in Workers (R2): manifests, configs and tokenizers of both, the check that the two speak
+// the same token ids (a mismatched pair is refused), the draft model, and a one-step smoke run. The target's
+// weights are never read here: the edge only needs its facts (id, EOS, context, tokenizer, chat template).
+import { MANIFEST_FILE, ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest } from "../shared/models/bundle.ts";
+import type { CausalLM } from "../shared/models/causal-lm.ts";
+import { TextTokenizer, TokenizerMismatchError, assertTokenizerPair } from "../shared/models/tokenizer.ts";
+import type { BundleReader } from "./bundle-reader.ts";
+import { loadDraftModel } from "./draft-model.ts";
+import { servedModel, type ServedModel } from "./served-model.ts";
+
+const ONNX_FILE = "onnx/model.onnx";
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"] as const;
+
+/** Reads a bundle's config.json and tokenizer files (each checked against its manifest). */
+async function readFacts(reader: BundleReader, manifest: Manifest, withTokenizer: boolean) {
+  const where = (f: string) => `bundle ${bundleLabel(manifest)} (${reader.location}): ${f}`;
+  const [config, tokenizerJson, tokenizerConfig] = await Promise.all([
+    reader.read("config.json").then((b) => parseJsonFile(ModelConfigSchema, b, where("config.json"))),
+    withTokenizer ? reader.read("tokenizer.json").then((b) => JSON.parse(new TextDecoder().decode(b)) as unknown) : undefined,
+    withTokenizer ? reader.read("tokenizer_config.json").then((b) => parseJsonFile(TokenizerConfigSchema, b, where("tokenizer_config.json"))) : undefined,
+  ]);
+  return { manifest, config, tokenizerJson, tokenizerConfig };
+}
+
+/** Both manifests list byte-identical tokenizer files: the ids are the same without comparing vocabularies. */
+function sameTokenizerFiles(a: Manifest, b: Manifest): boolean {
+  return TOKENIZER_FILES.every((f) => {
+    const x = a.files.find((e) => e.path === f);
+    const y = b.files.find((e) => e.path === f);
+    return !!x && !!y && x.sha256 === y.sha256 && x.size === y.size;
+  });
+}
+
+export interface ModelPair {
+  served: ServedModel;
+  draftModel: CausalLM;
+}
+
+export async function loadModelPair(draft: BundleReader, target: BundleReader): Promise<ModelPair> {
+  const [dm, tm] = await Promise.all([draft.manifest(), target.manifest()]);
+  if (dm.role === "target") throw new Error(`${draft.location}: ${bundleLabel(dm)} is a target bundle, not a draft`);
+  if (tm.role === "draft") throw new Error(`${target.location}: ${bundleLabel(tm)} is a draft bundle, not a target`);
+  // Identical tokenizer files need reading once; a Worker then holds one tokenizer, not two.
+  const identical = sameTokenizerFiles(dm, tm);
+  const [d, t] = await Promise.all([readFacts(draft, dm, true), readFacts(target, tm, !identical)]);
+  let tokenizer: TextTokenizer;
+  if (identical) {
+    if (d.config.vocab_size !== t.config.vocab_size)
+      throw new TokenizerMismatchError(`tokenizer mismatch between draft ${bundleLabel(dm)} and target ${bundleLabel(tm)}: config.json vocab_size ${d.config.vocab_size} != ${t.config.vocab_size}`);
+    tokenizer = new TextTokenizer(d.tokenizerJson, d.tokenizerConfig!);
+  } else {
+    tokenizer = assertTokenizerPair({ ...d, tokenizerConfig: d.tokenizerConfig! }, { ...t, tokenizerConfig: t.tokenizerConfig! });
+  }
+
+  const onnxFile = ONNX_FILE;
+  if (!dm.files.some((f) => f.path === onnxFile)) throw new Error(`${draft.location}: ${MANIFEST_FILE} does not list ${onnxFile}`);
+  const [onnx, externalData] = await Promise.all([
+    draft.read(onnxFile),
+    Promise.all(externalDataFiles(dm, onnxFile).map(async (f) => ({ path: f.path, data: await draft.read(f.file) }))),
+  ]);
+  const draftModel = await loadDraftModel({ onnx, config: d.config, externalData });
+  // A model that loads but cannot run should fail here, not on the first request.
+  await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));
+  const served = servedModel({ target: t, draft: d, draftModel, tokenizer });
+  return { served, draftModel };
+}
