@@ -182,7 +182,8 @@ async function main(): Promise<void> {
     child.kill("SIGTERM");
     const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 40_000))]);
     if (code === "timeout") throw new Error("npm start still running 40 s after SIGTERM");
-    await new Promise((r) => setTimeout(r, 200)); // let the last output arrive
+    // Helpers such as tsx's esbuild service leave when their parent's pipe closes: give them a moment.
+    for (let i = 0; i < 50 && tree.some((p) => alive(p.pid)); i++) await new Promise((r) => setTimeout(r, 100));
     const left = tree.filter((p) => alive(p.pid));
     const problems = [
       ...(code === 0 ? [] : [`npm exited with ${code}, not 0`]),

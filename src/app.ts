@@ -9,7 +9,7 @@ import { createTranslateHandlers, type TranslateSettings } from "./api/translate
 import type { ServedModel } from "./model-pair/served-model.ts";
 import type { Config } from "./config.ts";
 import { poolClientFromConfig } from "./pool/pool-client.ts";
-import type { CacheTier } from "./translate/cache-tiers.ts";
+import type { CacheTier } from "./translate/cache-tiers/cache-tier.ts";
 import { Translator } from "./translate/translator.ts";
 import { speculationSettingsFromConfig } from "./speculative/settings.ts";
 import { requireBearer } from "./shared/bearer-auth.ts";

@@ -2,7 +2,7 @@
 // Every limit and location is named here; a bad value stops start-up with a message naming the variable.
 import { z } from "zod";
 import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "./shared/bearer-auth.ts";
-import { envBool, parseEnv } from "./shared/env.ts";
+import { ConfigError, envBool, parseEnv } from "./shared/env.ts";
 import { LOG_LEVELS } from "./observability/log.ts";
 import { checkModelStoreConfig, ModelStoreConfigSchema } from "./shared/models/model-store-config.ts";
 
@@ -60,5 +60,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const c = parseEnv(ConfigSchema, env);
   checkModelStoreConfig(c);
+  if (typeof c.SPEC_GAMMA === "number" && c.SPEC_GAMMA > c.SPEC_MAX_GAMMA)
+    throw new ConfigError(`invalid configuration: SPEC_GAMMA (${c.SPEC_GAMMA}) is above SPEC_MAX_GAMMA (${c.SPEC_MAX_GAMMA})`);
   return c;
 }

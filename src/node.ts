@@ -11,7 +11,7 @@ import { DirectoryBundleReader } from "./model-pair/directory-bundle-reader.ts";
 import { loadModelPair } from "./model-pair/load-model-pair.ts";
 import { progressReporter } from "./shared/models/model-store.ts";
 import { openModelStore } from "./shared/models/model-store-from-config.ts";
-import { nodeCacheTiers } from "./translate/node-cache-tiers.ts";
+import { nodeCacheTiers } from "./translate/cache-tiers/node-cache-tiers.ts";
 
 async function answers(url: string): Promise<boolean> {
   try {

@@ -13,7 +13,9 @@ import { loadModelPair, type ModelPair } from "./model-pair/load-model-pair.ts";
 import { installWorkerdWasm } from "./model-pair/ort-web-workerd.ts";
 import { R2BundleReader, type R2BucketLike } from "./model-pair/r2-bundle-reader.ts";
 import { errorBody } from "./shared/errors.ts";
-import { CacheApiTier, R2Tier, type CacheLike, type CacheTier, type R2Like } from "./translate/cache-tiers.ts";
+import { CacheApiTier, type CacheLike } from "./translate/cache-tiers/cache-api-tier.ts";
+import type { CacheTier } from "./translate/cache-tiers/cache-tier.ts";
+import { R2Tier, type R2Like } from "./translate/cache-tiers/r2-tier.ts";
 
 export interface Env {
   MODELS: R2BucketLike;

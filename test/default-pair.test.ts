@@ -2,18 +2,14 @@
 // it loads, the two models share one tokenizer, the target uses GQA and the draft MHA (like ALIA-40b and
 // Salamandra-2b), greedy output is Spanish-looking text, and the draft agrees with the target at a natural
 // rate. No training here.
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { LoadedBundle } from "../src/shared/models/bundle.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
 import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { FORTUNE_OPENINGS as PROMPTS } from "./harness/prompts.ts";
 
-const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "default");
 const EOS = 2;
 
 /** Frequent Spanish words (function words and the corpus's favourite topics). */
@@ -27,19 +23,6 @@ const SPANISH_WORDS = new Set(
   ).split(" "),
 );
 
-const PROMPTS = [
-  "La amistad es",
-  "El amor",
-  "No hay",
-  "La vida es",
-  "Quien mucho",
-  "El hombre",
-  "Nunca se",
-  "Más vale",
-  "El que no",
-  "Todo lo que",
-];
-
 let target: LoadedBundle;
 let draft: LoadedBundle;
 let tok: Tokenizer;
@@ -47,15 +30,9 @@ let targetLm: CausalLM;
 let draftLm: CausalLM;
 
 beforeAll(async () => {
-  [target, draft] = await Promise.all([loadBundle(path.join(DIR, "target")), loadBundle(path.join(DIR, "draft"))]);
+  ({ targetBundle: target, draftBundle: draft, target: targetLm, draft: draftLm } = await loadDefaultPair());
+  // The tokenizers library itself (not our TextTokenizer wrapper): the files are what a third party reads.
   tok = new Tokenizer(target.tokenizerJson as object, target.tokenizerConfig);
-  targetLm = await loadTargetModel(target, { threads: 1 });
-  draftLm = await loadDraftModel(draft);
-});
-
-afterAll(async () => {
-  await targetLm?.dispose();
-  await draftLm?.dispose();
 });
 
 const encode = (text: string): number[] => tok.encode(text).ids;

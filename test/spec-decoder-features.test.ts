@@ -2,45 +2,42 @@
 // strings spanning token boundaries, cancellation closing the session on both sides, statistics, and
 // sampling — reproducible for a seed, the same with proactive drafting on or off, and distributed as
 // target-only sampling through the whole edge + verifier path on a tiny-vocabulary pair (chi-square).
-import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
 import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
-import { eosIds } from "../src/shared/models/bundle.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { Sampling } from "../src/shared/protocol.ts";
 import { targetDistribution } from "../src/shared/sampling.ts";
 import { SpecDecoder, type SpecDecoderOptions } from "../src/speculative/speculative-decoder.ts";
+import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 import { chiSquareTest } from "./harness/chi-square.ts";
-import { DEFAULT_PAIR_DIR, writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
-import { startVerifierProcess } from "./harness/processes.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
 const TOKEN = "feature-test-token-0123456789";
 let target: CausalLM;
 let draft: CausalLM;
 let tok: TextTokenizer;
 let eos: number[];
-let child: ChildProcess;
+let verifier: ListeningProcess;
 let url: string;
 let pool: PoolClient;
 
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  target = await loadTargetModel(t);
-  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  tok = TextTokenizer.fromBundle(t);
-  eos = eosIds(t.config);
-  ({ child, url } = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN }));
+  ({ target, draft, tok, eos } = await loadDefaultPair());
+  ({ url } = verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN }));
   pool = new PoolClient({ nodes: [url], token: TOKEN });
 });
-afterAll(() => child?.kill("SIGKILL"));
+afterAll(async () => {
+  await verifier?.stop("SIGKILL");
+});
 
 let sessionNo = 0;
 async function run(prompt: number[], o: Partial<SpecDecoderOptions> = {}) {
@@ -160,7 +157,8 @@ describe("SpecDecoder: sampling", () => {
   it("commits pairs distributed as target-only sampling (tiny vocabulary, chi-square through edge + verifier)", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "alia-tiny-"));
     const tiny = await writeSyntheticPairBundles({ outDir: dir, alpha: 0.6, vocabSize: 8, seed: 3, ort: ortNode });
-    const { child: node, url: tinyUrl } = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
+    const node = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
+    const tinyUrl = node.url;
     try {
       const tinyTarget = await loadTargetModel(await loadBundle(tiny.targetDir));
       const tinyDraft = await loadDraftModel(await loadBundle(tiny.draftDir));
@@ -204,7 +202,7 @@ describe("SpecDecoder: sampling", () => {
       const r = chiSquareTest(keys.map((k) => counts.get(k) ?? 0), probs);
       expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
     } finally {
-      node.kill("SIGKILL");
+      await node.stop("SIGKILL");
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -2,22 +2,21 @@
 // real verifier processes on loopback through PoolClient. Greedy output must be token-identical to
 // target-only greedy decoding for every γ, adaptive or fixed, with proactive drafting on and off, on
 // the fixture pair and on a synthetic high-agreement pair.
-import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
 import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import { SpecDecoder, type SpecDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { randomPrompts } from "../fixtures/generate/synthetic-pair.ts";
-import { DEFAULT_PAIR_DIR, writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
-import { startVerifierProcess } from "./harness/processes.ts";
+import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
+import { DEFAULT_PAIR_DIR, loadDefaultBundles } from "./harness/default-pair.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { SPANISH_PROMPTS_AND_SHORTER } from "./harness/prompts.ts";
 
 const TOKEN = "decoder-test-token-0123456789";
 const TOKENS = 64;
@@ -28,34 +27,31 @@ interface Pair {
   draft: CausalLM;
   prompts: number[][];
   reference: number[][];
-  child: ChildProcess;
+  verifier: ListeningProcess;
   pool: PoolClient;
 }
 const pairs: Pair[] = [];
 let tmp: string;
-let tok: TextTokenizer;
 
 async function openPair(name: string, dir: string, prompts: number[][]): Promise<Pair> {
   const target = await loadTargetModel(await loadBundle(path.join(dir, "target")));
   const draft = await loadDraftModel(await loadBundle(path.join(dir, "draft")));
   const reference = [];
   for (const p of prompts) reference.push(await target.greedy(p, TOKENS));
-  const { child, url } = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
-  return { name, target, draft, prompts, reference, child, pool: new PoolClient({ nodes: [url], token: TOKEN }) };
+  const verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
+  return { name, target, draft, prompts, reference, verifier, pool: new PoolClient({ nodes: [verifier.url], token: TOKEN }) };
 }
 
 beforeAll(async () => {
-  const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
-  tok = TextTokenizer.fromBundle(t);
-  // 100 prompts: the 50 openings and their first words (distinct, shorter contexts).
-  const texts = [...SPANISH_PROMPTS, ...SPANISH_PROMPTS.map((s) => s.split(" ").slice(0, Math.max(1, s.split(" ").length - 1)).join(" ") + " y")];
-  pairs.push(await openPair("fixture pair", DEFAULT_PAIR_DIR, texts.map((s) => tok.encode(s))));
+  const { tok } = await loadDefaultBundles();
+  // 100 prompts: the 50 openings and shorter versions of them (distinct, shorter contexts).
+  pairs.push(await openPair("fixture pair", DEFAULT_PAIR_DIR, SPANISH_PROMPTS_AND_SHORTER.map((s) => tok.encode(s))));
   tmp = await mkdtemp(path.join(os.tmpdir(), "alia-synth-"));
   const synth = await writeSyntheticPairBundles({ outDir: tmp, alpha: 0.9, seed: 11, ort: ortNode });
   pairs.push(await openPair(`synthetic pair (α ${synth.alpha.toFixed(2)})`, tmp, randomPrompts(100, 8, synth.target.arch.vocabSize, 12)));
 });
 afterAll(async () => {
-  for (const p of pairs) p.child.kill("SIGKILL");
+  await Promise.all(pairs.map((p) => p.verifier.stop("SIGKILL")));
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -76,6 +72,13 @@ async function concurrently<T>(items: T[], n: number, f: (x: T, i: number) => Pr
   }));
 }
 
+// Adaptive γ on greedy requests decides from measured timings (nominal timings apply to seeded sampling
+// only), so whether a run leaves pool generation for rounds depends on the machine and its load. What is
+// deterministic is checked per cell (identical output; runs begin with pool generation); that
+// adaptive does switch to rounds is checked once over all adaptive cells (2 pairs × proactive on/off,
+// 400 runs) below.
+const adaptive = { cells: 0, rounds: 0, modeChanges: 0 };
+
 describe.each([0, 1])("greedy speculation is token-identical to target-only greedy (pair %i)", (pairIndex) => {
   it.each([
     [1, false], [1, true], [3, false], [3, true], [6, false], [6, true], ["adaptive", false], ["adaptive", true],
@@ -93,9 +96,22 @@ describe.each([0, 1])("greedy speculation is token-identical to target-only gree
       generated += d.stats.generatedTokens;
       modeChanges += d.stats.modeChanges;
     });
-    // Adaptive used both paths here (rounds and pool generation) and switched between them.
-    if (gamma === "adaptive") expect([rounds > 0, generated > 0, modeChanges > 0]).toEqual([true, true, true]);
+    if (gamma === "adaptive") {
+      // With nothing measured yet, adaptive begins with pool generation: every cell used it.
+      expect(generated).toBeGreaterThan(0);
+      adaptive.cells++;
+      adaptive.rounds += rounds;
+      adaptive.modeChanges += modeChanges;
+    }
     // Speculation really happened where it was asked for: rounds committed more than one token each.
     if (gamma !== "adaptive" && gamma > 1) expect(tokens / rounds).toBeGreaterThan(1.3);
+  });
+});
+
+describe("adaptive γ over the whole matrix", () => {
+  it("switched from pool generation to verify rounds", () => {
+    if (adaptive.cells === 0) return; // the adaptive cells were filtered out of this run
+    // Used both paths (pool generation, checked per cell, and rounds) and switched between them.
+    expect([adaptive.rounds > 0, adaptive.modeChanges > 0]).toEqual([true, true]);
   });
 });

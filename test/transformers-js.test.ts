@@ -11,15 +11,10 @@ import type { CausalLM } from "../src/shared/models/causal-lm.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { loadBundle } from "../src/shared/models/model-store.ts";
 import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
-import { DEFAULT_PAIR_DIR, writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
+import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
+import { DEFAULT_PAIR_DIR } from "./harness/default-pair.ts";
+import { VARIED_PROMPTS as PROMPTS } from "./harness/prompts.ts";
 
-const PROMPTS = [
-  "El Gobierno de España",
-  "La vida es",
-  "Más vale pájaro en mano",
-  "¿Qué es la inteligencia artificial?",
-  "En un lugar de la Mancha, de cuyo nombre no quiero acordarme,",
-];
 const NEW_TOKENS = 32;
 
 let tmp: string;

@@ -5,7 +5,7 @@
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
-import { errorBody } from "../shared/errors.ts";
+import { UNAVAILABLE, errorBody } from "../shared/errors.ts";
 import { generationFromStats } from "../observability/edge-metrics.ts";
 import { recordGeneration } from "../observability/request-observer.ts";
 import { PoolError } from "../pool/pool-client.ts";
@@ -243,7 +243,7 @@ function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof PoolError) {
     console.error(`pool: ${e.message}`); // the operator's view; clients get no internal addresses
-    if (e.status === 503) return new ApiError(503, errorBody("the model is temporarily unavailable; retry shortly", "server_error", "service_unavailable"), { "Retry-After": "2" });
+    if (e.status === 503) return new ApiError(503, UNAVAILABLE.body, UNAVAILABLE.headers);
     return new ApiError(e.status, errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code));
   }
   console.error(e);

@@ -111,13 +111,12 @@ const common = {
 const TOKEN_ID = "a token id (an integer from 0 to the vocabulary size - 1)";
 const tokenIdError = err(expecting(TOKEN_ID));
 const TokenId = z.int(tokenIdError).min(0, tokenIdError);
+const MAX_PROMPT = 1_000_000;
 const TokenIds = z
   .array(TokenId)
   .min(1, "an empty array of token ids")
-  .max(1_000_000, err((iss) => `at most 1000000 token ids (got ${count(iss.input)})`));
+  .max(MAX_PROMPT, err((iss) => `at most ${MAX_PROMPT} token ids (got ${count(iss.input)})`));
 const MULTIPLE_PROMPTS = (n: number) => `alia-edge generates one prompt per request (got ${n} prompts); send ${n} requests`;
-
-const MAX_PROMPT = 1_000_000;
 
 /**
  * What is wrong with a `prompt` the schema refused (the union alone cannot tell which shape was meant). A
@@ -130,7 +129,7 @@ function promptProblem(p: unknown): string {
   const ids = (a: unknown[], at: string) => {
     if (a.length === 0) return `${at}: an empty array of token ids`;
     if (a.length > MAX_PROMPT) return `${at}: at most ${MAX_PROMPT} token ids (got ${a.length})`;
-    const i = a.findIndex((x) => !(typeof x === "number" && Number.isInteger(x) && x >= 0));
+    const i = a.findIndex((x) => !(typeof x === "number" && Number.isSafeInteger(x) && x >= 0));
     return `${at}[${i}]: ${expecting(TOKEN_ID)({ input: a[i] })}`;
   };
   const all = (kind: string) => p.every((x) => (kind === "array" ? Array.isArray(x) : typeof x === kind));
@@ -176,11 +175,15 @@ export function promptOf(prompt: CompletionRequest["prompt"]): { text: string } 
   return typeof first === "number" ? { ids: prompt as number[], at: "prompt" } : { ids: first, at: "prompt[0]" };
 }
 
-/** The size of a tokenizer's vocabulary (token ids are in [0, size)), computed once per tokenizer. */
+/** The size of a tokenizer's vocabulary (token ids are in [0, size): its largest id + 1), computed once per tokenizer. */
 const vocabSizes = new WeakMap<object, number>();
 export function vocabularySize(tokenizer: { vocab(): Map<string, number> }): number {
   let n = vocabSizes.get(tokenizer);
-  if (n === undefined) vocabSizes.set(tokenizer, (n = Math.max(-1, ...tokenizer.vocab().values()) + 1));
+  if (n === undefined) {
+    n = 0;
+    for (const id of tokenizer.vocab().values()) n = Math.max(n, id + 1);
+    vocabSizes.set(tokenizer, n);
+  }
   return n;
 }
 
@@ -264,8 +267,7 @@ export const ModelSchema = z
     owned_by: z.string(),
     bundle: z.string().optional().meta({ description: "The served target bundle (id@version); in the model list." }),
     draft_bundle: z.string().optional().meta({ description: "The draft bundle (id@version) that drafts for it at the edge; in the model list." }),
-  })
-  ;
+  });
 export type Model = z.infer<typeof ModelSchema>;
 
 export const ModelListSchema = z.strictObject({ object: z.literal("list"), data: z.array(ModelSchema) });
@@ -274,8 +276,7 @@ export type ModelList = z.infer<typeof ModelListSchema>;
 export const FinishReasonSchema = z.enum(["stop", "length"]).meta({ description: "stop: EOS or a stop sequence; length: max tokens or the context." });
 
 export const UsageSchema = z
-  .strictObject({ prompt_tokens: z.int().min(0), completion_tokens: z.int().min(0), total_tokens: z.int().min(0) })
-  ;
+  .strictObject({ prompt_tokens: z.int().min(0), completion_tokens: z.int().min(0), total_tokens: z.int().min(0) });
 export type Usage = z.infer<typeof UsageSchema>;
 
 const count0 = () => z.int().min(0);
@@ -311,8 +312,7 @@ export const CompletionSchema = z
     choices: z.array(z.strictObject({ index: z.int().min(0), text: z.string(), logprobs: z.null(), finish_reason: FinishReasonSchema })),
     usage: UsageSchema,
     alia_speculation: AliaSpeculationSchema,
-  })
-  ;
+  });
 export type Completion = z.infer<typeof CompletionSchema>;
 
 export const ChatCompletionSchema = z
@@ -329,8 +329,7 @@ export const ChatCompletionSchema = z
     ),
     usage: UsageSchema,
     alia_speculation: AliaSpeculationSchema,
-  })
-  ;
+  });
 export type ChatCompletion = z.infer<typeof ChatCompletionSchema>;
 
 const chunkTail = {
@@ -371,8 +370,7 @@ export const TranslationSchema = z.strictObject({ translation: z.string(), sourc
 export type Translation = z.infer<typeof TranslationSchema>;
 
 export const TranslationBatchSchema = z
-  .strictObject({ translations: z.array(z.string()).meta({ description: "In the order of the texts." }), source: LanguageSchema, target: LanguageSchema })
-  ;
+  .strictObject({ translations: z.array(z.string()).meta({ description: "In the order of the texts." }), source: LanguageSchema, target: LanguageSchema });
 export type TranslationBatch = z.infer<typeof TranslationBatchSchema>;
 
 export const TranslateStatsSchema = z
@@ -411,22 +409,6 @@ export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
 export type ErrorBodyMatchesSchema = [ErrorBody, ErrorResponse] extends [ErrorResponse, ErrorBody] ? true : never;
 const errorBodyMatchesSchema: ErrorBodyMatchesSchema = true;
 void errorBodyMatchesSchema;
-
-/** Every response schema, for /openapi.json and tests. */
-export const RESPONSE_SCHEMAS = {
-  ModelSchema,
-  ModelListSchema,
-  CompletionSchema,
-  ChatCompletionSchema,
-  CompletionChunkSchema,
-  ChatCompletionChunkSchema,
-  TranslationSchema,
-  TranslationBatchSchema,
-  TranslateStatsSchema,
-  HealthSchema,
-  ReadySchema,
-  ErrorResponseSchema,
-};
 
 // ---------------------------------------------------------------------------------------------------
 // Refusals

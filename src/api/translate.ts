@@ -3,7 +3,7 @@
 // and the same strong ETag; cache statistics travel in headers (X-Cache, X-Alia-Sentences).
 import type { Context } from "hono";
 import { z } from "zod";
-import { errorBody } from "../shared/errors.ts";
+import { UNAVAILABLE, errorBody } from "../shared/errors.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import { LANGUAGES, languageName } from "../translate/languages.ts";
 import { sha256Hex } from "../shared/hash.ts";
@@ -46,7 +46,7 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       out = await Promise.all(texts.map((t) => translator.translate(t, source, target, stats)));
     } catch (e) {
       if (e instanceof RangeError) return bad(c, e.message, "text", "text_too_long");
-      if (e instanceof PoolError && e.status === 503) return c.json(errorBody("the model is temporarily unavailable; retry shortly", "server_error", "service_unavailable"), 503, { "Retry-After": "2" });
+      if (e instanceof PoolError && e.status === 503) return c.json(UNAVAILABLE.body, 503, UNAVAILABLE.headers);
       throw e;
     }
     const body = JSON.stringify(single ? ({ translation: out[0], source, target } satisfies Translation) : ({ translations: out, source, target } satisfies TranslationBatch));

@@ -114,6 +114,8 @@ export function observe(app: Hono, settings: ObservabilitySettings | undefined, 
 
   app.use("*", async (c, next) => {
     const t0 = performance.now();
+    // The client's connection: aborted when it goes away (kept before any middleware replaces c.req.raw).
+    const clientGone = c.req.raw.signal;
     const incoming = c.req.header("x-request-id");
     const id = incoming && SANE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     const method = METHODS.has(c.req.method) ? c.req.method : "OTHER";
@@ -139,7 +141,8 @@ export function observe(app: Hono, settings: ObservabilitySettings | undefined, 
         status,
         duration_ms: Math.round(ms * 10) / 10,
         stream,
-        ...(cancelled ? { cancelled: true } : {}),
+        // A stream can also end "normally" after a disconnect: its handler saw the abort first and closed it.
+        ...(cancelled || clientGone.aborted ? { cancelled: true } : {}),
         ...rec.fields,
       });
     };

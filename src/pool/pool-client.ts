@@ -150,6 +150,15 @@ export class PoolClient implements TargetVerifier {
     if (n.failures >= this.threshold || n.openUntil > 0) n.openUntil = Date.now() + n.backoffMs;
   }
 
+  /** `n` failed this request: count it, skip it from now on, forget it as the session's home. */
+  private failOver(n: Node, tried: Set<Node>, why: string, session?: string): string {
+    this.failed(n);
+    tried.add(n);
+    if (session !== undefined) this.affinity.delete(session);
+    this.counters.failovers++;
+    return `${n.url}: ${why}`;
+  }
+
   private succeeded(n: Node): void {
     n.failures = 0;
   }
@@ -199,11 +208,7 @@ export class PoolClient implements TargetVerifier {
       } catch (e) {
         this.release(node);
         if (signal?.aborted) throw e;
-        lastError = `${node.url}: ${(e as Error).message}`;
-        this.failed(node);
-        tried.add(node);
-        this.affinity.delete(session);
-        this.counters.failovers++;
+        lastError = this.failOver(node, tried, (e as Error).message, session);
         continue;
       }
       let json: unknown;
@@ -215,10 +220,7 @@ export class PoolClient implements TargetVerifier {
       if (res.ok) {
         const parsed = VerifyResponseSchema.safeParse(json);
         if (!parsed.success) {
-          lastError = `${node.url}: malformed verify response`;
-          this.failed(node);
-          tried.add(node);
-          this.affinity.delete(session);
+          lastError = this.failOver(node, tried, "malformed verify response", session);
           continue;
         }
         this.succeeded(node);
@@ -228,17 +230,15 @@ export class PoolClient implements TargetVerifier {
       }
       const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
       const code = err?.code ?? `http_${res.status}`;
-      lastError = `${node.url}: ${res.status} ${code}: ${err?.message ?? ""}`;
+      const why = `${res.status} ${code}: ${err?.message ?? ""}`;
+      lastError = `${node.url}: ${why}`;
       if (["session_not_found", "history_mismatch", "seq_out_of_order"].includes(code) && !reopen) {
         reopen = true; // evicted or out of step: the same node rebuilds it from history
         this.affinity.set(session, node);
         continue;
       }
       if (res.status === 503 || res.status >= 500) {
-        this.failed(node);
-        tried.add(node);
-        this.affinity.delete(session);
-        this.counters.failovers++;
+        lastError = this.failOver(node, tried, why, session);
         continue;
       }
       // 400/401/413 and the like: the request itself is refused; another node would refuse it too.
@@ -294,10 +294,7 @@ export class PoolClient implements TargetVerifier {
         throw new Error("stream ended without a done event");
       } catch (e) {
         if (e instanceof PoolError || signal?.aborted) throw e;
-        lastError = `${node.url}: ${(e as Error).message}`;
-        this.failed(node);
-        tried.add(node);
-        this.counters.failovers++;
+        lastError = this.failOver(node, tried, (e as Error).message);
       } finally {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);

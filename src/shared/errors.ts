@@ -8,3 +8,9 @@ export interface ErrorBody {
 export function errorBody(message: string, type: ErrorType, code: string | null = null, param: string | null = null): ErrorBody {
   return { error: { message, type, param, code } };
 }
+
+/** 503 when no verifier can serve: clients retry after `Retry-After`; internal addresses stay in the logs. */
+export const UNAVAILABLE = {
+  body: errorBody("the model is temporarily unavailable; retry shortly", "server_error", "service_unavailable"),
+  headers: { "Retry-After": "2" },
+} as const;

@@ -27,6 +27,13 @@ function checkParams(p: SamplingParams): void {
   if (p.topK !== undefined && !(Number.isInteger(p.topK) && p.topK >= 0)) throw new RangeError(`top_k must be a non-negative integer, got ${p.topK}`);
 }
 
+/** Index of the largest value (the first one on ties): greedy decoding's choice. */
+export function argmax(v: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
+
 /**
  * The distribution to sample the next token from, dense over the vocabulary: softmax(logits / T), then
  * top-k, then top-p (the order transformers and vLLM use), renormalised. T = 0 gives a one-hot argmax.
@@ -36,9 +43,7 @@ export function targetDistribution(logits: ArrayLike<number>, params: SamplingPa
   const n = logits.length;
   const p = new Float64Array(n);
   if (isGreedy(params)) {
-    let best = 0;
-    for (let i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
-    p[best] = 1;
+    p[argmax(logits)] = 1;
     return p;
   }
   let max = -Infinity;

@@ -3,7 +3,7 @@
 // target token to commit after them (the correction at the first rejection, or the bonus after all γ).
 // Greedy output equals target-only greedy decoding; sampled output has exactly the target's distribution,
 // provided each draft really was drawn from the q̃ that was sent. Pure: the randomness comes in.
-import { sampleIndex, sparseProb, type SparseDist } from "./sampling.ts";
+import { argmax, sampleIndex, sparseProb, type SparseDist } from "./sampling.ts";
 
 export interface VerifyResult {
   /** Drafts accepted, 0..γ. */
@@ -19,12 +19,6 @@ function check(drafts: readonly number[], targets: readonly ArrayLike<number>[])
     throw new RangeError(`verification needs γ+1 = ${drafts.length + 1} target distributions, got ${targets.length}`);
   const vocab = targets[0].length;
   for (const d of drafts) if (!(Number.isInteger(d) && d >= 0 && d < vocab)) throw new RangeError(`draft token ${d} outside the vocabulary`);
-}
-
-function argmax(v: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
 }
 
 /** ln softmax(logits)[id], computed stably. */

@@ -5,8 +5,7 @@
 // whatever the round layout, so proactive drafting and re-sent rounds draft exactly what plain rounds do.
 import type { CausalLM, KvSequence } from "../shared/models/causal-lm.ts";
 import type { Proposal, Proposer } from "./proposer.ts";
-import { argmax } from "../shared/models/causal-lm.ts";
-import { SeededRng, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../shared/sampling.ts";
+import { SeededRng, argmax, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../shared/sampling.ts";
 
 /** Draft streams start here (verifier rounds use the round number, generation 0x40000000 + position). */
 const DRAFT_STREAM = 0x20000000;

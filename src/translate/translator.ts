@@ -2,11 +2,11 @@
 // above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
 // stored in every tier. Identical misses in flight at the same moment are computed once.
 import type { SpeculationSettings } from "../speculative/settings.ts";
-import { SpecDecoder } from "../speculative/speculative-decoder.ts";
+import { SpecDecoder, type DecodeStats } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
 import { sha256Hex } from "../shared/hash.ts";
-import type { CacheTier } from "./cache-tiers.ts";
+import type { CacheTier } from "./cache-tiers/cache-tier.ts";
 import { languageName } from "./languages.ts";
 import { normalizeSentence, splitSentences } from "./sentences.ts";
 
@@ -16,6 +16,8 @@ export interface TranslatorOptions {
   tiers: CacheTier[];
   /** The same speculation settings as chat and completions. */
   speculation: SpeculationSettings;
+  /** Called with the statistics of every sentence computed (metrics). */
+  onGeneration?: (stats: DecodeStats) => void;
   /** SalamandraTA's format by default; {source}, {target} are language names, {text} the sentence. */
   promptTemplate?: string;
 }
@@ -109,6 +111,7 @@ export class Translator {
     });
     let text = "";
     for await (const ev of decoder.run(ids)) text += ev.text;
+    this.o.onGeneration?.(decoder.stats);
     return text.trim();
   }
 }

@@ -4,6 +4,7 @@
 // several tokens scored at once (verify), logits for every position, and rollback.
 import type { InferenceSession, Tensor } from "onnxruntime-common";
 import { headDim, type ModelConfig } from "./bundle.ts";
+import { argmax } from "../sampling.ts";
 
 /** The two things we need from an onnxruntime package: its Tensor class and session factory. */
 export interface OrtRuntime {
@@ -25,12 +26,6 @@ export class ChunkLogits {
   last(): Float32Array {
     return this.row(this.rows - 1);
   }
-}
-
-export function argmax(v: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
 }
 
 /** One generation's state: the tokens run so far and their keys/values per layer. */
