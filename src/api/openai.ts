@@ -1,5 +1,5 @@
 // /v1/completions and /v1/chat/completions: OpenAI's request and response shapes over speculative
-// decoding. One code path for both: validate, build the prompt ids, run SpecDecoder, answer JSON or
+// decoding. One code path for both: validate, build the prompt ids, run SpeculativeDecoder, answer JSON or
 // Server-Sent Events (`data: {...}` chunks, then `data: [DONE]`). Text is streamed as soon as it is
 // committed, minus what could still be part of a stop string or an incomplete UTF-8 character.
 import type { Context } from "hono";
@@ -11,7 +11,7 @@ import { recordGeneration } from "../observability/request-observer.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import type { Sampling } from "../shared/protocol.ts";
 import type { SpeculationSettings } from "../speculative/settings.ts";
-import { SpecDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
+import { SpeculativeDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import {
   ChatRequestSchema,
@@ -136,7 +136,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const clientGone = c.req.raw.signal;
       const onGone = () => ctl.abort();
       clientGone.addEventListener("abort", onGone);
-      const decoder = new SpecDecoder({
+      const decoder = new SpeculativeDecoder({
         draft: model.draft,
         pool: deps.pool,
         maxTokens: p.maxTokens,

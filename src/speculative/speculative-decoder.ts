@@ -15,7 +15,7 @@ import type { TargetVerifier } from "./target-verifier.ts";
 
 export type { DecodeEvent, DecodeStats, FinishReason };
 
-export interface SpecDecoderOptions extends SpeculationSettings, OutputLimits {
+export interface SpeculativeDecoderOptions extends SpeculationSettings, OutputLimits {
   /** Who drafts; or `draft`, a draft model, for the model proposer on it. */
   proposer?: Proposer;
   draft?: CausalLM;
@@ -28,14 +28,14 @@ export interface SpecDecoderOptions extends SpeculationSettings, OutputLimits {
   signal?: AbortSignal;
 }
 
-export class SpecDecoder {
+export class SpeculativeDecoder {
   private readonly tracker: OutputTracker;
   private readonly proposer: Proposer;
   private readonly policy: SessionGamma;
   private readonly recorder: DecodeStatsRecorder;
   private readonly sampling: Sampling | undefined;
 
-  constructor(private readonly o: SpecDecoderOptions) {
+  constructor(private readonly o: SpeculativeDecoderOptions) {
     this.tracker = new OutputTracker(o);
     this.sampling = o.sampling && o.sampling.temperature > 0 ? o.sampling : undefined;
     const s = this.sampling;

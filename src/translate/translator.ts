@@ -2,7 +2,7 @@
 // above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
 // stored in every tier. Identical misses in flight at the same moment are computed once.
 import type { SpeculationSettings } from "../speculative/settings.ts";
-import { SpecDecoder, type DecodeStats } from "../speculative/speculative-decoder.ts";
+import { SpeculativeDecoder, type DecodeStats } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
 import { sha256Hex } from "../shared/hash.ts";
@@ -99,7 +99,7 @@ export class Translator {
     const ids = model.tokenizer.encode(prompt);
     const room = model.maxPositions - ids.length;
     if (room < 2) throw new RangeError(`a sentence of ${ids.length} tokens is too long to translate`);
-    const decoder = new SpecDecoder({
+    const decoder = new SpeculativeDecoder({
       draft: model.draft,
       pool: this.o.pool,
       maxTokens: Math.min(room, 2 * ids.length + 16),
