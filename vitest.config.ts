@@ -10,6 +10,7 @@ const UNIT = [
   "test/config.test.ts",
   "test/decode-stats.test.ts",
   "test/gamma-policy.test.ts",
+  "test/import-boundaries.test.ts",
   "test/metrics-registry.test.ts",
   "test/output-tracker.test.ts",
   "test/session-gamma.test.ts",

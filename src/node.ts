@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     console.log(`listening on ${url}`);
     console.log(`try: curl ${url}/v1/models`);
     console.log(
-      `     curl ${url}/v1/chat/completions -H 'content-type: application/json'${config.API_KEYS ? " -H 'authorization: Bearer $KEY'" : ""} -d '{"model": "${served.id}", "messages": [{"role": "user", "content": "Hola"}], "max_tokens": 32}'`,
+      `     curl ${url}/v1/chat/completions -H 'content-type: application/json'${config.API_KEYS ? ' -H "authorization: Bearer $KEY"' : ""} -d '{"model": "${served.id}", "messages": [{"role": "user", "content": "Hola"}], "max_tokens": 32}'`,
     );
   });
   // SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (at most DRAIN_MS; they
