@@ -14,6 +14,7 @@ import { Translator } from "./translate/translator.ts";
 import { speculationSettingsFromConfig } from "./speculative/settings.ts";
 import { requireBearer } from "./shared/bearer-auth.ts";
 import { errorBody } from "./shared/errors.ts";
+import { generationFromStats } from "./observability/edge-metrics.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 
 export interface AppDeps extends ApiDeps {
@@ -34,7 +35,8 @@ export function createApp(deps: AppDeps): Hono {
   const api = createCompletionHandlers(deps);
   const { model } = deps;
   // First, so that it sees every request: x-request-id, one JSON log line per request, metrics, GET /metrics.
-  observe(app, deps.observability, { api, pool: deps.pool, translator: deps.translation?.translator });
+  const metrics = observe(app, deps.observability, { api, pool: deps.pool, translator: deps.translation?.translator });
+  if (deps.translation) deps.translation.translator.onGeneration = (stats, usage) => metrics.recordGeneration(generationFromStats(stats, usage));
   app.get("/healthz", healthz);
   // Readiness: the model pair is loaded (the app exists only then); what it serves.
   app.get("/readyz", (c) =>

@@ -226,6 +226,8 @@ describe("edge request logs and /metrics (Node process)", () => {
     expect(refused.headers.get("x-request-id")).toBe("obs-refused-1");
     expect(await logOf("obs-refused-1")).toMatchObject({ level: "warn", status: 401, path: "/v1/chat/completions", stream: false });
 
+    const generations = (m: Map<string, number>) => [...m].filter(([k]) => k.startsWith("alia_edge_generations_total{")).reduce((n, [, v]) => n + v, 0);
+    const before = generations(await scrape());
     const q = new URLSearchParams({ text: TRANSLATE_TEXT, source: "es", target: "ca" });
     const tr = await fetch(`${url}/v1/translate?${q}`, { headers: { ...auth(), "x-request-id": "obs-translate-1" } });
     expect(tr.status).toBe(200);
@@ -235,6 +237,8 @@ describe("edge request logs and /metrics (Node process)", () => {
     expect(m.get('alia_edge_requests_total{route="/v1/translate",method="GET",status="200"}')).toBe(1);
     expect(m.get('alia_edge_requests_total{route="/v1/chat/completions",method="POST",status="401"}')).toBe(1);
     expect(m.get('alia_edge_translation_sentences_total{source="computed"}')).toBeGreaterThan(0);
+    // Each computed sentence is a generation in the speculation metrics too.
+    expect(generations(m) - before).toBe(m.get('alia_edge_translation_sentences_total{source="computed"}'));
 
     // Nothing the edge printed holds a key, a prompt, the translated text or generated text.
     const out = output();

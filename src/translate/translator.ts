@@ -2,7 +2,7 @@
 // above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
 // stored in every tier. Identical misses in flight at the same moment are computed once.
 import type { SpeculationSettings } from "../speculative/settings.ts";
-import { SpeculativeDecoder, type DecodeStats } from "../speculative/speculative-decoder.ts";
+import { SpeculativeDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
 import { sha256Hex } from "../shared/hash.ts";
@@ -16,11 +16,14 @@ export interface TranslatorOptions {
   tiers: CacheTier[];
   /** The same speculation settings as chat and completions. */
   speculation: SpeculationSettings;
-  /** Called with the statistics of every sentence computed (metrics). */
-  onGeneration?: (stats: DecodeStats) => void;
+  /** Called when a sentence has been computed (metrics; the app sets it when it wires its metrics). */
+  onGeneration?: GenerationListener;
   /** SalamandraTA's format by default; {source}, {target} are language names, {text} the sentence. */
   promptTemplate?: string;
 }
+
+/** A computed sentence: its decoder statistics and token counts. */
+export type GenerationListener = (stats: DecodeStats, usage: { promptTokens: number; completionTokens: number; finishReason?: FinishReason }) => void;
 
 export const SALAMANDRA_TA_PROMPT = "[{source}] {text} \n[{target}]";
 const SENTENCES_AT_ONCE = 8;
@@ -38,7 +41,11 @@ export class Translator {
   private readonly inflight = new Map<string, Promise<string>>();
   private session = 0;
 
-  constructor(private readonly o: TranslatorOptions) {}
+  onGeneration?: GenerationListener;
+
+  constructor(private readonly o: TranslatorOptions) {
+    this.onGeneration = o.onGeneration;
+  }
 
   /** Errors each tier swallowed (a failing tier degrades to computing). */
   tierErrors(): Record<string, number> {
@@ -111,7 +118,7 @@ export class Translator {
     });
     let text = "";
     for await (const ev of decoder.run(ids)) text += ev.text;
-    this.o.onGeneration?.(decoder.stats);
+    this.onGeneration?.(decoder.stats, { promptTokens: ids.length, completionTokens: decoder.output.length, finishReason: decoder.finishReason });
     return text.trim();
   }
 }
