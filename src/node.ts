@@ -34,6 +34,9 @@ async function startEmbeddedVerifier(config: Config): Promise<ChildProcess | und
     env: { ...process.env, VERIFIER_HOST: "127.0.0.1", VERIFIER_PORT: url.port || "80", VERIFIER_EXIT_WITH_STDIN: "1", ...(config.POOL_TOKEN ? { VERIFIER_TOKEN: config.POOL_TOKEN } : {}) },
     // A pipe on stdin: if this process dies, even by SIGKILL, the pipe closes and the verifier exits.
     stdio: ["pipe", "inherit", "inherit"],
+    // Its own process group: Ctrl-C in a terminal reaches this process only, which drains its requests
+    // (they still need the verifier) before it stops the verifier.
+    detached: true,
   });
   const deadline = Date.now() + 120_000;
   while (!(await answers(url.origin))) {
