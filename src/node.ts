@@ -8,7 +8,7 @@ import { createAppFromConfig } from "./app.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { ConfigError, LOOPBACK_HOSTS } from "./shared/env.ts";
 import { DirectoryBundleReader } from "./model-pair/directory-bundle-reader.ts";
-import { loadModelPair } from "./model-pair/load-model-pair.ts";
+import { TARGET_FACTS, loadModelPair } from "./model-pair/load-model-pair.ts";
 import { progressReporter } from "./shared/models/model-store.ts";
 import { openModelStore } from "./shared/models/model-store-from-config.ts";
 import { nodeCacheTiers } from "./translate/cache-tiers/node-cache-tiers.ts";
@@ -55,7 +55,8 @@ async function main(): Promise<void> {
   const store = openModelStore(config);
   // One after the other so that the two progress lines do not overwrite each other on a terminal.
   const draftDir = await store.fetchBundle(config.DRAFT_BUNDLE, { onProgress: progressReporter(`draft bundle ${config.DRAFT_BUNDLE}`) });
-  const targetDir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
+  // The edge needs the target's facts, never its weights.
+  const targetDir = await store.fetchBundle(config.TARGET_BUNDLE, { files: TARGET_FACTS, onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const { served } = await loadModelPair(new DirectoryBundleReader(draftDir), new DirectoryBundleReader(targetDir));
   const verifier = await startEmbeddedVerifier(config);
 

@@ -11,6 +11,8 @@ import { servedModel, type ServedModel } from "./served-model.ts";
 
 const ONNX_FILE = "onnx/model.onnx";
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"] as const;
+/** The only files of the target bundle the edge may read (a store can fetch just these). */
+export const TARGET_FACTS: readonly string[] = ["config.json", ...TOKENIZER_FILES];
 
 /** Reads a bundle's config.json and tokenizer files (each checked against its manifest). */
 async function readFacts(reader: BundleReader, manifest: Manifest, withTokenizer: boolean) {

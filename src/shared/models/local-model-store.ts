@@ -2,7 +2,7 @@
 // but every file is still checked against the manifest before anyone loads it.
 import path from "node:path";
 import { verifyBundleDir } from "./manifest.ts";
-import { readManifest, type FetchOptions, type ModelStore } from "./model-store.ts";
+import { filesToFetch, readManifest, type FetchOptions, type ModelStore } from "./model-store.ts";
 
 export class LocalModelStore implements ModelStore {
   readonly name: string;
@@ -20,7 +20,7 @@ export class LocalModelStore implements ModelStore {
     const dir = path.resolve(this.root, ref);
     const manifest = await readManifest(dir);
     let done = 0;
-    await verifyBundleDir(dir, manifest, {
+    await verifyBundleDir(dir, { ...manifest, files: filesToFetch(manifest, opts.files) }, {
       signal: opts.signal,
       onBytes:
         opts.onProgress &&

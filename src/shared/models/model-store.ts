@@ -31,6 +31,19 @@ export interface Progress {
 export interface FetchOptions {
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
+  /**
+   * Only these files of the bundle (its manifest always): the edge needs a target's config and tokenizer,
+   * not its weights (ALIA-40b: ≈81 GB). Unset: every file.
+   */
+  files?: readonly string[];
+}
+
+/** The manifest entries a fetch covers; a requested file the manifest does not list is an error. */
+export function filesToFetch(manifest: Manifest, files: readonly string[] | undefined): Manifest["files"] {
+  if (!files) return manifest.files;
+  const missing = files.filter((p) => !manifest.files.some((f) => f.path === p));
+  if (missing.length) throw new Error(`bundle ${bundleLabel(manifest)}: ${MANIFEST_FILE} does not list ${missing.join(", ")}`);
+  return manifest.files.filter((f) => files.includes(f.path));
 }
 
 export interface ModelStore {

@@ -12,7 +12,7 @@ import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { MANIFEST_FILE, bundleLabel, type Manifest, type ManifestFile } from "./bundle.ts";
 import { bundleFilePath, checkBundleFile, verifyBundleDir, writeJsonAtomic } from "./manifest.ts";
-import { parseManifestBytes, type FetchOptions, type ModelStore } from "./model-store.ts";
+import { filesToFetch, parseManifestBytes, type FetchOptions, type ModelStore } from "./model-store.ts";
 
 export interface S3Options {
   bucket: string;
@@ -121,15 +121,17 @@ export class S3ModelStore implements ModelStore {
     checkRef(ref);
     const { signal, onProgress } = opts;
     const manifest = await this.fetchManifest(ref, signal);
+    // A partial fetch still writes the whole manifest: a later full fetch re-checks every file anyway.
+    const files = filesToFetch(manifest, opts.files);
     const dir = path.resolve(this.opts.cacheDir, manifest.id, manifest.version);
     await mkdir(dir, { recursive: true });
 
     // 1. Which cached files are still good? Every cached file is re-hashed: a file corrupted on disk
     //    since the last fetch is re-downloaded rather than trusted.
-    const verifyTotal = manifest.files.reduce((a, f) => a + f.size, 0);
+    const verifyTotal = files.reduce((a, f) => a + f.size, 0);
     let verified = 0;
     const stale: ManifestFile[] = [];
-    await runLimited(manifest.files, this.opts.concurrency ?? 4, signal, async (f, sig) => {
+    await runLimited(files, this.opts.concurrency ?? 4, signal, async (f, sig) => {
       let hashed = 0;
       const report = (n: number) => {
         verified += n;
@@ -161,7 +163,7 @@ export class S3ModelStore implements ModelStore {
 
     // 3. Every file's sha256 was computed in this call (cache check or while streaming), so the
     //    final pass only checks presence and size instead of hashing GBs a second time.
-    await verifyBundleDir(dir, manifest, { quick: true, signal });
+    await verifyBundleDir(dir, { ...manifest, files }, { quick: true, signal });
     // The manifest goes in last: a cache folder with a manifest.json is a complete bundle.
     await writeJsonAtomic(path.join(dir, MANIFEST_FILE), manifest);
     return dir;
