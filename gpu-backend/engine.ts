@@ -1,4 +1,4 @@
-// The target engine behind the verifier (DESIGN §6). The Verifier speaks only this interface; one file per
+// The target engine behind the verifier (docs/ARCHITECTURE.md, "How to add a verifier engine"). The Verifier speaks only this interface; one file per
 // implementation: OnnxEngine (onnxruntime-node, batched, full logits) and SglangEngine (production
 // ALIA-40b on SGLang's /generate, top-K log-probs, prefix kept by SGLang's radix cache).
 

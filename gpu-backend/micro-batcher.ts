@@ -1,7 +1,7 @@
 // Gathers forward passes of different sessions that arrive within a short window and runs them as one
-// padded batch (CausalLM.forwardBatch): on the fixture target, 8 or 32 sessions' verify chunks batched
-// ran 2.4–5.7× the tokens/s of one-by-one passes over three bench runs (npm run bench). Batches run one at a time; the queue is
-// bounded, and beyond it callers get `overloaded` (503 + Retry-After) instead of waiting without limit.
+// padded batch (CausalLM.forwardBatch), which raises tokens/s under load (BENCHMARKS.md measures it).
+// Batches run one at a time; the queue is bounded, and beyond it callers get `overloaded` (503 +
+// Retry-After) instead of waiting without limit.
 import type { ChunkLogits, CausalLM, KvSequence } from "../src/shared/models/causal-lm.ts";
 import { VerifyError } from "../src/shared/protocol.ts";
 

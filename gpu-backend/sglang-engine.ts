@@ -1,4 +1,4 @@
-// SglangEngine: production ALIA-40b on SGLang's native /generate API, as DESIGN §6 describes. One request
+// SglangEngine: production ALIA-40b on SGLang's native /generate API (docs/ARCHITECTURE.md, "The verifier (GPU pool)"). One request
 // per pass: input_ids = the session's tokens + the chunk, logprob_start_len = P − 1 (P: tokens before the
 // first scored position) so that SGLang's radix cache serves the prefix, top-K log-probs at every scored
 // position, token_ids_logprob for the drafts, and max_new_tokens 1 whose output distribution is the

@@ -1,4 +1,4 @@
-// The edge's client of the verifier pool (DESIGN §4): sessions stick to one node by rendezvous hashing
+// The edge's client of the verifier pool (docs/ARCHITECTURE.md, "The verify protocol"): sessions stick to one node by rendezvous hashing
 // (its KV cache lives there); nodes that fail are skipped by a circuit breaker and probed again on
 // /readyz with exponential backoff; each node has a concurrency limit and every request a timeout. When a
 // node fails or has lost the session, the round is re-sent to the next node with the session's full

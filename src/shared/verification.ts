@@ -1,4 +1,4 @@
-// Exact verification of drafted tokens (DESIGN §3; Leviathan et al. 2023). Given the target's
+// Exact verification of drafted tokens (docs/ARCHITECTURE.md, "Exact verification"; Leviathan et al. 2023). Given the target's
 // distributions at the γ+1 positions of one verify pass, decide how many drafts to accept and which
 // target token to commit after them (the correction at the first rejection, or the bonus after all γ).
 // Greedy output equals target-only greedy decoding; sampled output has exactly the target's distribution,

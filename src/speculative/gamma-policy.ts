@@ -1,4 +1,4 @@
-// The γ policy (DESIGN §4), pure: from a session's acceptance estimates and timings and the pool's load,
+// The γ policy (docs/ARCHITECTURE.md, "The γ policy"), pure: from a session's acceptance estimates and timings and the pool's load,
 // choose how many tokens to draft next round. γ = 0 means "let the pool generate" (no drafts, no
 // per-token round trip). Rates are expected committed tokens per second of wall time ("latency") or
 // per GPU-second ("gpu").
