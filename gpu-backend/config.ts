@@ -20,6 +20,7 @@ export const VerifierConfigSchema = z.object({
   VERIFIER_MAX_CONTEXT: z.coerce.number().int().positive().optional().describe("Most tokens per session (default: the model's positions)"),
   VERIFIER_SIMULATED_PASS_MS: z.coerce.number().min(0).max(1000).default(0).describe("Benchmarks only (ONNX engine): every batched pass takes at least this long (stands in for a large target)"),
   VERIFIER_SIMULATED_TOKEN_MS: z.coerce.number().min(0).max(1000).default(0).describe("Benchmarks only: plus this much per token in the batched pass"),
+  VERIFIER_DEVICE: z.enum(["cpu", "cuda"]).default("cpu").describe("ONNX engine: where the target runs (`cuda` needs onnxruntime-node's CUDA provider: `npm run onnxruntime:cuda`)"),
   VERIFIER_ENGINE: z.enum(["onnx", "sglang"]).default("onnx").describe("onnx: the target bundle on onnxruntime-node; sglang: an SGLang server"),
   VERIFIER_SGLANG_URL: z.url().optional().describe("SGLang server base URL (VERIFIER_ENGINE=sglang)"),
   VERIFIER_SGLANG_API_KEY: z.string().min(1).optional().describe("Bearer key SGLang expects, if any"),

@@ -39,7 +39,7 @@ async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; l
     maxQueue: vc.VERIFIER_MAX_QUEUE,
     ...(simulated ? { simulatedCost: { passMs: vc.VERIFIER_SIMULATED_PASS_MS, tokenMs: vc.VERIFIER_SIMULATED_TOKEN_MS } } : {}),
   };
-  return { engine: new OnnxEngine(await loadTargetModel(bundle), batch), label: bundleLabel(bundle.manifest) };
+  return { engine: new OnnxEngine(await loadTargetModel(bundle, { device: vc.VERIFIER_DEVICE }), batch), label: bundleLabel(bundle.manifest) };
 }
 
 async function main(): Promise<void> {

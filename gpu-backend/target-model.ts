@@ -1,5 +1,6 @@
-// The verifier's model on onnxruntime-node: CPU here, CUDA where onnxruntime-node was installed with
-// `onnxruntime-node-install=cuda12` (production ALIA-40b is served by SGLang instead).
+// The verifier's model on onnxruntime-node: CPU by default, CUDA (VERIFIER_DEVICE=cuda) where
+// onnxruntime-node's CUDA provider was installed (`npm run onnxruntime:cuda`). Production ALIA-40b is served
+// by SGLang instead.
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { LoadedBundle } from "../src/shared/models/bundle.ts";

@@ -1,4 +1,4 @@
-// The γ policy (src/spec/gamma-policy.ts) and the per-session estimates that feed it (src/spec/acceptance.ts):
+// The γ policy (src/speculative/gamma-policy.ts) and the per-session estimates that feed it (src/speculative/acceptance.ts):
 // hand-computed values of the round model E[τ(γ)] / (γ·t_draft + RTT + gpu(γ)), the properties chooseGamma
 // must have on synthetic timings, and the EWMA / acceptance / linear-fit updates.
 import { describe, expect, it } from "vitest";

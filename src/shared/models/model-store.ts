@@ -1,5 +1,5 @@
 // The ModelStore interface (where bundles come from) and loadBundle (turning a verified local
-// folder into a LoadedBundle). Implementations: local-store.ts, s3-store.ts.
+// folder into a LoadedBundle). Implementations: local-model-store.ts, s3-model-store.ts.
 import { constants as bufferConstants } from "node:buffer";
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";

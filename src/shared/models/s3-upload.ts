@@ -1,4 +1,4 @@
-// Upload a bundle folder to an S3-compatible bucket, in the key layout s3-store.ts reads:
+// Upload a bundle folder to an S3-compatible bucket, in the key layout s3-model-store.ts reads:
 // `<prefix>/<id>/<path>` for every file, then `<prefix>/<id>/manifest.json` LAST, so a reader never
 // sees a manifest whose files are not there yet. The version lives in the manifest only; uploading
 // a new version replaces the bundle in place (a reader mid-download then fails its sha256 check and
