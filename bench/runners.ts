@@ -10,7 +10,7 @@ import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { loadBundle } from "../src/shared/models/model-store.ts";
 import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
-import { SPANISH_PROMPTS } from "./prompts.ts";
+import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 
 export interface RuntimeTimes {
   /** Median ms per decoded token (prefill excluded). */
@@ -151,7 +151,7 @@ export async function benchRunners(o: {
   const alphaPrompts = SPANISH_PROMPTS.slice(0, o.alphaPrompts ?? 50).map((t) => tok.encode(t));
   const tLm = await loadTargetModel(targetB);
   const dLm = await loadTargetModel(draftB);
-  let a;
+  let a: Awaited<ReturnType<typeof measureGreedyAgreement>>;
   try {
     a = await measureGreedyAgreement(tLm, dLm, alphaPrompts, 32, eosIds(targetB.config));
   } finally {

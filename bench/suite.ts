@@ -1,5 +1,5 @@
 // The benchmark suite behind `npm run bench`: real verifier processes on loopback, the delay proxy for
-// RTT, SpecDecoder + PoolClient at the edge. Scenarios (BENCHMARKS.md explains each):
+// RTT, SpeculativeDecoder + PoolClient at the edge. Scenarios (BENCHMARKS.md explains each):
 //   lossless   greedy identity on many prompts; sampling chi-square on a tiny-vocabulary pair
 //   rounds     pair × γ × proactive × RTT × timing: α, τ, τ predicted, passes/token, ms/token
 //   baselines  the pool generating alone (no speculation) at each RTT
@@ -16,14 +16,14 @@ import { loadBundle } from "../src/shared/models/model-store.ts";
 import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import { targetDistribution } from "../src/shared/sampling.ts";
-import { SpecDecoder } from "../src/speculative/speculative-decoder.ts";
+import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
 import { chiSquareTest, totalVariation } from "../test/harness/chi-square.ts";
 import { startDelayProxy } from "../test/harness/delay-proxy.ts";
 import { randomPrompts } from "../fixtures/generate/synthetic-pair.ts";
 import { DEFAULT_PAIR_DIR, writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 import { startVerifierProcess } from "../test/harness/processes.ts";
 import { acceptanceOf, tauMeasured, tauTheoryOf, type RoundRecord } from "./statistics.ts";
-import { SPANISH_PROMPTS } from "./prompts.ts";
+import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 import { withDraftStepCost } from "./simulated-draft.ts";
 
 export type Timing = "fixture" | "deployment";
@@ -120,7 +120,7 @@ async function pairRows(pair: Pair, timing: Timing, o: SuiteOptions): Promise<{ 
     for (const rtt of RTTS) {
       proxy.setDelay(rtt / 2);
       const pool = new PoolClient({ nodes: [proxy.url], timeoutMs: 120_000 });
-      for await (const _ of new SpecDecoder({ draft: pair.draft, pool, maxTokens: 4, gamma: 2, session: `w${session++}` }).run(pair.prompts[0]));
+      for await (const _ of new SpeculativeDecoder({ draft: pair.draft, pool, maxTokens: 4, gamma: 2, session: `w${session++}` }).run(pair.prompts[0]));
       const run = async (gamma: number | "adaptive", proactive: boolean) => {
         let n = 0;
         let passes = 0;
@@ -130,7 +130,7 @@ async function pairRows(pair: Pair, timing: Timing, o: SuiteOptions): Promise<{ 
         const log: RoundRecord[] = [];
         const t0 = performance.now();
         for (const p of pair.prompts) {
-          const d = new SpecDecoder({ draft, pool, maxTokens: tokens, gamma, proactive, session: `b${session++}` });
+          const d = new SpeculativeDecoder({ draft, pool, maxTokens: tokens, gamma, proactive, session: `b${session++}` });
           for await (const ev of d.run(p)) n += ev.tokens.length;
           passes += d.stats.targetPasses;
           generated += d.stats.generatedTokens;
@@ -208,7 +208,7 @@ export async function benchLossless(o: SuiteOptions) {
   try {
     for (const [i, text] of texts.entries()) {
       const prompt = tok.encode(text);
-      const d = new SpecDecoder({ draft, pool, maxTokens: 64, gamma: i % 2 ? "adaptive" : 4, proactive: i % 3 === 0, session: `l${session++}` });
+      const d = new SpeculativeDecoder({ draft, pool, maxTokens: 64, gamma: i % 2 ? "adaptive" : 4, proactive: i % 3 === 0, session: `l${session++}` });
       const out: number[] = [];
       for await (const ev of d.run(prompt)) out.push(...ev.tokens);
       if (JSON.stringify(out) === JSON.stringify(await target.greedy(prompt, 64))) identical++;
@@ -233,7 +233,7 @@ export async function benchLossless(o: SuiteOptions) {
       await Promise.all(
         Array.from({ length: 6 }, async () => {
           for (let t = next++; t < samples; t = next++) {
-            const d = new SpecDecoder({ draft: tDraft, pool: tPool, maxTokens: 2, gamma: 2, support: 8, session: `x${t}`, sampling: { temperature: 2, top_p: 1, top_k: 0, seed: 50_000 + t }, seeded: true });
+            const d = new SpeculativeDecoder({ draft: tDraft, pool: tPool, maxTokens: 2, gamma: 2, support: 8, session: `x${t}`, sampling: { temperature: 2, top_p: 1, top_k: 0, seed: 50_000 + t }, seeded: true });
             const out: number[] = [];
             for await (const ev of d.run(prompt)) out.push(...ev.tokens);
             counts.set(out.join(","), (counts.get(out.join(",")) ?? 0) + 1);
@@ -293,7 +293,7 @@ export async function benchServer(o: SuiteOptions): Promise<ServerRow[]> {
             await Promise.all(
               Array.from({ length: sessions }, async (_, i) => {
                 const prompt = tok.encode(SPANISH_PROMPTS[i % SPANISH_PROMPTS.length]);
-                const d = new SpecDecoder({ draft, pool, maxTokens: tokens, gamma: mode === "spec" ? 4 : 0, session: `v${session++}` });
+                const d = new SpeculativeDecoder({ draft, pool, maxTokens: tokens, gamma: mode === "spec" ? 4 : 0, session: `v${session++}` });
                 for await (const ev of d.run(prompt)) n += ev.tokens.length;
                 passes += d.stats.targetPasses;
               }),

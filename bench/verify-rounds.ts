@@ -4,7 +4,7 @@
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import { SPANISH_PROMPTS } from "./prompts.ts";
+import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 
 export interface VerifierBench {
   round_ms_by_gamma: { gamma: number; round_ms: number }[];

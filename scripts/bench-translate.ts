@@ -4,11 +4,11 @@
 // Writes bench/results/translate.json.
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
-import { SPANISH_PROMPTS } from "../bench/prompts.ts";
+import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 import { median } from "../bench/statistics.ts";
-import { freePort, startEdgeProcess } from "../test/harness/edge-process.ts";
+import { startEdgeProcess } from "../test/harness/processes.ts";
 
-const { child, url } = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, SPEC_GAMMA: "4" });
+const { child, url } = await startEdgeProcess({ SPEC_GAMMA: "4" });
 try {
   const get = async (text: string, target = "ca") => {
     const t0 = performance.now();

@@ -56,33 +56,49 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
     }
   });
 
-  it("stops generating when the client disconnects mid-stream", async () => {
-    const work = async () => {
+  it("stops generating when the client disconnects mid-stream, far short of what it would have generated", async () => {
+    // Tokens the verifier committed: each round its accepted drafts plus one, /v1/generate one per token
+    // (nothing else uses this verifier while the test runs).
+    const committed = async () => {
       const m = await (await fetch(`${pool}/metrics`)).text();
-      const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(m)?.[1] ?? 0);
-      return v("alia_verifier_rounds_total") + v("alia_verifier_generated_tokens_total");
+      const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(m)?.[1] ?? NaN);
+      return v("alia_verifier_rounds_total") + v("alia_verifier_accepted_tokens_total") + v("alia_verifier_generated_tokens_total");
     };
+    // A request that would run long: the fixture's fortunes usually end (EOS) within a few dozen tokens,
+    // so take the first seed whose run, uninterrupted, makes at least 300 tokens (temperature 2 flattens the
+    // target, which delays EOS). A seed gives the same text again, so the streamed request below would too.
+    const body = { model: modelId, prompt: "La vida es", max_tokens: 900, temperature: 2 };
+    let seed = 0;
+    let uninterrupted = 0;
+    while (uninterrupted < 300 && seed < 40) uninterrupted = (await client.completions.create({ ...body, seed: ++seed })).usage!.completion_tokens;
+    expect(uninterrupted, `no seed in 1…${seed} runs to 300 tokens`).toBeGreaterThanOrEqual(300);
+
+    const before = await committed();
     const ctl = new AbortController();
     const res = await fetch(`${url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 900, temperature: 0.8, stream: true }),
+      body: JSON.stringify({ ...body, seed, stream: true }),
       signal: ctl.signal,
     });
     const reader = res.body!.getReader();
     await reader.read();
     ctl.abort();
     await reader.cancel().catch(() => undefined);
-    // Within a bounded wait the verifier's work stops growing, far short of 900 tokens.
-    let before = await work();
+    // Within a bounded wait the verifier's work stops growing…
+    let last = await committed();
     for (let i = 0; i < 20; i++) {
       await new Promise((r) => setTimeout(r, 250));
-      const now = await work();
-      if (now === before) break;
-      before = now;
+      const now = await committed();
+      if (now === last) break;
+      last = now;
     }
     await new Promise((r) => setTimeout(r, 500));
-    expect(await work()).toBe(before);
+    expect(await committed()).toBe(last);
+    // …far short of the run it was cut from (and of the 900 tokens asked for).
+    const spent = last - before;
+    expect(spent).toBeGreaterThan(0);
+    expect(spent).toBeLessThan(uninterrupted / 4);
   });
 
   it("answers 429 beyond MAX_CONCURRENT and 503 without a healthy verifier, both with Retry-After", async () => {

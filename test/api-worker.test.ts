@@ -47,7 +47,8 @@ beforeAll(async () => {
   const { workerOptions: w } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
   const emitted = await readdir(outdir);
   const pair = await loadDefaultPair();
-  const v = (verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN }));
+  verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
+  const v = verifier;
   mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,

@@ -1,6 +1,8 @@
-// The runners: chunked vs stepwise decoding, KV rollback, onnxruntime-web vs -node, Optimum I/O.
+// The runners: chunked vs stepwise decoding, KV rollback, onnxruntime-web vs -node, Optimum I/O; and the
+// verifier's session store accounting real KV sequences.
 import * as ortNodeModule from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
+import { SessionKvStore } from "../gpu-backend/session-kv-store.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
@@ -235,5 +237,24 @@ describe("input validation", () => {
     expect(() => seq.truncate(0)).toThrow(/during a forward pass/);
     await first;
     expect(seq.tokens).toEqual(prompt);
+  });
+});
+
+// The verifier's session store (its logic is tested on stand-ins in session-kv-store.test.ts) over real sequences.
+describe("SessionKvStore over real KV sequences", () => {
+  it("holds real KV sequences: bytes follow prefill and rollback", async () => {
+    const w = randomLlamaWeights({ vocabSize: 64, hiddenSize: 32, intermediateSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 64 }, 1);
+    const lm = await loadTargetModel({ onnx: llamaOnnx(w), config: configFor(w) });
+    const store = new SessionKvStore({ maxBytes: 1 << 20, maxSessions: 4, idleTtlMs: 60_000 });
+    const seq = lm.newSequence();
+    store.put("s", seq);
+    await lm.forward(seq, [1, 2, 3, 4, 5]);
+    store.resized("s");
+    // 2 layers × (key + value) × 2 KV heads × 5 tokens × 8 dims × 4 bytes
+    expect(store.stats().bytes).toBe(2 * 2 * 2 * 5 * 8 * 4);
+    seq.truncate(3);
+    store.resized("s");
+    expect(store.stats().bytes).toBe(2 * 2 * 2 * 3 * 8 * 4);
+    await lm.dispose();
   });
 });

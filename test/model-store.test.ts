@@ -326,9 +326,9 @@ describe("S3 upload and S3ModelStore (s3rver)", () => {
     const cases: [string, unknown, RegExp][] = [
       ["not-json", "{ nope", /invalid manifest s3:\/\/models\/bundles\/not-json\/manifest\.json: not valid JSON/],
       ["bad-format", { ...good, format: "other/2" }, /invalid manifest .*bad-format\/manifest\.json: format: /],
-      ["bad-sha", { ...good, files: good.files.map((f: { path: string }, i: number) => (i === 0 ? { ...f, sha256: "ABC" } : f)) }, /files\.0\.sha256: sha256 must be 64 lowercase hex digits/],
+      ["bad-sha", { ...good, files: good.files.map((f: { path: string }, i: number) => (i === 0 ? { ...f, sha256: "ABC" } : f)) }, /files\[0\]\.sha256: sha256 must be 64 lowercase hex digits/],
       ["no-onnx", { ...good, files: good.files.filter((f: { path: string }) => f.path !== "onnx/model.onnx") }, /manifest lacks required file onnx\/model\.onnx/],
-      ["neg-size", { ...good, files: good.files.map((f: { size: number }, i: number) => (i === 1 ? { ...f, size: -1 } : f)) }, /files\.1\.size: /],
+      ["neg-size", { ...good, files: good.files.map((f: { size: number }, i: number) => (i === 1 ? { ...f, size: -1 } : f)) }, /files\[1\]\.size: /],
       ["bad-version", { ...good, version: "1/../../x" }, /version: version: letters, digits/],
       ["dot-id", { ...good, id: ".." }, /id: bundle id: letters, digits.*\(not '\.' or '\.\.'\)/],
     ];
@@ -341,7 +341,7 @@ describe("S3 upload and S3ModelStore (s3rver)", () => {
   it("refuses path traversal in a manifest and writes nothing outside the cache", async () => {
     const good = JSON.parse((await getObject(`${PREFIX}/${ID}/${MANIFEST_FILE}`)).toString());
     const evil = [
-      ["../escape.txt", /files\.\d+\.path: file paths must be relative, with no '\.\.'/],
+      ["../escape.txt", /files\[\d+\]\.path: file paths must be relative, with no '\.\.'/],
       ["onnx/../../escape.txt", /file paths must be relative/],
       ["/etc/escape.txt", /file paths must be relative/],
       ["onnx\\..\\..\\escape.txt", /file paths must be relative/],

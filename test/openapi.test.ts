@@ -32,7 +32,8 @@ import {
   TranslationSchema,
 } from "../src/api/schemas.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { freePort, startEdgeProcess } from "./harness/edge-process.ts";
+import { deadEndpoint } from "./harness/ports.ts";
+import { startEdgeProcess } from "./harness/processes.ts";
 
 const KEY = "contract-key-0123456789";
 let edge: ChildProcess;
@@ -43,8 +44,9 @@ let app: Hono;
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 beforeAll(async () => {
-  const poolUrl = `http://127.0.0.1:${await freePort()}`;
-  ({ child: edge, url } = await startEdgeProcess({ API_KEYS: KEY, POOL_NODES: poolUrl, LOG_REQUESTS: "false" }));
+  const started = await startEdgeProcess({ API_KEYS: KEY, LOG_REQUESTS: "false" });
+  ({ child: edge, url } = started);
+  const poolUrl = started.pool;
   // The same app in-process, built by the same code from the same configuration, to list its routes.
   const t = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
   const d = await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"));
@@ -171,13 +173,15 @@ describe("response bodies match the zod schemas that type them", () => {
   });
 
   it("503 without a healthy verifier is an error body with Retry-After", async () => {
-    const dead = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, EMBEDDED_VERIFIER: "false", LOG_REQUESTS: "false" });
+    const nowhere = await deadEndpoint();
+    const dead = await startEdgeProcess({ POOL_NODES: nowhere.url, EMBEDDED_VERIFIER: "false", LOG_REQUESTS: "false" });
     try {
       const r = await fetch(`${dead.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "hola", max_tokens: 4 }) });
       expect(r.headers.get("retry-after")).toBe("2");
       expect((await bodyOf(r, ErrorResponseSchema, 503)).error.code).toBe("service_unavailable");
     } finally {
       dead.child.kill("SIGKILL");
+      await nowhere.close();
     }
   });
 });

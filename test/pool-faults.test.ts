@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CausalLM } from "../src/shared/models/causal-lm.ts";
 import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient, PoolError } from "../src/pool/pool-client.ts";
-import { SpecDecoder, type SpecDecoderOptions } from "../src/speculative/speculative-decoder.ts";
+import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startDelayProxy, type DelayProxy } from "./harness/delay-proxy.ts";
 import { deadEndpoint } from "./harness/ports.ts";
@@ -46,9 +46,9 @@ async function generatedTokens(url: string): Promise<number> {
 
 let sessionNo = 0;
 /** Decodes `prompt`; `onTokens(count, decoder)` runs after every event and may inject a fault. */
-async function decode(pool: PoolClient, prompt: number[], o: Partial<SpecDecoderOptions> = {}, onTokens?: (n: number, session: string) => Promise<void>) {
+async function decode(pool: PoolClient, prompt: number[], o: Partial<SpeculativeDecoderOptions> = {}, onTokens?: (n: number, session: string) => Promise<void>) {
   const session = `f${sessionNo++}`;
-  const d = new SpecDecoder({ draft, pool, maxTokens: 48, gamma: 3, session, ...o });
+  const d = new SpeculativeDecoder({ draft, pool, maxTokens: 48, gamma: 3, session, ...o });
   const out: number[] = [];
   for await (const ev of d.run(prompt)) {
     out.push(...ev.tokens);
@@ -57,7 +57,7 @@ async function decode(pool: PoolClient, prompt: number[], o: Partial<SpecDecoder
   return { out, d };
 }
 
-describe("PoolClient + SpecDecoder under faults", () => {
+describe("PoolClient + SpeculativeDecoder under faults", () => {
   const poolOf = (urls: string[], o: Partial<ConstructorParameters<typeof PoolClient>[0]> = {}) =>
     new PoolClient({ nodes: urls, token: TOKEN, timeoutMs: 10_000, backoffMs: 200, ...o });
 

@@ -10,7 +10,7 @@ import { CompletionSchema, ErrorResponseSchema } from "../src/api/schemas.ts";
 import { loadBundle } from "../src/shared/models/model-store.ts";
 import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { freePort, startEdgeProcess } from "./harness/edge-process.ts";
+import { startEdgeProcess } from "./harness/processes.ts";
 
 let edge: ChildProcess;
 let url: string;
@@ -21,7 +21,7 @@ beforeAll(async () => {
   const target = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
   tok = TextTokenizer.fromBundle(target);
   modelId = target.manifest.id;
-  ({ child: edge, url } = await startEdgeProcess({ POOL_NODES: `http://127.0.0.1:${await freePort()}`, LOG_REQUESTS: "false" }));
+  ({ child: edge, url } = await startEdgeProcess({ LOG_REQUESTS: "false" }));
 });
 afterAll(async () => {
   if (edge && edge.exitCode === null) {

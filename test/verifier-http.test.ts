@@ -21,7 +21,8 @@ const startVerifier = () => startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
 
 beforeAll(async () => {
   ({ target, draft, tok } = await loadDefaultPair());
-  ({ url } = verifier = await startVerifier());
+  verifier = await startVerifier();
+  url = verifier.url;
 });
 afterAll(async () => {
   await verifier?.stop("SIGKILL");
@@ -167,7 +168,8 @@ describe("verifier over HTTP", () => {
   });
 
   it("after a kill mid-generation, a restarted verifier re-opened by history continues identically", async () => {
-    ({ url } = verifier = await startVerifier());
+    verifier = await startVerifier();
+    url = verifier.url;
     const prompt = tok.encode("Nunca es tarde");
     const out: number[] = [];
     let committed: number[] = [];
@@ -177,7 +179,8 @@ describe("verifier over HTTP", () => {
     while (out.length < 32) {
       if (!killed && out.length >= 12) {
         await verifier.stop("SIGKILL"); // the session's KV cache dies with the process
-        ({ url } = verifier = await startVerifier());
+        verifier = await startVerifier();
+        url = verifier.url;
         killed = true;
         const lost = await post({ session: "k", seq, committed, drafts: [] });
         expect(lost.status).toBe(404); // the new process does not know the session

@@ -467,7 +467,7 @@ export function describeIssue(error: z.ZodError): { message: string; param: stri
   if (issue.code === "unrecognized_keys" && issue.path.length === 0) return { message: `Unrecognized request argument supplied: ${issue.keys.join(", ")}`, param: issue.keys[0] ?? null };
   let param = issuePath(issue.path) || null;
   let message = plain(issue);
-  const element = /^((?:\[\d+\])+): ([^]*)$/.exec(message); // `[1]: …`: about an element of the value
+  const element = /^((?:\[\d+\])+): ([\s\S]*)$/.exec(message); // `[1]: …`: about an element of the value
   if (element && param) [param, message] = [param + element[1], element[2]];
   return { message: param ? `${param}: ${message}` : message, param };
 }

@@ -12,7 +12,8 @@ export class DirectoryBundleReader implements BundleReader {
   constructor(readonly location: string) {}
 
   manifest(): Promise<Manifest> {
-    return (this.cached ??= readManifest(this.location));
+    this.cached ??= readManifest(this.location);
+    return this.cached;
   }
 
   async read(file: string): Promise<Uint8Array> {

@@ -326,8 +326,7 @@ async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ ev
   let buf = "";
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
     buf += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buf.search(/\r?\n\r?\n/)) !== -1) {
+    for (let end = buf.search(/\r?\n\r?\n/); end !== -1; end = buf.search(/\r?\n\r?\n/)) {
       const block = buf.slice(0, end);
       buf = buf.slice(end).replace(/^\r?\n\r?\n/, "");
       let event = "message";

@@ -111,7 +111,10 @@ class DelayedPipe {
       return;
     }
     const wait = head.due - performance.now();
-    if (wait <= 0) return this.flush(); // zero delay stays zero: no extra event-loop turn
+    if (wait <= 0) {
+      this.flush(); // zero delay stays zero: no extra event-loop turn
+      return;
+    }
     // Timers may fire a little early relative to performance.now(); flush() re-arms for the rest, so the
     // added latency is never below the configured delay.
     this.timer = setTimeout(() => {

@@ -3,7 +3,7 @@
 // target (decoded the way the API decodes continuations).
 import OpenAI from "openai";
 import { expect, it } from "vitest";
-import { SPANISH_PROMPTS } from "../../bench/prompts.ts";
+import { SPANISH_PROMPTS } from "./prompts.ts";
 import type { ServedModel } from "../../src/model-pair/served-model.ts";
 import type { CausalLM } from "../../src/shared/models/causal-lm.ts";
 import type { TextTokenizer } from "../../src/shared/models/tokenizer.ts";

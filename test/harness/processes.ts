@@ -32,13 +32,20 @@ export interface ListeningProcess extends StartedProcess {
 
 // Processes still running when the test worker exits (a failed test that never reached its cleanup) are
 // killed with it. One registry per worker, whatever number of test files load this module.
-const live: Set<ChildProcess> = ((globalThis as Record<symbol, unknown>)[Symbol.for("alia-edge.test.processes")] ??= (() => {
-  const s = new Set<ChildProcess>();
-  process.once("exit", () => {
-    for (const c of s) c.kill("SIGKILL");
-  });
+const REGISTRY = Symbol.for("alia-edge.test.processes");
+function registry(): Set<ChildProcess> {
+  const g = globalThis as Record<symbol, Set<ChildProcess> | undefined>;
+  let s = g[REGISTRY];
+  if (!s) {
+    const created = new Set<ChildProcess>();
+    process.once("exit", () => {
+      for (const c of created) c.kill("SIGKILL");
+    });
+    g[REGISTRY] = s = created;
+  }
   return s;
-})()) as Set<ChildProcess>;
+}
+const live = registry();
 
 const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
 

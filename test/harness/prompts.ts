@@ -55,34 +55,17 @@ export const SPANISH_PROMPTS: readonly string[] = [
   "El silencio es",
 ];
 
-/**
- * 100 prompts: the 50 openings, then each of them without its last word and followed by " y" (distinct,
- * shorter contexts).
- */
-export const SPANISH_PROMPTS_AND_SHORTER: readonly string[] = [
-  ...SPANISH_PROMPTS,
-  ...SPANISH_PROMPTS.map((s) => s.split(" ").slice(0, Math.max(1, s.split(" ").length - 1)).join(" ") + " y"),
-];
+/** `s` without its last word (a single word is kept), followed by " y". */
+function shorter(s: string): string {
+  const words = s.split(" ");
+  return `${words.slice(0, Math.max(1, words.length - 1)).join(" ")} y`;
+}
+
+/** 100 prompts: the 50 openings, then each of them shortened (distinct, shorter contexts). */
+export const SPANISH_PROMPTS_AND_SHORTER: readonly string[] = [...SPANISH_PROMPTS, ...SPANISH_PROMPTS.map(shorter)];
 
 /** Ten short openings in the style of the fixture pair's training corpus (Spanish fortunes). */
-export const FORTUNE_OPENINGS: readonly string[] = [
-  "La amistad es",
-  "El amor",
-  "No hay",
-  "La vida es",
-  "Quien mucho",
-  "El hombre",
-  "Nunca se",
-  "Más vale",
-  "El que no",
-  "Todo lo que",
-];
+export const FORTUNE_OPENINGS: readonly string[] = ["La amistad es", "El amor", "No hay", "La vida es", "Quien mucho", "El hombre", "Nunca se", "Más vale", "El que no", "Todo lo que"];
 
 /** Prompts of varied length and kind (news, proverb, question, a long literary opening). */
-export const VARIED_PROMPTS: readonly string[] = [
-  "El Gobierno de España",
-  "La vida es",
-  "Más vale pájaro en mano",
-  "¿Qué es la inteligencia artificial?",
-  "En un lugar de la Mancha, de cuyo nombre no quiero acordarme,",
-];
+export const VARIED_PROMPTS: readonly string[] = ["El Gobierno de España", "La vida es", "Más vale pájaro en mano", "¿Qué es la inteligencia artificial?", "En un lugar de la Mancha, de cuyo nombre no quiero acordarme,"];

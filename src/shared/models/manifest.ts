@@ -1,7 +1,7 @@
 // Building and checking a bundle's manifest.json: sha256 + size of every file. Hashes are streamed
 // because real bundles hold multi-GB ONNX files.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type Stats } from "node:fs";
 import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { MANIFEST_FILE, ManifestSchema, bundleLabel, type Manifest, type ManifestFile } from "./bundle.ts";
@@ -152,7 +152,7 @@ export async function checkBundleFile(
   opts: { quick?: boolean; onBytes?: (n: number) => void; signal?: AbortSignal } = {},
 ): Promise<string | null> {
   const full = bundleFilePath(dir, f.path);
-  let s;
+  let s: Stats;
   try {
     s = await stat(full);
   } catch (e) {

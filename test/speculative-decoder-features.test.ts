@@ -1,4 +1,4 @@
-// SpecDecoder behaviour beyond greedy identity, against a real verifier process: EOS, max tokens, stop
+// SpeculativeDecoder behaviour beyond greedy identity, against a real verifier process: EOS, max tokens, stop
 // strings spanning token boundaries, cancellation closing the session on both sides, statistics, and
 // sampling — reproducible for a seed, the same with proactive drafting on or off, and distributed as
 // target-only sampling through the whole edge + verifier path on a tiny-vocabulary pair (chi-square).
@@ -14,7 +14,7 @@ import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { Sampling } from "../src/shared/protocol.ts";
 import { targetDistribution } from "../src/shared/sampling.ts";
-import { SpecDecoder, type SpecDecoderOptions } from "../src/speculative/speculative-decoder.ts";
+import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 import { chiSquareTest } from "./harness/chi-square.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
@@ -32,7 +32,8 @@ let pool: PoolClient;
 
 beforeAll(async () => {
   ({ target, draft, tok, eos } = await loadDefaultPair());
-  ({ url } = verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN }));
+  verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
+  url = verifier.url;
   pool = new PoolClient({ nodes: [url], token: TOKEN });
 });
 afterAll(async () => {
@@ -40,8 +41,8 @@ afterAll(async () => {
 });
 
 let sessionNo = 0;
-async function run(prompt: number[], o: Partial<SpecDecoderOptions> = {}) {
-  const d = new SpecDecoder({ draft, pool, maxTokens: 32, gamma: 3, session: `x${sessionNo++}`, decode: (t) => tok.decode(t), ...o });
+async function run(prompt: number[], o: Partial<SpeculativeDecoderOptions> = {}) {
+  const d = new SpeculativeDecoder({ draft, pool, maxTokens: 32, gamma: 3, session: `x${sessionNo++}`, decode: (t) => tok.decode(t), ...o });
   const events = [];
   for await (const ev of d.run(prompt)) events.push(ev);
   return { d, tokens: events.flatMap((e) => e.tokens), text: events.map((e) => e.text).join(""), events };
@@ -52,7 +53,7 @@ async function sessions(): Promise<number> {
   return info.sessions.sessions;
 }
 
-describe("SpecDecoder: ends, stop strings, cancellation, statistics", () => {
+describe("SpeculativeDecoder: ends, stop strings, cancellation, statistics", () => {
   it("stops at EOS (not part of the output) and at max tokens", async () => {
     let stopped = 0;
     for (const text of SPANISH_PROMPTS.slice(0, 20)) {
@@ -101,7 +102,7 @@ describe("SpecDecoder: ends, stop strings, cancellation, statistics", () => {
 
   it("cancels on abort: the stream ends and the verifier's session is closed", async () => {
     const ctl = new AbortController();
-    const d = new SpecDecoder({ draft, pool, maxTokens: 200, gamma: 2, session: "cancel-me", signal: ctl.signal });
+    const d = new SpeculativeDecoder({ draft, pool, maxTokens: 200, gamma: 2, session: "cancel-me", signal: ctl.signal });
     let n = 0;
     for await (const ev of d.run(tok.encode("El tiempo es"))) {
       n += ev.tokens.length;
@@ -133,7 +134,7 @@ describe("SpecDecoder: ends, stop strings, cancellation, statistics", () => {
   });
 });
 
-describe("SpecDecoder: sampling", () => {
+describe("SpeculativeDecoder: sampling", () => {
   const sampling: Sampling = { temperature: 0.8, top_p: 0.95, top_k: 0, seed: 4242 };
 
   it("a seeded request gives the same text twice, with proactive drafting on or off, fixed or adaptive γ", async () => {
@@ -150,7 +151,7 @@ describe("SpecDecoder: sampling", () => {
     expect(other.tokens).not.toEqual(a.tokens);
   });
 
-  // Seeded trials through SpecDecoder → PoolClient → verifier process on a tiny-vocabulary pair (8 tokens,
+  // Seeded trials through SpeculativeDecoder → PoolClient → verifier process on a tiny-vocabulary pair (8 tokens,
   // random target, noisy draft): the first two tokens after a fixed prompt, sampled from the whole
   // vocabulary (no top-k), drafts drawn from the draft's full q̃. The reference is target-only sampling
   // p(a)·p(b|a) from the target's own logits over all 64 pairs. Accept at chi-square p ≥ 0.001.
@@ -171,7 +172,7 @@ describe("SpecDecoder: sampling", () => {
       await Promise.all(
         Array.from({ length: 6 }, async () => {
           for (let t = next++; t < trials; t = next++) {
-            const d = new SpecDecoder({
+            const d = new SpeculativeDecoder({
               draft: tinyDraft,
               pool: tinyPool,
               maxTokens: 2,
