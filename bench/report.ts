@@ -49,7 +49,11 @@ export function targetsTable(r: BenchResult): string {
   const d = r.draft;
   const rows = [
     ["Lossless greedy: identical on 100 % of prompts", `${r.lossless.greedy.identical}/${r.lossless.greedy.prompts}`, mark(r.lossless.greedy.identical === r.lossless.greedy.prompts)],
-    ["Lossless sampling: p ≥ 0.01", `p = ${f(r.lossless.sampling.p_value, 3)} (χ² ${f(r.lossless.sampling.chi2, 1)}, ${r.lossless.sampling.dof} dof, ${r.lossless.sampling.samples} samples, TV ${f(r.lossless.sampling.tv, 3)})`, mark(r.lossless.sampling.p_value >= 0.01)],
+    [
+      "Lossless sampling: p ≥ 0.01",
+      `p = ${f(r.lossless.sampling.p_value, 3)} (χ² ${f(r.lossless.sampling.chi2, 1)}, ${r.lossless.sampling.dof} dof, ${r.lossless.sampling.samples} samples, TV ${f(r.lossless.sampling.tv, 3)})`,
+      mark(r.lossless.sampling.p_value >= 0.01),
+    ],
     ["τ within 5 % of τ predicted, every row", `worst ${f(100 * tauWorst, 1)} %`, mark(tauWorst <= 0.05)],
     ["Adaptive ≥ 0.95 × best fixed γ, every cell", `worst ${f(adaptVsBest)}×`, mark(adaptVsBest >= 0.95)],
     ["Adaptive ≥ 1.0 × remote autoregressive, every cell", `worst ${f(adaptVsBase)}×`, mark(adaptVsBase >= 1)],
@@ -66,7 +70,10 @@ function roundsTable(r: BenchResult, timing: string): string {
   const head = "| pair | RTT ms | γ | proactive | α | τ | τ predicted | passes/token | ms/token | pool-generated |";
   const lines = r.rounds
     .filter((x) => x.timing === timing)
-    .map((x) => `| ${x.pair} | ${x.rtt_ms} | ${x.gamma} | ${x.proactive ? "on" : "off"} | ${f(x.alpha)} | ${f(x.tau)} | ${f(x.tau_theory)} | ${f(x.target_passes_per_token, 3)} | ${f(x.ms_per_token)} | ${f(100 * x.pool_generated_share, 0)} % |`);
+    .map(
+      (x) =>
+        `| ${x.pair} | ${x.rtt_ms} | ${x.gamma} | ${x.proactive ? "on" : "off"} | ${f(x.alpha)} | ${f(x.tau)} | ${f(x.tau_theory)} | ${f(x.target_passes_per_token, 3)} | ${f(x.ms_per_token)} | ${f(100 * x.pool_generated_share, 0)} % |`,
+    );
   return [head, "|---|---|---|---|---|---|---|---|---|---|", ...lines].join("\n");
 }
 
@@ -81,7 +88,11 @@ function summaryTable(r: BenchResult): string {
 
 function serverTable(r: BenchResult): string {
   const head = "| timing | sessions | mode | batched | tokens/s | passes/token |";
-  return [head, "|---|---|---|---|---|---|", ...r.server.map((x) => `| ${x.timing ?? "fixture"} | ${x.sessions} | ${x.mode} | ${x.batched ? "yes" : "no"} | ${f(x.tokens_per_s, 0)} | ${f(x.target_passes_per_token, 3)} |`)].join("\n");
+  return [
+    head,
+    "|---|---|---|---|---|---|",
+    ...r.server.map((x) => `| ${x.timing ?? "fixture"} | ${x.sessions} | ${x.mode} | ${x.batched ? "yes" : "no"} | ${f(x.tokens_per_s, 0)} | ${f(x.target_passes_per_token, 3)} |`),
+  ].join("\n");
 }
 
 /**
@@ -102,11 +113,7 @@ function costTable(r: BenchResult, eurPerGpuHour: number): string {
     const auto = pass(1);
     return `| ${pair} | ${f(auto, 1)} ms, ${eur(auto)} € | γ=${fastest.gamma}: ${f(gpu(fastest), 1)} ms, ${eur(gpu(fastest))} € | γ=${cheapest.gamma}: ${f(gpu(cheapest), 1)} ms, ${eur(gpu(cheapest))} € (${f(auto / gpu(cheapest))}× less) |`;
   });
-  return [
-    "| pair | autoregressive: GPU time per token, €/M tokens | fastest fixed γ | cheapest fixed γ |",
-    "|---|---|---|---|",
-    ...lines,
-  ].join("\n");
+  return ["| pair | autoregressive: GPU time per token, €/M tokens | fastest fixed γ | cheapest fixed γ |", "|---|---|---|---|", ...lines].join("\n");
 }
 
 export function generatedSection(r: BenchResult): string {
@@ -239,7 +246,10 @@ export function plots(r: BenchResult): Record<string, string> {
     "sessions",
     "tokens/s",
     (["spec", "autoregressive"] as const).flatMap((mode) =>
-      [true, false].map((batched) => ({ name: `${mode}${batched ? ", batched" : ""}`, points: sessions.map((n): [number, number] => [n, r.server.find((x) => (x.timing ?? "fixture") === st && x.sessions === n && x.mode === mode && x.batched === batched)?.tokens_per_s ?? NaN]) })),
+      [true, false].map((batched) => ({
+        name: `${mode}${batched ? ", batched" : ""}`,
+        points: sessions.map((n): [number, number] => [n, r.server.find((x) => (x.timing ?? "fixture") === st && x.sessions === n && x.mode === mode && x.batched === batched)?.tokens_per_s ?? NaN]),
+      })),
     ),
     sessions,
   );

@@ -95,15 +95,7 @@ async function chunkMs(lm: CausalLM, prompts: number[][], gamma: number, rounds:
   return median(per);
 }
 
-export async function benchRunners(o: {
-  pairDir: string;
-  tokens?: number;
-  prompts?: number;
-  gamma?: number;
-  rounds?: number;
-  alphaPrompts?: number;
-  log?: (s: string) => void;
-}): Promise<RunnerBench> {
+export async function benchRunners(o: { pairDir: string; tokens?: number; prompts?: number; gamma?: number; rounds?: number; alphaPrompts?: number; log?: (s: string) => void }): Promise<RunnerBench> {
   const log = o.log ?? (() => {});
   const n = o.tokens ?? 48;
   const gamma = o.gamma ?? 4;
@@ -121,12 +113,7 @@ export async function benchRunners(o: {
     const tjs = await transformersGenerate(dir);
     try {
       log(`${name}: decoding on onnxruntime-web, onnxruntime-node and transformers.js in turn…`);
-      const [ort_web_ms_per_token, ort_node_ms_per_token, transformersjs_ms_per_token] = await perTokenMs(
-        [oursGenerate(web), oursGenerate(node), tjs.gen],
-        prompts,
-        n,
-        rounds,
-      );
+      const [ort_web_ms_per_token, ort_node_ms_per_token, transformersjs_ms_per_token] = await perTokenMs([oursGenerate(web), oursGenerate(node), tjs.gen], prompts, n, rounds);
       log(`${name}: verify chunks of ${gamma}…`);
       const ort_web_chunk_ms = await chunkMs(web, prompts, gamma, rounds);
       const ort_node_chunk_ms = await chunkMs(node, prompts, gamma, rounds);

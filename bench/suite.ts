@@ -90,10 +90,12 @@ const RTTS = [0, 20, 80];
 async function openPairs(o: SuiteOptions, tmp: string): Promise<Pair[]> {
   const tok = TextTokenizer.fromBundle(await loadBundle(path.join(DEFAULT_PAIR_DIR, "target")));
   const n = o.quick ? 1 : 3;
-  const pairs: Pair[] = [
-    { name: "fixture", dir: DEFAULT_PAIR_DIR, draft: await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"))), prompts: SPANISH_PROMPTS.slice(0, n).map((t) => tok.encode(t)) },
-  ];
-  for (const [label, alpha] of [["synthetic-low", 0.3], ["synthetic-medium", 0.6], ["synthetic-high", 0.9]] as const) {
+  const pairs: Pair[] = [{ name: "fixture", dir: DEFAULT_PAIR_DIR, draft: await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft"))), prompts: SPANISH_PROMPTS.slice(0, n).map((t) => tok.encode(t)) }];
+  for (const [label, alpha] of [
+    ["synthetic-low", 0.3],
+    ["synthetic-medium", 0.6],
+    ["synthetic-high", 0.9],
+  ] as const) {
     o.log(`making ${label} pair (α ≈ ${alpha})…`);
     const dir = path.join(tmp, label);
     const p = await writeSyntheticPairBundles({ outDir: dir, alpha, seed: 21, ort: ortNode, name: label });

@@ -75,11 +75,7 @@ export interface VerifierHttpBench {
  * serving `modelDir`'s target. Drafts are prompt tokens (mostly rejected): the cost of a round is one
  * pass over γ+1 positions whatever is accepted.
  */
-export async function benchVerifierHttp(
-  modelDir: string,
-  encode: (s: string) => number[],
-  o: { prompts: number; gammas: number[]; sessions: number[]; rounds: number },
-): Promise<VerifierHttpBench> {
+export async function benchVerifierHttp(modelDir: string, encode: (s: string) => number[], o: { prompts: number; gammas: number[]; sessions: number[]; rounds: number }): Promise<VerifierHttpBench> {
   const { startVerifierProcess } = await import("../test/harness/processes.ts");
   const run = async <T>(maxBatch: number, body: (round: (b: unknown) => Promise<{ accepted: number; token: number }>) => Promise<T>): Promise<T> => {
     const { child, url } = await startVerifierProcess({ MODEL_DIR: modelDir, VERIFIER_MAX_BATCH: String(maxBatch), VERIFIER_MAX_SESSIONS: "1024" });

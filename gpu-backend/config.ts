@@ -9,13 +9,23 @@ export const VerifierConfigSchema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),
   VERIFIER_HOST: z.string().min(1).default("127.0.0.1").describe("Interface the verifier listens on"),
   VERIFIER_TOKEN: z.string().min(16, "at least 16 characters").regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`).optional().describe("Shared bearer token the edge sends; required off loopback"),
-  VERIFIER_KV_BYTES: z.coerce.number().int().positive().default(256 * 1024 * 1024).describe("Byte budget of all sessions' KV caches"),
+  VERIFIER_KV_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024)
+    .describe("Byte budget of all sessions' KV caches"),
   VERIFIER_MAX_SESSIONS: z.coerce.number().int().positive().default(256).describe("Sessions kept at once (LRU beyond)"),
   VERIFIER_IDLE_TTL_S: z.coerce.number().positive().default(300).describe("Idle seconds before a session is evicted"),
   VERIFIER_BATCH_WINDOW_MS: z.coerce.number().min(0).max(100).default(0).describe("Extra wait for company before a batch (0: batch what queued while the previous pass ran)"),
   VERIFIER_MAX_BATCH: z.coerce.number().int().min(1).max(256).default(32).describe("Sessions in one batched pass"),
   VERIFIER_MAX_QUEUE: z.coerce.number().int().min(1).default(256).describe("Verify passes waiting at most; beyond: 503 + Retry-After"),
-  VERIFIER_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body accepted (history re-opens are the big ones)"),
+  VERIFIER_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024)
+    .describe("Largest request body accepted (history re-opens are the big ones)"),
   VERIFIER_MAX_GAMMA: z.coerce.number().int().min(0).max(MAX_GAMMA).default(MAX_GAMMA).describe(`Most drafts per round (protocol limit ${MAX_GAMMA})`),
   VERIFIER_MAX_CONTEXT: z.coerce.number().int().positive().optional().describe("Most tokens per session (default: the model's positions)"),
   VERIFIER_SIMULATED_PASS_MS: z.coerce.number().min(0).max(1000).default(0).describe("Benchmarks only (ONNX engine): every batched pass takes at least this long (stands in for a large target)"),
@@ -33,8 +43,7 @@ export type VerifierConfig = z.infer<typeof VerifierConfigSchema>;
 
 export function loadVerifierConfig(env: Record<string, string | undefined>): VerifierConfig {
   const c = parseEnv(VerifierConfigSchema, env);
-  if (!c.VERIFIER_TOKEN && !LOOPBACK_HOSTS.has(c.VERIFIER_HOST))
-    throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${c.VERIFIER_HOST}) is not loopback`);
+  if (!c.VERIFIER_TOKEN && !LOOPBACK_HOSTS.has(c.VERIFIER_HOST)) throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${c.VERIFIER_HOST}) is not loopback`);
   if (c.VERIFIER_ENGINE === "sglang" && !c.VERIFIER_SGLANG_URL) throw new ConfigError("invalid configuration: VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang");
   return c;
 }

@@ -93,9 +93,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
     });
   });
 
-  app.delete("/v1/sessions/:id", (c) =>
-    verifier.close(c.req.param("id")) ? c.body(null, 204) : c.json(errorBody("no such session", "invalid_request_error", "session_not_found"), 404),
-  );
+  app.delete("/v1/sessions/:id", (c) => (verifier.close(c.req.param("id")) ? c.body(null, 204) : c.json(errorBody("no such session", "invalid_request_error", "session_not_found"), 404)));
 
   app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));
   app.onError((e, c) => {

@@ -13,10 +13,7 @@ export type TargetDevice = "cpu" | "cuda";
 /** The target runs the same CausalLM interface as the drafter, natively. */
 export type TargetModel = CausalLM;
 
-export function loadTargetModel(
-  bundle: Pick<LoadedBundle, "onnx" | "config" | "externalData" | "dir" | "onnxFile">,
-  opts: CausalLMOptions & { device?: TargetDevice; threads?: number } = {},
-): Promise<TargetModel> {
+export function loadTargetModel(bundle: Pick<LoadedBundle, "onnx" | "config" | "externalData" | "dir" | "onnxFile">, opts: CausalLMOptions & { device?: TargetDevice; threads?: number } = {}): Promise<TargetModel> {
   // onnxruntime-node takes no external-data buffers: with external weights, load the graph from disk
   // and let it find them beside the graph.
   let model: Uint8Array | string = bundle.onnx;

@@ -32,10 +32,31 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
   counter("alia_verifier_sessions_evicted_lru_total", "Sessions evicted for the KV byte or session budget", () => stats().evictedLru);
   counter("alia_verifier_sessions_evicted_idle_total", "Sessions evicted after the idle TTL", () => stats().evictedIdle);
   counter("alia_verifier_sessions_closed_total", "Sessions closed by clients or replaced by a re-open", () => stats().closed);
-  new Gauge({ name: "alia_verifier_sessions", help: "Sessions held", registers: [registry], collect() { this.set(stats().sessions); } });
-  new Gauge({ name: "alia_verifier_kv_bytes", help: "Bytes held by session KV caches", registers: [registry], collect() { this.set(stats().bytes); } });
+  new Gauge({
+    name: "alia_verifier_sessions",
+    help: "Sessions held",
+    registers: [registry],
+    collect() {
+      this.set(stats().sessions);
+    },
+  });
+  new Gauge({
+    name: "alia_verifier_kv_bytes",
+    help: "Bytes held by session KV caches",
+    registers: [registry],
+    collect() {
+      this.set(stats().bytes);
+    },
+  });
   const engine = verifier.engine;
-  new Gauge({ name: "alia_verifier_queue_depth", help: "Passes waiting for the engine", registers: [registry], collect() { this.set(engine.queueDepth); } });
+  new Gauge({
+    name: "alia_verifier_queue_depth",
+    help: "Passes waiting for the engine",
+    registers: [registry],
+    collect() {
+      this.set(engine.queueDepth);
+    },
+  });
   if (engine instanceof OnnxEngine)
     new Counter({
       name: "alia_verifier_batches_total",

@@ -74,8 +74,7 @@ export class Verifier {
         this.counters.retries++;
         return session.lastResponse;
       }
-      if (req.seq !== session.lastSeq + 1)
-        throw new VerifyError("seq_out_of_order", `session ${req.session}: expected round ${session.lastSeq + 1} (or a retry of ${session.lastSeq}), got ${req.seq}`);
+      if (req.seq !== session.lastSeq + 1) throw new VerifyError("seq_out_of_order", `session ${req.session}: expected round ${session.lastSeq + 1} (or a retry of ${session.lastSeq}), got ${req.seq}`);
       const got = req.committed ?? [];
       if (got.length !== session.expectCommitted.length || got.some((t, i) => t !== session!.expectCommitted[i]))
         throw new VerifyError("history_mismatch", `session ${req.session}: committed tokens [${got}] differ from the verifier's [${session.expectCommitted}]; re-open with the full history`);
@@ -107,10 +106,8 @@ export class Verifier {
       }
     }
     const s = session;
-    if (s.seq.length + 1 + req.drafts.length > this.maxContext)
-      throw new VerifyError("context_too_long", `session ${req.session} would exceed the ${this.maxContext}-token context`);
-    if (s.sampling && req.drafts.length && req.q?.length !== req.drafts.length)
-      throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
+    if (s.seq.length + 1 + req.drafts.length > this.maxContext) throw new VerifyError("context_too_long", `session ${req.session} would exceed the ${this.maxContext}-token context`);
+    if (s.sampling && req.drafts.length && req.q?.length !== req.drafts.length) throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
 
     const t0 = performance.now();
     s.active = true; // queued for a batch: not evictable from here on

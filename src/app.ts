@@ -39,16 +39,10 @@ export function createApp(deps: AppDeps): Hono {
   if (deps.translation) deps.translation.translator.onGeneration = (stats, usage) => metrics.recordGeneration(generationFromStats(stats, usage));
   app.get("/healthz", healthz);
   // Readiness: the model pair is loaded (the app exists only then); what it serves.
-  app.get("/readyz", (c) =>
-    c.json({ status: "ready", model: model.id, bundle: model.bundle, draft: { ...model.draftManifest, vocab: model.draft.vocab, layers: model.draft.layers } } satisfies Ready),
-  );
+  app.get("/readyz", (c) => c.json({ status: "ready", model: model.id, bundle: model.bundle, draft: { ...model.draftManifest, vocab: model.draft.vocab, layers: model.draft.layers } } satisfies Ready));
   app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
-  if (deps.apiKeys?.length)
-    app.use(
-      "/v1/*",
-      requireBearer(deps.apiKeys, { missing: "You didn't provide an API key (Authorization: Bearer <key>).", wrong: "Incorrect API key provided.", code: "invalid_api_key" }),
-    );
+  if (deps.apiKeys?.length) app.use("/v1/*", requireBearer(deps.apiKeys, { missing: "You didn't provide an API key (Authorization: Bearer <key>).", wrong: "Incorrect API key provided.", code: "invalid_api_key" }));
   app.get("/v1/models", (c) =>
     c.json({
       object: "list",

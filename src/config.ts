@@ -13,7 +13,10 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     .string()
     .default("http://127.0.0.1:8788")
     .transform((s, ctx) => {
-      const urls = s.split(",").map((u) => u.trim()).filter(Boolean);
+      const urls = s
+        .split(",")
+        .map((u) => u.trim())
+        .filter(Boolean);
       for (const u of urls) if (!URL.canParse(u)) ctx.addIssue({ code: "custom", message: `not a URL: ${u}` });
       if (!urls.length) ctx.addIssue({ code: "custom", message: "at least one verifier URL" });
       return urls;
@@ -31,36 +34,54 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
   SPEC_MAX_GAMMA: z.coerce.number().int().min(1).max(16).default(8).describe("Largest γ the policy may choose"),
   SPEC_OBJECTIVE: z.enum(["latency", "gpu"]).default("latency").describe("What the γ policy maximises: tokens per second or per GPU-second"),
   SPEC_PROACTIVE: envBool.default(false).describe("Draft ahead while a verify call is in flight (pays when drafting a block takes about as long as a round trip)"),
-  EMBEDDED_VERIFIER: z
-    .enum(["auto", "true", "false"])
-    .default("auto")
-    .describe("Node: start a local verifier (`auto`: when POOL_NODES is one loopback URL where none answers yet)"),
+  EMBEDDED_VERIFIER: z.enum(["auto", "true", "false"]).default("auto").describe("Node: start a local verifier (`auto`: when POOL_NODES is one loopback URL where none answers yet)"),
   API_KEYS: z
     .string()
     .optional()
-    .transform((s) => (s ? s.split(",").map((k) => k.trim()).filter(Boolean) : undefined))
+    .transform((s) =>
+      s
+        ? s
+            .split(",")
+            .map((k) => k.trim())
+            .filter(Boolean)
+        : undefined,
+    )
     .refine((keys) => !keys || keys.every((k) => BEARER_TOKEN.test(k)), `each key may hold only ${BEARER_TOKEN_HINT}`)
     .describe("Comma-separated API keys accepted as Bearer tokens on /v1/* (unset: no key needed)"),
-  MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024).describe("Largest request body (413 beyond)"),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024)
+    .describe("Largest request body (413 beyond)"),
   DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(256).describe("Chat completion budget when the request names none"),
   MAX_CONCURRENT: z.coerce.number().int().positive().default(64).describe("Generations at once per edge process (429 beyond)"),
   TRANSLATE_MAX_CHARS: z.coerce.number().int().positive().default(10_000).describe("Longest text /v1/translate accepts (characters, all texts of a batch together)"),
   TRANSLATE_MAX_AGE_S: z.coerce.number().int().min(0).default(86_400).describe("Cache-Control max-age of translations (browsers)"),
   TRANSLATE_S_MAXAGE_S: z.coerce.number().int().min(0).default(604_800).describe("Cache-Control s-maxage of translations (CDNs) and the Cache API tier's TTL"),
-  TRANSLATE_MEMORY_BYTES: z.coerce.number().int().min(0).default(64 * 1024 * 1024).describe("Node: byte budget of the in-memory sentence cache (0: off)"),
+  TRANSLATE_MEMORY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024 * 1024)
+    .describe("Node: byte budget of the in-memory sentence cache (0: off)"),
   TRANSLATE_S3_BUCKET: z.string().min(1).optional().describe("Bucket of the shared sentence cache tier (S3/R2; endpoint and credentials as S3_*); unset: no shared tier"),
   TRANSLATE_S3_PREFIX: z.string().default("translations/").describe("Key prefix of cached sentences in TRANSLATE_S3_BUCKET"),
   SPEC_Q_SUPPORT: z.coerce.number().int().min(1).max(64).default(8).describe("Support K of the sparse q̃ sent with sampled drafts"),
   LOG_REQUESTS: envBool.default(true).describe("One JSON line per finished request on stdout (id, route, status, duration, token and speculation numbers; never keys, prompts or text)"),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info").describe("Least level logged: `debug` (also /metrics and /healthz requests), `info`, `warn` (4xx and 5xx only), `error` (5xx only)"),
-  METRICS_TOKEN: z.string().min(16, "at least 16 characters").regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`).optional().describe("Bearer token GET /metrics requires (unset: /metrics is open, like /healthz; set it on a non-loopback HOST)"),
+  METRICS_TOKEN: z
+    .string()
+    .min(16, "at least 16 characters")
+    .regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`)
+    .optional()
+    .describe("Bearer token GET /metrics requires (unset: /metrics is open, like /healthz; set it on a non-loopback HOST)"),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const c = parseEnv(ConfigSchema, env);
   checkModelStoreConfig(c);
-  if (typeof c.SPEC_GAMMA === "number" && c.SPEC_GAMMA > c.SPEC_MAX_GAMMA)
-    throw new ConfigError(`invalid configuration: SPEC_GAMMA (${c.SPEC_GAMMA}) is above SPEC_MAX_GAMMA (${c.SPEC_MAX_GAMMA})`);
+  if (typeof c.SPEC_GAMMA === "number" && c.SPEC_GAMMA > c.SPEC_MAX_GAMMA) throw new ConfigError(`invalid configuration: SPEC_GAMMA (${c.SPEC_GAMMA}) is above SPEC_MAX_GAMMA (${c.SPEC_MAX_GAMMA})`);
   return c;
 }

@@ -104,16 +104,15 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
   it("answers 429 beyond MAX_CONCURRENT and 503 without a healthy verifier, both with Retry-After", async () => {
     // A pool node that cannot answer: a held port that resets every connection (see deadEndpoint).
     const unreachable = await deadEndpoint();
-    const started = await Promise.allSettled([
-      startEdgeProcess({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" }),
-      startEdgeProcess({ POOL_NODES: unreachable.url, EMBEDDED_VERIFIER: "false" }),
-    ]);
+    const started = await Promise.allSettled([startEdgeProcess({ MAX_CONCURRENT: "1", POOL_NODES: pool, EMBEDDED_VERIFIER: "false" }), startEdgeProcess({ POOL_NODES: unreachable.url, EMBEDDED_VERIFIER: "false" })]);
     const [busy, dead] = started.map((r) => (r.status === "fulfilled" ? r.value : undefined));
     try {
       for (const r of started) if (r.status === "rejected") throw r.reason;
       // Eight requests at once against a limit of one: some are refused, none fails otherwise.
       const rs = await Promise.all(
-        Array.from({ length: 8 }, () => fetch(`${busy!.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 64, temperature: 0 }) })),
+        Array.from({ length: 8 }, () =>
+          fetch(`${busy!.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 64, temperature: 0 }) }),
+        ),
       );
       const refused = rs.filter((r) => r.status === 429);
       expect(refused.length).toBeGreaterThan(0);
@@ -153,7 +152,18 @@ describe("OpenAI-compatible API on Node (official openai client)", () => {
     };
     const field = fc.oneof(fc.anything(), fc.string(), fc.integer(), fc.double(), fc.constant(null), fc.constant(1e308), fc.constant(-1), fc.array(fc.anything()));
     const hostile = fc.record(
-      { model: fc.oneof(fc.constant(modelId), fc.string()), messages: fc.oneof(field, fc.array(fc.record({ role: fc.string(), content: field }))), prompt: field, max_tokens: field, temperature: field, top_p: field, stop: field, seed: field, stream: field, n: field },
+      {
+        model: fc.oneof(fc.constant(modelId), fc.string()),
+        messages: fc.oneof(field, fc.array(fc.record({ role: fc.string(), content: field }))),
+        prompt: field,
+        max_tokens: field,
+        temperature: field,
+        top_p: field,
+        stop: field,
+        seed: field,
+        stream: field,
+        n: field,
+      },
       { requiredKeys: [] },
     );
     await fc.assert(

@@ -37,7 +37,13 @@ async function events(res: Response): Promise<string[]> {
   const text = await res.text();
   return text
     .split(/\r?\n\r?\n/)
-    .map((b) => b.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n"))
+    .map((b) =>
+      b
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).trim())
+        .join("\n"),
+    )
     .filter(Boolean);
 }
 

@@ -54,10 +54,7 @@ beforeAll(async () => {
     port: 0,
     r2Persist: false,
     modulesRoot: outdir,
-    modules: [
-      { type: "ESModule", path: path.join(outdir, "worker.js") },
-      ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
-    ],
+    modules: [{ type: "ESModule", path: path.join(outdir, "worker.js") }, ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) }))],
     compatibilityDate: w.compatibilityDate,
     compatibilityFlags: w.compatibilityFlags,
     r2Buckets: w.r2Buckets,

@@ -97,7 +97,22 @@ describe("report", () => {
   });
 
   it("draws well-formed SVG line charts", () => {
-    const svg = lineChart("t", "x", "y", [{ name: "a<b", points: [[0, 1], [1, NaN], [2, 3]] }], [0, 1, 2]);
+    const svg = lineChart(
+      "t",
+      "x",
+      "y",
+      [
+        {
+          name: "a<b",
+          points: [
+            [0, 1],
+            [1, NaN],
+            [2, 3],
+          ],
+        },
+      ],
+      [0, 1, 2],
+    );
     expect(svg.startsWith("<svg")).toBe(true);
     expect(svg.trim().endsWith("</svg>")).toBe(true);
     expect(svg).toContain("a&lt;b");

@@ -193,9 +193,7 @@ describe("tokenizer.json through @huggingface/tokenizers", () => {
       byte_fallback: true,
       ignore_merges: false,
     });
-    expect((tokJson.added_tokens as { id: number; content: string; special: boolean }[]).map((t) => [t.id, t.content, t.special])).toEqual(
-      SPECIAL_TOKENS.map((t, i) => [i, t, true]),
-    );
+    expect((tokJson.added_tokens as { id: number; content: string; special: boolean }[]).map((t) => [t.id, t.content, t.special])).toEqual(SPECIAL_TOKENS.map((t, i) => [i, t, true]));
     expect(tokConfig).toMatchObject({
       bos_token: "<s>",
       eos_token: "</s>",
@@ -298,9 +296,7 @@ describe("@huggingface/transformers AutoTokenizer (dev-only cross-check)", () =>
       { role: "user", content: "¿Cuál es la capital de España? 🇪🇸" },
     ];
     const rendered = auto.apply_chat_template(messages, { tokenize: false, add_generation_prompt: true }) as string;
-    expect(rendered).toBe(
-      "<|im_start|>system\nEres un asistente útil.<|im_end|>\n<|im_start|>user\n¿Cuál es la capital de España? 🇪🇸<|im_end|>\n<|im_start|>assistant\n",
-    );
+    expect(rendered).toBe("<|im_start|>system\nEres un asistente útil.<|im_end|>\n<|im_start|>user\n¿Cuál es la capital de España? 🇪🇸<|im_end|>\n<|im_start|>assistant\n");
     const chatIds = auto.apply_chat_template(messages, {
       add_generation_prompt: true,
       return_tensor: false,

@@ -60,17 +60,9 @@ describe("ONNX graph", () => {
     const s = await ortNodeModule.InferenceSession.create(onnx);
     const shape = (meta: readonly ortNodeModule.InferenceSession.ValueMetadata[], name: string) => {
       const m = meta.find((x) => x.name === name);
-      return m && m.isTensor ? [m.type, ...m.shape] : undefined;
+      return m?.isTensor ? [m.type, ...m.shape] : undefined;
     };
-    expect(s.inputNames).toEqual([
-      "input_ids",
-      "attention_mask",
-      "position_ids",
-      "past_key_values.0.key",
-      "past_key_values.0.value",
-      "past_key_values.1.key",
-      "past_key_values.1.value",
-    ]);
+    expect(s.inputNames).toEqual(["input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.0.value", "past_key_values.1.key", "past_key_values.1.value"]);
     expect(s.outputNames).toEqual(["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]);
     expect(shape(s.inputMetadata, "input_ids")).toEqual(["int64", "batch_size", "sequence_length"]);
     expect(shape(s.inputMetadata, "attention_mask")).toEqual(["int64", "batch_size", "past_sequence_length + sequence_length"]);
@@ -94,8 +86,7 @@ describe("ONNX graph", () => {
       attention_mask: new T("int64", i64([1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1]), [2, 7]),
       position_ids: new T("int64", i64([0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 1, 2, 3]), [2, 7]),
     };
-    for (let i = 0; i < 2; i++)
-      for (const k of ["key", "value"]) feeds[`past_key_values.${i}.${k}`] = new T("float32", new Float32Array(0), [2, 2, 0, 16]);
+    for (let i = 0; i < 2; i++) for (const k of ["key", "value"]) feeds[`past_key_values.${i}.${k}`] = new T("float32", new Float32Array(0), [2, 2, 0, 16]);
     const out = await s.run(feeds);
     const batched = (out.logits.data as Float32Array).subarray(7 * 512 + 3 * 512, 14 * 512);
     const alone = await target.forward(target.newSequence(), short);
@@ -172,7 +163,12 @@ describe("forwardBatch (micro-batching)", () => {
 
   it("refuses the same sequence twice in one batch", async () => {
     const seq = target.newSequence();
-    await expect(target.forwardBatch([{ seq, tokens: [1] }, { seq, tokens: [2] }])).rejects.toThrow(/same sequence twice/);
+    await expect(
+      target.forwardBatch([
+        { seq, tokens: [1] },
+        { seq, tokens: [2] },
+      ]),
+    ).rejects.toThrow(/same sequence twice/);
   });
 });
 

@@ -42,7 +42,14 @@ describe("DecodeStatsRecorder", () => {
 
   it("a mode change is a switch between generating and speculating, not a change of γ", () => {
     const r = new DecodeStatsRecorder("model");
-    for (const [g, prev] of [[2, -1], [5, 2], [0, 5], [0, 0], [1, 0]]) r.chose(g, prev);
+    for (const [g, prev] of [
+      [2, -1],
+      [5, 2],
+      [0, 5],
+      [0, 0],
+      [1, 0],
+    ])
+      r.chose(g, prev);
     expect(r.stats.modeChanges).toBe(2);
   });
 });

@@ -209,9 +209,7 @@ describe("chooseGamma", () => {
     // α = 0.8, draft 2, v = 20 + 0.5γ. At RTT 0 the rate 1000·τ/(20 + 2.5γ) peaks at γ = 5
     // (τ(4) = 3.3616 → 112.05, τ(5) = 3.68928 → 113.52, τ(6) = 3.951424 → 112.90);
     // a long RTT amortises over more drafts.
-    const gammas = [0, 5, 20, 80, 200].map(
-      (rttMs) => chooseGamma({ alpha: constAlpha(0.8), draftMs: 2, rttMs, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 0, maxGamma: 16, minGamma: 1 }).gamma,
-    );
+    const gammas = [0, 5, 20, 80, 200].map((rttMs) => chooseGamma({ alpha: constAlpha(0.8), draftMs: 2, rttMs, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 0, maxGamma: 16, minGamma: 1 }).gamma);
     expect(gammas[0]).toBe(5);
     for (let k = 1; k < gammas.length; k++) expect(gammas[k]).toBeGreaterThanOrEqual(gammas[k - 1]);
     expect(gammas[4]).toBeGreaterThan(gammas[0]);

@@ -41,17 +41,29 @@ function graph(entry: string): Set<string> {
 
 describe("import boundaries", () => {
   it("src/shared imports nothing from the edge or the GPU backend", () => {
-    const bad = sources("src/shared").flatMap((f) => imports(f).filter((i) => (i.startsWith("src/") && !i.startsWith("src/shared/")) || i.startsWith("gpu-backend/")).map((i) => `${f} → ${i}`));
+    const bad = sources("src/shared").flatMap((f) =>
+      imports(f)
+        .filter((i) => (i.startsWith("src/") && !i.startsWith("src/shared/")) || i.startsWith("gpu-backend/"))
+        .map((i) => `${f} → ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 
   it("gpu-backend imports only src/shared from the edge's tree", () => {
-    const bad = sources("gpu-backend").flatMap((f) => imports(f).filter((i) => i.startsWith("src/") && !i.startsWith("src/shared/")).map((i) => `${f} → ${i}`));
+    const bad = sources("gpu-backend").flatMap((f) =>
+      imports(f)
+        .filter((i) => i.startsWith("src/") && !i.startsWith("src/shared/"))
+        .map((i) => `${f} → ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 
   it("the edge never imports the GPU backend", () => {
-    const bad = sources("src").flatMap((f) => imports(f).filter((i) => i.startsWith("gpu-backend/")).map((i) => `${f} → ${i}`));
+    const bad = sources("src").flatMap((f) =>
+      imports(f)
+        .filter((i) => i.startsWith("gpu-backend/"))
+        .map((i) => `${f} → ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 
@@ -59,7 +71,11 @@ describe("import boundaries", () => {
     const files = [...graph("src/worker.ts")];
     expect(files).toContain("src/app.ts");
     const nodeOnly = /^(node:|fs$|path$|os$|crypto$|child_process$|@hono\/node-server|onnxruntime-node|prom-client|@aws-sdk\/)/;
-    const bad = files.flatMap((f) => imports(f).filter((i) => nodeOnly.test(i)).map((i) => `${f} → ${i}`));
+    const bad = files.flatMap((f) =>
+      imports(f)
+        .filter((i) => nodeOnly.test(i))
+        .map((i) => `${f} → ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 

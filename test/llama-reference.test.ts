@@ -23,7 +23,7 @@ function rope(v: Float64Array, pos: number, a: LlamaArch): Float64Array {
   const out = new Float64Array(v.length);
   for (let h = 0; h < v.length / a.headDim; h++)
     for (let i = 0; i < half; i++) {
-      const f = pos / Math.pow(a.ropeTheta, (2 * i) / a.headDim);
+      const f = pos / a.ropeTheta ** ((2 * i) / a.headDim);
       const x1 = v[h * a.headDim + i];
       const x2 = v[h * a.headDim + half + i];
       out[h * a.headDim + i] = x1 * Math.cos(f) - x2 * Math.sin(f);

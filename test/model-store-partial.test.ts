@@ -19,7 +19,11 @@ let server: { run(): Promise<{ port: number }>; close(): Promise<void> };
 let s3: S3Options;
 let targetId: string;
 
-const files = async (dir: string) => (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join("/")).sort();
+const files = async (dir: string) =>
+  (await readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join("/"))
+    .sort();
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "alia-partial-"));

@@ -127,14 +127,7 @@ describe("manifest", () => {
     await writeFile(path.join(dir, ".gitattributes"), "*.onnx filter=lfs");
     await writeFile(path.join(dir, "onnx", "model.onnx.abc.partial"), "half");
     const m = await buildManifest(dir, { id: "x", version: "2" });
-    expect(m.files.map((f) => f.path)).toEqual([
-      "config.json",
-      "generation_config.json",
-      "onnx/model.onnx",
-      "onnx/model_q4.onnx",
-      "tokenizer.json",
-      "tokenizer_config.json",
-    ]);
+    expect(m.files.map((f) => f.path)).toEqual(["config.json", "generation_config.json", "onnx/model.onnx", "onnx/model_q4.onnx", "tokenizer.json", "tokenizer_config.json"]);
     const onnx = m.files.find((f) => f.path === "onnx/model.onnx")!;
     expect(onnx.size).toBe(ONNX_SIZE);
     expect(onnx.sha256).toMatch(/^[0-9a-f]{64}$/);
@@ -180,9 +173,7 @@ describe("S3 upload and S3ModelStore (s3rver)", () => {
 
     const listed = await createS3Client(s3).send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}/${ID}/` }));
     expect(listed.Contents!.map((c) => c.Key).sort()).toEqual(
-      [MANIFEST_FILE, "config.json", "generation_config.json", "onnx/model.onnx", "onnx/model_q4.onnx", "tokenizer.json", "tokenizer_config.json"]
-        .map((f) => `${PREFIX}/${ID}/${f}`)
-        .sort(),
+      [MANIFEST_FILE, "config.json", "generation_config.json", "onnx/model.onnx", "onnx/model_q4.onnx", "tokenizer.json", "tokenizer_config.json"].map((f) => `${PREFIX}/${ID}/${f}`).sort(),
     );
     expect((await getObject(`${PREFIX}/${ID}/onnx/model.onnx`)).equals(await readFile(path.join(srcDir, "onnx/model.onnx")))).toBe(true);
 
@@ -235,15 +226,15 @@ describe("S3 upload and S3ModelStore (s3rver)", () => {
     const cached = path.join(work, "cache-a", ID, "1", "onnx/model.onnx");
     await flipByte(cached, 4321);
     // Loading the corrupted folder directly is refused, naming the file.
-    await expect(loadBundle(path.dirname(path.dirname(cached)))).rejects.toThrow(
-      new RegExp(`bundle ${ID}@1: onnx/model\\.onnx: sha256 mismatch \\(expected [0-9a-f]{64}, got [0-9a-f]{64}\\)`),
-    );
+    await expect(loadBundle(path.dirname(path.dirname(cached)))).rejects.toThrow(new RegExp(`bundle ${ID}@1: onnx/model\\.onnx: sha256 mismatch \\(expected [0-9a-f]{64}, got [0-9a-f]{64}\\)`));
     await truncate(path.join(work, "cache-a", ID, "1", "tokenizer.json"), 10);
     requests = [];
     const dir = await st.fetchBundle(ID);
-    expect(gets().map((r) => r.split("?")[0]).sort()).toEqual(
-      [`GET /${BUCKET}/${PREFIX}/${ID}/${MANIFEST_FILE}`, `GET /${BUCKET}/${PREFIX}/${ID}/onnx/model.onnx`, `GET /${BUCKET}/${PREFIX}/${ID}/tokenizer.json`].sort(),
-    );
+    expect(
+      gets()
+        .map((r) => r.split("?")[0])
+        .sort(),
+    ).toEqual([`GET /${BUCKET}/${PREFIX}/${ID}/${MANIFEST_FILE}`, `GET /${BUCKET}/${PREFIX}/${ID}/onnx/model.onnx`, `GET /${BUCKET}/${PREFIX}/${ID}/tokenizer.json`].sort());
     await verifyBundleDir(dir, await readManifest(dir));
     expect((await readFile(cached)).equals(await readFile(path.join(srcDir, "onnx/model.onnx")))).toBe(true);
   });
@@ -256,9 +247,7 @@ describe("S3 upload and S3ModelStore (s3rver)", () => {
     await putObject(key, bad);
     try {
       const cache = path.join(work, "cache-flip");
-      await expect(store("cache-flip").fetchBundle(ID)).rejects.toThrow(
-        new RegExp(`bundle ${ID}@1: onnx/model_q4\\.onnx: sha256 mismatch \\(expected [0-9a-f]{64}, got [0-9a-f]{64}\\) in s3://${BUCKET}/${key}`),
-      );
+      await expect(store("cache-flip").fetchBundle(ID)).rejects.toThrow(new RegExp(`bundle ${ID}@1: onnx/model_q4\\.onnx: sha256 mismatch \\(expected [0-9a-f]{64}, got [0-9a-f]{64}\\) in s3://${BUCKET}/${key}`));
       const left = await readdir(path.join(cache, ID, "1", "onnx"));
       expect(left.filter((n) => n.startsWith("model_q4.onnx"))).toEqual([]);
       // No manifest.json: the cache folder is not a loadable bundle.
@@ -286,18 +275,14 @@ describe("S3 upload and S3ModelStore (s3rver)", () => {
     const good = await getObject(key);
     await createS3Client(s3).send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
     try {
-      await expect(store("cache-missing").fetchBundle(ID)).rejects.toThrow(
-        `bundle ${ID}@1: generation_config.json: missing in bucket (s3://${BUCKET}/${key} does not exist)`,
-      );
+      await expect(store("cache-missing").fetchBundle(ID)).rejects.toThrow(`bundle ${ID}@1: generation_config.json: missing in bucket (s3://${BUCKET}/${key} does not exist)`);
     } finally {
       await putObject(key, good);
     }
   });
 
   it("explains an unknown bundle, a bad ref and an aborted fetch", async () => {
-    await expect(store("cache-x").fetchBundle("no-such-bundle")).rejects.toThrow(
-      `no bundle "no-such-bundle" (s3://${BUCKET}/${PREFIX}/no-such-bundle/manifest.json does not exist)`,
-    );
+    await expect(store("cache-x").fetchBundle("no-such-bundle")).rejects.toThrow(`no bundle "no-such-bundle" (s3://${BUCKET}/${PREFIX}/no-such-bundle/manifest.json does not exist)`);
     await expect(store("cache-x").fetchBundle("../etc")).rejects.toThrow(/invalid bundle ref "\.\.\/etc"/);
     await expect(store("cache-x").fetchBundle("..")).rejects.toThrow(/invalid bundle ref/);
     await expect(store("cache-x").fetchBundle(ID, { signal: AbortSignal.abort() })).rejects.toThrow(/abort/i);
@@ -462,4 +447,3 @@ describe("progressReporter", () => {
     expect(out.length).toBe(1);
   });
 });
-

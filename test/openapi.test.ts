@@ -41,7 +41,8 @@ let url: string;
 let modelId: string;
 let app: Hono;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: walks arbitrary JSON documents (OpenAPI, JSON Schema)
+type Json = Record<string, any>;
 
 beforeAll(async () => {
   const started = await startEdgeProcess({ API_KEYS: KEY, LOG_REQUESTS: "false" });
@@ -109,7 +110,10 @@ describe("response bodies match the zod schemas that type them", () => {
     const c = await bodyOf(r, CompletionSchema);
     expect(c.alia_speculation.target_passes).toBeGreaterThan(0);
     expect(c.usage.total_tokens).toBe(c.usage.prompt_tokens + c.usage.completion_tokens);
-    const chat = await bodyOf(await post("/v1/chat/completions", { model: modelId, messages: [{ role: "user", content: [{ type: "text", text: "Hola" }] }], max_tokens: 12, temperature: 0.7, seed: 3 }), ChatCompletionSchema);
+    const chat = await bodyOf(
+      await post("/v1/chat/completions", { model: modelId, messages: [{ role: "user", content: [{ type: "text", text: "Hola" }] }], max_tokens: 12, temperature: 0.7, seed: 3 }),
+      ChatCompletionSchema,
+    );
     expect(chat.choices[0].message.role).toBe("assistant");
   });
 
@@ -233,7 +237,14 @@ describe("/openapi.json", () => {
   it("generates the component schemas from the zod schemas: requests, results, stream chunks", () => {
     const s = doc.components.schemas as Json;
     expect(Object.keys(s.ChatRequest.properties).sort()).toEqual(Object.keys(ChatRequestSchema.shape).sort());
-    for (const [id, schema] of Object.entries({ Completion: CompletionSchema, ChatCompletion: ChatCompletionSchema, CompletionChunk: CompletionChunkSchema, ChatCompletionChunk: ChatCompletionChunkSchema, TranslateStats: TranslateStatsSchema, Error: ErrorResponseSchema }))
+    for (const [id, schema] of Object.entries({
+      Completion: CompletionSchema,
+      ChatCompletion: ChatCompletionSchema,
+      CompletionChunk: CompletionChunkSchema,
+      ChatCompletionChunk: ChatCompletionChunkSchema,
+      TranslateStats: TranslateStatsSchema,
+      Error: ErrorResponseSchema,
+    }))
       expect(Object.keys(s[id].properties).sort(), id).toEqual(Object.keys(schema.shape).sort());
     expect(s.CompletionRequest.properties.prompt.description).toMatch(/token ids/);
     expect(s.CompletionRequest.properties.prompt.anyOf).toHaveLength(4); // string, [string], ids, [ids]

@@ -8,7 +8,10 @@ const PIECES: Record<number, string> = { 1: "ho", 2: "la", 3: " mu", 4: "ndo", 5
 const decode = (ids: readonly number[]) => {
   let s = "";
   for (let i = 0; i < ids.length; i++) {
-    if (ids[i] === 99) s += ids[i + 1] === 98 ? (i++, "ñ") : "\uFFFD";
+    if (ids[i] === 99 && ids[i + 1] === 98) {
+      s += "ñ";
+      i++;
+    } else if (ids[i] === 99) s += "\uFFFD";
     else s += PIECES[ids[i]] ?? "?";
   }
   return s;
@@ -27,7 +30,10 @@ function feed(t: OutputTracker, chunks: number[][]): { texts: string[]; doneAt: 
 describe("OutputTracker", () => {
   it("ends at a stop id, which is not part of the output; later tokens of the chunk are ignored", () => {
     const t = new OutputTracker({ maxTokens: 10, stopIds: [0], decode });
-    const r = feed(t, [[1, 2], [3, 0, 4]]);
+    const r = feed(t, [
+      [1, 2],
+      [3, 0, 4],
+    ]);
     expect(r.doneAt).toBe(1);
     expect(t.output).toEqual([1, 2, 3]);
     expect(t.finishReason).toBe("stop");
@@ -36,7 +42,10 @@ describe("OutputTracker", () => {
 
   it("ends at max tokens exactly, mid-chunk, with finish reason length", () => {
     const t = new OutputTracker({ maxTokens: 3, decode });
-    const r = feed(t, [[1, 2], [3, 4, 5]]);
+    const r = feed(t, [
+      [1, 2],
+      [3, 4, 5],
+    ]);
     expect(r.doneAt).toBe(1);
     expect(t.output).toEqual([1, 2, 3]);
     expect(t.finishReason).toBe("length");

@@ -58,8 +58,7 @@ async function decode(pool: PoolClient, prompt: number[], o: Partial<Speculative
 }
 
 describe("PoolClient + SpeculativeDecoder under faults", () => {
-  const poolOf = (urls: string[], o: Partial<ConstructorParameters<typeof PoolClient>[0]> = {}) =>
-    new PoolClient({ nodes: urls, token: TOKEN, timeoutMs: 10_000, backoffMs: 200, ...o });
+  const poolOf = (urls: string[], o: Partial<ConstructorParameters<typeof PoolClient>[0]> = {}) => new PoolClient({ nodes: urls, token: TOKEN, timeoutMs: 10_000, backoffMs: 200, ...o });
 
   it("survives killing the node that serves the session, mid-generation (greedy and seeded sampling)", async () => {
     const urls = [await startNode(), await startNode(), await startNode()];

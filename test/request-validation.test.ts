@@ -43,7 +43,17 @@ const completion = async (extra: Record<string, unknown>) => refusal(await post(
 
 describe("a refused request says exactly what is wrong and what is allowed", () => {
   it("content parts other than text", async () => {
-    const e = await chat({ messages: [{ role: "user", content: [{ type: "text", text: "¿Qué es esto?" }, { type: "image_url", image_url: { url: "https://example.com/a.png" } }] }] });
+    const e = await chat({
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "¿Qué es esto?" },
+            { type: "image_url", image_url: { url: "https://example.com/a.png" } },
+          ],
+        },
+      ],
+    });
     expect(e).toMatchObject({
       message: "messages[0].content[1]: content parts of type 'image_url' are not supported; alia-edge accepts text parts only",
       param: "messages[0].content[1]",
@@ -54,9 +64,7 @@ describe("a refused request says exactly what is wrong and what is allowed", () 
     );
     expect((await chat({ messages: [{ role: "user", content: [{ text: "sin tipo" }] }] })).message).toMatch(/^messages\[0\]\.content\[0\]: a content part needs a type; alia-edge accepts text parts only/);
     expect((await chat({ messages: [{ role: "user", content: [] }] })).message).toBe("messages[0].content: the array of content parts is empty; send at least one text part");
-    expect((await chat({ messages: [{ role: "user", content: [{ type: "text", text: "a", cache_control: {} }] }] })).message).toBe(
-      "messages[0].content[0]: unknown field 'cache_control' (allowed: type, text)",
-    );
+    expect((await chat({ messages: [{ role: "user", content: [{ type: "text", text: "a", cache_control: {} }] }] })).message).toBe("messages[0].content[0]: unknown field 'cache_control' (allowed: type, text)");
   });
 
   it("stop sequences: how many, which one, what type", async () => {

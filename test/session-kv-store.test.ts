@@ -86,7 +86,10 @@ describe("SessionKvStore", () => {
     expect(store.sweep()).toEqual([]);
     advance(500);
     expect(store.sweep()).toEqual(["b"]);
-    expect(evicted).toEqual([["a", "idle"], ["b", "idle"]]);
+    expect(evicted).toEqual([
+      ["a", "idle"],
+      ["b", "idle"],
+    ]);
     expect(store.stats()).toMatchObject({ sessions: 0, bytes: 0, evictedIdle: 2 });
   });
 

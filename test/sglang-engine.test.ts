@@ -27,7 +27,9 @@ const requests: Record<string, unknown>[] = [];
 let failNext = 0;
 
 function topK(row: Float32Array, k: number): [number, number, null][] {
-  const ids = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
+  const ids = Array.from(row.keys())
+    .sort((a, b) => row[b] - row[a] || a - b)
+    .slice(0, k);
   return ids.map((id) => [logSoftmaxAt(row, id), id, null]);
 }
 
@@ -56,7 +58,14 @@ beforeAll(async () => {
     const input_top_logprobs = b.input_ids.slice(start).map((_, k) => (k === 0 ? null : topK(logits.row(start + k - 1), b.top_logprobs_num)));
     const out = topK(logits.row(n - 1), b.top_logprobs_num);
     // Radix cache: the longest prefix shared with an earlier request (never the whole input).
-    const cached = Math.max(0, ...seen.map((s) => { let i = 0; while (i < s.length && i < n - 1 && s[i] === b.input_ids[i]) i++; return i; }));
+    const cached = Math.max(
+      0,
+      ...seen.map((s) => {
+        let i = 0;
+        while (i < s.length && i < n - 1 && s[i] === b.input_ids[i]) i++;
+        return i;
+      }),
+    );
     seen.push(b.input_ids);
     return c.json({
       text: "",
@@ -74,8 +83,7 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 const store = { maxBytes: 64 << 20, maxSessions: 64, idleTtlMs: 60_000 };
-const sglang = (topLogprobs = 5, baseUrl = url) =>
-  new SglangEngine({ baseUrl, topLogprobs, timeoutMs: 10_000, vocab: target.vocab, maxPositions: target.maxPositions });
+const sglang = (topLogprobs = 5, baseUrl = url) => new SglangEngine({ baseUrl, topLogprobs, timeoutMs: 10_000, vocab: target.vocab, maxPositions: target.maxPositions });
 const req = (r: Partial<VerifyRequest> & Pick<VerifyRequest, "session" | "seq">): VerifyRequest => VerifyRequestSchema.parse({ drafts: [], ...r });
 
 /** Greedy speculative decoding through a Verifier: n new tokens after `prompt`. */

@@ -200,7 +200,10 @@ describe("SpeculativeDecoder: sampling", () => {
         }
       }
       expect([...counts.keys()].every((k) => keys.includes(k))).toBe(true);
-      const r = chiSquareTest(keys.map((k) => counts.get(k) ?? 0), probs);
+      const r = chiSquareTest(
+        keys.map((k) => counts.get(k) ?? 0),
+        probs,
+      );
       expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
     } finally {
       await node.stop("SIGKILL");

@@ -45,7 +45,13 @@ async function openPair(name: string, dir: string, prompts: number[][]): Promise
 beforeAll(async () => {
   const { tok } = await loadDefaultBundles();
   // 100 prompts: the 50 openings and shorter versions of them (distinct, shorter contexts).
-  pairs.push(await openPair("fixture pair", DEFAULT_PAIR_DIR, SPANISH_PROMPTS_AND_SHORTER.map((s) => tok.encode(s))));
+  pairs.push(
+    await openPair(
+      "fixture pair",
+      DEFAULT_PAIR_DIR,
+      SPANISH_PROMPTS_AND_SHORTER.map((s) => tok.encode(s)),
+    ),
+  );
   tmp = await mkdtemp(path.join(os.tmpdir(), "alia-synth-"));
   const synth = await writeSyntheticPairBundles({ outDir: tmp, alpha: 0.9, seed: 11, ort: ortNode });
   pairs.push(await openPair(`synthetic pair (α ${synth.alpha.toFixed(2)})`, tmp, randomPrompts(100, 8, synth.target.arch.vocabSize, 12)));
@@ -67,9 +73,11 @@ async function decode(pair: Pair, prompt: number[], o: Partial<SpeculativeDecode
 /** Runs `f` over items with `n` in flight (concurrent sessions share the verifier's batches). */
 async function concurrently<T>(items: T[], n: number, f: (x: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    for (let i = next++; i < items.length; i = next++) await f(items[i], i);
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      for (let i = next++; i < items.length; i = next++) await f(items[i], i);
+    }),
+  );
 }
 
 // Adaptive γ on a greedy request decides from measured timings (nominal timings serve seeded sampling
@@ -84,7 +92,14 @@ const SWITCH_PROMPTS = 8;
 
 describe.each([0, 1])("greedy speculation is token-identical to target-only greedy (pair %i)", (pairIndex) => {
   it.each([
-    [1, false], [1, true], [3, false], [3, true], [6, false], [6, true], ["adaptive", false], ["adaptive", true],
+    [1, false],
+    [1, true],
+    [3, false],
+    [3, true],
+    [6, false],
+    [6, true],
+    ["adaptive", false],
+    ["adaptive", true],
   ] as const)("100 prompts × 64 tokens, γ = %s, proactive %s", async (gamma, proactive) => {
     const pair = pairs[pairIndex];
     let rounds = 0;

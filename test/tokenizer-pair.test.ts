@@ -20,7 +20,10 @@ describe("assertTokenizerPair", () => {
       const ids = tok.encode(text);
       expect(ids[0]).toBe(1); // BOS
       expect(tok.decode(ids, { skipSpecialTokens: true }).replace(/\s+/g, " ").trim()).toBe(
-        text.replace(/<\|im_(start|end)\|>/g, "").replace(/\s+/g, " ").trim(),
+        text
+          .replace(/<\|im_(start|end)\|>/g, "")
+          .replace(/\s+/g, " ")
+          .trim(),
       );
     }
     expect(tok.bosId).toBe(1);
@@ -31,7 +34,9 @@ describe("assertTokenizerPair", () => {
 
   it("refuses two tokens swapped, naming both bundles and the token", () => {
     const vocab = (target.tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
-    const [a, b] = Object.keys(vocab).filter((k) => vocab[k] > 300).slice(0, 2);
+    const [a, b] = Object.keys(vocab)
+      .filter((k) => vocab[k] > 300)
+      .slice(0, 2);
     const swapped = withVocab(draft, (v) => {
       [v[a], v[b]] = [v[b], v[a]];
     });
@@ -49,9 +54,7 @@ describe("assertTokenizerPair", () => {
   });
 
   it("refuses different model vocabulary sizes", () => {
-    expect(() => assertTokenizerPair({ ...draft, config: { ...draft.config, vocab_size: draft.config.vocab_size + 1 } }, target)).toThrow(
-      /config.json vocab_size \d+ != \d+/,
-    );
+    expect(() => assertTokenizerPair({ ...draft, config: { ...draft.config, vocab_size: draft.config.vocab_size + 1 } }, target)).toThrow(/config.json vocab_size \d+ != \d+/);
   });
 
   it("refuses a tokenizer that encodes the same text differently", () => {

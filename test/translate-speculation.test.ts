@@ -49,7 +49,11 @@ describe("translation honours the SPEC_* settings", () => {
     const base = speculationSettingsFromConfig(loadConfig({}));
     const changed: Record<string, string> = { SPEC_GAMMA: "2", SPEC_MAX_GAMMA: "3", SPEC_OBJECTIVE: "gpu", SPEC_PROACTIVE: "true", SPEC_Q_SUPPORT: "5" };
     // A new SPEC_* variable must be listed here, and so must reach the settings.
-    expect(Object.keys(ConfigSchema.shape).filter((k) => k.startsWith("SPEC_")).sort()).toEqual(Object.keys(changed).sort());
+    expect(
+      Object.keys(ConfigSchema.shape)
+        .filter((k) => k.startsWith("SPEC_"))
+        .sort(),
+    ).toEqual(Object.keys(changed).sort());
     for (const [k, v] of Object.entries(changed)) expect(speculationSettingsFromConfig(loadConfig({ [k]: v })), k).not.toEqual(base);
   });
 
@@ -100,7 +104,11 @@ describe("translation honours the SPEC_* settings", () => {
       roundSizes.length = 0;
       const stats: DecodeStats[] = [];
       const speculation = speculationSettingsFromConfig(loadConfig(env));
-      await new Translator({ model: pair.served, pool: endless, tiers: [], speculation, onGeneration: (s) => stats.push(s) }).translate("Quien mucho abarca poco aprieta.", "es", "ca", { sentences: 0, computed: 0, hits: {} });
+      await new Translator({ model: pair.served, pool: endless, tiers: [], speculation, onGeneration: (s) => stats.push(s) }).translate("Quien mucho abarca poco aprieta.", "es", "ca", {
+        sentences: 0,
+        computed: 0,
+        hits: {},
+      });
       return { stats: stats[0], roundSizes: [...roundSizes] };
     };
     // Per GPU-second, one pass for several tokens beats one pass per token: the policy leaves pool

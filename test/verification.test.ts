@@ -10,11 +10,13 @@ const close = (a: ArrayLike<number>, b: number[], eps = 1e-12) => {
   for (let i = 0; i < b.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(eps);
 };
 /** A scripted uniform source: returns the given numbers in order. */
-const scripted = (...us: number[]) => () => {
-  const u = us.shift();
-  if (u === undefined) throw new Error("ran out of scripted uniforms");
-  return u;
-};
+const scripted =
+  (...us: number[]) =>
+  () => {
+    const u = us.shift();
+    if (u === undefined) throw new Error("ran out of scripted uniforms");
+    return u;
+  };
 
 describe("targetDistribution (temperature, top_k, top_p)", () => {
   const logits = [0, Math.log(2), Math.log(4)];
@@ -113,7 +115,11 @@ describe("verifyGreedy", () => {
     expect(verifyGreedy([], [oneHot(3)])).toMatchObject({ accepted: 0, token: 3 }); // γ = 0: plain decoding
   });
   it("reports the target log-prob of each draft", () => {
-    const logits = [[0, Math.log(3)], [Math.log(3), 0], [0, 0]];
+    const logits = [
+      [0, Math.log(3)],
+      [Math.log(3), 0],
+      [0, 0],
+    ];
     const r = verifyGreedy([1, 1], logits);
     expect(r.draftLogprobs[0]).toBeCloseTo(Math.log(0.75), 12);
     expect(r.draftLogprobs[1]).toBeCloseTo(Math.log(0.25), 12);
@@ -155,7 +161,7 @@ function table(seed: number, scale: number): number[][] {
   return Array.from({ length: V }, () => Array.from({ length: V }, () => (rng.next() - 0.5) * scale));
 }
 const TARGET = table(1, 4);
-const DRAFT = TARGET.map((row, i) => row.map((x, j) => x + ((((i * 7 + j * 3) % 5) - 2) * 0.6))); // related, not equal
+const DRAFT = TARGET.map((row, i) => row.map((x, j) => x + (((i * 7 + j * 3) % 5) - 2) * 0.6)); // related, not equal
 
 type Verifier = (drafts: number[], q: SparseDist[], p: Float64Array[], u: () => number) => VerifyResult;
 

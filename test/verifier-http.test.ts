@@ -28,8 +28,7 @@ afterAll(async () => {
   await verifier?.stop("SIGKILL");
 });
 
-const post = (body: unknown, token = TOKEN) =>
-  fetch(`${url}/v1/verify`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+const post = (body: unknown, token = TOKEN) => fetch(`${url}/v1/verify`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
 
 describe("verifier over HTTP", () => {
   it("needs the bearer token for /v1/*, not for probes", async () => {
@@ -76,7 +75,10 @@ describe("verifier over HTTP", () => {
       const r = await fetch(`${url}/v1/generate`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
       expect(r.status).toBe(200);
       expect(r.headers.get("content-type")).toMatch(/text\/event-stream/);
-      const events = (await r.text()).split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)));
+      const events = (await r.text())
+        .split("\n")
+        .filter((l) => l.startsWith("data: "))
+        .map((l) => JSON.parse(l.slice(6)));
       return { tokens: events.filter((e) => "token" in e).map((e) => e.token as number), last: events.at(-1) };
     };
     const prompt = tok.encode("La música");

@@ -71,10 +71,7 @@ beforeAll(async () => {
   const emitted = await readdir(outdir);
   const base = {
     modulesRoot: outdir,
-    modules: [
-      { type: "ESModule" as const, path: path.join(outdir, "worker.js") },
-      ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
-    ],
+    modules: [{ type: "ESModule" as const, path: path.join(outdir, "worker.js") }, ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) }))],
     compatibilityDate: w.compatibilityDate,
     compatibilityFlags: w.compatibilityFlags,
     r2Buckets: w.r2Buckets,

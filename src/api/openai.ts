@@ -109,7 +109,11 @@ export function createCompletionHandlers(deps: ApiDeps) {
     const param = kind === "chat" ? "messages" : "prompt";
     if (room < 1) throw invalid(`This model's maximum context length is ${model.maxPositions} tokens; the ${param} has ${prompt.length}`, param, "context_length_exceeded");
     if (asked != null && asked > room)
-      throw invalid(`This model's maximum context length is ${model.maxPositions} tokens: ${prompt.length} in the ${param} + ${asked} requested`, kind === "chat" && (req as ChatRequest).max_completion_tokens != null ? "max_completion_tokens" : "max_tokens", "context_length_exceeded");
+      throw invalid(
+        `This model's maximum context length is ${model.maxPositions} tokens: ${prompt.length} in the ${param} + ${asked} requested`,
+        kind === "chat" && (req as ChatRequest).max_completion_tokens != null ? "max_completion_tokens" : "max_tokens",
+        "context_length_exceeded",
+      );
     const maxTokens = asked ?? Math.min(kind === "chat" ? deps.defaultMaxTokens : 16, room);
     const temperature = req.temperature ?? 1;
     const sampling: Sampling | undefined = temperature > 0 ? { temperature, top_p: req.top_p ?? 1, top_k: 0, seed: req.seed ?? randomSeed() } : undefined;
@@ -129,8 +133,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
       }
       const req = parsed.data;
       const p = prepare(kind, req);
-      if (running >= deps.maxConcurrent)
-        throw new ApiError(429, errorBody(`too many generations at once (${deps.maxConcurrent}); retry shortly`, "rate_limit_error", "rate_limit_exceeded"), { "Retry-After": "1" });
+      if (running >= deps.maxConcurrent) throw new ApiError(429, errorBody(`too many generations at once (${deps.maxConcurrent}); retry shortly`, "rate_limit_error", "rate_limit_exceeded"), { "Retry-After": "1" });
       running++;
       const ctl = new AbortController();
       const clientGone = c.req.raw.signal;
@@ -174,7 +177,13 @@ export function createCompletionHandlers(deps: ApiDeps) {
         const spec = speculationSummary(decoder.stats, decoder.output.length);
         const body: ChatCompletion | Completion =
           kind === "chat"
-            ? { ...base, object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }], usage: usage(decoder.output.length), alia_speculation: spec }
+            ? {
+                ...base,
+                object: "chat.completion",
+                choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }],
+                usage: usage(decoder.output.length),
+                alia_speculation: spec,
+              }
             : { ...base, object: "text_completion", choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage: usage(decoder.output.length), alia_speculation: spec };
         // Rates exist only once something was drafted: no header rather than a 0 that reads "all rejected".
         return c.json(body, 200, {
@@ -206,7 +215,10 @@ export function createCompletionHandlers(deps: ApiDeps) {
       return streamSSE(c, async (sse) => {
         sse.onAbort(() => ctl.abort());
         try {
-          if (kind === "chat") await sse.writeSSE({ data: event({ ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) }) });
+          if (kind === "chat")
+            await sse.writeSSE({
+              data: event({ ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) }),
+            });
           if (!first.done && first.value.text) await sse.writeSSE({ data: chunk(first.value.text, null) });
           for await (const ev of events) if (ev.text) await sse.writeSSE({ data: chunk(ev.text, null) });
           if (ctl.signal.aborted) return;

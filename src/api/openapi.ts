@@ -166,7 +166,13 @@ export function openApiDocument(serverUrl?: string): Json {
     security: BEARER,
     paths: {
       "/v1/models": {
-        get: { operationId: "listModels", summary: "The served model", tags: ["OpenAI"], security: BEARER, responses: { "200": { description: "OpenAI model list (one model).", headers: { "x-request-id": h("RequestId") }, content: { "application/json": { schema: ref("ModelList") } } }, ...errors("401", "500") } },
+        get: {
+          operationId: "listModels",
+          summary: "The served model",
+          tags: ["OpenAI"],
+          security: BEARER,
+          responses: { "200": { description: "OpenAI model list (one model).", headers: { "x-request-id": h("RequestId") }, content: { "application/json": { schema: ref("ModelList") } } }, ...errors("401", "500") },
+        },
       },
       "/v1/models/{id}": {
         get: {
@@ -230,11 +236,24 @@ export function openApiDocument(serverUrl?: string): Json {
           summary: "Translation cache counters",
           tags: ["Translation"],
           security: BEARER,
-          responses: { "200": { description: "Sentences computed, coalesced and served from the cache; errors per cache tier.", headers: { "x-request-id": h("RequestId") }, content: { "application/json": { schema: ref("TranslateStats") } } }, ...errors("401", "500") },
+          responses: {
+            "200": {
+              description: "Sentences computed, coalesced and served from the cache; errors per cache tier.",
+              headers: { "x-request-id": h("RequestId") },
+              content: { "application/json": { schema: ref("TranslateStats") } },
+            },
+            ...errors("401", "500"),
+          },
         },
       },
       "/healthz": {
-        get: { operationId: "getHealth", summary: "Liveness", tags: ["Operations"], security: OPEN, responses: { "200": { description: "The process serves.", content: { "application/json": { schema: ref("Health") } } } } },
+        get: {
+          operationId: "getHealth",
+          summary: "Liveness",
+          tags: ["Operations"],
+          security: OPEN,
+          responses: { "200": { description: "The process serves.", content: { "application/json": { schema: ref("Health") } } } },
+        },
       },
       "/readyz": {
         get: {
@@ -257,7 +276,15 @@ export function openApiDocument(serverUrl?: string): Json {
           responses: {
             "200": {
               description: "The OpenAPI 3.1 document of this API.",
-              content: { "application/json": { schema: { type: "object", required: ["openapi", "info", "paths"], properties: { openapi: { type: "string", const: "3.1.0" }, info: { type: "object" }, paths: { type: "object" }, components: { type: "object" } } } } },
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    required: ["openapi", "info", "paths"],
+                    properties: { openapi: { type: "string", const: "3.1.0" }, info: { type: "object" }, paths: { type: "object" }, components: { type: "object" } },
+                  },
+                },
+              },
             },
           },
         },

@@ -39,15 +39,24 @@ type Raw = { input?: unknown; code?: string };
 type ErrorFn = (iss: Raw) => string;
 const err = (fn: ErrorFn) => ({ error: fn });
 /** `missing; expected X` or `expected X, got Y`. */
-const expecting = (what: string): ErrorFn => (iss) => (iss.input === undefined ? `missing; expected ${what}` : `expected ${what}, got ${got(iss.input)}`);
+const expecting =
+  (what: string): ErrorFn =>
+  (iss) =>
+    iss.input === undefined ? `missing; expected ${what}` : `expected ${what}, got ${got(iss.input)}`;
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 const count = (v: unknown) => (Array.isArray(v) || typeof v === "string" ? v.length : 0);
 
 /** A string of at most `max` characters (and at least `min`). */
 function text(max: number, what = "a string", min = 0) {
-  const s = z.string(err(expecting(what))).max(max, err((iss) => `at most ${plural(max, "character")} (got ${count(iss.input)})`));
+  const s = z.string(err(expecting(what))).max(
+    max,
+    err((iss) => `at most ${plural(max, "character")} (got ${count(iss.input)})`),
+  );
   if (!min) return s;
-  return s.min(min, err((iss) => (min === 1 ? "must not be empty" : `at least ${plural(min, "character")} (got ${count(iss.input)})`)));
+  return s.min(
+    min,
+    err((iss) => (min === 1 ? "must not be empty" : `at least ${plural(min, "character")} (got ${count(iss.input)})`)),
+  );
 }
 
 /** An integer in [min, max]; every refusal states the range. */
@@ -79,7 +88,16 @@ const notServed = (allowed: string) => err((iss) => `not supported by alia-edge:
 
 const StopString = text(256, "a string").min(1, "a stop sequence must not be empty");
 const Stop = z
-  .union([StopString, z.array(StopString, err(expecting("an array of strings"))).max(4, err((iss) => `at most 4 stop sequences (got ${count(iss.input)})`))], err(expecting("a string or an array of up to 4 strings")))
+  .union(
+    [
+      StopString,
+      z.array(StopString, err(expecting("an array of strings"))).max(
+        4,
+        err((iss) => `at most 4 stop sequences (got ${count(iss.input)})`),
+      ),
+    ],
+    err(expecting("a string or an array of up to 4 strings")),
+  )
   .nullable()
   .meta({ description: "Up to 4 sequences where generation stops; the returned text does not contain them." });
 
@@ -93,12 +111,18 @@ const common = {
   top_p: number(0, 1, true).nullable().optional(),
   seed: integer(0, Number.MAX_SAFE_INTEGER).nullable().optional().meta({ description: "The same seed gives the same text again." }),
   stop: Stop.optional(),
-  stream: z.boolean(err(expecting("a boolean"))).nullable().optional(),
+  stream: z
+    .boolean(err(expecting("a boolean")))
+    .nullable()
+    .optional(),
   stream_options: StreamOptions.optional(),
   user: text(256).optional(),
   // Accepted only with the values that mean "off" (what alia-edge does); anything else is refused by name.
   n: z
-    .literal(1, err((iss) => `only n = 1 is supported: alia-edge generates one choice per request, got ${got(iss.input)}; send separate requests`))
+    .literal(
+      1,
+      err((iss) => `only n = 1 is supported: alia-edge generates one choice per request, got ${got(iss.input)}; send separate requests`),
+    )
     .nullable()
     .optional(),
   presence_penalty: z.literal(0, notServed("0")).nullable().optional(),
@@ -115,7 +139,10 @@ const MAX_PROMPT = 1_000_000;
 const TokenIds = z
   .array(TokenId)
   .min(1, "an empty array of token ids")
-  .max(MAX_PROMPT, err((iss) => `at most ${MAX_PROMPT} token ids (got ${count(iss.input)})`));
+  .max(
+    MAX_PROMPT,
+    err((iss) => `at most ${MAX_PROMPT} token ids (got ${count(iss.input)})`),
+  );
 const MULTIPLE_PROMPTS = (n: number) => `alia-edge generates one prompt per request (got ${n} prompts); send ${n} requests`;
 
 /**
@@ -140,20 +167,10 @@ function promptProblem(p: unknown): string {
   return `an array prompt holds strings only, token ids only, or arrays of token ids only; got ${kinds}`;
 }
 
-const Prompt = z
-  .union(
-    [
-      text(MAX_PROMPT),
-      z.array(text(MAX_PROMPT)).length(1),
-      TokenIds,
-      z.array(TokenIds).length(1),
-    ],
-    { error: (iss) => promptProblem(iss.input) },
-  )
-  .meta({
-    description:
-      "A string; or token ids (integers from 0 to the vocabulary size - 1, used as they are: no BOS token is added); or an array holding exactly one of those. alia-edge generates one prompt per request: an array of several prompts is refused (send one request per prompt).",
-  });
+const Prompt = z.union([text(MAX_PROMPT), z.array(text(MAX_PROMPT)).length(1), TokenIds, z.array(TokenIds).length(1)], { error: (iss) => promptProblem(iss.input) }).meta({
+  description:
+    "A string; or token ids (integers from 0 to the vocabulary size - 1, used as they are: no BOS token is added); or an array holding exactly one of those. alia-edge generates one prompt per request: an array of several prompts is refused (send one request per prompt).",
+});
 
 export const CompletionRequestSchema = z.strictObject(
   {
@@ -231,19 +248,38 @@ export const ChatRequestSchema = z.strictObject(
     messages: z
       .array(Message, err(expecting("an array of messages")))
       .min(1, "at least one message is required")
-      .max(1024, err((iss) => `at most 1024 messages (got ${count(iss.input)})`)),
+      .max(
+        1024,
+        err((iss) => `at most 1024 messages (got ${count(iss.input)})`),
+      ),
     max_completion_tokens: integer(1, 1_000_000).nullable().optional(),
     top_logprobs: z.null(notServed("null")).optional(),
     response_format: object(
-      { type: z.literal("text", err((iss) => `only {"type": "text"} is supported, got ${got(iss.input)}`)) },
+      {
+        type: z.literal(
+          "text",
+          err((iss) => `only {"type": "text"} is supported, got ${got(iss.input)}`),
+        ),
+      },
       'an object {"type": "text"}',
     ).optional(),
     tools: z
       .array(z.unknown(), err(expecting("an array")))
-      .max(0, err((iss) => `not supported: alia-edge generates text only and calls no tools (got ${plural(count(iss.input), "tool")}); send none`))
+      .max(
+        0,
+        err((iss) => `not supported: alia-edge generates text only and calls no tools (got ${plural(count(iss.input), "tool")}); send none`),
+      )
       .optional(),
-    tool_choice: z.literal("none", err((iss) => `tools are not supported: only "none" is accepted, got ${got(iss.input)}`)).optional(),
-    parallel_tool_calls: z.boolean(err(expecting("a boolean"))).nullable().optional(),
+    tool_choice: z
+      .literal(
+        "none",
+        err((iss) => `tools are not supported: only "none" is accepted, got ${got(iss.input)}`),
+      )
+      .optional(),
+    parallel_tool_calls: z
+      .boolean(err(expecting("a boolean")))
+      .nullable()
+      .optional(),
     store: z.literal(false, notServed("false")).nullable().optional(),
     metadata: z.record(text(64, "a string"), text(512, "a string")).nullable().optional(),
   },
@@ -259,15 +295,14 @@ export function messageText(content: z.infer<typeof Message>["content"]): string
 // ---------------------------------------------------------------------------------------------------
 // Responses (strict: a field the schemas do not document is a bug the API tests catch)
 
-export const ModelSchema = z
-  .strictObject({
-    id: z.string(),
-    object: z.literal("model"),
-    created: z.int().meta({ description: "Unix seconds: when the target bundle was created." }),
-    owned_by: z.string(),
-    bundle: z.string().optional().meta({ description: "The served target bundle (id@version); in the model list." }),
-    draft_bundle: z.string().optional().meta({ description: "The draft bundle (id@version) that drafts for it at the edge; in the model list." }),
-  });
+export const ModelSchema = z.strictObject({
+  id: z.string(),
+  object: z.literal("model"),
+  created: z.int().meta({ description: "Unix seconds: when the target bundle was created." }),
+  owned_by: z.string(),
+  bundle: z.string().optional().meta({ description: "The served target bundle (id@version); in the model list." }),
+  draft_bundle: z.string().optional().meta({ description: "The draft bundle (id@version) that drafts for it at the edge; in the model list." }),
+});
 export type Model = z.infer<typeof ModelSchema>;
 
 export const ModelListSchema = z.strictObject({ object: z.literal("list"), data: z.array(ModelSchema) });
@@ -275,8 +310,7 @@ export type ModelList = z.infer<typeof ModelListSchema>;
 
 export const FinishReasonSchema = z.enum(["stop", "length"]).meta({ description: "stop: EOS or a stop sequence; length: max tokens or the context." });
 
-export const UsageSchema = z
-  .strictObject({ prompt_tokens: z.int().min(0), completion_tokens: z.int().min(0), total_tokens: z.int().min(0) });
+export const UsageSchema = z.strictObject({ prompt_tokens: z.int().min(0), completion_tokens: z.int().min(0), total_tokens: z.int().min(0) });
 export type Usage = z.infer<typeof UsageSchema>;
 
 const count0 = () => z.int().min(0);
@@ -305,31 +339,29 @@ const responseBase = {
   system_fingerprint: z.string().meta({ description: "The target and draft bundles (target@version+draft@version)." }),
 };
 
-export const CompletionSchema = z
-  .strictObject({
-    ...responseBase,
-    object: z.literal("text_completion"),
-    choices: z.array(z.strictObject({ index: z.int().min(0), text: z.string(), logprobs: z.null(), finish_reason: FinishReasonSchema })),
-    usage: UsageSchema,
-    alia_speculation: AliaSpeculationSchema,
-  });
+export const CompletionSchema = z.strictObject({
+  ...responseBase,
+  object: z.literal("text_completion"),
+  choices: z.array(z.strictObject({ index: z.int().min(0), text: z.string(), logprobs: z.null(), finish_reason: FinishReasonSchema })),
+  usage: UsageSchema,
+  alia_speculation: AliaSpeculationSchema,
+});
 export type Completion = z.infer<typeof CompletionSchema>;
 
-export const ChatCompletionSchema = z
-  .strictObject({
-    ...responseBase,
-    object: z.literal("chat.completion"),
-    choices: z.array(
-      z.strictObject({
-        index: z.int().min(0),
-        message: z.strictObject({ role: z.literal("assistant"), content: z.string(), refusal: z.null() }),
-        logprobs: z.null(),
-        finish_reason: FinishReasonSchema,
-      }),
-    ),
-    usage: UsageSchema,
-    alia_speculation: AliaSpeculationSchema,
-  });
+export const ChatCompletionSchema = z.strictObject({
+  ...responseBase,
+  object: z.literal("chat.completion"),
+  choices: z.array(
+    z.strictObject({
+      index: z.int().min(0),
+      message: z.strictObject({ role: z.literal("assistant"), content: z.string(), refusal: z.null() }),
+      logprobs: z.null(),
+      finish_reason: FinishReasonSchema,
+    }),
+  ),
+  usage: UsageSchema,
+  alia_speculation: AliaSpeculationSchema,
+});
 export type ChatCompletion = z.infer<typeof ChatCompletionSchema>;
 
 const chunkTail = {
@@ -369,8 +401,7 @@ export const LanguageSchema = z.enum(Object.keys(LANGUAGES) as [string, ...strin
 export const TranslationSchema = z.strictObject({ translation: z.string(), source: LanguageSchema, target: LanguageSchema });
 export type Translation = z.infer<typeof TranslationSchema>;
 
-export const TranslationBatchSchema = z
-  .strictObject({ translations: z.array(z.string()).meta({ description: "In the order of the texts." }), source: LanguageSchema, target: LanguageSchema });
+export const TranslationBatchSchema = z.strictObject({ translations: z.array(z.string()).meta({ description: "In the order of the texts." }), source: LanguageSchema, target: LanguageSchema });
 export type TranslationBatch = z.infer<typeof TranslationBatchSchema>;
 
 export const TranslateStatsSchema = z
@@ -441,7 +472,10 @@ function plain(issue: Issue): string {
     case "invalid_union": {
       if (m !== "Invalid input") return m;
       const kinds = [...new Set(issue.errors.flatMap((b) => b.filter((i) => i.path.length === 0 && i.code === "invalid_type").map((i) => article((i as { expected: string }).expected))))];
-      const got = issue.errors.flat().map((i) => /received (\w+)/.exec(i.message)?.[1]).find(Boolean);
+      const got = issue.errors
+        .flat()
+        .map((i) => /received (\w+)/.exec(i.message)?.[1])
+        .find(Boolean);
       return kinds.length ? `expected ${kinds.join(" or ")}${got ? `, got ${article(got)}` : ""}` : "does not match any accepted shape";
     }
     case "invalid_value":

@@ -59,7 +59,7 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       "X-Alia-Sentences": [`total=${stats.sentences}`, `computed=${stats.computed}`, ...tiers.map((t) => `${t}=${stats.hits[t]}`)].join(", "),
     };
     const inm = c.req.header("if-none-match");
-    if (inm && inm.split(",").some((t) => t.trim() === etag)) return c.body(null, 304, headers);
+    if (inm?.split(",").some((t) => t.trim() === etag)) return c.body(null, 304, headers);
     return c.body(body, 200, { ...headers, "Content-Type": "application/json; charset=utf-8" });
   }
 

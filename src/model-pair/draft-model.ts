@@ -12,10 +12,7 @@ export const ortWeb: OrtRuntime = ort;
 /** The drafter runs the same CausalLM interface as the target, on WASM. */
 export type DraftModel = CausalLM;
 
-export function loadDraftModel(
-  bundle: Pick<LoadedBundle, "onnx" | "config" | "externalData">,
-  opts: CausalLMOptions = {},
-): Promise<DraftModel> {
+export function loadDraftModel(bundle: Pick<LoadedBundle, "onnx" | "config" | "externalData">, opts: CausalLMOptions = {}): Promise<DraftModel> {
   return CausalLM.load(ortWeb, bundle.onnx, bundle.config, {
     sessionOptions: {
       executionProviders: ["wasm"],

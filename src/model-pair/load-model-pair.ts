@@ -57,10 +57,7 @@ export async function loadModelPair(draft: BundleReader, target: BundleReader): 
 
   const onnxFile = ONNX_FILE;
   if (!dm.files.some((f) => f.path === onnxFile)) throw new Error(`${draft.location}: ${MANIFEST_FILE} does not list ${onnxFile}`);
-  const [onnx, externalData] = await Promise.all([
-    draft.read(onnxFile),
-    Promise.all(externalDataFiles(dm, onnxFile).map(async (f) => ({ path: f.path, data: await draft.read(f.file) }))),
-  ]);
+  const [onnx, externalData] = await Promise.all([draft.read(onnxFile), Promise.all(externalDataFiles(dm, onnxFile).map(async (f) => ({ path: f.path, data: await draft.read(f.file) })))]);
   const draftModel = await loadDraftModel({ onnx, config: d.config, externalData });
   // A model that loads but cannot run should fail here, not on the first request.
   await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));

@@ -41,8 +41,7 @@ function isPlaceholder(source: unknown): boolean {
  * no-op, with a different one an error (ORT initialises its WASM once per isolate).
  */
 export function installWorkerdWasm(module: WebAssembly.Module): void {
-  if (!(module instanceof WebAssembly.Module))
-    throw new TypeError("installWorkerdWasm needs a WebAssembly.Module (import the .wasm as a CompiledWasm module)");
+  if (!(module instanceof WebAssembly.Module)) throw new TypeError("installWorkerdWasm needs a WebAssembly.Module (import the .wasm as a CompiledWasm module)");
   if (installed) {
     if (installed !== module) throw new Error("installWorkerdWasm: a different WASM module is already installed");
     return;

@@ -51,8 +51,7 @@ export function servedModel(o: {
     stopIds,
     chatStopIds: imEnd === undefined ? stopIds : [...stopIds, imEnd],
     maxPositions: Math.min(o.target.config.max_position_embeddings, o.draft.config.max_position_embeddings),
-    renderChat: (messages) =>
-      template.render({ messages, add_generation_prompt: true, bos_token: str(tc.bos_token), eos_token: str(tc.eos_token) }),
+    renderChat: (messages) => template.render({ messages, add_generation_prompt: true, bos_token: str(tc.bos_token), eos_token: str(tc.eos_token) }),
   };
 }
 

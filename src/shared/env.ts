@@ -8,9 +8,7 @@ export class ConfigError extends Error {
 }
 
 /** "true"/"false"/"1"/"0" (or a boolean) as a boolean. */
-export const envBool = z
-  .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
-  .transform((v) => v === true || v === "true" || v === "1");
+export const envBool = z.union([z.boolean(), z.enum(["true", "false", "1", "0"])]).transform((v) => v === true || v === "true" || v === "1");
 
 /** Host names that mean this machine (URL hostnames keep IPv6 brackets, listen addresses do not). */
 export const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);

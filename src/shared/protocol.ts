@@ -32,7 +32,10 @@ export const VerifyRequestSchema = z
     /** Whole token history (prompt + everything committed): opens or re-opens the session. */
     history: z.array(tokenId).min(1).optional(),
     /** Tokens committed since the previous round (its accepted drafts and its token). */
-    committed: z.array(tokenId).max(MAX_GAMMA + 1).optional(),
+    committed: z
+      .array(tokenId)
+      .max(MAX_GAMMA + 1)
+      .optional(),
     drafts: z.array(tokenId).max(MAX_GAMMA),
     /** The drafter's sparse q̃ for each draft; required when sampling with drafts. */
     q: z.array(SparseDistSchema).max(MAX_GAMMA).optional(),
@@ -41,8 +44,7 @@ export const VerifyRequestSchema = z
   })
   .superRefine((r, ctx) => {
     if (r.history && r.committed) ctx.addIssue({ code: "custom", message: "send either history (open) or committed (continue), not both" });
-    if (r.sampling && r.sampling.temperature > 0 && r.drafts.length && r.q?.length !== r.drafts.length)
-      ctx.addIssue({ code: "custom", path: ["q"], message: "sampling needs one q̃ per draft" });
+    if (r.sampling && r.sampling.temperature > 0 && r.drafts.length && r.q?.length !== r.drafts.length) ctx.addIssue({ code: "custom", path: ["q"], message: "sampling needs one q̃ per draft" });
   });
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
 

@@ -15,8 +15,7 @@ export interface VerifyResult {
 }
 
 function check(drafts: readonly number[], targets: readonly ArrayLike<number>[]): void {
-  if (targets.length !== drafts.length + 1)
-    throw new RangeError(`verification needs γ+1 = ${drafts.length + 1} target distributions, got ${targets.length}`);
+  if (targets.length !== drafts.length + 1) throw new RangeError(`verification needs γ+1 = ${drafts.length + 1} target distributions, got ${targets.length}`);
   const vocab = targets[0].length;
   for (const d of drafts) if (!(Number.isInteger(d) && d >= 0 && d < vocab)) throw new RangeError(`draft token ${d} outside the vocabulary`);
 }
@@ -51,12 +50,7 @@ export function verifyGreedy(drafts: readonly number[], targetLogits: readonly A
  * distributions after temperature/top-k/top-p (targetDistribution), `q` the drafter's sparse q̃ per
  * draft, and `uniform()` the request's seeded randomness (one draw per acceptance test, one per commit).
  */
-export function verifySampling(
-  drafts: readonly number[],
-  q: readonly SparseDist[],
-  p: readonly ArrayLike<number>[],
-  uniform: () => number,
-): VerifyResult {
+export function verifySampling(drafts: readonly number[], q: readonly SparseDist[], p: readonly ArrayLike<number>[], uniform: () => number): VerifyResult {
   check(drafts, p);
   if (q.length !== drafts.length) throw new RangeError(`one q̃ per draft: ${drafts.length} drafts, ${q.length} distributions`);
   const draftLogprobs = drafts.map((d, i) => Math.log(p[i][d]));

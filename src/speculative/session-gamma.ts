@@ -23,8 +23,7 @@ export class SessionGamma {
     private readonly nominalOnly = false,
   ) {
     this.maxGamma = s.maxGamma ?? 8;
-    if (s.gamma !== "adaptive" && !(Number.isInteger(s.gamma) && s.gamma >= 0 && s.gamma <= this.maxGamma))
-      throw new RangeError(`γ must be "adaptive" or an integer 0…${this.maxGamma}, got ${s.gamma}`);
+    if (s.gamma !== "adaptive" && !(Number.isInteger(s.gamma) && s.gamma >= 0 && s.gamma <= this.maxGamma)) throw new RangeError(`γ must be "adaptive" or an integer 0…${this.maxGamma}, got ${s.gamma}`);
     this.acceptance = new AcceptanceEstimate(this.maxGamma);
   }
 

@@ -99,10 +99,7 @@ export class Translator {
   private async compute(sentence: string, source: string, target: string): Promise<string> {
     this.counters.computed++;
     const { model } = this.o;
-    const prompt = (this.o.promptTemplate ?? SALAMANDRA_TA_PROMPT)
-      .replace("{source}", languageName(source)!)
-      .replace("{target}", languageName(target)!)
-      .replace("{text}", normalizeSentence(sentence));
+    const prompt = (this.o.promptTemplate ?? SALAMANDRA_TA_PROMPT).replace("{source}", languageName(source)!).replace("{target}", languageName(target)!).replace("{text}", normalizeSentence(sentence));
     const ids = model.tokenizer.encode(prompt);
     const room = model.maxPositions - ids.length;
     if (room < 2) throw new RangeError(`a sentence of ${ids.length} tokens is too long to translate`);

@@ -181,10 +181,7 @@ export async function startDelayProxy(o: DelayProxyOptions): Promise<DelayProxy>
     };
     const entry = {
       kill,
-      closed: Promise.all([
-        new Promise((r) => client.once("close", r)),
-        new Promise((r) => upstream.once("close", r)),
-      ]),
+      closed: Promise.all([new Promise((r) => client.once("close", r)), new Promise((r) => upstream.once("close", r))]),
     };
     clients.add(client);
     live.add(entry);

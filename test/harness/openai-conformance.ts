@@ -116,9 +116,7 @@ export function openAiConformance(ctx: () => ConformanceContext): void {
     const bad = await client.chat.completions.create({ model: modelId, messages: [{ role: "user", content: "hola" }], n: 2 }).catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("n");
-    const tools = await client.chat.completions
-      .create({ model: modelId, messages: [{ role: "user", content: "hola" }], tools: [{ type: "function", function: { name: "f", parameters: {} } }] })
-      .catch((e: unknown) => e);
+    const tools = await client.chat.completions.create({ model: modelId, messages: [{ role: "user", content: "hola" }], tools: [{ type: "function", function: { name: "f", parameters: {} } }] }).catch((e: unknown) => e);
     expect(tools).toBeInstanceOf(OpenAI.BadRequestError);
     expect((tools as Error).message).toMatch(/tools/);
     const long = await client.completions.create({ model: modelId, prompt: "palabra ".repeat(2000), max_tokens: 5 }).catch((e: unknown) => e);
@@ -127,5 +125,4 @@ export function openAiConformance(ctx: () => ConformanceContext): void {
     expect(unknown.status).toBe(400);
     expect(((await unknown.json()) as { error: { message: string } }).error.message).toMatch(/Unrecognized request argument supplied: frobnicate/);
   });
-
 }

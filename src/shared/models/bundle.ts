@@ -5,13 +5,7 @@ import { describeZodIssues } from "../zod-issues.ts";
 
 export const MANIFEST_FILE = "manifest.json";
 /** Files every bundle must carry besides the manifest (an ONNX variant may add more under onnx/). */
-export const REQUIRED_BUNDLE_FILES = [
-  "config.json",
-  "generation_config.json",
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "onnx/model.onnx",
-] as const;
+export const REQUIRED_BUNDLE_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx"] as const;
 
 const relativePath = z
   .string()
@@ -68,10 +62,8 @@ export const ModelConfigSchema = z
   })
   .passthrough()
   .superRefine((c, ctx) => {
-    if (c.num_attention_heads % c.num_key_value_heads !== 0)
-      ctx.addIssue({ code: "custom", message: "num_attention_heads must be a multiple of num_key_value_heads" });
-    if (c.head_dim === undefined && c.hidden_size % c.num_attention_heads !== 0)
-      ctx.addIssue({ code: "custom", message: "hidden_size must be a multiple of num_attention_heads" });
+    if (c.num_attention_heads % c.num_key_value_heads !== 0) ctx.addIssue({ code: "custom", message: "num_attention_heads must be a multiple of num_key_value_heads" });
+    if (c.head_dim === undefined && c.hidden_size % c.num_attention_heads !== 0) ctx.addIssue({ code: "custom", message: "hidden_size must be a multiple of num_attention_heads" });
   });
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
@@ -148,9 +140,7 @@ export function parseJsonFile<T>(schema: z.ZodType<T>, bytes: Uint8Array, file: 
 /** Files holding a graph's external weights: named after the graph (model.onnx_data, model.onnx.data). */
 export function externalDataFiles(manifest: Manifest, onnxFile: string): { file: string; path: string }[] {
   const folder = onnxFile.includes("/") ? onnxFile.slice(0, onnxFile.lastIndexOf("/") + 1) : "";
-  return manifest.files
-    .filter((f) => f.path.startsWith(onnxFile) && /^(_data|\.data)$/.test(f.path.slice(onnxFile.length)))
-    .map((f) => ({ file: f.path, path: f.path.slice(folder.length) }));
+  return manifest.files.filter((f) => f.path.startsWith(onnxFile) && /^(_data|\.data)$/.test(f.path.slice(onnxFile.length))).map((f) => ({ file: f.path, path: f.path.slice(folder.length) }));
 }
 
 export function bundleLabel(m: Pick<Manifest, "id" | "version">): string {

@@ -53,8 +53,7 @@ export class KvSequence {
   /** Roll back to the first `length` tokens (e.g. after rejected drafts). */
   truncate(length: number): void {
     if (this.busy) throw new Error("truncate() during a forward pass");
-    if (!Number.isInteger(length) || length < 0 || length > this.tokens.length)
-      throw new RangeError(`truncate(${length}) on a sequence of ${this.tokens.length} tokens`);
+    if (!Number.isInteger(length) || length < 0 || length > this.tokens.length) throw new RangeError(`truncate(${length}) on a sequence of ${this.tokens.length} tokens`);
     if (length === this.tokens.length) return;
     this.tokens.length = length;
     this.past = this.past.map((t) => this.model.sliceTime(t, length));
@@ -93,11 +92,9 @@ export class CausalLM {
     if (missing.length) throw new Error(`ONNX model does not have the Optimum decoder-with-past I/O (missing ${missing.join(", ")})`);
     // The KV cache is kept as float32; an fp16 export needs fp16 past tensors, which this runner does not make.
     const past = session.inputMetadata.find((m) => m.name === "past_key_values.0.key");
-    if (past?.isTensor && past.type !== "float32")
-      throw new Error(`ONNX model keeps its KV cache as ${past.type}; this runner supports float32 graphs (q4 weights are fine)`);
+    if (past?.isTensor && past.type !== "float32") throw new Error(`ONNX model keeps its KV cache as ${past.type}; this runner supports float32 graphs (q4 weights are fine)`);
     const pastInputs = session.inputNames.filter((n) => n.startsWith("past_key_values.")).length;
-    if (pastInputs !== 2 * this.layers)
-      throw new Error(`ONNX model has ${pastInputs / 2} KV layers but config.json says num_hidden_layers=${this.layers}`);
+    if (pastInputs !== 2 * this.layers) throw new Error(`ONNX model has ${pastInputs / 2} KV layers but config.json says num_hidden_layers=${this.layers}`);
   }
 
   /** `model`: the graph's bytes, or its path (onnxruntime-node then finds external data next to it). */
@@ -117,8 +114,7 @@ export class CausalLM {
 
   emptyPast(): Tensor[] {
     const out: Tensor[] = [];
-    for (let i = 0; i < 2 * this.layers; i++)
-      out.push(new this.ort.Tensor("float32", new Float32Array(0), [1, this.kvHeads, 0, this.headDim]));
+    for (let i = 0; i < 2 * this.layers; i++) out.push(new this.ort.Tensor("float32", new Float32Array(0), [1, this.kvHeads, 0, this.headDim]));
     return out;
   }
 
@@ -152,10 +148,8 @@ export class CausalLM {
     for (const { seq, tokens } of items) {
       if (tokens.length === 0) throw new RangeError("forward() needs at least one token");
       if (seq.busy) throw new Error("forward() called on a sequence that is already running a forward pass");
-      if (seq.length + tokens.length > this.maxPositions)
-        throw new RangeError(`sequence of ${seq.length + tokens.length} tokens exceeds the model's ${this.maxPositions} positions`);
-      for (const t of tokens)
-        if (!Number.isInteger(t) || t < 0 || t >= this.vocab) throw new RangeError(`token id ${t} outside the vocabulary (0..${this.vocab - 1})`);
+      if (seq.length + tokens.length > this.maxPositions) throw new RangeError(`sequence of ${seq.length + tokens.length} tokens exceeds the model's ${this.maxPositions} positions`);
+      for (const t of tokens) if (!Number.isInteger(t) || t < 0 || t >= this.vocab) throw new RangeError(`token id ${t} outside the vocabulary (0..${this.vocab - 1})`);
     }
     const { Tensor } = this.ort;
     const B = items.length;
@@ -206,8 +200,7 @@ export class CausalLM {
       for (const { seq } of items) seq.busy = false;
     }
     const [, rows, vocab] = out.logits.dims;
-    if (rows !== S || vocab !== this.vocab)
-      throw new Error(`ONNX logits have shape [${out.logits.dims}] but config.json says vocab_size=${this.vocab}`);
+    if (rows !== S || vocab !== this.vocab) throw new Error(`ONNX logits have shape [${out.logits.dims}] but config.json says vocab_size=${this.vocab}`);
     const logits = out.logits.data as Float32Array;
     return items.map(({ seq, tokens }, r) => {
       const p = seq.length;

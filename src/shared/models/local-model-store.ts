@@ -20,15 +20,19 @@ export class LocalModelStore implements ModelStore {
     const dir = path.resolve(this.root, ref);
     const manifest = await readManifest(dir);
     let done = 0;
-    await verifyBundleDir(dir, { ...manifest, files: filesToFetch(manifest, opts.files) }, {
-      signal: opts.signal,
-      onBytes:
-        opts.onProgress &&
-        ((n, total) => {
-          done += n;
-          opts.onProgress!({ phase: "verify", bytes: done, total });
-        }),
-    }).catch((e: Error) => {
+    await verifyBundleDir(
+      dir,
+      { ...manifest, files: filesToFetch(manifest, opts.files) },
+      {
+        signal: opts.signal,
+        onBytes:
+          opts.onProgress &&
+          ((n, total) => {
+            done += n;
+            opts.onProgress!({ phase: "verify", bytes: done, total });
+          }),
+      },
+    ).catch((e: Error) => {
       if (e.name === "AbortError") throw e;
       throw new Error(`${this.name}: ${e.message}`, { cause: e });
     });

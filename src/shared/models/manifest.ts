@@ -16,10 +16,7 @@ export interface HashResult {
 }
 
 /** sha256 + size of one file, streamed; `onBytes` sees every chunk length (for progress). */
-export async function hashFile(
-  file: string,
-  opts: { onBytes?: (n: number) => void; signal?: AbortSignal } = {},
-): Promise<HashResult> {
+export async function hashFile(file: string, opts: { onBytes?: (n: number) => void; signal?: AbortSignal } = {}): Promise<HashResult> {
   const hash = createHash("sha256");
   let size = 0;
   const stream = createReadStream(file, { highWaterMark: HASH_CHUNK, signal: opts.signal });
@@ -76,11 +73,7 @@ export interface ManifestMeta {
 }
 
 /** Hash every file in `dir` and return a validated manifest (throws if a required file is absent). */
-export async function buildManifest(
-  dir: string,
-  meta: ManifestMeta,
-  opts: { onBytes?: (n: number, total: number) => void; signal?: AbortSignal } = {},
-): Promise<Manifest> {
+export async function buildManifest(dir: string, meta: ManifestMeta, opts: { onBytes?: (n: number, total: number) => void; signal?: AbortSignal } = {}): Promise<Manifest> {
   const paths = await listBundleFiles(dir);
   const sizes = await Promise.all(paths.map(async (p) => (await stat(path.join(dir, p))).size));
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -106,8 +99,7 @@ export async function buildManifest(
 /** Validate a manifest object (already JSON-parsed), with every zod issue spelled out. */
 export function parseManifest(raw: unknown, source: string): Manifest {
   const r = ManifestSchema.safeParse(raw);
-  if (!r.success)
-    throw new Error(`invalid manifest ${source}: ${describeZodIssues(r.error)}`);
+  if (!r.success) throw new Error(`invalid manifest ${source}: ${describeZodIssues(r.error)}`);
   checkManifestNames(r.data, source);
   return r.data;
 }
@@ -121,11 +113,7 @@ function checkManifestNames(m: Manifest, source: string): void {
 }
 
 /** Build the manifest and write it to `dir/manifest.json` (atomically, via a temp file). */
-export async function writeManifest(
-  dir: string,
-  meta: ManifestMeta,
-  opts: { onBytes?: (n: number, total: number) => void; signal?: AbortSignal } = {},
-): Promise<Manifest> {
+export async function writeManifest(dir: string, meta: ManifestMeta, opts: { onBytes?: (n: number, total: number) => void; signal?: AbortSignal } = {}): Promise<Manifest> {
   const m = await buildManifest(dir, meta, opts);
   await writeJsonAtomic(path.join(dir, MANIFEST_FILE), m);
   return m;
@@ -146,11 +134,7 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
  * Check one manifest file on disk. Returns null when it matches, else a description of what is
  * wrong (without the bundle label). `quick` checks presence and size only.
  */
-export async function checkBundleFile(
-  dir: string,
-  f: ManifestFile,
-  opts: { quick?: boolean; onBytes?: (n: number) => void; signal?: AbortSignal } = {},
-): Promise<string | null> {
+export async function checkBundleFile(dir: string, f: ManifestFile, opts: { quick?: boolean; onBytes?: (n: number) => void; signal?: AbortSignal } = {}): Promise<string | null> {
   const full = bundleFilePath(dir, f.path);
   let s: Stats;
   try {
@@ -174,11 +158,7 @@ export async function checkBundleFile(
  * Throws one Error naming every bad file, e.g.
  * `bundle fixture-target@1: onnx/model.onnx: sha256 mismatch (expected …, got …)`.
  */
-export async function verifyBundleDir(
-  dir: string,
-  manifest: Manifest,
-  opts: { quick?: boolean; onBytes?: (n: number, total: number) => void; signal?: AbortSignal } = {},
-): Promise<void> {
+export async function verifyBundleDir(dir: string, manifest: Manifest, opts: { quick?: boolean; onBytes?: (n: number, total: number) => void; signal?: AbortSignal } = {}): Promise<void> {
   const total = manifest.files.reduce((a, f) => a + f.size, 0);
   const problems: string[] = [];
   for (const f of manifest.files) {

@@ -4,17 +4,7 @@ import { constants as bufferConstants } from "node:buffer";
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import {
-  GenerationConfigSchema,
-  MANIFEST_FILE,
-  ModelConfigSchema,
-  bundleLabel,
-  externalDataFiles,
-  TokenizerConfigSchema,
-  parseJsonFile,
-  type LoadedBundle,
-  type Manifest,
-} from "./bundle.ts";
+import { GenerationConfigSchema, MANIFEST_FILE, ModelConfigSchema, bundleLabel, externalDataFiles, TokenizerConfigSchema, parseJsonFile, type LoadedBundle, type Manifest } from "./bundle.ts";
 import { bundleFilePath, parseManifest, verifyBundleDir } from "./manifest.ts";
 
 export interface Progress {
@@ -86,17 +76,23 @@ const TokenizerJsonSchema = z.looseObject({ model: z.looseObject({}) });
  */
 export async function loadBundle(
   dir: string,
-  opts: { onnxFile?: string; signal?: AbortSignal; /** The files were just verified (e.g. by fetchBundle): check sizes only. */ verified?: boolean } = {},
+  opts: { onnxFile?: string; signal?: AbortSignal /** The files were just verified (e.g. by fetchBundle): check sizes only. */; verified?: boolean } = {},
 ): Promise<LoadedBundle> {
   const manifest = await readManifest(dir);
   const label = `bundle ${bundleLabel(manifest)}`;
   const onnxFile = opts.onnxFile ?? "onnx/model.onnx";
   if (!manifest.files.some((f) => f.path === onnxFile))
-    throw new Error(`${label}: ${onnxFile} is not listed in ${MANIFEST_FILE} (onnx files: ${manifest.files.filter((f) => f.path.endsWith(".onnx")).map((f) => f.path).join(", ") || "none"})`);
+    throw new Error(
+      `${label}: ${onnxFile} is not listed in ${MANIFEST_FILE} (onnx files: ${
+        manifest.files
+          .filter((f) => f.path.endsWith(".onnx"))
+          .map((f) => f.path)
+          .join(", ") || "none"
+      })`,
+    );
   await verifyBundleDir(dir, manifest, { signal: opts.signal, quick: opts.verified });
 
-  const json = async <T>(schema: z.ZodType<T>, rel: string): Promise<T> =>
-    parseJsonFile(schema, await readFile(bundleFilePath(dir, rel)), `${label}: ${rel}`);
+  const json = async <T>(schema: z.ZodType<T>, rel: string): Promise<T> => parseJsonFile(schema, await readFile(bundleFilePath(dir, rel)), `${label}: ${rel}`);
   const [config, generationConfig, tokenizerJson, tokenizerConfig] = await Promise.all([
     json(ModelConfigSchema, "config.json"),
     json(GenerationConfigSchema, "generation_config.json"),
@@ -114,8 +110,7 @@ export async function readLargeFile(file: string): Promise<Uint8Array> {
   try {
     const { size } = await fh.stat();
     const max = bufferConstants.MAX_LENGTH;
-    if (size > max)
-      throw new Error(`${file}: ${size} bytes is more than one buffer can hold (${max}); export the ONNX model with external data (model.onnx_data)`);
+    if (size > max) throw new Error(`${file}: ${size} bytes is more than one buffer can hold (${max}); export the ONNX model with external data (model.onnx_data)`);
     const buf = Buffer.allocUnsafe(size);
     let off = 0;
     while (off < size) {
@@ -148,11 +143,7 @@ export const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
  * An onProgress callback that writes to stderr. On a TTY it rewrites one line (`\r`) at most ~10
  * times a second; otherwise (CI logs, files) it prints one line per 10% so logs stay short.
  */
-export function progressReporter(
-  label: string,
-  stream: NodeJS.WriteStream = process.stderr,
-  minBytes = PROGRESS_MIN_BYTES,
-): (p: Progress) => void {
+export function progressReporter(label: string, stream: NodeJS.WriteStream = process.stderr, minBytes = PROGRESS_MIN_BYTES): (p: Progress) => void {
   const tty = Boolean(stream.isTTY);
   let phase: Progress["phase"] | undefined;
   let start = 0;

@@ -51,8 +51,7 @@ export function bundleKey(prefix: string | undefined, ref: string, file: string)
 
 /** Refs become key segments and cache folder names: same charset as bundle ids, no '.'/'..'. */
 export function checkRef(ref: string): void {
-  if (!/^[A-Za-z0-9._-]+$/.test(ref) || ref === "." || ref === "..")
-    throw new Error(`invalid bundle ref ${JSON.stringify(ref)}: expected a bundle id (letters, digits, '.', '_', '-')`);
+  if (!/^[A-Za-z0-9._-]+$/.test(ref) || ref === "." || ref === "..") throw new Error(`invalid bundle ref ${JSON.stringify(ref)}: expected a bundle id (letters, digits, '.', '_', '-')`);
 }
 
 export function isNotFound(e: unknown): boolean {
@@ -61,12 +60,7 @@ export function isNotFound(e: unknown): boolean {
 }
 
 /** Run `fn` over `items`, at most `limit` at a time; on the first failure abort the others, wait, rethrow. */
-export async function runLimited<T>(
-  items: readonly T[],
-  limit: number,
-  signal: AbortSignal | undefined,
-  fn: (item: T, signal: AbortSignal) => Promise<void>,
-): Promise<void> {
+export async function runLimited<T>(items: readonly T[], limit: number, signal: AbortSignal | undefined, fn: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
   const ac = new AbortController();
   const onAbort = () => ac.abort(signal!.reason);
   if (signal?.aborted) onAbort();
@@ -184,14 +178,7 @@ export class S3ModelStore implements ModelStore {
   }
 
   /** Stream one object to `<dest>.<random>.partial` while hashing; rename into place only if it matches. */
-  private async downloadFile(
-    ref: string,
-    manifest: Manifest,
-    f: ManifestFile,
-    dir: string,
-    signal: AbortSignal,
-    onBytes: (n: number) => void,
-  ): Promise<void> {
+  private async downloadFile(ref: string, manifest: Manifest, f: ManifestFile, dir: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
     const label = `bundle ${bundleLabel(manifest)}: ${f.path}`;
     const key = bundleKey(this.opts.prefix, ref, f.path);
     const url = this.url(key);
@@ -222,8 +209,7 @@ export class S3ModelStore implements ModelStore {
         },
       });
       await pipeline(body, meter, createWriteStream(partial), { signal });
-      if (size !== f.size)
-        throw new Error(`${label}: size ${size} != ${f.size} in manifest (truncated download from ${url}?)`);
+      if (size !== f.size) throw new Error(`${label}: size ${size} != ${f.size} in manifest (truncated download from ${url}?)`);
       const got = hash.digest("hex");
       if (got !== f.sha256) throw new Error(`${label}: sha256 mismatch (expected ${f.sha256}, got ${got}) in ${url}`);
       await rename(partial, dest);

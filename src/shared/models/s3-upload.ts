@@ -3,16 +3,7 @@
 // sees a manifest whose files are not there yet. The version lives in the manifest only; uploading
 // a new version replaces the bundle in place (a reader mid-download then fails its sha256 check and
 // can retry; it never loads a mix). Files left over from an older version are not deleted.
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  UploadPartCommand,
-  type CompletedPart,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand, type CompletedPart, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -76,8 +67,7 @@ export async function resolveMeta(dir: string, o: Partial<ManifestMeta>): Promis
   }
   const id = o.id ?? existing?.id;
   const version = o.version ?? existing?.version;
-  if (!id || !version)
-    throw new Error(`${dir}: give the bundle id and version (--id, --version); there is no readable ${MANIFEST_FILE} to take them from`);
+  if (!id || !version) throw new Error(`${dir}: give the bundle id and version (--id, --version); there is no readable ${MANIFEST_FILE} to take them from`);
   return { id, version, role: o.role ?? existing?.role ?? "any" };
 }
 
@@ -89,8 +79,7 @@ function contentType(file: string): string {
 export async function uploadBundle(dir: string, o: UploadOptions): Promise<UploadResult> {
   if (!o.bucket) throw new Error("uploadBundle: bucket is required");
   const partSize = o.partSize ?? DEFAULT_PART_SIZE;
-  if (!Number.isInteger(partSize) || partSize < MIN_PART_SIZE)
-    throw new Error(`part size ${partSize} is below the S3 minimum of ${MIN_PART_SIZE} bytes (5 MiB)`);
+  if (!Number.isInteger(partSize) || partSize < MIN_PART_SIZE) throw new Error(`part size ${partSize} is below the S3 minimum of ${MIN_PART_SIZE} bytes (5 MiB)`);
   const client = o.client ?? createS3Client(o);
   const { signal, onProgress, log } = o;
 
@@ -168,22 +157,11 @@ function changedError(f: ManifestFile, got: string): Error {
 }
 
 /** Small files are read whole: a Buffer body lets the SDK retry, which a stream body does not. */
-async function putSmall(
-  client: S3Client,
-  bucket: string,
-  key: string,
-  file: string,
-  f: ManifestFile,
-  signal: AbortSignal,
-  onBytes: (n: number) => void,
-): Promise<void> {
+async function putSmall(client: S3Client, bucket: string, key: string, file: string, f: ManifestFile, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
   const body = await readFile(file, { signal });
   const got = createHash("sha256").update(body).digest("hex");
   if (body.length !== f.size || got !== f.sha256) throw changedError(f, got);
-  await client.send(
-    new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, ContentType: contentType(f.path), Metadata: { sha256: f.sha256 } }),
-    { abortSignal: signal },
-  );
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, ContentType: contentType(f.path), Metadata: { sha256: f.sha256 } }), { abortSignal: signal });
   onBytes(body.length);
 }
 
@@ -205,10 +183,7 @@ async function putMultipart(
 ): Promise<void> {
   // Keep within S3's 10,000-part limit by growing parts (in whole MiB) for very large files.
   const partSize = Math.max(partSizeWanted, Math.ceil(f.size / MAX_PARTS / MiB) * MiB);
-  const created = await client.send(
-    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: contentType(f.path), Metadata: { sha256: f.sha256 } }),
-    { abortSignal: signal },
-  );
+  const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: contentType(f.path), Metadata: { sha256: f.sha256 } }), { abortSignal: signal });
   const uploadId = created.UploadId;
   if (!uploadId) throw new Error("CreateMultipartUpload returned no UploadId");
   const parts: CompletedPart[] = [];
@@ -249,10 +224,7 @@ async function putMultipart(
     const digest = hash.digest("hex");
     if (digest !== f.sha256) throw changedError(f, digest);
     parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
-    await client.send(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
-      { abortSignal: signal },
-    );
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal });
   } catch (e) {
     await Promise.allSettled(inflight);
     // Best effort: some servers (s3rver) do not implement AbortMultipartUpload; the original error matters more.

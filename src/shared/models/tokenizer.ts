@@ -73,8 +73,7 @@ export function assertTokenizerPair(
   const fail = (what: string): never => {
     throw new TokenizerMismatchError(`tokenizer mismatch between ${where}: ${what}; speculative decoding needs identical token ids`);
   };
-  if (draft.config.vocab_size !== target.config.vocab_size)
-    fail(`config.json vocab_size ${draft.config.vocab_size} != ${target.config.vocab_size}`);
+  if (draft.config.vocab_size !== target.config.vocab_size) fail(`config.json vocab_size ${draft.config.vocab_size} != ${target.config.vocab_size}`);
   const d = TextTokenizer.fromBundle(draft);
   const t = TextTokenizer.fromBundle(target);
   const dv = d.vocab();
@@ -90,8 +89,7 @@ export function assertTokenizerPair(
     const b = t.encode(text);
     const i = a.findIndex((x, k) => x !== b[k]);
     const at = i === -1 && a.length !== b.length ? Math.min(a.length, b.length) : i;
-    if (at !== -1)
-      fail(`they encode ${JSON.stringify(text.slice(0, 40))} differently from id #${at} on ([${a.slice(at, at + 6)}] vs [${b.slice(at, at + 6)}])`);
+    if (at !== -1) fail(`they encode ${JSON.stringify(text.slice(0, 40))} differently from id #${at} on ([${a.slice(at, at + 6)}] vs [${b.slice(at, at + 6)}])`);
   }
   if (dv.size > draft.config.vocab_size) fail(`tokenizer has ${dv.size} tokens but the models only ${draft.config.vocab_size} logits`);
   return t;
