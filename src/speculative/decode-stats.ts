@@ -30,7 +30,7 @@ export interface DecodeStats {
   roundLog: { gamma: number; accepted: number }[];
 }
 
-export function emptyDecodeStats(proposer: string): DecodeStats {
+function emptyDecodeStats(proposer: string): DecodeStats {
   return {
     proposer,
     rounds: 0,
