@@ -13,6 +13,7 @@ const UNIT = [
   "test/import-boundaries.test.ts",
   "test/metrics-registry.test.ts",
   "test/output-tracker.test.ts",
+  "test/pass-cost-model.test.ts",
   "test/session-gamma.test.ts",
   "test/session-kv-store.test.ts",
   "test/stop-strings.test.ts",
