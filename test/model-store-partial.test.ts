@@ -3,8 +3,7 @@
 import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-// @ts-expect-error s3rver ships no type declarations
-import S3rver from "s3rver";
+import { type LocalS3, startS3rver } from "./harness/s3rver.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { DirectoryBundleReader } from "../src/model-pair/directory-bundle-reader.ts";
@@ -15,7 +14,7 @@ import { S3ModelStore, type S3Options } from "../src/shared/models/s3-model-stor
 import { uploadBundle } from "../src/shared/models/s3-upload.ts";
 
 let work: string;
-let server: { run(): Promise<{ port: number }>; close(): Promise<void> };
+let server: LocalS3;
 let s3: S3Options;
 let targetId: string;
 
@@ -27,9 +26,8 @@ const files = async (dir: string) =>
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "alia-partial-"));
-  server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: path.join(work, "s3rver"), configureBuckets: [{ name: "models" }] });
-  const { port } = await server.run();
-  s3 = { bucket: "models", endpoint: `http://127.0.0.1:${port}`, region: "auto", forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } };
+  server = await startS3rver(path.join(work, "s3rver"), ["models"]);
+  s3 = { bucket: "models", ...server.options };
   // The uploader (re)writes the folder's manifest: upload a copy, not the committed fixture.
   const copy = path.join(work, "target");
   await cp(path.join(DEFAULT_PAIR_DIR, "target"), copy, { recursive: true });

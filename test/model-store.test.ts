@@ -4,13 +4,12 @@
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import type { IncomingMessage, Server } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-// @ts-expect-error s3rver ships no type declarations
-import S3rver from "s3rver";
+import { type LocalS3, startS3rver } from "./harness/s3rver.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHATML_TEMPLATE, MANIFEST_FILE } from "../src/shared/models/bundle.ts";
 import { LocalModelStore } from "../src/shared/models/local-model-store.ts";
@@ -25,14 +24,8 @@ const ID = "fixture-target";
 const PART = MIN_PART_SIZE; // 5 MiB: the smallest part S3 accepts
 const ONNX_SIZE = 2 * PART + 123_457; // three parts, the last one short
 
-interface S3rverLike {
-  run(): Promise<{ address: string; port: number }>;
-  close(): Promise<void>;
-  httpServer: Server;
-}
-
 let work: string;
-let server: S3rverLike;
+let server: LocalS3;
 let s3: S3Options;
 /** "METHOD url" of every HTTP request s3rver received, in order. */
 let requests: string[] = [];
@@ -97,23 +90,9 @@ const gets = () => requests.filter((r) => r.startsWith("GET "));
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "alia-model-store-"));
-  server = new S3rver({
-    port: 0,
-    address: "127.0.0.1",
-    silent: true,
-    directory: path.join(work, "s3rver"),
-    configureBuckets: [{ name: BUCKET }],
-  }) as S3rverLike;
-  const { port } = await server.run();
+  server = await startS3rver(path.join(work, "s3rver"), [BUCKET]);
   server.httpServer.on("request", (req: IncomingMessage) => requests.push(`${req.method} ${req.url}`));
-  s3 = {
-    bucket: BUCKET,
-    endpoint: `http://127.0.0.1:${port}`,
-    region: "auto",
-    forcePathStyle: true,
-    // s3rver's built-in account; it checks SigV4 signatures against this secret.
-    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-  };
+  s3 = { bucket: BUCKET, ...server.options };
 });
 
 afterAll(async () => {

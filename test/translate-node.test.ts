@@ -3,13 +3,11 @@
 // with the same body and ETag, 304 on If-None-Match, a new bundle id never hits old entries, the S3 tier
 // answers once memory is cleared, S3 down still answers, 50 concurrent identical misses compute once,
 // layout kept and mixed hits/misses assembled in order.
-import type { Server } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-// @ts-expect-error s3rver ships no type declarations
-import S3rver from "s3rver";
 import type { Hono } from "hono";
+import { type LocalS3, startS3rver } from "./harness/s3rver.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServedModel } from "../src/model-pair/served-model.ts";
 import { createApp } from "../src/app.ts";
@@ -24,16 +22,10 @@ import { loadDefaultPair } from "./harness/default-pair.ts";
 import { deadEndpoint } from "./harness/ports.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 
-interface S3rverLike {
-  run(): Promise<{ address: string; port: number }>;
-  close(): Promise<void>;
-  httpServer: Server;
-}
-
 let verifier: ListeningProcess;
 let pool: PoolClient;
 let model: ServedModel;
-let s3server: S3rverLike;
+let s3server: LocalS3;
 let s3port: number;
 let work: string;
 
@@ -59,8 +51,8 @@ beforeAll(async () => {
   verifier = await startVerifierProcess({});
   pool = new PoolClient({ nodes: [verifier.url] });
   work = await mkdtemp(path.join(tmpdir(), "alia-translate-"));
-  s3server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: path.join(work, "s3"), configureBuckets: [{ name: "tr" }] }) as S3rverLike;
-  s3port = (await s3server.run()).port;
+  s3server = await startS3rver(path.join(work, "s3"), ["tr"]);
+  s3port = s3server.port;
 });
 afterAll(async () => {
   await verifier?.stop("SIGKILL");
