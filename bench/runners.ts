@@ -4,11 +4,11 @@
 import path from "node:path";
 import { AutoModelForCausalLM, Tensor, env } from "@huggingface/transformers";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { eosIds } from "../src/shared/models/bundle.ts";
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import { eosIds } from "../src/common/models/bundle.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { loadBundle } from "../src/common/models/model-store.ts";
+import { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
 import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 

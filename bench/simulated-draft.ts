@@ -1,7 +1,7 @@
 // Benchmarks only: the draft model with every forward call padded to `stepMs` (a Salamandra-2b q4 step
 // on an edge CPU, ~25 ms, instead of the fixture draft's fraction of a millisecond). The padding is
 // a wait, not work, so proactive drafting can overlap it with a verify call as it would real compute.
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
 
 export function withDraftStepCost(model: CausalLM, stepMs: number): CausalLM {
   if (stepMs <= 0) return model;

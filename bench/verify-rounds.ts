@@ -3,7 +3,7 @@
 // concurrent sessions; and the KV bytes a session holds per token.
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 
 export interface VerifierBench {

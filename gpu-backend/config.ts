@@ -1,9 +1,9 @@
 // Verifier service configuration (zod, validated at start-up). Model store settings (MODEL_STORE, S3_*, …)
 // come from the shared ModelStoreConfigSchema; these are the verifier's own.
 import { z } from "zod";
-import { ConfigError, LOOPBACK_HOSTS, parseEnv } from "../src/shared/env.ts";
-import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "../src/shared/bearer-auth.ts";
-import { MAX_GAMMA } from "../src/shared/protocol.ts";
+import { ConfigError, LOOPBACK_HOSTS, parseEnv } from "../src/common/env.ts";
+import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "../src/common/bearer-auth.ts";
+import { MAX_GAMMA } from "../src/common/protocol.ts";
 
 export const VerifierConfigSchema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),

@@ -1,11 +1,11 @@
 // `npm run verifier`: the verifier service on the configured target bundle (default: the fixture target),
 // on VERIFIER_PORT (default 8788). SIGTERM/SIGINT: stop admitting rounds, let in-flight ones finish, exit.
 import { serve } from "@hono/node-server";
-import { ConfigError, parseEnv } from "../src/shared/env.ts";
-import { bundleLabel } from "../src/shared/models/bundle.ts";
-import { loadBundle, progressReporter } from "../src/shared/models/model-store.ts";
-import { checkModelStoreConfig, ModelStoreConfigSchema } from "../src/shared/models/model-store-config.ts";
-import { openModelStore } from "../src/shared/models/model-store-from-config.ts";
+import { ConfigError, parseEnv } from "../src/common/env.ts";
+import { bundleLabel } from "../src/common/models/bundle.ts";
+import { loadBundle, progressReporter } from "../src/common/models/model-store.ts";
+import { checkModelStoreConfig, ModelStoreConfigSchema } from "../src/common/models/model-store-config.ts";
+import { openModelStore } from "../src/common/models/model-store-from-config.ts";
 import { loadVerifierConfig, type VerifierConfig } from "./config.ts";
 import type { TargetEngine } from "./engine.ts";
 import { OnnxEngine } from "./onnx-engine.ts";

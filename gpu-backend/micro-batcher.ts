@@ -2,8 +2,8 @@
 // padded batch (CausalLM.forwardBatch), which raises tokens/s under load (BENCHMARKS.md measures it).
 // Batches run one at a time; the queue is bounded, and beyond it callers get `overloaded` (503 +
 // Retry-After) instead of waiting without limit.
-import type { ChunkLogits, CausalLM, KvSequence } from "../src/shared/models/causal-lm.ts";
-import { VerifyError } from "../src/shared/protocol.ts";
+import type { ChunkLogits, CausalLM, KvSequence } from "../src/common/models/causal-lm.ts";
+import { VerifyError } from "../src/common/protocol.ts";
 
 export interface MicroBatcherOptions {
   /**

@@ -1,6 +1,6 @@
 // OnnxEngine: the target on onnxruntime-node (CPU here, CUDA EP where installed), with a KV cache per
 // session and verify passes of concurrent sessions micro-batched into one padded forward pass.
-import type { CausalLM, KvSequence } from "../src/shared/models/causal-lm.ts";
+import type { CausalLM, KvSequence } from "../src/common/models/causal-lm.ts";
 import type { ChunkScores, TargetEngine } from "./engine.ts";
 import { MicroBatcher, type MicroBatcherOptions } from "./micro-batcher.ts";
 

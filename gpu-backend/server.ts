@@ -5,10 +5,10 @@ import { HTTPException } from "hono/http-exception";
 import type { z } from "zod";
 import { streamSSE } from "hono/streaming";
 import { bodyLimit } from "hono/body-limit";
-import { requireBearer } from "../src/shared/bearer-auth.ts";
-import { errorBody } from "../src/shared/errors.ts";
-import { issuePath } from "../src/shared/zod-issues.ts";
-import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/shared/protocol.ts";
+import { requireBearer } from "../src/common/bearer-auth.ts";
+import { errorBody } from "../src/common/errors.ts";
+import { issuePath } from "../src/common/zod-issues.ts";
+import { GenerateRequestSchema, VerifyError, VerifyRequestSchema } from "../src/common/protocol.ts";
 import { createVerifierMetrics } from "./verifier-metrics.ts";
 import type { Verifier } from "./verifier.ts";
 

@@ -6,7 +6,7 @@
 // Only the top K log-probs come back: greedy verification is exact (it needs the argmax alone), and so is
 // sampling whose top_k ≤ K (the top-k renormalisation then needs nothing beyond the K) — see PROTOCOL.md.
 import { z } from "zod";
-import { VerifyError } from "../src/shared/protocol.ts";
+import { VerifyError } from "../src/common/protocol.ts";
 import type { ChunkScores, EngineSequence, TargetEngine } from "./engine.ts";
 
 /** SGLang's logprob entries are [logprob, token_id, text|null]. */

@@ -3,8 +3,8 @@
 // by SGLang instead.
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import type { LoadedBundle } from "../src/shared/models/bundle.ts";
-import { CausalLM, type CausalLMOptions, type OrtRuntime } from "../src/shared/models/causal-lm.ts";
+import type { LoadedBundle } from "../src/common/models/bundle.ts";
+import { CausalLM, type CausalLMOptions, type OrtRuntime } from "../src/common/models/causal-lm.ts";
 
 export const ortNode: OrtRuntime = ort as unknown as OrtRuntime;
 

@@ -2,9 +2,9 @@
 // sequence number is answered from the stored result), re-open by full history, and exact verification.
 // One round feeds [last committed token, ...drafts] to the target engine in one pass and scores γ+1
 // positions.
-import { MAX_GAMMA, VerifyError, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/shared/protocol.ts";
-import { SeededRng, argmax, sampleIndex, targetDistribution, type SamplingParams } from "../src/shared/sampling.ts";
-import { verifyGreedy, verifySampling, type VerifyResult } from "../src/shared/verification.ts";
+import { MAX_GAMMA, VerifyError, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/common/protocol.ts";
+import { SeededRng, argmax, sampleIndex, targetDistribution, type SamplingParams } from "../src/common/sampling.ts";
+import { verifyGreedy, verifySampling, type VerifyResult } from "../src/common/verification.ts";
 import type { EngineSequence, TargetEngine } from "./engine.ts";
 import { SessionKvStore, SessionTooLargeError, type SessionKvStoreOptions } from "./session-kv-store.ts";
 

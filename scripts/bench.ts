@@ -11,8 +11,8 @@ import { benchLossless, benchRounds, benchServer } from "../bench/suite.ts";
 import { benchVerifier, benchVerifierHttp } from "../bench/verify-rounds.ts";
 import type { BenchResult } from "../bench/report.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { loadBundle } from "../src/common/models/model-store.ts";
+import { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { cliFail, parseCli } from "./cli.ts";
 

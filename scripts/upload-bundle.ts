@@ -1,7 +1,7 @@
 // CLI: refresh a bundle folder's manifest.json and upload the bundle to an S3-compatible bucket.
 //   npm run bundle:upload -- <bundle-dir> --bucket models --id salamandra-2b-q4 --version 1
-import { progressReporter } from "../src/shared/models/model-store.ts";
-import { DEFAULT_PART_SIZE, MIN_PART_SIZE, uploadBundle } from "../src/shared/models/s3-upload.ts";
+import { progressReporter } from "../src/common/models/model-store.ts";
+import { DEFAULT_PART_SIZE, MIN_PART_SIZE, uploadBundle } from "../src/common/models/s3-upload.ts";
 import { choiceFlag, cliFail, intFlag, parseCli } from "./cli.ts";
 
 const HELP = `Usage: npm run bundle:upload -- <bundle-dir> [options]

@@ -1,10 +1,10 @@
 // CLI: write <bundle-dir>/manifest.json (sha256 + size of every file).
 //   npm run bundle:manifest -- <bundle-dir> --id salamandra-2b-q4 --version 1 --role draft
 import path from "node:path";
-import { MANIFEST_FILE } from "../src/shared/models/bundle.ts";
-import { writeManifest } from "../src/shared/models/manifest.ts";
-import { progressReporter } from "../src/shared/models/model-store.ts";
-import { resolveMeta } from "../src/shared/models/s3-upload.ts";
+import { MANIFEST_FILE } from "../src/common/models/bundle.ts";
+import { writeManifest } from "../src/common/models/manifest.ts";
+import { progressReporter } from "../src/common/models/model-store.ts";
+import { resolveMeta } from "../src/common/models/s3-upload.ts";
 import { choiceFlag, cliFail, parseCli } from "./cli.ts";
 
 const HELP = `Usage: npm run bundle:manifest -- <bundle-dir> [--id <id>] [--version <v>] [--role draft|target|any]

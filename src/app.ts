@@ -12,8 +12,8 @@ import { poolClientFromConfig } from "./pool/pool-client.ts";
 import type { CacheTier } from "./translate/cache-tiers/cache-tier.ts";
 import { Translator } from "./translate/translator.ts";
 import { speculationSettingsFromConfig } from "./speculative/settings.ts";
-import { requireBearer } from "./shared/bearer-auth.ts";
-import { errorBody } from "./shared/errors.ts";
+import { requireBearer } from "./common/bearer-auth.ts";
+import { errorBody } from "./common/errors.ts";
 import { generationFromStats } from "./observability/edge-metrics.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 

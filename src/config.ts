@@ -1,10 +1,10 @@
 // The one configuration schema, validated at start-up from the environment (Node) or Worker vars.
 // Every limit and location is named here; a bad value stops start-up with a message naming the variable.
 import { z } from "zod";
-import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "./shared/bearer-auth.ts";
-import { ConfigError, envBool, parseEnv } from "./shared/env.ts";
+import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "./common/bearer-auth.ts";
+import { ConfigError, envBool, parseEnv } from "./common/env.ts";
 import { LOG_LEVELS } from "./observability/log.ts";
-import { checkModelStoreConfig, ModelStoreConfigSchema } from "./shared/models/model-store-config.ts";
+import { checkModelStoreConfig, ModelStoreConfigSchema } from "./common/models/model-store-config.ts";
 
 export const ConfigSchema = ModelStoreConfigSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(8787).describe("HTTP port of the Node edge"),

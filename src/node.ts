@@ -6,11 +6,11 @@ import path from "node:path";
 import { serve } from "@hono/node-server";
 import { createAppFromConfig } from "./app.ts";
 import { loadConfig, type Config } from "./config.ts";
-import { ConfigError, LOOPBACK_HOSTS } from "./shared/env.ts";
+import { ConfigError, LOOPBACK_HOSTS } from "./common/env.ts";
 import { DirectoryBundleReader } from "./model-pair/directory-bundle-reader.ts";
 import { TARGET_FACTS, loadModelPair } from "./model-pair/load-model-pair.ts";
-import { progressReporter } from "./shared/models/model-store.ts";
-import { openModelStore } from "./shared/models/model-store-from-config.ts";
+import { progressReporter } from "./common/models/model-store.ts";
+import { openModelStore } from "./common/models/model-store-from-config.ts";
 import { nodeCacheTiers } from "./translate/cache-tiers/node-cache-tiers.ts";
 
 async function answers(url: string): Promise<boolean> {

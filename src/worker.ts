@@ -12,7 +12,7 @@ import { loadConfig } from "./config.ts";
 import { loadModelPair, type ModelPair } from "./model-pair/load-model-pair.ts";
 import { installWorkerdWasm } from "./model-pair/ort-web-workerd.ts";
 import { R2BundleReader, type R2BucketLike } from "./model-pair/r2-bundle-reader.ts";
-import { errorBody } from "./shared/errors.ts";
+import { errorBody } from "./common/errors.ts";
 import { CacheApiTier, type CacheLike } from "./translate/cache-tiers/cache-api-tier.ts";
 import type { CacheTier } from "./translate/cache-tiers/cache-tier.ts";
 import { R2Tier, type R2Like } from "./translate/cache-tiers/r2-tier.ts";

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHATML_TEMPLATE } from "../src/shared/models/bundle.ts";
+import { CHATML_TEMPLATE } from "../src/common/models/bundle.ts";
 import {
   BOS_ID,
   BYTE_TOKEN_OFFSET,

@@ -4,8 +4,8 @@
 // rate. No training here.
 import { Tokenizer } from "@huggingface/tokenizers";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { LoadedBundle } from "../src/shared/models/bundle.ts";
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
+import type { LoadedBundle } from "../src/common/models/bundle.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { FORTUNE_OPENINGS as PROMPTS } from "./harness/prompts.ts";

@@ -1,5 +1,5 @@
-// Who runs what: code both sides use lives in src/shared and imports nothing from the edge; the GPU backend
-// imports only src/shared; the Worker's module graph holds no Node-only module. Read from the sources'
+// Who runs what: code both sides use lives in src/common and imports nothing from the edge; the GPU backend
+// imports only src/common; the Worker's module graph holds no Node-only module. Read from the sources'
 // import statements (relative specifiers resolved), so a misplaced import fails here, not in production.
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -40,19 +40,19 @@ function graph(entry: string): Set<string> {
 }
 
 describe("import boundaries", () => {
-  it("src/shared imports nothing from the edge or the GPU backend", () => {
-    const bad = sources("src/shared").flatMap((f) =>
+  it("src/common imports nothing from the edge or the GPU backend", () => {
+    const bad = sources("src/common").flatMap((f) =>
       imports(f)
-        .filter((i) => (i.startsWith("src/") && !i.startsWith("src/shared/")) || i.startsWith("gpu-backend/"))
+        .filter((i) => (i.startsWith("src/") && !i.startsWith("src/common/")) || i.startsWith("gpu-backend/"))
         .map((i) => `${f} → ${i}`),
     );
     expect(bad).toEqual([]);
   });
 
-  it("gpu-backend imports only src/shared from the edge's tree", () => {
+  it("gpu-backend imports only src/common from the edge's tree", () => {
     const bad = sources("gpu-backend").flatMap((f) =>
       imports(f)
-        .filter((i) => i.startsWith("src/") && !i.startsWith("src/shared/"))
+        .filter((i) => i.startsWith("src/") && !i.startsWith("src/common/"))
         .map((i) => `${f} → ${i}`),
     );
     expect(bad).toEqual([]);
@@ -81,6 +81,6 @@ describe("import boundaries", () => {
 
   it("the parser sees real imports (it would catch a violation)", () => {
     expect(imports("src/worker.ts")).toEqual(expect.arrayContaining(["hono", "src/app.ts", "src/model-pair/load-model-pair.ts"]));
-    expect(imports("src/shared/models/manifest.ts")).toContain("node:crypto");
+    expect(imports("src/common/models/manifest.ts")).toContain("node:crypto");
   });
 });

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { DirectoryBundleReader } from "../src/model-pair/directory-bundle-reader.ts";
 import { TARGET_FACTS, loadModelPair } from "../src/model-pair/load-model-pair.ts";
-import { LocalModelStore } from "../src/shared/models/local-model-store.ts";
-import { readManifest } from "../src/shared/models/model-store.ts";
-import { S3ModelStore, type S3Options } from "../src/shared/models/s3-model-store.ts";
-import { uploadBundle } from "../src/shared/models/s3-upload.ts";
+import { LocalModelStore } from "../src/common/models/local-model-store.ts";
+import { readManifest } from "../src/common/models/model-store.ts";
+import { S3ModelStore, type S3Options } from "../src/common/models/s3-model-store.ts";
+import { uploadBundle } from "../src/common/models/s3-upload.ts";
 
 let work: string;
 let server: LocalS3;

@@ -11,12 +11,12 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { type LocalS3, startS3rver } from "./harness/s3rver.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHATML_TEMPLATE, MANIFEST_FILE } from "../src/shared/models/bundle.ts";
-import { LocalModelStore } from "../src/shared/models/local-model-store.ts";
-import { buildManifest, verifyBundleDir, writeManifest } from "../src/shared/models/manifest.ts";
-import { loadBundle, progressReporter, readManifest, type Progress } from "../src/shared/models/model-store.ts";
-import { S3ModelStore, createS3Client, type S3Options } from "../src/shared/models/s3-model-store.ts";
-import { MIN_PART_SIZE, uploadBundle } from "../src/shared/models/s3-upload.ts";
+import { CHATML_TEMPLATE, MANIFEST_FILE } from "../src/common/models/bundle.ts";
+import { LocalModelStore } from "../src/common/models/local-model-store.ts";
+import { buildManifest, verifyBundleDir, writeManifest } from "../src/common/models/manifest.ts";
+import { loadBundle, progressReporter, readManifest, type Progress } from "../src/common/models/model-store.ts";
+import { S3ModelStore, createS3Client, type S3Options } from "../src/common/models/s3-model-store.ts";
+import { MIN_PART_SIZE, uploadBundle } from "../src/common/models/s3-upload.ts";
 
 const BUCKET = "models";
 const PREFIX = "bundles";

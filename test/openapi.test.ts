@@ -14,8 +14,8 @@ import { createAppFromConfig } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { servedModel } from "../src/model-pair/served-model.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { loadBundle } from "../src/common/models/model-store.ts";
+import { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import {
   ChatCompletionChunkSchema,
   ChatCompletionSchema,

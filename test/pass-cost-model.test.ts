@@ -1,8 +1,8 @@
 // The pass cost model (pure): exact at the measurements, monotone, interpolating inside the grid, with the
 // documented behaviour outside it — on a hand-made grid and on the measured ALIA-40b/H200 table.
 import { describe, expect, it } from "vitest";
-import { h200Alia40b, measuredPasses } from "../src/shared/h200-alia-40b.ts";
-import { PassCostModel, eurPerMillionTokens, gpuMsPerToken } from "../src/shared/pass-cost-model.ts";
+import { h200Alia40b, measuredPasses } from "../src/common/h200-alia-40b.ts";
+import { PassCostModel, eurPerMillionTokens, gpuMsPerToken } from "../src/common/pass-cost-model.ts";
 
 // 2 × 2 × 2 grid; (1, 2, 100) ran faster than (1, 1, 100) — a kernel quirk the envelope smooths: an engine
 // can pad one token to two — and (4, 2, 100) is missing (grown by tokens from a measured cell below it).

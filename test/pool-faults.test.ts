@@ -3,8 +3,8 @@
 // timeout — every output stays identical to the fault-free run; with no healthy node the request fails
 // with a 503-class PoolError quickly instead of hanging.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
+import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { PoolClient, PoolError } from "../src/pool/pool-client.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";

@@ -7,8 +7,8 @@ import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompletionSchema, ErrorResponseSchema } from "../src/api/schemas.ts";
-import { loadBundle } from "../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../src/shared/models/tokenizer.ts";
+import { loadBundle } from "../src/common/models/model-store.ts";
+import { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { startEdgeProcess } from "./harness/processes.ts";
 

@@ -1,7 +1,7 @@
 // A draft/target pair must map text to the same ids; a mismatched pair is refused with a clear error.
 import { describe, expect, it } from "vitest";
-import type { LoadedBundle } from "../src/shared/models/bundle.ts";
-import { assertTokenizerPair, TOKENIZER_PROBES, TokenizerMismatchError } from "../src/shared/models/tokenizer.ts";
+import type { LoadedBundle } from "../src/common/models/bundle.ts";
+import { assertTokenizerPair, TOKENIZER_PROBES, TokenizerMismatchError } from "../src/common/models/tokenizer.ts";
 import { loadDefaultBundles } from "./harness/default-pair.ts";
 
 const { draftBundle: draft, targetBundle: target } = await loadDefaultBundles();

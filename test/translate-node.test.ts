@@ -11,7 +11,7 @@ import { type LocalS3, startS3rver } from "./harness/s3rver.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServedModel } from "../src/model-pair/served-model.ts";
 import { createApp } from "../src/app.ts";
-import { createS3Client } from "../src/shared/models/s3-model-store.ts";
+import { createS3Client } from "../src/common/models/s3-model-store.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { CacheTier } from "../src/translate/cache-tiers/cache-tier.ts";
 import { MemoryLruTier } from "../src/translate/cache-tiers/memory-lru-tier.ts";

@@ -1,9 +1,9 @@
 // Exact verification: hand-computed cases, sampling parameters as OpenAI defines them, seeded randomness,
 // and a statistical test that speculative sampling commits tokens with the target-only distribution.
 import { describe, expect, it } from "vitest";
-import { SeededRng, sampleIndex, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../src/shared/sampling.ts";
+import { SeededRng, sampleIndex, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../src/common/sampling.ts";
 import { chiSquareTest, gammaQ, lnGamma, totalVariation } from "./harness/chi-square.ts";
-import { logSoftmaxAt, verifyGreedy, verifySampling, type VerifyResult } from "../src/shared/verification.ts";
+import { logSoftmaxAt, verifyGreedy, verifySampling, type VerifyResult } from "../src/common/verification.ts";
 
 const close = (a: ArrayLike<number>, b: number[], eps = 1e-12) => {
   expect(a.length).toBe(b.length);

@@ -3,9 +3,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
-import { VerifyRequestSchema, type VerifyRequest } from "../src/shared/protocol.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
+import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
+import { VerifyRequestSchema, type VerifyRequest } from "../src/common/protocol.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 

@@ -1,10 +1,10 @@
 // The verifier as a real process on loopback: auth, greedy rounds over HTTP reproducing target-only
 // output, 4xx codes for bad input, session close, graceful SIGTERM.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CausalLM } from "../src/shared/models/causal-lm.ts";
-import type { TextTokenizer } from "../src/shared/models/tokenizer.ts";
-import { VerifyResponseSchema, type Sampling } from "../src/shared/protocol.ts";
-import { SeededRng, sampleSparse, targetDistribution, truncateTopK } from "../src/shared/sampling.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
+import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
+import { VerifyResponseSchema, type Sampling } from "../src/common/protocol.ts";
+import { SeededRng, sampleSparse, targetDistribution, truncateTopK } from "../src/common/sampling.ts";
 import { chiSquareTest } from "./harness/chi-square.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";

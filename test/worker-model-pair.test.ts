@@ -15,7 +15,7 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { ModelConfigSchema, type Manifest } from "../src/shared/models/bundle.ts";
+import { ModelConfigSchema, type Manifest } from "../src/common/models/bundle.ts";
 
 // Same ORT build and .wasm, one thread, same graph: workerd and Node should agree to the bit; 1e-5
 // absolute still leaves room for a differently ordered float32 reduction without hiding a real bug.

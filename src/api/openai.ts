@@ -5,11 +5,11 @@
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
-import { UNAVAILABLE, errorBody } from "../shared/errors.ts";
+import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { generationFromStats } from "../observability/edge-metrics.ts";
 import { recordGeneration } from "../observability/request-observer.ts";
 import { PoolError } from "../pool/pool-client.ts";
-import type { Sampling } from "../shared/protocol.ts";
+import type { Sampling } from "../common/protocol.ts";
 import type { SpeculationSettings } from "../speculative/settings.ts";
 import { SpeculativeDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";

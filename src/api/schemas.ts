@@ -8,8 +8,8 @@
 // alia-edge does not serve (n > 1, tools, logprobs, …) are refused by name rather than ignored; unknown
 // fields are refused like OpenAI does.
 import { z } from "zod";
-import type { ErrorBody } from "../shared/errors.ts";
-import { issuePath } from "../shared/zod-issues.ts";
+import type { ErrorBody } from "../common/errors.ts";
+import { issuePath } from "../common/zod-issues.ts";
 import { LANGUAGES } from "../translate/languages.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ export const ErrorResponseSchema = z
   })
   .meta({ description: "OpenAI's error shape; in a stream that already started, the last event." });
 export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
-/** Compile-time check: `errorBody` (src/shared/errors.ts) builds exactly this schema's type. */
+/** Compile-time check: `errorBody` (src/common/errors.ts) builds exactly this schema's type. */
 export type ErrorBodyMatchesSchema = [ErrorBody, ErrorResponse] extends [ErrorResponse, ErrorBody] ? true : never;
 const errorBodyMatchesSchema: ErrorBodyMatchesSchema = true;
 void errorBodyMatchesSchema;

@@ -3,10 +3,10 @@
 // and the same strong ETag; cache statistics travel in headers (X-Cache, X-Alia-Sentences).
 import type { Context } from "hono";
 import { z } from "zod";
-import { UNAVAILABLE, errorBody } from "../shared/errors.ts";
+import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import { LANGUAGES, languageName } from "../translate/languages.ts";
-import { sha256Hex } from "../shared/hash.ts";
+import { sha256Hex } from "../common/hash.ts";
 import type { TranslationStats, Translator } from "../translate/translator.ts";
 import { describeIssue, type Translation, type TranslationBatch } from "./schemas.ts";
 

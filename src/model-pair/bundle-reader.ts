@@ -1,6 +1,6 @@
 // Where the edge reads a bundle's files from: one implementation per source (a local folder on Node, an
 // R2 bucket in Workers). Every file a reader returns has been checked against the bundle's manifest.
-import type { Manifest } from "../shared/models/bundle.ts";
+import type { Manifest } from "../common/models/bundle.ts";
 
 export interface BundleReader {
   /** Where the bundle is, for messages ("fixtures/default/draft", "r2://bucket/bundles/x/"). */

@@ -1,9 +1,9 @@
 // A bundle in a local folder (Node): ModelStore.fetchBundle has verified every file's sha256 already, so
 // reading checks sizes only.
 import { stat } from "node:fs/promises";
-import { MANIFEST_FILE, type Manifest } from "../shared/models/bundle.ts";
-import { bundleFilePath } from "../shared/models/manifest.ts";
-import { readLargeFile, readManifest } from "../shared/models/model-store.ts";
+import { MANIFEST_FILE, type Manifest } from "../common/models/bundle.ts";
+import { bundleFilePath } from "../common/models/manifest.ts";
+import { readLargeFile, readManifest } from "../common/models/model-store.ts";
 import type { BundleReader } from "./bundle-reader.ts";
 
 export class DirectoryBundleReader implements BundleReader {

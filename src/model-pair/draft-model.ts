@@ -1,8 +1,8 @@
 // The edge drafter's model: onnxruntime-web (WASM), the one ONNX Runtime that runs in Node, browsers and
 // Cloudflare Workers alike. In workerd, call `installWorkerdWasm` (ort-web-workerd.ts) before loading.
 import * as ort from "onnxruntime-web/wasm";
-import type { LoadedBundle } from "../shared/models/bundle.ts";
-import { CausalLM, type CausalLMOptions, type OrtRuntime } from "../shared/models/causal-lm.ts";
+import type { LoadedBundle } from "../common/models/bundle.ts";
+import { CausalLM, type CausalLMOptions, type OrtRuntime } from "../common/models/causal-lm.ts";
 
 // One thread: Workers have no threads, and a single thread keeps drafting deterministic everywhere.
 ort.env.wasm.numThreads = 1;

@@ -2,9 +2,9 @@
 // folders) and in Workers (R2): manifests, configs and tokenizers of both, the check that the two speak
 // the same token ids (a mismatched pair is refused), the draft model, and a one-step smoke run. The target's
 // weights are never read here: the edge only needs its facts (id, EOS, context, tokenizer, chat template).
-import { MANIFEST_FILE, ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest } from "../shared/models/bundle.ts";
-import type { CausalLM } from "../shared/models/causal-lm.ts";
-import { TextTokenizer, TokenizerMismatchError, assertTokenizerPair } from "../shared/models/tokenizer.ts";
+import { MANIFEST_FILE, ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest } from "../common/models/bundle.ts";
+import type { CausalLM } from "../common/models/causal-lm.ts";
+import { TextTokenizer, TokenizerMismatchError, assertTokenizerPair } from "../common/models/tokenizer.ts";
 import type { BundleReader } from "./bundle-reader.ts";
 import { loadDraftModel } from "./draft-model.ts";
 import { servedModel, type ServedModel } from "./served-model.ts";

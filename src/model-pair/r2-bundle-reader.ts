@@ -1,7 +1,7 @@
 // A bundle in an R2 bucket (Workers' binding): files are read whole and checked against the manifest's
 // size and sha256 before use, so a corrupt or half-uploaded bundle is refused with the file named.
-import { sha256Hex } from "../shared/hash.ts";
-import { MANIFEST_FILE, ManifestSchema, parseJsonFile, type Manifest } from "../shared/models/bundle.ts";
+import { sha256Hex } from "../common/hash.ts";
+import { MANIFEST_FILE, ManifestSchema, parseJsonFile, type Manifest } from "../common/models/bundle.ts";
 import type { BundleReader } from "./bundle-reader.ts";
 
 /** The slice of the R2 binding used here (no @cloudflare/workers-types in this project). */

@@ -1,9 +1,9 @@
 // What the API serves: the draft model, the shared tokenizer, the chat template and the limits, built
 // from a draft/target bundle pair (Node) or from the draft bundle and the target's manifest (Workers).
 import { Template } from "@huggingface/jinja";
-import { eosIds, type Manifest, type ModelConfig, type TokenizerConfig } from "../shared/models/bundle.ts";
-import type { CausalLM } from "../shared/models/causal-lm.ts";
-import type { TextTokenizer } from "../shared/models/tokenizer.ts";
+import { eosIds, type Manifest, type ModelConfig, type TokenizerConfig } from "../common/models/bundle.ts";
+import type { CausalLM } from "../common/models/causal-lm.ts";
+import type { TextTokenizer } from "../common/models/tokenizer.ts";
 
 export interface ServedModel {
   /** The id clients send as `model` (the target bundle's id). */

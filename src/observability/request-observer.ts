@@ -9,7 +9,7 @@
 // handler calls it before it closes its stream, so the line carries the stream's usage and speculation.
 import type { Context, Hono } from "hono";
 import { matchedRoutes } from "hono/route";
-import { requireBearer } from "../shared/bearer-auth.ts";
+import { requireBearer } from "../common/bearer-auth.ts";
 import { EdgeMetrics, type GenerationRecord, type MetricSources } from "./edge-metrics.ts";
 import { createLogger, type LogFields, type LogLevel } from "./log.ts";
 

@@ -7,7 +7,7 @@
 // and in workerd (fetch only, no timers left behind).
 import type { Config } from "../config.ts";
 import type { TargetVerifier, VerifiedRound } from "../speculative/target-verifier.ts";
-import { GenerateRequestSchema, VerifyResponseSchema, type GenerateEvent, type GenerateRequest, type VerifyRequest } from "../shared/protocol.ts";
+import { GenerateRequestSchema, VerifyResponseSchema, type GenerateEvent, type GenerateRequest, type VerifyRequest } from "../common/protocol.ts";
 
 export interface PoolClientOptions {
   /** Verifier base URLs. */

@@ -3,9 +3,9 @@
 // verify call is in flight (proactive drafting). Sampling drafts are drawn from the sparse q̃ that is sent
 // with them (docs/ARCHITECTURE.md, "Exact verification"), with a random stream per absolute position: a drafted position gets the same draw
 // whatever the round layout, so proactive drafting and re-sent rounds draft exactly what plain rounds do.
-import type { CausalLM, KvSequence } from "../shared/models/causal-lm.ts";
+import type { CausalLM, KvSequence } from "../common/models/causal-lm.ts";
 import type { Proposal, Proposer } from "./proposer.ts";
-import { SeededRng, argmax, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../shared/sampling.ts";
+import { SeededRng, argmax, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../common/sampling.ts";
 
 /** Draft streams start here (verifier rounds use the round number, generation 0x40000000 + position). */
 const DRAFT_STREAM = 0x20000000;

@@ -2,7 +2,7 @@
 // file: model-proposer.ts (a small draft model); a model-free one (suffix matching) can sit beside it.
 // A proposer lives for one generation: it may keep state (a KV cache, an index) that follows the
 // committed text.
-import type { SparseDist } from "../shared/sampling.ts";
+import type { SparseDist } from "../common/sampling.ts";
 
 export interface Proposal {
   tokens: number[];

@@ -3,8 +3,8 @@
 // committed. γ comes from the session's policy (session-gamma.ts) or is fixed; γ = 0 hands the session to
 // the target generating alone for a chunk of tokens, after which the policy decides again. Runtime-agnostic
 // (Node and workerd): the proposer and the verifier come in. docs/ARCHITECTURE.md explains the whole path.
-import type { CausalLM } from "../shared/models/causal-lm.ts";
-import type { Sampling, VerifyRequest } from "../shared/protocol.ts";
+import type { CausalLM } from "../common/models/causal-lm.ts";
+import type { Sampling, VerifyRequest } from "../common/protocol.ts";
 import { DecodeStatsRecorder, type DecodeStats } from "./decode-stats.ts";
 import { ModelProposer } from "./model-proposer.ts";
 import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits } from "./output-tracker.ts";

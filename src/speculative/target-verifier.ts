@@ -1,6 +1,6 @@
 // The decoder's port to the target model: verify rounds, target-only generation (γ = 0) and session
 // close. PoolClient (src/pool/) implements it over HTTP; tests may implement it in-process.
-import type { GenerateRequest, VerifyRequest, VerifyResponse } from "../shared/protocol.ts";
+import type { GenerateRequest, VerifyRequest, VerifyResponse } from "../common/protocol.ts";
 
 export interface VerifiedRound extends VerifyResponse {
   /** Wall time of the round as the edge saw it (ms): network and queueing included. */

@@ -5,7 +5,7 @@ import type { SpeculationSettings } from "../speculative/settings.ts";
 import { SpeculativeDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import { continuationDecoder, type ServedModel } from "../model-pair/served-model.ts";
-import { sha256Hex } from "../shared/hash.ts";
+import { sha256Hex } from "../common/hash.ts";
 import type { CacheTier } from "./cache-tiers/cache-tier.ts";
 import { languageName } from "./languages.ts";
 import { normalizeSentence, splitSentences } from "./sentences.ts";

@@ -8,10 +8,10 @@ import { loadTargetModel } from "../../gpu-backend/target-model.ts";
 import { DEFAULT_PAIR_DIR } from "../../fixtures/generate/synthetic-bundles.ts";
 import { loadDraftModel } from "../../src/model-pair/draft-model.ts";
 import { servedModel, type ServedModel } from "../../src/model-pair/served-model.ts";
-import { eosIds, type LoadedBundle } from "../../src/shared/models/bundle.ts";
-import type { CausalLM } from "../../src/shared/models/causal-lm.ts";
-import { loadBundle } from "../../src/shared/models/model-store.ts";
-import { TextTokenizer } from "../../src/shared/models/tokenizer.ts";
+import { eosIds, type LoadedBundle } from "../../src/common/models/bundle.ts";
+import type { CausalLM } from "../../src/common/models/causal-lm.ts";
+import { loadBundle } from "../../src/common/models/model-store.ts";
+import { TextTokenizer } from "../../src/common/models/tokenizer.ts";
 
 export { DEFAULT_PAIR_DIR };
 

@@ -5,8 +5,8 @@ import OpenAI from "openai";
 import { expect, it } from "vitest";
 import { SPANISH_PROMPTS } from "./prompts.ts";
 import type { ServedModel } from "../../src/model-pair/served-model.ts";
-import type { CausalLM } from "../../src/shared/models/causal-lm.ts";
-import type { TextTokenizer } from "../../src/shared/models/tokenizer.ts";
+import type { CausalLM } from "../../src/common/models/causal-lm.ts";
+import type { TextTokenizer } from "../../src/common/models/tokenizer.ts";
 
 export interface ConformanceContext {
   client: OpenAI;

@@ -1,6 +1,6 @@
 // The Node edge's sentence cache tiers from the configuration: memory first, then the shared S3/R2 tier.
 import type { Config } from "../../config.ts";
-import { createS3Client } from "../../shared/models/s3-model-store.ts";
+import { createS3Client } from "../../common/models/s3-model-store.ts";
 import type { CacheTier } from "./cache-tier.ts";
 import { MemoryLruTier } from "./memory-lru-tier.ts";
 import { S3Tier } from "./s3-tier.ts";
