@@ -2,7 +2,7 @@
 // folders) and in Workers (R2): manifests, configs and tokenizers of both, the check that the two speak
 // the same token ids (a mismatched pair is refused), the draft model, and a one-step smoke run. The target's
 // weights are never read here: the edge only needs its facts (id, EOS, context, tokenizer, chat template).
-import { MANIFEST_FILE, ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest } from "../common/models/bundle.ts";
+import { ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest } from "../common/models/bundle.ts";
 import type { CausalLM } from "../common/models/causal-lm.ts";
 import { TextTokenizer, TokenizerMismatchError, assertTokenizerPair } from "../common/models/tokenizer.ts";
 import type { BundleReader } from "./bundle-reader.ts";
@@ -55,9 +55,8 @@ export async function loadModelPair(draft: BundleReader, target: BundleReader): 
     tokenizer = assertTokenizerPair({ ...d, tokenizerConfig: d.tokenizerConfig! }, { ...t, tokenizerConfig: t.tokenizerConfig! });
   }
 
-  const onnxFile = ONNX_FILE;
-  if (!dm.files.some((f) => f.path === onnxFile)) throw new Error(`${draft.location}: ${MANIFEST_FILE} does not list ${onnxFile}`);
-  const [onnx, externalData] = await Promise.all([draft.read(onnxFile), Promise.all(externalDataFiles(dm, onnxFile).map(async (f) => ({ path: f.path, data: await draft.read(f.file) })))]);
+  // Each reader refuses a file its manifest does not list, naming it.
+  const [onnx, externalData] = await Promise.all([draft.read(ONNX_FILE), Promise.all(externalDataFiles(dm, ONNX_FILE).map(async (f) => ({ path: f.path, data: await draft.read(f.file) })))]);
   const draftModel = await loadDraftModel({ onnx, config: d.config, externalData });
   // A model that loads but cannot run should fail here, not on the first request.
   await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));
