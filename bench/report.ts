@@ -1,6 +1,6 @@
 // BENCHMARKS.md's generated part and the SVG plots, from a results JSON (pure: the same JSON always gives
 // the same text, which test/bench-report.test.ts checks against the committed files).
-import type { BaselineRow, DeploymentCosts, RoundRow, ServerRow } from "./suite.ts";
+import type { BaselineRow, DeploymentCosts, RoundRow } from "./suite.ts";
 
 export interface BenchResult {
   date: string;
@@ -10,7 +10,6 @@ export interface BenchResult {
   lossless: { greedy: { prompts: number; identical: number }; sampling: { samples: number; p_value: number; tv: number; chi2: number; dof: number } };
   rounds: RoundRow[];
   baselines: BaselineRow[];
-  server: ServerRow[];
   draft: { ort_web_ms_per_token: number; ort_node_ms_per_token: number; transformersjs_ms_per_token: number };
   edge_overhead_ms_per_round: number;
 }
@@ -43,9 +42,6 @@ export function targetsTable(r: BenchResult): string {
   const high = r.rounds.filter((x) => x.pair.startsWith("synthetic-high") && x.timing === "deployment" && x.rtt_ms === 80 && x.gamma !== "adaptive");
   const bestOf = (p: boolean) => Math.max(...high.filter((x) => x.proactive === p).map((x) => x.tokens_per_s));
   const proactiveGain = bestOf(true) / bestOf(false);
-  const serverTiming = r.server.some((x) => x.timing === "deployment") ? "deployment" : "fixture";
-  const s32 = (mode: string) => Math.max(...r.server.filter((x) => x.sessions === 32 && x.mode === mode && (x.timing ?? "fixture") === serverTiming).map((x) => x.tokens_per_s));
-  const serverGain = s32("spec") / s32("autoregressive");
   const d = r.draft;
   const rows = [
     ["Lossless greedy: identical on 100 % of prompts", `${r.lossless.greedy.identical}/${r.lossless.greedy.prompts}`, mark(r.lossless.greedy.identical === r.lossless.greedy.prompts)],
@@ -58,7 +54,6 @@ export function targetsTable(r: BenchResult): string {
     ["Adaptive ≥ 0.95 × best fixed γ, every cell", `worst ${f(adaptVsBest)}×`, mark(adaptVsBest >= 0.95)],
     ["Adaptive ≥ 1.0 × remote autoregressive, every cell", `worst ${f(adaptVsBase)}×`, mark(adaptVsBase >= 1)],
     ["Proactive ≥ 1.15 × non-proactive (high pair, deployment, RTT 80, best γ each)", `${f(proactiveGain)}×`, mark(proactiveGain >= 1.15)],
-    [`32 sessions: speculative ≥ 2 × autoregressive tokens/s (${serverTiming} timing)`, `${f(serverGain)}×`, mark(serverGain >= 2)],
     ["Draft: onnxruntime-web ≤ 1.5 × onnxruntime-node", `${f(d.ort_web_ms_per_token / d.ort_node_ms_per_token)}×`, mark(d.ort_web_ms_per_token <= 1.5 * d.ort_node_ms_per_token)],
     ["Draft: onnxruntime-web not slower than transformers.js", `${f(d.ort_web_ms_per_token, 3)} vs ${f(d.transformersjs_ms_per_token, 3)} ms`, mark(d.ort_web_ms_per_token <= d.transformersjs_ms_per_token)],
     ["Edge overhead < 0.5 ms per round", `${f(r.edge_overhead_ms_per_round, 3)} ms`, mark(r.edge_overhead_ms_per_round < 0.5)],
@@ -86,41 +81,11 @@ function summaryTable(r: BenchResult): string {
   return [head, "|---|---|---|---|---|---|---|---|---|", ...lines].join("\n");
 }
 
-function serverTable(r: BenchResult): string {
-  const head = "| timing | sessions | mode | batched | tokens/s | passes/token |";
-  return [
-    head,
-    "|---|---|---|---|---|---|",
-    ...r.server.map((x) => `| ${x.timing ?? "fixture"} | ${x.sessions} | ${x.mode} | ${x.batched ? "yes" : "no"} | ${f(x.tokens_per_s, 0)} | ${f(x.target_passes_per_token, 3)} |`),
-  ].join("\n");
-}
-
-/**
- * GPU time and € per million tokens on one H200 from passes/token and the padded pass cost, one sequence
- * per pass (the latency-bound regime; batching shares the fixed part of a pass between sessions).
- */
-function costTable(r: BenchResult, eurPerGpuHour: number): string {
-  const pass = (tokens: number) => r.costs.verify_pass_ms + r.costs.verify_token_ms * tokens;
-  const eur = (ms: number) => f((ms / 1000) * 1e6 * (eurPerGpuHour / 3600), 1);
-  const pairs = [...new Set(r.rounds.map((x) => x.pair))];
-  const lines = pairs.flatMap((pair) => {
-    const all = r.rounds.filter((x) => x.pair === pair && x.timing === "deployment" && typeof x.gamma === "number" && !x.proactive);
-    const rows = all.some((x) => x.rtt_ms === 20) ? all.filter((x) => x.rtt_ms === 20) : all;
-    if (!rows.length) return [];
-    const gpu = (x: RoundRow) => x.target_passes_per_token * pass((x.gamma as number) + 1);
-    const fastest = rows.reduce((a, b) => (b.tokens_per_s > a.tokens_per_s ? b : a));
-    const cheapest = rows.reduce((a, b) => (gpu(b) < gpu(a) ? b : a));
-    const auto = pass(1);
-    return `| ${pair} | ${f(auto, 1)} ms, ${eur(auto)} € | γ=${fastest.gamma}: ${f(gpu(fastest), 1)} ms, ${eur(gpu(fastest))} € | γ=${cheapest.gamma}: ${f(gpu(cheapest), 1)} ms, ${eur(gpu(cheapest))} € (${f(auto / gpu(cheapest))}× less) |`;
-  });
-  return ["| pair | autoregressive: GPU time per token, €/M tokens | fastest fixed γ | cheapest fixed γ |", "|---|---|---|---|", ...lines].join("\n");
-}
-
 export function generatedSection(r: BenchResult): string {
   return [
     GENERATED_START,
     "",
-    `Run: ${r.date}, ${r.quick ? "quick" : "full"}, Node ${r.machine.node}, ${r.machine.cpus} CPUs. Deployment timing: draft step ${r.costs.draft_step_ms} ms, verify pass ${r.costs.verify_pass_ms} ms + ${r.costs.verify_token_ms} ms per verified token.`,
+    `Run: ${r.date}, ${r.quick ? "quick" : "full"}, Node ${r.machine.node}, ${r.machine.cpus} CPUs. Deployment timing: draft step ${r.costs.draft_step_ms} ms, verify passes held to the ${r.costs.cost_model} cost model at ${r.costs.past} tokens of past.`,
     "",
     "### Targets",
     "",
@@ -130,15 +95,7 @@ export function generatedSection(r: BenchResult): string {
     "",
     summaryTable(r),
     "",
-    "### Server: concurrent sessions on one verifier",
-    "",
-    serverTable(r),
-    "",
     `Draft runner, ms per token: onnxruntime-web ${f(r.draft.ort_web_ms_per_token, 3)}, onnxruntime-node ${f(r.draft.ort_node_ms_per_token, 3)}, transformers.js ${f(r.draft.transformersjs_ms_per_token, 3)}. Edge overhead per round (outside model passes and the pool call): ${f(r.edge_overhead_ms_per_round, 3)} ms.`,
-    "",
-    "### Cost model: one H200 at 3.50 €/GPU-hour (deployment timing, RTT 20 ms, non-proactive rows)",
-    "",
-    costTable(r, 3.5),
     "",
     "### All rows, deployment timing",
     "",
@@ -148,7 +105,7 @@ export function generatedSection(r: BenchResult): string {
     "",
     roundsTable(r, "fixture"),
     "",
-    "![τ vs γ](bench/plots/tau-vs-gamma.svg) ![ms/token vs RTT](bench/plots/ms-vs-rtt.svg) ![throughput vs sessions](bench/plots/throughput-vs-sessions.svg)",
+    "![τ vs γ](bench/plots/tau-vs-gamma.svg) ![ms/token vs RTT](bench/plots/ms-vs-rtt.svg)",
     "",
     GENERATED_END,
   ].join("\n");
@@ -239,19 +196,5 @@ export function plots(r: BenchResult): Record<string, string> {
     ],
     rtts,
   );
-  const sessions = [...new Set(r.server.map((x) => x.sessions))];
-  const st = r.server.some((x) => x.timing === "deployment") ? "deployment" : "fixture";
-  const thr = lineChart(
-    `throughput vs concurrent sessions (${st} timing)`,
-    "sessions",
-    "tokens/s",
-    (["spec", "autoregressive"] as const).flatMap((mode) =>
-      [true, false].map((batched) => ({
-        name: `${mode}${batched ? ", batched" : ""}`,
-        points: sessions.map((n): [number, number] => [n, r.server.find((x) => (x.timing ?? "fixture") === st && x.sessions === n && x.mode === mode && x.batched === batched)?.tokens_per_s ?? NaN]),
-      })),
-    ),
-    sessions,
-  );
-  return { "tau-vs-gamma.svg": tau, "ms-vs-rtt.svg": ms, "throughput-vs-sessions.svg": thr };
+  return { "tau-vs-gamma.svg": tau, "ms-vs-rtt.svg": ms };
 }

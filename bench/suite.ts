@@ -3,9 +3,9 @@
 //   lossless   greedy identity on many prompts; sampling chi-square on a tiny-vocabulary pair
 //   rounds     pair × γ × proactive × RTT × timing: α, τ, τ predicted, passes/token, ms/token
 //   baselines  the pool generating alone (no speculation) at each RTT
-//   server     1/8/32 concurrent sessions, speculative vs autoregressive, batched or not
-// Timing "fixture" is the tiny models' real speed; "deployment" pads each draft step and verify pass to
-// an edge-CPU Salamandra-2b / H200 ALIA-40b cost, with the same processes and protocol.
+// Timing "fixture" is the tiny models' real speed; "deployment" pads each draft step to an edge drafter's
+// step and holds each verify pass to the measured ALIA-40b/H200 cost model, with the same processes and
+// protocol. Concurrent sessions are the regime grid's (bench/regime-grid.ts).
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -32,9 +32,14 @@ export type GammaSetting = number | "adaptive";
 export interface DeploymentCosts {
   /** Padded cost of one draft step (Salamandra-2b q4 on an edge CPU). */
   draft_step_ms: number;
-  /** Padded cost of one verify pass: base + per verified token (ALIA-40b bf16 on one H200). */
-  verify_pass_ms: number;
-  verify_token_ms: number;
+  /** The verifier's GPU: a cost model (VERIFIER_COST_MODEL) every pass is held to, at this past per session. */
+  cost_model: string;
+  past: number;
+}
+
+/** The verifier environment that makes its GPU the deployment cost model. */
+export function simulatedGpuEnv(costs: DeploymentCosts): Record<string, string> {
+  return { VERIFIER_COST_MODEL: costs.cost_model, VERIFIER_SIMULATE_GPU: "true", VERIFIER_SIMULATED_PAST: String(costs.past) };
 }
 
 export interface RoundRow {
@@ -60,15 +65,6 @@ export interface BaselineRow {
   rtt_ms: number;
   ms_per_token: number;
   tokens_per_s: number;
-}
-
-export interface ServerRow {
-  timing: Timing;
-  sessions: number;
-  mode: "spec" | "autoregressive";
-  batched: boolean;
-  tokens_per_s: number;
-  target_passes_per_token: number;
 }
 
 export interface SuiteOptions {
@@ -109,7 +105,7 @@ async function pairRows(pair: Pair, timing: Timing, o: SuiteOptions): Promise<{ 
   const dep = timing === "deployment";
   const { child, url } = await startVerifierProcess({
     MODEL_DIR: pair.dir,
-    ...(dep ? { VERIFIER_SIMULATED_PASS_MS: String(o.costs.verify_pass_ms), VERIFIER_SIMULATED_TOKEN_MS: String(o.costs.verify_token_ms) } : {}),
+    ...(dep ? simulatedGpuEnv(o.costs) : {}),
   });
   const proxy = await startDelayProxy({ target: url, delayMs: 0 });
   const draft = dep ? withDraftStepCost(pair.draft, o.costs.draft_step_ms) : pair.draft;
@@ -263,52 +259,4 @@ export async function benchLossless(o: SuiteOptions) {
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-}
-
-/**
- * Concurrent sessions on one verifier: speculative (γ 4) vs autoregressive, batched (32) or not (1). With
- * deployment timing the padded passes run one at a time, like one GPU, and each session's padded draft
- * steps overlap the others', like separate edges.
- */
-export async function benchServer(o: SuiteOptions): Promise<ServerRow[]> {
-  const tok = TextTokenizer.fromBundle(await loadBundle(path.join(DEFAULT_PAIR_DIR, "target")));
-  const fixtureDraft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  const rows: ServerRow[] = [];
-  let session = 0;
-  for (const timing of ["fixture", "deployment"] as const) {
-    const dep = timing === "deployment";
-    const draft = dep ? withDraftStepCost(fixtureDraft, o.costs.draft_step_ms) : fixtureDraft;
-    const tokens = o.quick ? 16 : 48;
-    for (const batched of [true, false]) {
-      const { child, url } = await startVerifierProcess({
-        VERIFIER_MAX_BATCH: batched ? "32" : "1",
-        VERIFIER_MAX_SESSIONS: "1024",
-        ...(dep ? { VERIFIER_SIMULATED_PASS_MS: String(o.costs.verify_pass_ms), VERIFIER_SIMULATED_TOKEN_MS: String(o.costs.verify_token_ms) } : {}),
-      });
-      const pool = new PoolClient({ nodes: [url], timeoutMs: 300_000 });
-      try {
-        for (const sessions of [1, 8, 32])
-          for (const mode of ["spec", "autoregressive"] as const) {
-            let n = 0;
-            let passes = 0;
-            const t0 = performance.now();
-            await Promise.all(
-              Array.from({ length: sessions }, async (_, i) => {
-                const prompt = tok.encode(SPANISH_PROMPTS[i % SPANISH_PROMPTS.length]);
-                const d = new SpeculativeDecoder({ draft, pool, maxTokens: tokens, gamma: mode === "spec" ? 4 : 0, session: `v${session++}` });
-                for await (const ev of d.run(prompt)) n += ev.tokens.length;
-                passes += d.stats.targetPasses;
-              }),
-            );
-            const row: ServerRow = { timing, sessions, mode, batched, tokens_per_s: (1000 * n) / (performance.now() - t0), target_passes_per_token: passes / n };
-            rows.push(row);
-            o.log(`server ${timing} ${sessions} sessions ${mode} ${batched ? "batched" : "unbatched"}: ${row.tokens_per_s.toFixed(0)} tokens/s`);
-          }
-      } finally {
-        child.kill("SIGKILL");
-      }
-    }
-  }
-  await fixtureDraft.dispose();
-  return rows;
 }

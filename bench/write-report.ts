@@ -1,7 +1,8 @@
-// Writes BENCHMARKS.md's generated part and bench/plots/*.svg from a results JSON.
+// Writes BENCHMARKS.md's generated parts and bench/plots/*.svg from results JSON.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { plots, updateBenchmarksMd, type BenchResult } from "./report.ts";
+import { regimesPlots, updateRegimesSection, type RegimesResult } from "./regimes-report.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 
@@ -11,4 +12,11 @@ export async function writeReport(r: BenchResult): Promise<void> {
   await writeFile(file, updateBenchmarksMd(doc, r));
   await mkdir(path.join(ROOT, "bench", "plots"), { recursive: true });
   for (const [name, svg] of Object.entries(plots(r))) await writeFile(path.join(ROOT, "bench", "plots", name), svg);
+}
+
+export async function writeRegimesReport(r: RegimesResult): Promise<void> {
+  const file = path.join(ROOT, "BENCHMARKS.md");
+  await writeFile(file, updateRegimesSection(await readFile(file, "utf8"), r));
+  await mkdir(path.join(ROOT, "bench", "plots"), { recursive: true });
+  for (const [name, svg] of Object.entries(regimesPlots(r))) await writeFile(path.join(ROOT, "bench", "plots", name), svg);
 }

@@ -1,7 +1,8 @@
 // Verifier service configuration (zod, validated at start-up). Model store settings (MODEL_STORE, S3_*, …)
 // come from the shared ModelStoreConfigSchema; these are the verifier's own.
 import { z } from "zod";
-import { ConfigError, LOOPBACK_HOSTS, parseEnv } from "../src/common/env.ts";
+import { ConfigError, LOOPBACK_HOSTS, envBool, parseEnv } from "../src/common/env.ts";
+import { PASS_COST_MODELS } from "../src/common/h200-alia-40b.ts";
 import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "../src/common/bearer-auth.ts";
 import { MAX_GAMMA } from "../src/common/protocol.ts";
 
@@ -28,8 +29,12 @@ export const VerifierConfigSchema = z.object({
     .describe("Largest request body accepted (history re-opens are the big ones)"),
   VERIFIER_MAX_GAMMA: z.coerce.number().int().min(0).max(MAX_GAMMA).default(MAX_GAMMA).describe(`Most drafts per round (protocol limit ${MAX_GAMMA})`),
   VERIFIER_MAX_CONTEXT: z.coerce.number().int().positive().optional().describe("Most tokens per session (default: the model's positions)"),
-  VERIFIER_SIMULATED_PASS_MS: z.coerce.number().min(0).max(1000).default(0).describe("Benchmarks only (ONNX engine): every batched pass takes at least this long (stands in for a large target)"),
-  VERIFIER_SIMULATED_TOKEN_MS: z.coerce.number().min(0).max(1000).default(0).describe("Benchmarks only: plus this much per token in the batched pass"),
+  VERIFIER_COST_MODEL: z
+    .enum(["none", ...PASS_COST_MODELS])
+    .default("none")
+    .describe("GPU cost model behind the load hint (what the next pass costs per drafted token): `h200-alia-40b` (measured) or `engine`; `none` reports measured pass times only"),
+  VERIFIER_SIMULATE_GPU: envBool.default(false).describe("Benchmarks only (ONNX engine): hold every batched pass to the cost model's time for its rows, one pass at a time like one GPU"),
+  VERIFIER_SIMULATED_PAST: z.coerce.number().int().min(0).default(0).describe("Benchmarks only: tokens of past the cost model adds to every row (long contexts on the short fixture)"),
   VERIFIER_DEVICE: z.enum(["cpu", "cuda"]).default("cpu").describe("ONNX engine: where the target runs (`cuda` needs onnxruntime-node's CUDA provider: `npm run onnxruntime:cuda`)"),
   VERIFIER_ENGINE: z.enum(["onnx", "sglang"]).default("onnx").describe("onnx: the target bundle on onnxruntime-node; sglang: an SGLang server"),
   VERIFIER_SGLANG_URL: z.url().optional().describe("SGLang server base URL (VERIFIER_ENGINE=sglang)"),
@@ -45,5 +50,7 @@ export function loadVerifierConfig(env: Record<string, string | undefined>): Ver
   const c = parseEnv(VerifierConfigSchema, env);
   if (!c.VERIFIER_TOKEN && !LOOPBACK_HOSTS.has(c.VERIFIER_HOST)) throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${c.VERIFIER_HOST}) is not loopback`);
   if (c.VERIFIER_ENGINE === "sglang" && !c.VERIFIER_SGLANG_URL) throw new ConfigError("invalid configuration: VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang");
+  if (c.VERIFIER_SIMULATE_GPU && c.VERIFIER_COST_MODEL === "none") throw new ConfigError("invalid configuration: VERIFIER_SIMULATE_GPU needs a VERIFIER_COST_MODEL");
+  if (c.VERIFIER_SIMULATE_GPU && c.VERIFIER_ENGINE !== "onnx") throw new ConfigError("invalid configuration: VERIFIER_SIMULATE_GPU applies to the onnx engine only");
   return c;
 }

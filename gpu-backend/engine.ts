@@ -1,6 +1,7 @@
 // The target engine behind the verifier (docs/ARCHITECTURE.md, "How to add a verifier engine"). The Verifier speaks only this interface; one file per
 // implementation: OnnxEngine (onnxruntime-node, batched, full logits) and SglangEngine (production
 // ALIA-40b on SGLang's /generate, top-K log-probs, prefix kept by SGLang's radix cache).
+import type { PassAccounting } from "./pass-accounting.ts";
 
 /** A session's state in the engine: the tokens it holds (or will find in a prefix cache). */
 export interface EngineSequence {
@@ -33,6 +34,8 @@ export interface TargetEngine<S extends EngineSequence = EngineSequence> {
   readonly exactTop: number;
   /** Passes waiting for the engine: the load hint sent to the edge's γ policy. */
   readonly queueDepth: number;
+  /** The passes run so far and, with a cost model, what the next one would cost (the rest of the load hint). */
+  readonly accounting: PassAccounting;
   /** A sequence holding `prefix` (may be empty). */
   open(prefix: readonly number[]): Promise<S>;
   /** Run `tokens` after the sequence's tokens, append them, and score each position. */

@@ -9,6 +9,8 @@ import { openModelStore } from "../src/common/models/model-store-from-config.ts"
 import { loadVerifierConfig, type VerifierConfig } from "./config.ts";
 import type { TargetEngine } from "./engine.ts";
 import { OnnxEngine } from "./onnx-engine.ts";
+import { PassAccounting } from "./pass-accounting.ts";
+import { passCostModel } from "../src/common/h200-alia-40b.ts";
 import { createVerifierApp } from "./server.ts";
 import { SglangEngine } from "./sglang-engine.ts";
 import { loadTargetModel } from "./target-model.ts";
@@ -16,15 +18,22 @@ import { Verifier } from "./verifier.ts";
 
 /** The configured engine, and a label for logs and /v1/info. */
 async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; label: string }> {
+  const accounting = new PassAccounting({
+    model: vc.VERIFIER_COST_MODEL === "none" ? undefined : passCostModel(vc.VERIFIER_COST_MODEL),
+    pastOffset: vc.VERIFIER_SIMULATED_PAST,
+  });
   if (vc.VERIFIER_ENGINE === "sglang") {
-    const engine = new SglangEngine({
-      baseUrl: vc.VERIFIER_SGLANG_URL!.replace(/\/+$/, ""),
-      apiKey: vc.VERIFIER_SGLANG_API_KEY,
-      topLogprobs: vc.VERIFIER_SGLANG_TOP_LOGPROBS,
-      timeoutMs: vc.VERIFIER_SGLANG_TIMEOUT_MS,
-      vocab: vc.VERIFIER_SGLANG_VOCAB,
-      maxPositions: vc.VERIFIER_SGLANG_MAX_POSITIONS,
-    });
+    const engine = new SglangEngine(
+      {
+        baseUrl: vc.VERIFIER_SGLANG_URL!.replace(/\/+$/, ""),
+        apiKey: vc.VERIFIER_SGLANG_API_KEY,
+        topLogprobs: vc.VERIFIER_SGLANG_TOP_LOGPROBS,
+        timeoutMs: vc.VERIFIER_SGLANG_TIMEOUT_MS,
+        vocab: vc.VERIFIER_SGLANG_VOCAB,
+        maxPositions: vc.VERIFIER_SGLANG_MAX_POSITIONS,
+      },
+      accounting,
+    );
     return { engine, label: `SGLang at ${vc.VERIFIER_SGLANG_URL}` };
   }
   const config = parseEnv(ModelStoreConfigSchema, process.env);
@@ -32,14 +41,9 @@ async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; l
   const store = openModelStore(config);
   const dir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const bundle = await loadBundle(dir, { verified: true });
-  const simulated = vc.VERIFIER_SIMULATED_PASS_MS > 0 || vc.VERIFIER_SIMULATED_TOKEN_MS > 0;
-  const batch = {
-    windowMs: vc.VERIFIER_BATCH_WINDOW_MS,
-    maxBatch: vc.VERIFIER_MAX_BATCH,
-    maxQueue: vc.VERIFIER_MAX_QUEUE,
-    ...(simulated ? { simulatedCost: { passMs: vc.VERIFIER_SIMULATED_PASS_MS, tokenMs: vc.VERIFIER_SIMULATED_TOKEN_MS } } : {}),
-  };
-  return { engine: new OnnxEngine(await loadTargetModel(bundle, { device: vc.VERIFIER_DEVICE }), batch), label: bundleLabel(bundle.manifest) };
+  const batch = { windowMs: vc.VERIFIER_BATCH_WINDOW_MS, maxBatch: vc.VERIFIER_MAX_BATCH, maxQueue: vc.VERIFIER_MAX_QUEUE, holdToModel: vc.VERIFIER_SIMULATE_GPU };
+  const engine = new OnnxEngine(await loadTargetModel(bundle, { device: vc.VERIFIER_DEVICE }), batch, accounting);
+  return { engine, label: `${bundleLabel(bundle.manifest)}${vc.VERIFIER_SIMULATE_GPU ? ` (GPU simulated: ${vc.VERIFIER_COST_MODEL})` : ""}` };
 }
 
 async function main(): Promise<void> {
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
   const app = createVerifierApp(verifier, {
     token: vc.VERIFIER_TOKEN,
     maxBodyBytes: vc.VERIFIER_MAX_BODY_BYTES,
-    info: { engine: engine.name, model: label, max_context: verifier.maxContext, max_gamma: verifier.maxGamma, vocab: engine.vocab, exact_top: engine.exactTop },
+    info: { engine: engine.name, model: label, cost_model: vc.VERIFIER_COST_MODEL, max_context: verifier.maxContext, max_gamma: verifier.maxGamma, vocab: engine.vocab, exact_top: engine.exactTop },
     isReady: () => ready,
   });
   const server = serve({ fetch: app.fetch, port: vc.VERIFIER_PORT, hostname: vc.VERIFIER_HOST }, (info) => {

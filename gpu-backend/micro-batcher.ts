@@ -4,6 +4,7 @@
 // Retry-After) instead of waiting without limit.
 import type { ChunkLogits, CausalLM, KvSequence } from "../src/common/models/causal-lm.ts";
 import { VerifyError } from "../src/common/protocol.ts";
+import type { PassAccounting } from "./pass-accounting.ts";
 
 export interface MicroBatcherOptions {
   /**
@@ -14,10 +15,10 @@ export interface MicroBatcherOptions {
   maxBatch: number;
   maxQueue: number;
   /**
-   * Benchmarks only: hold every batched pass to at least passMs + tokenMs × (tokens in the batch), standing
-   * in for a large target's GPU. Passes run one at a time, so the stand-in is one shared GPU, as real.
+   * Benchmarks only: hold every batched pass to the time the accounting's cost model gives that batch's
+   * rows, standing in for ALIA-40b's GPU. Passes run one at a time, so the stand-in is one shared GPU, as real.
    */
-  simulatedCost?: { passMs: number; tokenMs: number };
+  holdToModel?: boolean;
 }
 
 interface Pending {
@@ -37,6 +38,7 @@ export class MicroBatcher {
   constructor(
     private readonly model: CausalLM,
     private readonly o: MicroBatcherOptions,
+    private readonly accounting: PassAccounting,
   ) {}
 
   get queueDepth(): number {
@@ -48,13 +50,16 @@ export class MicroBatcher {
     return new Promise((resolve, reject) => {
       this.queue.push({ seq, tokens, resolve, reject });
       if (this.queue.length >= this.o.maxBatch) this.kick();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        // setTimeout(0) waits ≥ 1 ms in Node; setImmediate only lets this tick's other requests join.
-        if (this.o.windowMs > 0) setTimeout(() => this.kick(), this.o.windowMs);
-        else setImmediate(() => this.kick());
-      }
+      else this.schedule(this.o.windowMs);
     });
+  }
+
+  private schedule(windowMs: number): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setTimeout(0) waits ≥ 1 ms in Node; setImmediate only lets this tick's other requests join.
+    if (windowMs > 0) setTimeout(() => this.kick(), windowMs);
+    else setImmediate(() => this.kick());
   }
 
   private kick(): void {
@@ -68,10 +73,11 @@ export class MicroBatcher {
     this.batches.set(batch.length, (this.batches.get(batch.length) ?? 0) + 1);
     try {
       const t0 = performance.now();
+      const rows = batch.map((p) => ({ chunk: p.tokens.length, past: p.seq.length, owner: p.seq }));
       const out = await this.model.forwardBatch(batch.map(({ seq, tokens }) => ({ seq, tokens })));
-      const cost = this.o.simulatedCost;
-      if (cost) {
-        const left = cost.passMs + cost.tokenMs * batch.reduce((n, p) => n + p.tokens.length, 0) - (performance.now() - t0);
+      const modelMs = this.accounting.record(rows, performance.now() - t0);
+      if (this.o.holdToModel) {
+        const left = modelMs - (performance.now() - t0);
         if (left > 0) await new Promise((r) => setTimeout(r, left));
       }
       batch.forEach((p, i) => p.resolve(out[i]));
@@ -80,7 +86,9 @@ export class MicroBatcher {
       for (const p of batch) await this.model.forward(p.seq, p.tokens).then(p.resolve, p.reject);
     } finally {
       this.running = false;
-      if (this.queue.length) this.kick();
+      // Not at once: the rows this pass answered may come straight back (a generation's next token), and
+      // they belong in the next pass, as in a continuous-batching engine, not one pass later.
+      if (this.queue.length) this.schedule(0);
     }
   }
 }

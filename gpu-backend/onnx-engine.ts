@@ -2,6 +2,7 @@
 // session and verify passes of concurrent sessions micro-batched into one padded forward pass.
 import type { CausalLM, KvSequence } from "../src/common/models/causal-lm.ts";
 import type { ChunkScores, TargetEngine } from "./engine.ts";
+import { PassAccounting } from "./pass-accounting.ts";
 import { MicroBatcher, type MicroBatcherOptions } from "./micro-batcher.ts";
 
 export const DEFAULT_BATCH: MicroBatcherOptions = { windowMs: 0, maxBatch: 32, maxQueue: 256 };
@@ -13,8 +14,9 @@ export class OnnxEngine implements TargetEngine<KvSequence> {
   constructor(
     readonly model: CausalLM,
     batch: MicroBatcherOptions = DEFAULT_BATCH,
+    readonly accounting = new PassAccounting(),
   ) {
-    this.batcher = new MicroBatcher(model, batch);
+    this.batcher = new MicroBatcher(model, batch, accounting);
   }
 
   get vocab(): number {

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { VerifyError } from "../src/common/protocol.ts";
 import type { ChunkScores, EngineSequence, TargetEngine } from "./engine.ts";
+import { PassAccounting, type AccountedRow } from "./pass-accounting.ts";
 
 /** SGLang's logprob entries are [logprob, token_id, text|null]. */
 const Entry = z.tuple([z.number().nullable(), z.number().int(), z.string().nullable()]);
@@ -52,11 +53,15 @@ export class SglangSequence implements EngineSequence {
 
 export class SglangEngine implements TargetEngine<SglangSequence> {
   readonly name = "sglang";
-  private inFlight = 0;
+  /** Rows this verifier has in SGLang now: the composition it can see of SGLang's batch. */
+  private readonly inFlight = new Set<AccountedRow>();
   /** Prefix reuse: tokens before the scored range, and how many of them SGLang found in its radix cache. */
   readonly cache = { prefixTokens: 0, cachedTokens: 0 };
 
-  constructor(private readonly o: SglangEngineOptions) {}
+  constructor(
+    private readonly o: SglangEngineOptions,
+    readonly accounting = new PassAccounting(),
+  ) {}
 
   get vocab(): number {
     return this.o.vocab;
@@ -68,7 +73,7 @@ export class SglangEngine implements TargetEngine<SglangSequence> {
     return this.o.topLogprobs;
   }
   get queueDepth(): number {
-    return this.inFlight;
+    return this.inFlight.size;
   }
 
   async open(prefix: readonly number[]): Promise<SglangSequence> {
@@ -91,7 +96,9 @@ export class SglangEngine implements TargetEngine<SglangSequence> {
       token_ids_logprob: [...new Set(scored)],
     };
     seq.busy = true;
-    this.inFlight++;
+    const row = { chunk: tokens.length, past: seq.length, owner: seq };
+    this.inFlight.add(row);
+    const t0 = performance.now();
     let m: z.infer<typeof SglangResponseSchema>["meta_info"];
     try {
       const res = await fetch(`${this.o.baseUrl}/generate`, {
@@ -104,11 +111,12 @@ export class SglangEngine implements TargetEngine<SglangSequence> {
       const parsed = SglangResponseSchema.safeParse(await res.json());
       if (!parsed.success) throw new Error(`/generate answered an unexpected shape: ${parsed.error.issues[0].path.join(".")}: ${parsed.error.issues[0].message}`);
       m = parsed.data.meta_info;
+      this.accounting.record([...this.inFlight], performance.now() - t0);
     } catch (e) {
       throw new VerifyError("engine_unavailable", `SGLang ${(e as Error).message}`);
     } finally {
       seq.busy = false;
-      this.inFlight--;
+      this.inFlight.delete(row);
     }
     // Index 0 is the last prefix token (nothing in the range predicts it: null); 1…γ score the rest.
     if (m.input_token_logprobs.length !== tokens.length || m.input_top_logprobs.length !== tokens.length)

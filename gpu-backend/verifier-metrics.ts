@@ -49,6 +49,11 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
     },
   });
   const engine = verifier.engine;
+  const passes = engine.accounting.totals;
+  counter("alia_verifier_passes_total", "Target passes run (verify and generate)", () => passes.passes);
+  counter("alia_verifier_pass_rows_total", "Rows (sessions) over all passes", () => passes.rows);
+  counter("alia_verifier_pass_tokens_total", "Tokens over all passes", () => passes.tokens);
+  if (engine.accounting.hasModel) counter("alia_verifier_modelled_gpu_seconds_total", "GPU time of all passes by the cost model (VERIFIER_COST_MODEL)", () => passes.modelMs / 1000);
   new Gauge({
     name: "alia_verifier_queue_depth",
     help: "Passes waiting for the engine",

@@ -2,10 +2,10 @@
 // sequence number is answered from the stored result), re-open by full history, and exact verification.
 // One round feeds [last committed token, ...drafts] to the target engine in one pass and scores γ+1
 // positions.
-import { MAX_GAMMA, VerifyError, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/common/protocol.ts";
+import { GENERATE_LOAD_EVERY, MAX_GAMMA, VerifyError, type PoolLoad, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/common/protocol.ts";
 import { SeededRng, argmax, sampleIndex, targetDistribution, type SamplingParams } from "../src/common/sampling.ts";
 import { verifyGreedy, verifySampling, type VerifyResult } from "../src/common/verification.ts";
-import type { EngineSequence, TargetEngine } from "./engine.ts";
+import type { ChunkScores, EngineSequence, TargetEngine } from "./engine.ts";
 import { SessionKvStore, SessionTooLargeError, type SessionKvStoreOptions } from "./session-kv-store.ts";
 
 interface Session {
@@ -140,7 +140,7 @@ export class Verifier {
       accepted: result.accepted,
       token: result.token,
       draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
-      load: { queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions },
+      load: this.load(s.seq),
       server_ms: performance.now() - t0,
     };
     this.sessions.resized(req.session);
@@ -157,6 +157,7 @@ export class Verifier {
       throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
     const params = this.samplingParams(req.sampling);
     const seq = await this.engine.open(req.history.slice(0, -1));
+    let next: Promise<ChunkScores> | undefined;
     try {
       let rows = (await this.engine.score(seq, req.history.slice(-1))).rows;
       for (let n = 1; ; n++) {
@@ -165,15 +166,26 @@ export class Verifier {
         const u = () => new SeededRng(params!.seed, GENERATE_STREAM + req.history.length + n - 1).next();
         const token = params ? sampleIndex(targetDistribution(row, params), u()) : argmax(row);
         this.counters.generated++;
-        yield { token };
+        const last = req.stop_ids.includes(token) || n === req.max_tokens;
+        // Queue the next pass before handing the token over, as a continuous-batching engine keeps a running
+        // generation in its next step: every generation served by the last pass joins the next one.
+        if (!last) next = this.engine.score(seq, [token]);
+        yield (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: this.load(seq) } : { token };
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
         if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };
         if (signal?.aborted) return;
-        rows = (await this.engine.score(seq, [token])).rows;
+        rows = (await next!).rows;
+        next = undefined;
       }
     } finally {
+      await next?.catch(() => {}); // a queued pass must end before the sequence is dropped
       seq.reset();
     }
+  }
+
+  /** The load hint for a session whose sequence is `seq`: queue, sessions, and what its next pass would cost. */
+  private load(seq: EngineSequence): PoolLoad {
+    return { queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions, ...this.engine.accounting.report(seq, seq.length, this.maxGamma + 1) };
   }
 
   close(session: string): boolean {

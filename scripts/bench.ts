@@ -1,13 +1,15 @@
 // `npm run bench`: the whole benchmark in one run — draft runners, the verifier alone, speculation end to
-// end (pairs × γ × proactive × RTT × timing, baselines), losslessness, concurrent sessions — written to a
-// results JSON; a full run also regenerates BENCHMARKS.md's tables and bench/plots/*.svg.
+// end (pairs × γ × proactive × RTT × timing, baselines), losslessness — written to a results JSON, then the
+// regime grid (concurrent sessions on the measured GPU cost model; `npm run bench:regimes` alone); a full
+// run also regenerates BENCHMARKS.md's tables and bench/plots/*.svg.
 // `--quick` keeps every scenario but fewer prompts and tokens (a few minutes on 2 cores).
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { writeReport } from "../bench/write-report.ts";
+import { writeRegimesReport, writeReport } from "../bench/write-report.ts";
 import { benchRunners } from "../bench/runners.ts";
-import { benchLossless, benchRounds, benchServer } from "../bench/suite.ts";
+import { benchLossless, benchRounds } from "../bench/suite.ts";
+import { benchRegimes } from "../bench/regime-grid.ts";
 import { benchVerifier, benchVerifierHttp } from "../bench/verify-rounds.ts";
 import type { BenchResult } from "../bench/report.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
@@ -16,8 +18,8 @@ import { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { cliFail, parseCli } from "./cli.ts";
 
-const USAGE = `usage: npm run bench -- [--quick] [--out FILE.json] [--report]
-  [--draft-ms 25] [--pass-ms 18] [--token-ms 1]   deployment timing: draft step, verify pass + per verified token
+const USAGE = `usage: npm run bench -- [--quick] [--out FILE.json] [--report] [--draft-ms 25] [--past 2048]
+  deployment timing: the draft step, and the context each session carries into the GPU cost model
 A full run without --out writes bench/results/bench.json, BENCHMARKS.md and bench/plots/; --report makes
 any run rewrite them.`;
 const { values } = parseCli("bench", USAGE, {
@@ -26,18 +28,17 @@ const { values } = parseCli("bench", USAGE, {
     out: { type: "string" },
     report: { type: "boolean", default: false },
     "draft-ms": { type: "string", default: "25" },
-    "pass-ms": { type: "string", default: "18" },
-    "token-ms": { type: "string", default: "1" },
+    past: { type: "string", default: "2048" },
   },
 });
 const t0 = performance.now();
 const log = (s: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
 const quick = values.quick;
-const ms = (flag: "draft-ms" | "pass-ms" | "token-ms"): number => {
+const nonNegative = (flag: "draft-ms" | "past"): number => {
   const v = Number(values[flag]);
   return v >= 0 ? v : cliFail("bench", `--${flag} must be a number ≥ 0, got ${JSON.stringify(values[flag])}`);
 };
-const costs = { draft_step_ms: ms("draft-ms"), verify_pass_ms: ms("pass-ms"), verify_token_ms: ms("token-ms") };
+const costs = { draft_step_ms: nonNegative("draft-ms"), cost_model: "h200-alia-40b", past: nonNegative("past") };
 const o = { quick, costs, log };
 
 log("draft and target runners…");
@@ -53,8 +54,6 @@ log("speculation end to end…");
 const rounds = await benchRounds(o);
 log("losslessness…");
 const lossless = await benchLossless(o);
-log("concurrent sessions…");
-const server = await benchServer(o);
 
 const result: BenchResult & Record<string, unknown> = {
   date: new Date().toISOString(),
@@ -64,7 +63,6 @@ const result: BenchResult & Record<string, unknown> = {
   lossless,
   rounds: rounds.rows,
   baselines: rounds.baselines,
-  server,
   draft: { ort_web_ms_per_token: runners.draft.ort_web_ms_per_token, ort_node_ms_per_token: runners.draft.ort_node_ms_per_token, transformersjs_ms_per_token: runners.draft.transformersjs_ms_per_token },
   edge_overhead_ms_per_round: rounds.edge_overhead_ms_per_round,
   runners,
@@ -79,3 +77,10 @@ if (values.report || (!values.out && !quick)) {
   await writeReport(JSON.parse(await readFile(out, "utf8")) as BenchResult);
   log("updated BENCHMARKS.md and bench/plots/");
 }
+
+log("regime grid…");
+const regimes = await benchRegimes({ quick, log });
+const regimesOut = path.join(path.dirname(out), quick ? "regimes-quick.json" : "regimes.json");
+await writeFile(regimesOut, `${JSON.stringify(regimes, null, 2)}\n`);
+log(`wrote ${regimesOut}`);
+if (values.report || (!values.out && !quick)) await writeRegimesReport(regimes);

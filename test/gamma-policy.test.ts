@@ -3,7 +3,7 @@
 // must have on synthetic timings, and the EWMA / acceptance / linear-fit updates.
 import { describe, expect, it } from "vitest";
 import { AcceptanceEstimate, Ewma, LinearFit } from "../src/speculative/acceptance.ts";
-import { chooseGamma, expectedTokens, generationRate, gpuMs, speculationRate, type GammaPolicyInput } from "../src/speculative/gamma-policy.ts";
+import { chooseGamma, expectedTokens, generationRate, speculationRate, type GammaPolicyInput } from "../src/speculative/gamma-policy.ts";
 
 const constAlpha = (a: number, n = 16) => new Array<number>(n).fill(a);
 /** Verifier time linear in γ: base + slope·γ (ms). */
@@ -67,29 +67,32 @@ describe("expectedTokens", () => {
   });
 });
 
-describe("gpuMs", () => {
-  const verifyMs = linearVerify(20, 0.5); // v(0) = 20, v(4) = 22
+/** A loaded pool's verify time (the old load-mix shape, kept as a test curve): ½·(20 + 0.5γ) + ½·20·(γ + 1). */
+const halfLoaded = (g: number) => 0.5 * (20 + 0.5 * g) + 0.5 * 20 * (g + 1);
 
-  it("idle pool (load 0) costs the verify time v(γ)", () => {
-    expect(gpuMs({ verifyMs, load: 0 }, 4)).toBe(22);
-    expect(gpuMs({ verifyMs, load: 0 }, 0)).toBe(20);
+describe("GPU cost of a round", () => {
+  const i: GammaPolicyInput = { alpha: constAlpha(0.8), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, maxGamma: 8, objective: "gpu" };
+
+  it("defaults to the verify time (a pass of its own) and the pool's step", () => {
+    // γ = 4 at α 0.8: τ = 1 + .8 + .64 + .512 + .4096 = 3.3616; v(4) = 22
+    expect(speculationRate(i, 4)).toBeCloseTo(3361.6 / 22, 9);
+    expect(generationRate(i)).toBe(50);
   });
 
-  it("saturated pool (load 1) costs (γ + 1)·v(0)", () => {
-    expect(gpuMs({ verifyMs, load: 1 }, 4)).toBe(100); // 5 · 20
-    expect(gpuMs({ verifyMs, load: 1 }, 0)).toBe(20);
+  it("uses the pool's GPU cost when given: a share of a shared pass plus the drafts' marginal cost", () => {
+    // 32 rows share a 25.6 ms pass; each draft adds 0.3 ms: g(γ) = 0.8 + 0.3γ
+    const shared = { ...i, gpuMs: (g: number) => 25.6 / 32 + 0.3 * g, generateGpuMs: 0.8 };
+    expect(speculationRate(shared, 4)).toBeCloseTo(3361.6 / 2, 9);
+    expect(generationRate(shared)).toBeCloseTo(1250, 9);
+    // The latency objective ignores GPU cost: it reads verify and generation times.
+    expect(speculationRate({ ...shared, objective: "latency" }, 4)).toBeCloseTo(3361.6 / (8 + 20 + 22), 9);
+    expect(generationRate({ ...shared, objective: "latency" })).toBe(50);
   });
 
-  it("interpolates linearly in load", () => {
-    // load 0.5, γ = 4: 0.5·22 + 0.5·100 = 61
-    expect(gpuMs({ verifyMs, load: 0.5 }, 4)).toBeCloseTo(61, 12);
-    // load 0.25, γ = 2: 0.75·21 + 0.25·60 = 15.75 + 15 = 30.75
-    expect(gpuMs({ verifyMs, load: 0.25 }, 2)).toBeCloseTo(30.75, 12);
-  });
-
-  it("clamps load to [0, 1]", () => {
-    expect(gpuMs({ verifyMs, load: 2 }, 4)).toBe(100);
-    expect(gpuMs({ verifyMs, load: -1 }, 4)).toBe(22);
+  it("compute-bound passes (cost ∝ tokens) make speculation lose on GPU time below α = 1", () => {
+    const bound = { ...i, gpuMs: (g: number) => 0.8 * (g + 1), generateGpuMs: 0.8 };
+    expect(chooseGamma(bound).gamma).toBe(0);
+    for (let g = 1; g <= 8; g++) expect(speculationRate(bound, g)).toBeLessThan(generationRate(bound));
   });
 });
 
@@ -98,9 +101,8 @@ describe("speculationRate / generationRate", () => {
     alpha: [0.9, 0.5, 0.1],
     draftMs: 2,
     rttMs: 20,
-    verifyMs: linearVerify(20, 0.5),
+    verifyMs: halfLoaded,
     generateMs: 20,
-    load: 0.5,
     maxGamma: 3,
   };
 
@@ -127,11 +129,11 @@ describe("speculationRate / generationRate", () => {
   });
 
   it("proactive drafting hides drafting behind RTT + verify when all drafts are accepted", () => {
-    // α = 0.95, γ = 4, draft 10 ms, RTT 20, load 0 → gpu = v(4) = 22.
+    // α = 0.95, γ = 4, draft 10 ms, RTT 20 → v(4) = 22.
     // τ = 1 + .95 + .9025 + .857375 + .81450625 = 4.52438125; p(all) = .95⁴ = .81450625
     // plain:     time = 40 + 20 + 22 = 82
     // proactive: drafting = (1 − p)·40 + p·max(0, 40 − 20 − 22) = .18549375·40 = 7.41975; time = 49.41975
-    const i: GammaPolicyInput = { ...base, alpha: constAlpha(0.95), draftMs: 10, load: 0, maxGamma: 8 };
+    const i: GammaPolicyInput = { ...base, alpha: constAlpha(0.95), draftMs: 10, verifyMs: linearVerify(20, 0.5), maxGamma: 8 };
     const tau = 4.52438125;
     expect(speculationRate(i, 4)).toBeCloseTo((1000 * tau) / 82, 9);
     expect(speculationRate({ ...i, proactive: true }, 4)).toBeCloseTo((1000 * tau) / 49.41975, 9);
@@ -141,7 +143,7 @@ describe("speculationRate / generationRate", () => {
   it("proactive drafting only hides the part of drafting that fits in RTT + verify", () => {
     // Same but draft 30 ms: drafting 120, hidden window 42 → (1 − p)·120 + p·78
     // = .18549375·120 + .81450625·78 = 22.25925 + 63.5314875 = 85.7907375; time = 85.7907375 + 42
-    const i: GammaPolicyInput = { ...base, alpha: constAlpha(0.95), draftMs: 30, load: 0, maxGamma: 8, proactive: true };
+    const i: GammaPolicyInput = { ...base, alpha: constAlpha(0.95), draftMs: 30, verifyMs: linearVerify(20, 0.5), maxGamma: 8, proactive: true };
     expect(speculationRate(i, 4)).toBeCloseTo((1000 * 4.52438125) / 127.7907375, 9);
   });
 
@@ -150,7 +152,7 @@ describe("speculationRate / generationRate", () => {
       for (const draftMs of [0.5, 2, 10, 40]) {
         for (const rttMs of [0, 20, 80]) {
           for (const load of [0, 0.5, 1]) {
-            const i: GammaPolicyInput = { ...base, alpha: constAlpha(a), draftMs, rttMs, load, maxGamma: 8 };
+            const i: GammaPolicyInput = { ...base, alpha: constAlpha(a), draftMs, rttMs, verifyMs: (g) => (1 - load) * (20 + 0.5 * g) + load * 20 * (g + 1), maxGamma: 8 };
             for (let g = 1; g <= 8; g++) {
               const plain = speculationRate(i, g);
               const pro = speculationRate({ ...i, proactive: true }, g);
@@ -167,18 +169,18 @@ describe("speculationRate / generationRate", () => {
 describe("chooseGamma", () => {
   it("picks γ = 0 when α is low", () => {
     // α = 0.1: γ = 1 gives τ = 1.1 in 2 + 20 + 20.5 = 42.5 ms → 25.9 tok/s; the pool alone gives 1000/20 = 50.
-    const c = chooseGamma({ alpha: constAlpha(0.1), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 0, maxGamma: 8 });
+    const c = chooseGamma({ alpha: constAlpha(0.1), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, maxGamma: 8 });
     expect(c.gamma).toBe(0);
     expect(c.rates[0]).toBe(50);
     expect(c.rates[1]).toBeCloseTo(1100 / 42.5, 10);
     // also when already speculating (the pool is ~2× better, far beyond the hysteresis margin)
-    expect(chooseGamma({ alpha: constAlpha(0.1), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 0, maxGamma: 8, current: 3 }).gamma).toBe(0);
+    expect(chooseGamma({ alpha: constAlpha(0.1), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, maxGamma: 8, current: 3 }).gamma).toBe(0);
   });
 
   it("picks γ = 0 on a saturated pool even with α = 0.8, for both objectives", () => {
-    // load 1: gpu(γ) = 20·(γ + 1) ≥ γ + 1 ≥ τ pool steps, so speculation cannot beat 50 tok/s per GPU-second.
+    // compute-bound: v(γ) = 20·(γ + 1) ≥ γ + 1 ≥ τ pool steps, so speculation cannot beat 50 tok/s per GPU-second.
     // gpu objective, γ = 1: 1000·1.8/40 = 45; γ = 2: 1000·2.44/60 = 40.7; pool 50 ≥ 1.1·45 = 49.5.
-    const i: GammaPolicyInput = { alpha: constAlpha(0.8), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 1, maxGamma: 8 };
+    const i: GammaPolicyInput = { alpha: constAlpha(0.8), draftMs: 2, rttMs: 20, verifyMs: (g) => 20 * (g + 1), generateMs: 20, maxGamma: 8 };
     for (const objective of ["latency", "gpu"] as const) {
       for (const current of [undefined, 0, 1, 4]) {
         const c = chooseGamma({ ...i, objective, current });
@@ -196,12 +198,12 @@ describe("chooseGamma", () => {
     // α = 0.95, RTT 80: γ = 16 gives τ = (1 − .95¹⁷)/.05 ≈ 11.64 in 16·1 + 80 + 24.8 ≈ 120.8 ms ≈ 96 tok/s vs 50 for the pool.
     for (const draftMs of [0.5, 1]) {
       for (const proactive of [false, true]) {
-        const c = chooseGamma({ alpha: constAlpha(0.95), draftMs, rttMs: 80, verifyMs: linearVerify(20, 0.3), generateMs: 20, load: 0, maxGamma: 16, proactive });
+        const c = chooseGamma({ alpha: constAlpha(0.95), draftMs, rttMs: 80, verifyMs: linearVerify(20, 0.3), generateMs: 20, maxGamma: 16, proactive });
         expect(c.gamma).toBeGreaterThanOrEqual(6);
         expect(c.rates[c.gamma]).toBeGreaterThan(c.rates[0]);
       }
     }
-    const c = chooseGamma({ alpha: constAlpha(0.95), draftMs: 1, rttMs: 80, verifyMs: linearVerify(20, 0.3), generateMs: 20, load: 0, maxGamma: 16 });
+    const c = chooseGamma({ alpha: constAlpha(0.95), draftMs: 1, rttMs: 80, verifyMs: linearVerify(20, 0.3), generateMs: 20, maxGamma: 16 });
     expect(c.rates[16]).toBeCloseTo((1000 * (1 - 0.95 ** 17)) / 0.05 / (16 + 80 + 20 + 4.8), 9);
   });
 
@@ -209,14 +211,14 @@ describe("chooseGamma", () => {
     // α = 0.8, draft 2, v = 20 + 0.5γ. At RTT 0 the rate 1000·τ/(20 + 2.5γ) peaks at γ = 5
     // (τ(4) = 3.3616 → 112.05, τ(5) = 3.68928 → 113.52, τ(6) = 3.951424 → 112.90);
     // a long RTT amortises over more drafts.
-    const gammas = [0, 5, 20, 80, 200].map((rttMs) => chooseGamma({ alpha: constAlpha(0.8), draftMs: 2, rttMs, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 0, maxGamma: 16, minGamma: 1 }).gamma);
+    const gammas = [0, 5, 20, 80, 200].map((rttMs) => chooseGamma({ alpha: constAlpha(0.8), draftMs: 2, rttMs, verifyMs: linearVerify(20, 0.5), generateMs: 20, maxGamma: 16, minGamma: 1 }).gamma);
     expect(gammas[0]).toBe(5);
     for (let k = 1; k < gammas.length; k++) expect(gammas[k]).toBeGreaterThanOrEqual(gammas[k - 1]);
     expect(gammas[4]).toBeGreaterThan(gammas[0]);
   });
 
   describe("hysteresis between speculation and pool generation", () => {
-    const spec: Omit<GammaPolicyInput, "generateMs"> = { alpha: constAlpha(0.8), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), load: 0, maxGamma: 8 };
+    const spec: Omit<GammaPolicyInput, "generateMs"> = { alpha: constAlpha(0.8), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), maxGamma: 8 };
     // Best speculative rate r on these timings; the pool is then tuned to be r·k.
     const best = chooseGamma({ ...spec, generateMs: 20, minGamma: 1 });
     const r = best.rates[best.gamma];
@@ -273,9 +275,9 @@ describe("chooseGamma", () => {
   it("minGamma 1 never returns 0; rates has maxGamma + 1 entries, NaN below minGamma", () => {
     // Low α, where γ = 0 would win: minGamma 1 forces speculation.
     // γ = 1: 1100 / 42.5 = 25.88; γ = 2: τ = 1.11 in 4 + 20 + 21 = 45 → 24.67 → best is 1.
-    const i: GammaPolicyInput = { alpha: constAlpha(0.1), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 1, maxGamma: 8, minGamma: 1 };
+    const i: GammaPolicyInput = { alpha: constAlpha(0.1), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, maxGamma: 8, minGamma: 1 };
     for (const current of [undefined, 0, 2]) {
-      const c = chooseGamma({ ...i, current, load: 0 });
+      const c = chooseGamma({ ...i, current });
       expect(c.gamma).toBe(1);
       expect(c.rates).toHaveLength(9);
       expect(c.rates[0]).toBeNaN();
@@ -291,7 +293,7 @@ describe("chooseGamma", () => {
   });
 
   it("without minGamma, rates[0] is the pool's generation rate and every γ ≥ 1 is the speculation rate", () => {
-    const i: GammaPolicyInput = { alpha: [0.9, 0.5, 0.1], draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 25, load: 0.5, maxGamma: 3 };
+    const i: GammaPolicyInput = { alpha: [0.9, 0.5, 0.1], draftMs: 2, rttMs: 20, verifyMs: halfLoaded, generateMs: 25, maxGamma: 3 };
     const c = chooseGamma(i);
     expect(c.rates).toHaveLength(4);
     expect(c.rates[0]).toBe(40);
@@ -299,7 +301,7 @@ describe("chooseGamma", () => {
   });
 
   it("invalid maxGamma throws RangeError", () => {
-    const i: GammaPolicyInput = { alpha: constAlpha(0.5), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, load: 0, maxGamma: 4 };
+    const i: GammaPolicyInput = { alpha: constAlpha(0.5), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, maxGamma: 4 };
     for (const maxGamma of [0, -1, 2.5, NaN, Infinity]) expect(() => chooseGamma({ ...i, maxGamma })).toThrow(RangeError);
     expect(() => chooseGamma({ ...i, maxGamma: 4, minGamma: 5 })).toThrow(RangeError);
     expect(() => chooseGamma({ ...i, maxGamma: 4, minGamma: 4 })).not.toThrow();

@@ -1,11 +1,15 @@
 // SessionGamma (pure): one generation's γ decisions from what it has measured.
 import { describe, expect, it } from "vitest";
+import type { PoolLoad } from "../src/common/protocol.ts";
 import { SessionGamma } from "../src/speculative/session-gamma.ts";
+
+/** A load report without a cost model: only the queue. */
+const queue = (queue_depth: number): PoolLoad => ({ queue_depth, sessions: 1 });
 
 describe("SessionGamma", () => {
   it("a fixed γ is returned whatever was measured", () => {
     const g = new SessionGamma({ gamma: 3 });
-    g.observeRound(3, 0, 50, 100, 32);
+    g.observeRound(3, 0, 50, 100, queue(32));
     expect(g.choose(-1)).toBe(3);
     expect(g.choose(3)).toBe(3);
     expect(g.adaptive).toBe(false);
@@ -39,7 +43,7 @@ describe("SessionGamma", () => {
     good.observeGeneration(20, 21);
     for (let i = 0; i < 30; i++) {
       good.observeDraftStep(0.1);
-      good.observeRound(4, 4, 21, 1, 0);
+      good.observeRound(4, 4, 21, 1, queue(0));
     }
     expect(good.choose(0)).toBeGreaterThanOrEqual(4);
 
@@ -47,23 +51,65 @@ describe("SessionGamma", () => {
     bad.observeGeneration(20, 21);
     for (let i = 0; i < 30; i++) {
       bad.observeDraftStep(5);
-      bad.observeRound(4, 0, 25, 40, 0);
+      bad.observeRound(4, 0, 25, 40, queue(0));
       bad.observeProposalHit(false);
     }
     expect(bad.choose(4)).toBe(0);
   });
 
-  it("never exceeds maxGamma, and a saturated pool pushes a GPU-minded policy no higher", () => {
+  it("never exceeds maxGamma", () => {
     const s = new SessionGamma({ gamma: "adaptive", maxGamma: 3, objective: "gpu" });
     s.observeGeneration(20, 21);
     for (let i = 0; i < 30; i++) {
       s.observeDraftStep(0.1);
-      s.observeRound(3, 3, 21, 1, 0);
+      s.observeRound(3, 3, 21, 1, queue(0));
     }
     const idle = s.choose(0);
     expect(idle).toBeGreaterThan(0);
     expect(idle).toBeLessThanOrEqual(3);
-    for (let i = 0; i < 30; i++) s.observeRound(3, 3, 21, 1, 64);
-    expect(s.choose(idle)).toBeLessThanOrEqual(idle);
+  });
+
+  /** A session whose rounds of 4 drafts are all accepted (`accept`) or alternately all and none, with the pool reporting `rows` rows and the cost `curve` (ms by chunk). */
+  const withCurve = (objective: "latency" | "gpu", accept: boolean, rows: number, curve: number[], draftMs = 0.5) => {
+    const s = new SessionGamma({ gamma: "adaptive", maxGamma: 8, objective });
+    const load: PoolLoad = { queue_depth: 0, sessions: rows, rows, tokens: rows, pass_ms: curve[0], pass_ms_by_chunk: curve };
+    s.observeGeneration(curve[0], curve[0] + 20);
+    for (let i = 0; i < 40; i++) {
+      s.observeDraftStep(draftMs);
+      s.observeRound(4, accept || i % 2 ? 4 : 0, curve[4] + 1, 20, load);
+    }
+    return s;
+  };
+  // Memory-bound: 64 rows, a pass barely grows with one row's chunk. Compute-bound: +0.8 ms per token.
+  const memoryBound = Array.from({ length: 9 }, (_, i) => 28.9 + 0.05 * i);
+  const computeBound = Array.from({ length: 9 }, (_, i) => 51.2 + 0.8 * i);
+
+  it("gpu objective: speculates while the pass is memory-bound, generates once extra tokens cost their full price", () => {
+    expect(withCurve("gpu", true, 64, memoryBound).choose(4)).toBeGreaterThanOrEqual(4);
+    // α₁ ≈ 0.5: on memory-bound passes still worth drafting; at 0.8 ms share + 0.8 ms per draft no γ
+    // commits a token per 0.8 ms, so the pool generates.
+    expect(withCurve("gpu", false, 64, memoryBound).choose(4)).toBeGreaterThan(0);
+    expect(withCurve("gpu", false, 64, computeBound).choose(4)).toBe(0);
+  });
+
+  it("latency objective reads the reported pass time, not the fit of past rounds", () => {
+    // A fast drafter at high α: rounds of ~29 ms + 20 ms RTT commit ~5 tokens, generation ~29 ms per token.
+    expect(withCurve("latency", true, 64, memoryBound).choose(0)).toBeGreaterThan(0);
+    // The same session when the pool says its next pass will cost 10× more per draft token.
+    const steep = Array.from({ length: 9 }, (_, i) => 28.9 + 40 * i);
+    expect(withCurve("latency", true, 64, steep).choose(4)).toBeLessThan(withCurve("latency", true, 64, memoryBound).choose(4));
+  });
+
+  it("a slow drafter makes the latency objective generate even when every draft is accepted", () => {
+    // 25 ms per drafted token against a 22 ms pool step: no γ gets ahead of the pool generating alone.
+    expect(
+      withCurve(
+        "latency",
+        true,
+        1,
+        Array.from({ length: 9 }, (_, i) => 21.8 + 0.15 * i),
+        25,
+      ).choose(0),
+    ).toBe(0);
   });
 });

@@ -13,9 +13,18 @@
 // * Inside the grid: multilinear interpolation between the envelope's grid points (monotone, exact at
 //   every grid point).
 // * Outside: fewer rows or a shorter chunk than measured cannot occur (1 is measured); a past below the
-//   smallest measured one costs what that one costs (an upper bound); more rows or a longer chunk than
-//   measured cost the largest measured configuration scaled by the tokens of the pass (exact once passes
-//   are compute-bound, an upper bound before); a past beyond the largest measured one is refused.
+//   smallest measured one costs what that one costs (an upper bound); a past beyond the largest measured
+//   one is refused (`passMsClampingPast` costs it at that past instead: a lower bound). More rows or a
+//   longer chunk than measured continue the envelope along that axis on the secant through its last two
+//   grid points: the exact continuation of the last measured slope. Once passes are compute-bound that
+//   slope is the per-token cost, and a memory-bound pass, which reads the weights once whatever its size,
+//   grows by no more than it (scaling the largest measured pass by tokens would charge that read again:
+//   128 rows of one token at 512 past would cost 49.3 ms, not 27.1). Both beyond: rows, then chunk (the
+//   two commute). The last slopes differ across the other axes (2 rows' last chunk step is steeper than
+//   4 rows'; at 8,192 and 32,768 past chunk 12 was not measured, so the envelope's last chunk step there
+//   is flat), so the continued grid takes the envelope's running maximum too: the model stays monotone
+//   (a chunk beyond 16 at 8,192 past costs at least what it costs at 2,048), and nothing changes where
+//   the secants already are. An axis with a single measured value (1) scales by tokens.
 
 export interface MeasuredPass {
   batch: number;
@@ -30,12 +39,17 @@ export interface PassRow {
   past: number;
 }
 
+/** Times on a grid, indexed [past][batch][chunk]. */
+interface Grid {
+  batches: number[];
+  chunks: number[];
+  pasts: number[];
+  ms: number[][][];
+}
+
 export class PassCostModel {
-  private readonly batches: number[];
-  private readonly chunks: number[];
-  private readonly pasts: number[];
-  /** Envelope on the grid, indexed [past][batch][chunk]. */
-  private readonly grid: number[][][];
+  /** The envelope. */
+  private readonly grid: Grid;
 
   constructor(
     readonly name: string,
@@ -44,10 +58,10 @@ export class PassCostModel {
     if (measured.length === 0) throw new RangeError(`${name}: no measured passes`);
     for (const m of measured) if (!(m.batch >= 1 && m.chunk >= 1 && m.past >= 0 && m.ms > 0)) throw new RangeError(`${name}: bad measurement ${JSON.stringify(m)}`);
     const axis = (f: (m: MeasuredPass) => number) => [...new Set(measured.map(f))].sort((a, b) => a - b);
-    this.batches = axis((m) => m.batch);
-    this.chunks = axis((m) => m.chunk);
-    this.pasts = axis((m) => m.past);
-    if (this.batches[0] !== 1 || this.chunks[0] !== 1) throw new RangeError(`${name}: the grid must start at batch 1 and chunk 1`);
+    const batches = axis((m) => m.batch);
+    const chunks = axis((m) => m.chunk);
+    const pasts = axis((m) => m.past);
+    if (batches[0] !== 1 || chunks[0] !== 1) throw new RangeError(`${name}: the grid must start at batch 1 and chunk 1`);
 
     const covered = (b: number, c: number, p: number) => {
       let best = Infinity;
@@ -59,36 +73,38 @@ export class PassCostModel {
       for (const m of measured) if (m.batch <= b && m.chunk <= c && m.past >= p) best = Math.min(best, (m.ms * b * c) / (m.batch * m.chunk));
       return best;
     };
-    this.grid = this.pasts.map((p) =>
-      this.batches.map((b) =>
-        this.chunks.map((c) => {
-          const v = covered(b, c, p);
-          return Number.isFinite(v) ? v : grown(b, c, p);
+    const ms = pasts.map((p) =>
+      batches.map((b) =>
+        chunks.map((c) => {
+          const atLeast = covered(b, c, p);
+          const v = Number.isFinite(atLeast) ? atLeast : grown(b, c, p);
+          if (!Number.isFinite(v)) throw new RangeError(`${name}: no measurement bounds batch ${b}, chunk ${c}, past ${p}`);
+          return v;
         }),
       ),
     );
-    for (const [pi, plane] of this.grid.entries())
-      for (const [bi, row] of plane.entries())
-        for (const [ci, v] of row.entries()) {
-          if (!Number.isFinite(v)) throw new RangeError(`${name}: no measurement bounds batch ${this.batches[bi]}, chunk ${this.chunks[ci]}, past ${this.pasts[pi]}`);
-          const before = Math.max(ci ? row[ci - 1] : 0, bi ? plane[bi - 1][ci] : 0, pi ? this.grid[pi - 1][bi][ci] : 0);
-          row[ci] = Math.max(v, before);
-        }
+    raiseToRunningMax(ms);
+    this.grid = { batches, chunks, pasts, ms };
   }
 
   /** Largest past the measurements reach. */
   get maxPast(): number {
-    return this.pasts[this.pasts.length - 1];
+    return this.grid.pasts[this.grid.pasts.length - 1];
   }
 
   /** Milliseconds of one pass of `batch` rows, each with `chunk` new tokens after `past` cached ones. */
   passMs(batch: number, chunk: number, past: number): number {
     if (!(batch >= 1 && chunk >= 1 && past >= 0)) throw new RangeError(`${this.name}: no pass of batch ${batch}, chunk ${chunk}, past ${past}`);
     if (past > this.maxPast) throw new RangeError(`${this.name}: past ${past} is beyond the measured ${this.maxPast}`);
-    const bMax = this.batches[this.batches.length - 1];
-    const cMax = this.chunks[this.chunks.length - 1];
-    const scale = (Math.max(batch, bMax) / bMax) * (Math.max(chunk, cMax) / cMax);
-    return scale * this.interpolate(Math.min(batch, bMax), Math.min(chunk, cMax), Math.max(past, this.pasts[0]));
+    return interpolate(this.continuedTo(batch, chunk), batch, chunk, Math.max(past, this.grid.pasts[0]));
+  }
+
+  /**
+   * `passMs` with a past beyond the measured ones costed at the longest measured past: a lower bound there
+   * (attention over a longer past only costs more), for models measured at short pasts only.
+   */
+  passMsClampingPast(batch: number, chunk: number, past: number): number {
+    return this.passMs(batch, chunk, Math.min(past, this.maxPast));
   }
 
   /**
@@ -102,15 +118,55 @@ export class PassCostModel {
     return this.passMs(rows.length, tokens / rows.length, past);
   }
 
-  private interpolate(b: number, c: number, p: number): number {
-    const [b0, b1, tb] = bracket(this.batches, b);
-    const [c0, c1, tc] = bracket(this.chunks, c);
-    const [p0, p1, tp] = bracket(this.pasts, p);
-    const g = this.grid;
-    const lerp = (x: number, y: number, t: number) => x + (y - x) * t;
-    const at = (pi: number) => lerp(lerp(g[pi][b0][c0], g[pi][b0][c1], tc), lerp(g[pi][b1][c0], g[pi][b1][c1], tc), tb);
-    return lerp(at(p0), at(p1), tp);
+  /** The envelope, with grid points added on the secants at `batch` and `chunk` where they lie beyond it. */
+  private continuedTo(batch: number, chunk: number): Grid {
+    const { batches, chunks, pasts, ms } = this.grid;
+    const beyondBatch = batch > batches[batches.length - 1];
+    const beyondChunk = chunk > chunks[chunks.length - 1];
+    if (!beyondBatch && !beyondChunk) return this.grid;
+    const continued = ms.map((plane) => {
+      const rows = plane.map((row) => (beyondChunk ? [...row, onSecant(chunks, row, chunk)] : [...row]));
+      if (beyondBatch)
+        rows.push(
+          rows[0].map((_, ci) =>
+            onSecant(
+              batches,
+              rows.map((row) => row[ci]),
+              batch,
+            ),
+          ),
+        );
+      return rows;
+    });
+    raiseToRunningMax(continued);
+    return { batches: beyondBatch ? [...batches, batch] : batches, chunks: beyondChunk ? [...chunks, chunk] : chunks, pasts, ms: continued };
   }
+}
+
+/** Raises every time of `ms` ([past][batch][chunk]) to the largest one at or below it on every axis. */
+function raiseToRunningMax(ms: number[][][]): void {
+  for (const [pi, plane] of ms.entries())
+    for (const [bi, row] of plane.entries()) for (const [ci, v] of row.entries()) row[ci] = Math.max(v, ci ? row[ci - 1] : 0, bi ? plane[bi - 1][ci] : 0, pi ? ms[pi - 1][bi][ci] : 0);
+}
+
+/**
+ * The value at `x`, beyond the last point of `axis`, on the secant through the `values` at its last two
+ * points (scaled by `x` where the axis holds only 1).
+ */
+function onSecant(axis: readonly number[], values: readonly number[], x: number): number {
+  const n = axis.length - 1;
+  if (n === 0) return values[0] * x;
+  return values[n] + ((values[n] - values[n - 1]) * (x - axis[n])) / (axis[n] - axis[n - 1]);
+}
+
+/** Multilinear interpolation of `g` at a point of its range (a past below it costs the shortest). */
+function interpolate(g: Grid, b: number, c: number, p: number): number {
+  const [b0, b1, tb] = bracket(g.batches, b);
+  const [c0, c1, tc] = bracket(g.chunks, c);
+  const [p0, p1, tp] = bracket(g.pasts, p);
+  const lerp = (x: number, y: number, t: number) => x + (y - x) * t;
+  const at = (pi: number) => lerp(lerp(g.ms[pi][b0][c0], g.ms[pi][b0][c1], tc), lerp(g.ms[pi][b1][c0], g.ms[pi][b1][c1], tc), tb);
+  return lerp(at(p0), at(p1), tp);
 }
 
 /** Indices of the grid values around `x` (inside the axis) and where `x` lies between them. */

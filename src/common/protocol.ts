@@ -48,6 +48,27 @@ export const VerifyRequestSchema = z
   });
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
 
+/**
+ * What a round costs the pool now, for the edge's γ policy (docs/ARCHITECTURE.md, "The γ policy"). The pass
+ * figures are present when the verifier has a GPU cost model: the last pass's composition and time, and the
+ * predicted time of the next pass if this session's row carries 1, 2, … tokens while the other rows stay as
+ * in the last pass — the marginal cost of more drafts at the current load.
+ */
+export const PoolLoadSchema = z.object({
+  queue_depth: z.number().int().min(0),
+  sessions: z.number().int().min(0),
+  /** Rows and tokens of the last pass, and its (modelled) time. */
+  rows: z.number().int().min(0).optional(),
+  tokens: z.number().int().min(0).optional(),
+  pass_ms: z.number().min(0).optional(),
+  /** Index i: predicted ms of the next pass with this session's row at chunk i + 1 (γ = i drafts). */
+  pass_ms_by_chunk: z
+    .array(z.number().positive())
+    .max(MAX_GAMMA + 1)
+    .optional(),
+});
+export type PoolLoad = z.infer<typeof PoolLoadSchema>;
+
 export const VerifyResponseSchema = z.object({
   session: z.string(),
   seq: z.number().int(),
@@ -56,8 +77,7 @@ export const VerifyResponseSchema = z.object({
   token: tokenId,
   /** Target log-prob of each draft (null where −∞). */
   draft_logprobs: z.array(z.number().nullable()),
-  /** Load hint for the client's γ policy. */
-  load: z.object({ queue_depth: z.number().int().min(0), sessions: z.number().int().min(0) }),
+  load: PoolLoadSchema,
   /** Time the round spent in the verifier (queue + pass), so the edge can tell network RTT from it. */
   server_ms: z.number().min(0),
 });
@@ -74,7 +94,10 @@ export const GenerateRequestSchema = z.object({
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 
 /** One streamed event of /v1/generate (SSE `data:` lines). */
-export type GenerateEvent = { token: number } | { done: true; finish_reason: "stop" | "length"; tokens: number };
+export type GenerateEvent = { token: number; load?: PoolLoad } | { done: true; finish_reason: "stop" | "length"; tokens: number };
+
+/** /v1/generate attaches the pool's load to its first token event and to every this-many-th after it. */
+export const GENERATE_LOAD_EVERY = 16;
 
 /** Error codes of the verify protocol; the HTTP layer maps them to statuses. */
 export const VERIFY_ERRORS = {

@@ -1,15 +1,14 @@
-// The γ policy (docs/ARCHITECTURE.md, "The γ policy"), pure: from a session's acceptance estimates and timings and the pool's load,
-// choose how many tokens to draft next round. γ = 0 means "let the pool generate" (no drafts, no
-// per-token round trip). Rates are expected committed tokens per second of wall time ("latency") or
-// per GPU-second ("gpu").
+// The γ policy (docs/ARCHITECTURE.md, "The γ policy"), pure: from a session's acceptance estimates and timings and what
+// the pool says a round costs now, choose how many tokens to draft next round. γ = 0 means "let the pool
+// generate" (no drafts, no per-token round trip). Rates are goodput: expected committed tokens per second
+// of the session's wall time ("latency") or per GPU-second of the pool ("gpu").
 //
 // Model. A round with γ drafts commits E[τ(γ)] = 1 + Σₖ₌₁..γ Πᵢ₌₁..ₖ αᵢ tokens and takes
 //   γ·t_draft + RTT + v(γ)
-// where v is the verifier's time. GPU cost under load u ∈ [0, 1]: an idle GPU is memory-bound (a pass
-// costs about the same for 1 or γ+1 positions, as measured in v), a saturated one is compute-bound (cost
-// grows with positions: every rejected draft is wasted work):
-//   gpu(γ) = (1 − u)·v(γ) + u·(γ + 1)·v(0)
-// Pool generation costs g per token (the pool's own step) and no round trip per token.
+// where v is the verifier's time for the round (queue + pass). It costs the pool g(γ) GPU-ms: the
+// session's share of the pass plus the marginal cost of its drafts, from the verifier's cost model
+// (cheap while passes are memory-bound, the full per-token cost once they are compute-bound: a rejected
+// draft is then wasted work). Pool generation costs its own step per token and no round trip per token.
 // With proactive drafting the next block is drafted while the verify call is in flight; when all γ are
 // accepted (probability Πα) that drafting hides behind RTT + v.
 
@@ -22,12 +21,14 @@ export interface GammaPolicyInput {
   draftMs: number;
   /** Network round trip edge ⇄ pool (ms). */
   rttMs: number;
-  /** Verifier time of a round with γ drafts at light load (ms). */
+  /** Verifier time of a round with γ drafts: queue + pass (ms). */
   verifyMs: (gamma: number) => number;
+  /** GPU-ms the pool spends on a round with γ drafts (default: verifyMs, a pass of its own). */
+  gpuMs?: (gamma: number) => number;
   /** Pool's time per generated token when it generates alone (ms). */
   generateMs: number;
-  /** Pool load 0 (idle) … 1 (saturated), from the load hint. */
-  load: number;
+  /** GPU-ms per token the pool spends generating alone (default: generateMs). */
+  generateGpuMs?: number;
   maxGamma: number;
   /** Smallest γ allowed (1 keeps the session speculating; 0 allows pool generation). */
   minGamma?: number;
@@ -67,27 +68,22 @@ function allAccepted(alpha: readonly number[], gamma: number): number {
   return p;
 }
 
-export function gpuMs(i: Pick<GammaPolicyInput, "verifyMs" | "load">, gamma: number): number {
-  const u = clamp01(i.load);
-  return (1 - u) * i.verifyMs(gamma) + u * (gamma + 1) * i.verifyMs(0);
-}
-
 /** Expected rate of γ ≥ 1 speculation, in tokens per second or per GPU-second. */
 export function speculationRate(i: GammaPolicyInput, gamma: number): number {
   const tau = expectedTokens(i.alpha, gamma);
-  const gpu = gpuMs(i, gamma);
-  if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / gpu;
+  if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / (i.gpuMs ?? i.verifyMs)(gamma);
+  const verify = i.verifyMs(gamma);
   let drafting = gamma * i.draftMs;
   if (i.proactive) {
     const p = allAccepted(i.alpha, gamma);
-    drafting = (1 - p) * drafting + p * Math.max(0, drafting - i.rttMs - gpu);
+    drafting = (1 - p) * drafting + p * Math.max(0, drafting - i.rttMs - verify);
   }
-  return (1000 * tau) / (drafting + i.rttMs + gpu);
+  return (1000 * tau) / (drafting + i.rttMs + verify);
 }
 
-/** Rate of pool generation (γ = 0): one pool step per token, a one-position pass whatever the load. */
-export function generationRate(i: Pick<GammaPolicyInput, "generateMs">): number {
-  return 1000 / i.generateMs;
+/** Rate of pool generation (γ = 0): one pool step per token, in wall time or in GPU time. */
+export function generationRate(i: Pick<GammaPolicyInput, "generateMs" | "generateGpuMs" | "objective">): number {
+  return 1000 / (i.objective === "gpu" ? (i.generateGpuMs ?? i.generateMs) : i.generateMs);
 }
 
 export function chooseGamma(i: GammaPolicyInput): GammaChoice {

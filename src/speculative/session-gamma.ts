@@ -1,12 +1,11 @@
 // One generation's γ decisions (pure, no I/O, no clock): what it has measured so far — acceptance per
-// draft position, draft time per token, round trip, verify time against γ, pool-generation time per token,
-// pool load — and the γ the policy chooses from it. Times come in from the decoder.
+// draft position, draft time per token, round trip, verify time against γ, pool-generation time per token —
+// and what the pool reports a pass costs now, and the γ the policy chooses from it. Times come in from the
+// decoder.
+import type { PoolLoad } from "../common/protocol.ts";
 import { AcceptanceEstimate, Ewma, LinearFit } from "./acceptance.ts";
 import { chooseGamma } from "./gamma-policy.ts";
 import { DEFAULT_NOMINAL, type SpeculationSettings } from "./settings.ts";
-
-/** Queue depth at which the pool counts as saturated for the policy. */
-const SATURATED_QUEUE = 32;
 
 export class SessionGamma {
   readonly maxGamma: number;
@@ -15,7 +14,11 @@ export class SessionGamma {
   private readonly rtt = new Ewma(0.2);
   private readonly verifyFit = new LinearFit(0.95);
   private readonly genPerToken = new Ewma(0.3);
-  private load = 0;
+  /** The pool's latest cost report: next pass's ms with this row at chunk 1, 2, … and the rows sharing it. */
+  private passMsByChunk: readonly number[] | undefined;
+  private passRows = 1;
+  /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
+  private readonly beyondPass = new Ewma(0.2);
 
   /** `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time). */
   constructor(
@@ -39,14 +42,19 @@ export class SessionGamma {
     // Nothing measured yet: start as plain remote generation (never slower than not speculating) and let
     // the proposer, following the stream, measure α and its own step time first.
     if (!n && s.allowGenerate !== false && !this.verifyFit.observed && this.genPerToken.value === undefined) return 0;
-    const v0 = n?.verifyMs ?? this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs;
+    const curve = n ? undefined : this.passMsByChunk;
+    const pass = (g: number) => curve![Math.min(g, curve!.length - 1)];
+    const v0 = n?.verifyMs ?? (curve ? pass(0) + this.beyondPass.or(0) : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
+    const verifyMs = (g: number) => (n ? n.verifyMs : curve ? pass(g) + this.beyondPass.or(0) : (this.verifyFit.predict(g) ?? v0));
     return chooseGamma({
       alpha: this.acceptance.alpha,
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
       rttMs: n?.rttMs ?? this.rtt.or(0),
-      verifyMs: (g) => (n ? n.verifyMs : (this.verifyFit.predict(g) ?? v0)),
+      verifyMs,
+      // The round's GPU cost: its share of a pass shared by `passRows` rows, plus what its drafts add to it.
+      gpuMs: curve ? (g) => pass(0) / this.passRows + pass(g) - pass(0) : verifyMs,
       generateMs: n?.generateMs ?? this.genPerToken.or(v0),
-      load: n ? 0 : this.load,
+      generateGpuMs: curve ? pass(0) / this.passRows : undefined,
       maxGamma: this.maxGamma,
       minGamma: s.allowGenerate === false ? 1 : 0,
       objective: s.objective,
@@ -55,12 +63,20 @@ export class SessionGamma {
     }).gamma;
   }
 
-  /** A verify round: γ drafts, `accepted` of them, server time, network + queueing, pool queue depth. */
-  observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number, queueDepth: number): void {
+  /** A verify round: γ drafts, `accepted` of them, server time, network time, and the pool's load report. */
+  observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number, load: PoolLoad): void {
     this.rtt.observe(networkMs);
     this.verifyFit.observe(gamma, serverMs);
-    this.load = Math.min(1, queueDepth / SATURATED_QUEUE);
+    const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];
+    if (predicted !== undefined) this.beyondPass.observe(Math.max(0, serverMs - predicted));
+    this.observeLoad(load);
     if (gamma > 0) this.acceptance.observeRound(gamma, accepted);
+  }
+
+  /** The pool's load report (every verify answer; every few generated tokens). */
+  observeLoad(load: PoolLoad): void {
+    if (load.pass_ms_by_chunk?.length) this.passMsByChunk = load.pass_ms_by_chunk;
+    if (load.rows !== undefined) this.passRows = Math.max(1, load.rows);
   }
 
   /** Proposing cost per drafted token. */

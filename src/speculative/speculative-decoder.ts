@@ -15,6 +15,9 @@ import type { TargetVerifier } from "./target-verifier.ts";
 
 export type { DecodeEvent, DecodeStats, FinishReason };
 
+/** Tokens of the first pool-generation chunk of an adaptive session (then `generateChunk`). */
+const FIRST_GENERATE_CHUNK = 4;
+
 export interface SpeculativeDecoderOptions extends SpeculationSettings, OutputLimits {
   /** Who drafts; or `draft`, a draft model, for the model proposer on it. */
   proposer?: Proposer;
@@ -66,7 +69,7 @@ export class SpeculativeDecoder {
   /** Committed tokens, as events; ends at a stop id, a stop string, maxTokens, or when the signal aborts. */
   async *run(prompt: readonly number[]): AsyncGenerator<DecodeEvent> {
     if (prompt.length === 0) throw new RangeError("the prompt must have at least one token");
-    const state: RoundState = { history: [...prompt], opened: false, seq: 0, lastCommitted: [] };
+    const state: RoundState = { history: [...prompt], opened: false, seq: 0, lastCommitted: [], generatedChunks: 0 };
     let mode = -1;
     try {
       while (!this.o.signal?.aborted) {
@@ -102,7 +105,8 @@ export class SpeculativeDecoder {
   private async *generateChunk(st: RoundState): AsyncGenerator<Step> {
     const o = this.o;
     st.opened = false;
-    const chunk = o.generateChunk ?? 16;
+    // The first chunk is short: the policy gets its first say after a few tokens, not after a whole chunk.
+    const chunk = st.generatedChunks++ === 0 ? Math.min(FIRST_GENERATE_CHUNK, o.generateChunk ?? 16) : (o.generateChunk ?? 16);
     const t0 = performance.now();
     let tFirst = 0;
     let got = 0;
@@ -119,7 +123,7 @@ export class SpeculativeDecoder {
     };
     try {
       const req = { history: [...st.history], max_tokens: this.tracker.remaining, stop_ids: this.tracker.stopIdList, sampling: this.sampling };
-      for await (const token of o.pool.generate(req, o.signal)) {
+      for await (const token of o.pool.generate(req, o.signal, (load) => this.policy.observeLoad(load))) {
         if (++got === 1) tFirst = performance.now();
         if (this.policy.adaptive && !observing) observe([...st.history], token);
         st.history.push(token);
@@ -168,7 +172,7 @@ export class SpeculativeDecoder {
     st.opened = true;
     st.seq++;
     const networkMs = Math.max(0, r.elapsedMs - r.server_ms);
-    this.policy.observeRound(g, r.accepted, r.server_ms, networkMs, r.load.queue_depth);
+    this.policy.observeRound(g, r.accepted, r.server_ms, networkMs, r.load);
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
     st.history.push(...st.lastCommitted);
     const step = this.tracker.commit(st.lastCommitted);
@@ -189,6 +193,8 @@ interface RoundState {
   seq: number;
   /** The previous round's committed tokens, reported with the next round. */
   lastCommitted: number[];
+  /** Pool-generation chunks started so far. */
+  generatedChunks: number;
 }
 
 interface Step {

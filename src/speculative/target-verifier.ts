@@ -1,6 +1,6 @@
 // The decoder's port to the target model: verify rounds, target-only generation (γ = 0) and session
 // close. PoolClient (src/pool/) implements it over HTTP; tests may implement it in-process.
-import type { GenerateRequest, VerifyRequest, VerifyResponse } from "../common/protocol.ts";
+import type { GenerateRequest, PoolLoad, VerifyRequest, VerifyResponse } from "../common/protocol.ts";
 
 export interface VerifiedRound extends VerifyResponse {
   /** Wall time of the round as the edge saw it (ms): network and queueing included. */
@@ -13,8 +13,8 @@ export interface TargetVerifier {
    * (the verifier lost or never had the session) and the same `seq`.
    */
   round(session: string, build: (reopen: boolean) => VerifyRequest, signal?: AbortSignal): Promise<VerifiedRound>;
-  /** The target generating alone, token by token (ends at a stop id or `max_tokens`). */
-  generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<number>;
+  /** The target generating alone, token by token (ends at a stop id or `max_tokens`); `onLoad` gets the pool's load reports. */
+  generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad) => void): AsyncIterable<number>;
   /** The session is over (best effort). */
   close(session: string): Promise<void>;
 }

@@ -1,0 +1,61 @@
+// What the engine's passes cost, kept as the engine runs them: totals for /metrics and benchmarks, the last
+// pass's composition, and — with a GPU cost model — the load report the edge's γ policy reads (what the
+// next pass would cost with a session's row at 1, 2, … tokens). Pure bookkeeping: the engine calls
+// `record` per pass.
+import type { PassCostModel, PassRow } from "../src/common/pass-cost-model.ts";
+import type { PoolLoad } from "../src/common/protocol.ts";
+
+/** One row of a pass, and whose it is (the sequence object), so that a session's report leaves it out. */
+export interface AccountedRow extends PassRow {
+  owner?: object;
+}
+
+export interface PassAccountingOptions {
+  /** Predicts pass times; without one, reports carry the measured times and no per-chunk prediction. */
+  model?: PassCostModel;
+  /** Benchmarks only: past added to every row (long-context sessions on a short-context fixture model). */
+  pastOffset?: number;
+}
+
+export class PassAccounting {
+  /** Passes, rows and tokens run, and the GPU milliseconds the model gives them (0 without a model). */
+  readonly totals = { passes: 0, rows: 0, tokens: 0, modelMs: 0 };
+  private last: AccountedRow[] = [];
+  private lastMs = 0;
+
+  constructor(private readonly o: PassAccountingOptions = {}) {}
+
+  get hasModel(): boolean {
+    return this.o.model !== undefined;
+  }
+
+  /** Modelled ms of a pass over these rows (0 without a model). Pasts beyond the model's reach cost its longest. */
+  modelMs(rows: readonly PassRow[]): number {
+    const m = this.o.model;
+    if (!m || rows.length === 0) return 0;
+    const off = this.o.pastOffset ?? 0;
+    return m.batchMs(rows.map((r) => ({ chunk: r.chunk, past: Math.min(r.past + off, m.maxPast) })));
+  }
+
+  /** A pass ran (or is about to): its rows, and its measured ms. Returns the modelled ms (0 without a model). */
+  record(rows: readonly AccountedRow[], measuredMs = 0): number {
+    const ms = this.modelMs(rows);
+    this.totals.passes++;
+    this.totals.rows += rows.length;
+    this.totals.tokens += rows.reduce((n, r) => n + r.chunk, 0);
+    this.totals.modelMs += ms;
+    this.last = [...rows];
+    this.lastMs = this.hasModel ? ms : measuredMs;
+    return ms;
+  }
+
+  /** The pass figures of a load report for `owner`'s row at `past`, chunks 1…maxChunk. */
+  report(owner: object | undefined, past: number, maxChunk: number): Omit<PoolLoad, "queue_depth" | "sessions"> {
+    const figures = { rows: this.last.length, tokens: this.last.reduce((n, r) => n + r.chunk, 0), pass_ms: this.lastMs };
+    if (!this.hasModel) return figures;
+    // The session's own row of the last pass is replaced by the one asked about; a newcomer's is added.
+    const others = owner ? this.last.filter((r) => r.owner !== owner) : this.last;
+    const pass_ms_by_chunk = Array.from({ length: maxChunk }, (_, i) => this.modelMs([...others, { chunk: i + 1, past }]));
+    return { ...figures, pass_ms_by_chunk };
+  }
+}

@@ -1,0 +1,60 @@
+// PassAccounting (pure): totals of the passes an engine ran, and the load report a session gets — what
+// the next pass would cost with its row at 1, 2, … tokens beside the other rows of the last pass.
+import { describe, expect, it } from "vitest";
+import { PassAccounting } from "../gpu-backend/pass-accounting.ts";
+import { PassCostModel } from "../src/common/pass-cost-model.ts";
+
+// Passes cost 10 ms + 1 ms per row + 0.5 ms per token of the pass's rows (mean chunk × rows), at pasts 0 and 1,000 (+2 ms).
+const grid = [1, 2, 4].flatMap((batch) => [1, 2, 4].flatMap((chunk) => [0, 1000].map((past) => ({ batch, chunk, past, ms: 10 + batch + 0.5 * batch * chunk + (past ? 2 : 0) }))));
+const model = new PassCostModel("linear", grid);
+
+describe("PassAccounting", () => {
+  it("without a model: totals and the measured time of the last pass, no per-chunk prediction", () => {
+    const a = new PassAccounting();
+    expect(a.record([{ chunk: 3, past: 10 }], 7.5)).toBe(0);
+    expect(a.totals).toEqual({ passes: 1, rows: 1, tokens: 3, modelMs: 0 });
+    expect(a.report(undefined, 10, 4)).toEqual({ rows: 1, tokens: 3, pass_ms: 7.5 });
+  });
+
+  it("with a model: each pass is costed by its rows, and totals add up", () => {
+    const a = new PassAccounting({ model });
+    expect(a.record([{ chunk: 1, past: 0 }])).toBe(11.5);
+    expect(
+      a.record(
+        [
+          { chunk: 2, past: 0 },
+          { chunk: 2, past: 0 },
+        ],
+        99,
+      ),
+    ).toBe(14);
+    expect(a.totals).toEqual({ passes: 2, rows: 3, tokens: 5, modelMs: 25.5 });
+  });
+
+  it("a session's report replaces its own row of the last pass and prices its chunk 1…maxChunk", () => {
+    const a = new PassAccounting({ model });
+    const me = {};
+    const other = {};
+    a.record([
+      { chunk: 1, past: 0, owner: other },
+      { chunk: 3, past: 0, owner: me },
+    ]);
+    const r = a.report(me, 0, 3);
+    expect(r.rows).toBe(2);
+    expect(r.tokens).toBe(4);
+    expect(r.pass_ms).toBe(14); // 10 + 2 + 0.5·4
+    // [other at 1 token] + [me at c tokens]: 10 + 2 + 0.5·(1 + c)
+    expect(r.pass_ms_by_chunk).toEqual([13, 13.5, 14]);
+    // A newcomer adds a row to the last pass's two.
+    expect(a.report({}, 0, 1).pass_ms_by_chunk?.[0]).toBeCloseTo(10 + 3 + 0.5 * 5, 12);
+  });
+
+  it("the benchmark's past offset moves every row's past, clamped to the model's longest", () => {
+    const near = new PassAccounting({ model });
+    const far = new PassAccounting({ model, pastOffset: 1000 });
+    const beyond = new PassAccounting({ model, pastOffset: 50_000 });
+    const rows = [{ chunk: 1, past: 0 }];
+    expect(far.modelMs(rows) - near.modelMs(rows)).toBeCloseTo(2, 12);
+    expect(beyond.modelMs(rows)).toBe(far.modelMs(rows));
+  });
+});
