@@ -43,7 +43,7 @@ export const FULL_GRID: RegimeGrid = {
   pasts: [512, 2048, 8192],
   rttMs: [5, 20, 80],
   modes: ["autoregressive", "gamma-2", "gamma-4", "adaptive", "adaptive-gpu"],
-  tokensPerSession: 48,
+  tokensPerSession: 64,
   fixture: { sessions: [1, 8, 32], pasts: [2048], rttMs: [20] },
 };
 

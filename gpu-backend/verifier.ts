@@ -156,6 +156,7 @@ export class Verifier {
     if (req.history.length + req.max_tokens > this.maxContext)
       throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
     const params = this.samplingParams(req.sampling);
+    const t0 = performance.now();
     const seq = await this.engine.open(req.history.slice(0, -1));
     let next: Promise<ChunkScores> | undefined;
     try {
@@ -170,7 +171,7 @@ export class Verifier {
         // Queue the next pass before handing the token over, as a continuous-batching engine keeps a running
         // generation in its next step: every generation served by the last pass joins the next one.
         if (!last) next = this.engine.score(seq, [token]);
-        yield (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: this.load(seq) } : { token };
+        yield n === 1 ? { token, load: this.load(seq), server_ms: performance.now() - t0 } : (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: this.load(seq) } : { token };
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
         if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };
         if (signal?.aborted) return;

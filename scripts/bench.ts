@@ -18,7 +18,7 @@ import { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { cliFail, parseCli } from "./cli.ts";
 
-const USAGE = `usage: npm run bench -- [--quick] [--out FILE.json] [--report] [--draft-ms 25] [--past 2048]
+const USAGE = `usage: npm run bench -- [--quick] [--out FILE.json] [--report] [--draft-ms 25] [--past 2048] [--skip-regimes]
   deployment timing: the draft step, and the context each session carries into the GPU cost model
 A full run without --out writes bench/results/bench.json, BENCHMARKS.md and bench/plots/; --report makes
 any run rewrite them.`;
@@ -29,6 +29,7 @@ const { values } = parseCli("bench", USAGE, {
     report: { type: "boolean", default: false },
     "draft-ms": { type: "string", default: "25" },
     past: { type: "string", default: "2048" },
+    "skip-regimes": { type: "boolean", default: false },
   },
 });
 const t0 = performance.now();
@@ -78,9 +79,11 @@ if (values.report || (!values.out && !quick)) {
   log("updated BENCHMARKS.md and bench/plots/");
 }
 
-log("regime grid…");
-const regimes = await benchRegimes({ quick, log });
-const regimesOut = path.join(path.dirname(out), quick ? "regimes-quick.json" : "regimes.json");
-await writeFile(regimesOut, `${JSON.stringify(regimes, null, 2)}\n`);
-log(`wrote ${regimesOut}`);
-if (values.report || (!values.out && !quick)) await writeRegimesReport(regimes);
+if (!values["skip-regimes"]) {
+  log("regime grid…");
+  const regimes = await benchRegimes({ quick, log });
+  const regimesOut = path.join(path.dirname(out), quick ? "regimes-quick.json" : "regimes.json");
+  await writeFile(regimesOut, `${JSON.stringify(regimes, null, 2)}\n`);
+  log(`wrote ${regimesOut}`);
+  if (values.report || (!values.out && !quick)) await writeRegimesReport(regimes);
+}

@@ -73,7 +73,7 @@ describe("SessionGamma", () => {
   const withCurve = (objective: "latency" | "gpu", accept: boolean, rows: number, curve: number[], draftMs = 0.5) => {
     const s = new SessionGamma({ gamma: "adaptive", maxGamma: 8, objective });
     const load: PoolLoad = { queue_depth: 0, sessions: rows, rows, tokens: rows, pass_ms: curve[0], pass_ms_by_chunk: curve };
-    s.observeGeneration(curve[0], curve[0] + 20);
+    s.observeGeneration(curve[0], 20);
     for (let i = 0; i < 40; i++) {
       s.observeDraftStep(draftMs);
       s.observeRound(4, accept || i % 2 ? 4 : 0, curve[4] + 1, 20, load);

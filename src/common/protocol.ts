@@ -94,7 +94,9 @@ export const GenerateRequestSchema = z.object({
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 
 /** One streamed event of /v1/generate (SSE `data:` lines). */
-export type GenerateEvent = { token: number; load?: PoolLoad } | { done: true; finish_reason: "stop" | "length"; tokens: number };
+export type GenerateEvent =
+  /** `server_ms` (first token only): time from the request's arrival to the first token, so the edge can tell the round trip from it. */
+  { token: number; load?: PoolLoad; server_ms?: number } | { done: true; finish_reason: "stop" | "length"; tokens: number };
 
 /** /v1/generate attaches the pool's load to its first token event and to every this-many-th after it. */
 export const GENERATE_LOAD_EVERY = 16;

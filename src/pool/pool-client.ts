@@ -246,7 +246,7 @@ export class PoolClient implements TargetVerifier {
    * resumed from the history plus the tokens already received; seeded draws are per position, so the
    * continuation is the same.
    */
-  async *generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad) => void): AsyncGenerator<number, "stop" | "length"> {
+  async *generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void): AsyncGenerator<number, "stop" | "length"> {
     const tried = new Set<Node>();
     const got: number[] = [];
     let lastError = "no verifier node is available";
@@ -277,7 +277,7 @@ export class PoolClient implements TargetVerifier {
           if (ev.event === "error") throw new Error(`stream error: ${ev.data}`);
           const e = JSON.parse(ev.data) as GenerateEvent;
           if ("token" in e) {
-            if (e.load) onLoad?.(e.load);
+            if (e.load) onLoad?.(e.load, e.server_ms);
             got.push(e.token);
             yield e.token;
           } else {

@@ -89,9 +89,9 @@ export class SessionGamma {
     this.acceptance.observeToken(hit);
   }
 
-  /** Pool generation's cost per token, and its start-up beyond one step (the round trip). */
-  observeGeneration(msPerToken: number, startupMs?: number): void {
+  /** Pool generation's cost per token, and the round trip seen at its start (start-up beyond the pool's own time). */
+  observeGeneration(msPerToken: number, networkMs?: number): void {
     this.genPerToken.observe(msPerToken);
-    if (startupMs !== undefined) this.rtt.observe(Math.max(0, startupMs - msPerToken));
+    if (networkMs !== undefined) this.rtt.observe(Math.max(0, networkMs));
   }
 }

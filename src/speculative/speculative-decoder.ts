@@ -4,7 +4,7 @@
 // the target generating alone for a chunk of tokens, after which the policy decides again. Runtime-agnostic
 // (Node and workerd): the proposer and the verifier come in. docs/ARCHITECTURE.md explains the whole path.
 import type { CausalLM } from "../common/models/causal-lm.ts";
-import type { Sampling, VerifyRequest } from "../common/protocol.ts";
+import type { PoolLoad, Sampling, VerifyRequest } from "../common/protocol.ts";
 import { DecodeStatsRecorder, type DecodeStats } from "./decode-stats.ts";
 import { ModelProposer } from "./model-proposer.ts";
 import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits } from "./output-tracker.ts";
@@ -123,7 +123,12 @@ export class SpeculativeDecoder {
     };
     try {
       const req = { history: [...st.history], max_tokens: this.tracker.remaining, stop_ids: this.tracker.stopIdList, sampling: this.sampling };
-      for await (const token of o.pool.generate(req, o.signal, (load) => this.policy.observeLoad(load))) {
+      let serverFirstMs: number | undefined;
+      const onLoad = (load: PoolLoad, serverMs?: number) => {
+        this.policy.observeLoad(load);
+        serverFirstMs ??= serverMs;
+      };
+      for await (const token of o.pool.generate(req, o.signal, onLoad)) {
         if (++got === 1) tFirst = performance.now();
         if (this.policy.adaptive && !observing) observe([...st.history], token);
         st.history.push(token);
@@ -133,7 +138,8 @@ export class SpeculativeDecoder {
         if (step.done) return;
         if (this.policy.adaptive && got % chunk === 0) {
           const perToken = (performance.now() - tFirst) / (got - 1);
-          this.policy.observeGeneration(perToken, got === chunk ? tFirst - t0 : undefined);
+          // The stream's start-up beyond the pool's own time to the first token is the round trip.
+          this.policy.observeGeneration(perToken, got === chunk && serverFirstMs !== undefined ? tFirst - t0 - serverFirstMs : undefined);
           if (this.policy.choose(0) !== 0) return; // speculate next: leaving the loop closes the stream
         }
       }

@@ -13,8 +13,11 @@ export interface TargetVerifier {
    * (the verifier lost or never had the session) and the same `seq`.
    */
   round(session: string, build: (reopen: boolean) => VerifyRequest, signal?: AbortSignal): Promise<VerifiedRound>;
-  /** The target generating alone, token by token (ends at a stop id or `max_tokens`); `onLoad` gets the pool's load reports. */
-  generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad) => void): AsyncIterable<number>;
+  /**
+   * The target generating alone, token by token (ends at a stop id or `max_tokens`). `onLoad` gets the
+   * pool's load reports, the first with the pool's time to the first token.
+   */
+  generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void): AsyncIterable<number>;
   /** The session is over (best effort). */
   close(session: string): Promise<void>;
 }

@@ -1,0 +1,79 @@
+// A verifier with a GPU cost model, as a real process on loopback: every verify answer and the generate
+// stream carry what the next pass would cost (pass_ms_by_chunk, from the measured ALIA-40b/H200 model at
+// the session's past), and with VERIFIER_SIMULATE_GPU each pass takes the model's time for its rows.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { h200Alia40b } from "../src/common/h200-alia-40b.ts";
+import { VerifyResponseSchema } from "../src/common/protocol.ts";
+import { loadVerifierConfig } from "../gpu-backend/config.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+
+const PAST = 2048;
+let verifier: ListeningProcess;
+let prompt: number[];
+
+beforeAll(async () => {
+  const { tok } = await loadDefaultPair();
+  prompt = tok.encode("La música tradicional de");
+  verifier = await startVerifierProcess({ VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true", VERIFIER_SIMULATED_PAST: String(PAST), VERIFIER_MAX_GAMMA: "8" });
+});
+afterAll(async () => {
+  await verifier?.stop("SIGKILL");
+});
+
+const post = async (path: string, body: unknown) => fetch(`${verifier.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+describe("verifier with a GPU cost model", () => {
+  it("reports the next pass's cost per chunk at the session's past, and holds each pass to the model", async () => {
+    const model = h200Alia40b();
+    const open = VerifyResponseSchema.parse(await (await post("/v1/verify", { session: "c1", seq: 0, history: prompt, drafts: [] })).json());
+    const drafts = [prompt[1], prompt[2], prompt[3], prompt[4]];
+    const t0 = performance.now();
+    const r = VerifyResponseSchema.parse(await (await post("/v1/verify", { session: "c1", seq: 1, committed: [open.token], drafts })).json());
+    const elapsed = performance.now() - t0;
+    // The round's pass: one row of 5 tokens after the session's past plus the simulated context.
+    expect(r.server_ms).toBeGreaterThanOrEqual(model.passMs(1, 5, PAST + prompt.length) - 1);
+    expect(elapsed).toBeGreaterThanOrEqual(r.server_ms - 1);
+    expect(r.load.rows).toBe(1);
+    expect(r.load.tokens).toBe(5);
+    const curve = r.load.pass_ms_by_chunk!;
+    expect(curve).toHaveLength(9); // chunks 1 … max γ + 1
+    const past = PAST + prompt.length + 1 + r.accepted; // the session's length after this round
+    curve.forEach((ms, i) => expect(ms).toBeCloseTo(model.passMs(1, i + 1, past), 6));
+    for (let i = 1; i < curve.length; i++) expect(curve[i]).toBeGreaterThanOrEqual(curve[i - 1]);
+  });
+
+  it("concurrent sessions share passes, and each one's report prices its row beside the others", async () => {
+    const opens = await Promise.all([0, 1, 2, 3].map(async (i) => VerifyResponseSchema.parse(await (await post("/v1/verify", { session: `m${i}`, seq: 0, history: prompt, drafts: [] })).json())));
+    const rounds = await Promise.all(opens.map(async (o, i) => VerifyResponseSchema.parse(await (await post("/v1/verify", { session: `m${i}`, seq: 1, committed: [o.token], drafts: [prompt[1]] })).json())));
+    const shared = rounds.filter((r) => (r.load.rows ?? 0) > 1);
+    expect(shared.length).toBeGreaterThan(0); // the four rounds did not all run alone
+    for (const r of shared) expect(r.load.pass_ms_by_chunk![0]).toBeGreaterThanOrEqual(h200Alia40b().passMs(1, 1, PAST));
+  });
+
+  it("streams the load report with the first generated token and every 16th", async () => {
+    const res = await post("/v1/generate", { history: prompt, max_tokens: 20 });
+    const events = (await res.text())
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => JSON.parse(l.slice(6)) as { token?: number; load?: { pass_ms_by_chunk?: number[] } });
+    const tokens = events.filter((e) => e.token !== undefined);
+    expect(tokens).toHaveLength(20);
+    expect(tokens.map((e, i) => (e.load ? i : -1)).filter((i) => i >= 0)).toEqual([0, 16]);
+    expect(tokens[0].load?.pass_ms_by_chunk?.length).toBe(9);
+  });
+
+  it("counts passes, rows, tokens and modelled GPU seconds in /metrics", async () => {
+    const text = await (await fetch(`${verifier.url}/metrics`)).text();
+    const read = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
+    expect(read("alia_verifier_passes_total")).toBeGreaterThan(0);
+    expect(read("alia_verifier_pass_tokens_total")).toBeGreaterThanOrEqual(read("alia_verifier_pass_rows_total"));
+    expect(read("alia_verifier_modelled_gpu_seconds_total")).toBeGreaterThan(0.021 * read("alia_verifier_passes_total"));
+  });
+
+  it("refuses a simulated GPU without a cost model, or on SGLang", () => {
+    expect(() => loadVerifierConfig({ VERIFIER_SIMULATE_GPU: "true" })).toThrow(/needs a VERIFIER_COST_MODEL/);
+    expect(() => loadVerifierConfig({ VERIFIER_SIMULATE_GPU: "true", VERIFIER_COST_MODEL: "engine", VERIFIER_ENGINE: "sglang", VERIFIER_SGLANG_URL: "http://127.0.0.1:1" })).toThrow(/onnx engine only/);
+    expect(() => loadVerifierConfig({ VERIFIER_COST_MODEL: "a100" })).toThrow();
+  });
+});
