@@ -59,7 +59,8 @@ export const QUICK_GRID: RegimeGrid = {
 };
 
 const HIGH_ALPHA = 0.9;
-const EUR_PER_GPU_HOUR = 3.5;
+/** An H200 on demand, 2026's cloud price range. */
+export const DEFAULT_EUR_PER_GPU_HOUR = 3.5;
 const COST_MODEL = "h200-alia-40b";
 
 interface Prompt {
@@ -80,8 +81,9 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
-export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; log: (s: string) => void }): Promise<RegimesResult> {
+export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPerGpuHour?: number; log: (s: string) => void }): Promise<RegimesResult> {
   const grid = o.grid ?? (o.quick ? QUICK_GRID : FULL_GRID);
+  const eurPerGpuHour = o.eurPerGpuHour ?? DEFAULT_EUR_PER_GPU_HOUR;
   const targetBundle = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
   const tok = TextTokenizer.fromBundle(targetBundle);
   const target = await loadTargetModel(targetBundle);
@@ -173,7 +175,7 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; log: 
               itl_p50_ms: median(itl),
               itl_p99_ms: quantile(itl, 0.99),
               gpu_ms_per_token: gpuPerToken,
-              eur_per_m_tokens: eurPerMillionTokens(gpuPerToken, EUR_PER_GPU_HOUR),
+              eur_per_m_tokens: eurPerMillionTokens(gpuPerToken, eurPerGpuHour),
               mean_rows: rows,
               tokens_per_pass: (after.tokens - before.tokens) / Math.max(1, passes),
               mean_gamma: gammas.length ? gammas.reduce((a, b) => a + b, 0) / gammas.length : 0,
@@ -213,7 +215,7 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; log: 
     quick: o.quick,
     machine: { node: process.version, cpus: (await import("node:os")).cpus().length },
     cost_model: COST_MODEL,
-    eur_per_gpu_hour: EUR_PER_GPU_HOUR,
+    eur_per_gpu_hour: eurPerGpuHour,
     tokens_per_session: grid.tokensPerSession,
     pairs: [
       { name: "high", alpha: HIGH_ALPHA, what: `the fixture target with a replayed drafter that proposes the target's own token with probability ${HIGH_ALPHA} at every position (bench/replay-proposer.ts)` },

@@ -37,15 +37,19 @@ export class PassAccounting {
     return m.batchMs(rows.map((r) => ({ chunk: r.chunk, past: Math.min(r.past + off, m.maxPast) })));
   }
 
-  /** A pass ran (or is about to): its rows, and its measured ms. Returns the modelled ms (0 without a model). */
-  record(rows: readonly AccountedRow[], measuredMs = 0): number {
+  /**
+   * A pass ran (or is about to): its rows, and its measured ms. Returns the modelled ms (0 without a model).
+   * `sharedWith`: rows of other callers known to share the engine's pass (an engine that batches out of
+   * sight, as SGLang does): part of the next report's composition, not of these totals.
+   */
+  record(rows: readonly AccountedRow[], measuredMs = 0, sharedWith: readonly AccountedRow[] = []): number {
     const ms = this.modelMs(rows);
     this.totals.passes++;
     this.totals.rows += rows.length;
     this.totals.tokens += rows.reduce((n, r) => n + r.chunk, 0);
     this.totals.modelMs += ms;
-    this.last = [...rows];
-    this.lastMs = this.hasModel ? ms : measuredMs;
+    this.last = [...rows, ...sharedWith];
+    this.lastMs = this.hasModel ? this.modelMs(this.last) : measuredMs;
     return ms;
   }
 

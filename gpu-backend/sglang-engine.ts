@@ -111,7 +111,11 @@ export class SglangEngine implements TargetEngine<SglangSequence> {
       const parsed = SglangResponseSchema.safeParse(await res.json());
       if (!parsed.success) throw new Error(`/generate answered an unexpected shape: ${parsed.error.issues[0].path.join(".")}: ${parsed.error.issues[0].message}`);
       m = parsed.data.meta_info;
-      this.accounting.record([...this.inFlight], performance.now() - t0);
+      this.accounting.record(
+        [row],
+        performance.now() - t0,
+        [...this.inFlight].filter((r) => r !== row),
+      );
     } catch (e) {
       throw new VerifyError("engine_unavailable", `SGLang ${(e as Error).message}`);
     } finally {

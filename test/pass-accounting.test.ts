@@ -49,6 +49,17 @@ describe("PassAccounting", () => {
     expect(a.report({}, 0, 1).pass_ms_by_chunk?.[0]).toBeCloseTo(10 + 3 + 0.5 * 5, 12);
   });
 
+  it("rows known to share an engine's pass out of sight count in the next report, not in the totals", () => {
+    const a = new PassAccounting({ model });
+    const me = {};
+    a.record([{ chunk: 2, past: 0, owner: me }], 30, [{ chunk: 2, past: 0, owner: {} }]);
+    expect(a.totals).toEqual({ passes: 1, rows: 1, tokens: 2, modelMs: 12 });
+    const r = a.report(me, 0, 1);
+    expect(r.rows).toBe(2);
+    expect(r.pass_ms).toBe(14);
+    expect(r.pass_ms_by_chunk).toEqual([13.5]); // [other at 2] + [me at 1]: 10 + 2 + 0.5·3
+  });
+
   it("the benchmark's past offset moves every row's past, clamped to the model's longest", () => {
     const near = new PassAccounting({ model });
     const far = new PassAccounting({ model, pastOffset: 1000 });

@@ -6,7 +6,9 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
+import { PassAccounting } from "../gpu-backend/pass-accounting.ts";
 import { SglangEngine } from "../gpu-backend/sglang-engine.ts";
+import { h200Alia40b } from "../src/common/h200-alia-40b.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
@@ -112,6 +114,29 @@ describe("SglangEngine (against a contract server)", () => {
     expect(last.logprob_start_len).toBe((last.input_ids as number[]).length - 5); // γ = 4: P − 1
     // After each session's first round SGLang finds the earlier prefix in its radix cache.
     expect(engine.cache.cachedTokens / engine.cache.prefixTokens).toBeGreaterThan(0.8);
+  });
+
+  it("reports the same load shape as the ONNX engine: the rows it has in SGLang and, with a cost model, the next pass's cost per chunk", async () => {
+    const model = h200Alia40b();
+    const engine = new SglangEngine({ baseUrl: url, topLogprobs: 5, timeoutMs: 10_000, vocab: target.vocab, maxPositions: target.maxPositions }, new PassAccounting({ model }));
+    const v = new Verifier(engine, store);
+    const prompts = SPANISH_PROMPTS.slice(0, 3).map((t) => tok.encode(t));
+    // Three sessions at once: each answer sees the rows this verifier had in SGLang when its pass ended.
+    const answers = await Promise.all(prompts.map((p, i) => v.round(req({ session: `ld${i}`, seq: 0, history: p, drafts: [p[0], p[1]] }))));
+    for (const [i, r] of answers.entries()) {
+      expect(r.load.rows).toBeGreaterThanOrEqual(1);
+      expect(r.load.rows).toBeLessThanOrEqual(3);
+      const curve = r.load.pass_ms_by_chunk!;
+      expect(curve).toHaveLength(v.maxGamma + 1);
+      for (let c = 1; c < curve.length; c++) expect(curve[c]).toBeGreaterThanOrEqual(curve[c - 1]);
+      expect(curve[0]).toBeGreaterThanOrEqual(model.passMs(1, 1, prompts[i].length));
+    }
+    expect(engine.accounting.totals.passes).toBe(3);
+    expect(engine.accounting.totals.tokens).toBe(9);
+    // Without a cost model: the measured time of the last call, no prediction.
+    const plain = await new Verifier(sglang(), store).round(req({ session: "ld-plain", seq: 0, history: prompts[0], drafts: [] }));
+    expect(plain.load.pass_ms).toBeGreaterThan(0);
+    expect(plain.load.pass_ms_by_chunk).toBeUndefined();
   });
 
   it("reports the target's log-prob of each draft, aligned (index 0 is the last prefix token)", async () => {
