@@ -2,7 +2,7 @@
 // hand-computed values of the round model E[τ(γ)] / (γ·t_draft + RTT + gpu(γ)), the properties chooseGamma
 // must have on synthetic timings, and the EWMA / acceptance / linear-fit updates.
 import { describe, expect, it } from "vitest";
-import { AcceptanceEstimate, Ewma, LinearFit } from "../src/speculative/acceptance.ts";
+import { AcceptanceEstimate, Ewma, LinearFit, RecentMin } from "../src/speculative/acceptance.ts";
 import { chooseGamma, expectedTokens, generationRate, speculationRate, type GammaPolicyInput } from "../src/speculative/gamma-policy.ts";
 
 const constAlpha = (a: number, n = 16) => new Array<number>(n).fill(a);
@@ -549,5 +549,22 @@ describe("LinearFit", () => {
     g.observe(5, -4);
     expect(g.predict(0)).toBe(0);
     expect(g.predict(50)).toBe(0);
+  });
+});
+
+describe("RecentMin", () => {
+  it("is the smallest of the last `window` observations, forgetting older ones; undefined before any", () => {
+    const m = new RecentMin(3);
+    expect(m.value).toBeUndefined();
+    m.observe(150); // a stampede at start-up
+    m.observe(22);
+    m.observe(NaN); // ignored
+    expect(m.value).toBe(22);
+    m.observe(30);
+    m.observe(25);
+    expect(m.value).toBe(22);
+    m.observe(40); // 22 has left the window of 3
+    expect(m.value).toBe(25);
+    expect(() => new RecentMin(0)).toThrow();
   });
 });

@@ -6,6 +6,7 @@
 // make the answer the one the first node would have given: no token is lost or repeated. Runs on Node
 // and in workerd (fetch only, no timers left behind).
 import type { Config } from "../config.ts";
+import { RecentMin } from "../speculative/acceptance.ts";
 import type { TargetVerifier, VerifiedRound } from "../speculative/target-verifier.ts";
 import { GenerateRequestSchema, VerifyResponseSchema, type GenerateEvent, type GenerateRequest, type PoolLoad, type VerifyRequest } from "../common/protocol.ts";
 
@@ -86,6 +87,8 @@ export class PoolClient implements TargetVerifier {
   private readonly backoff0: number;
   /** Re-opens, failovers, probes and calls no node could serve (`errors`: 503 pool_unavailable) so far, for metrics and tests. */
   readonly counters = { reopened: 0, failovers: 0, probes: 0, errors: 0 };
+  /** Network time of recent calls (elapsed minus the verifier's server_ms), all sessions together. */
+  private readonly network = new RecentMin(64);
 
   constructor(private readonly o: PoolClientOptions) {
     if (o.nodes.length === 0) throw new RangeError("the pool needs at least one verifier node");
@@ -219,7 +222,9 @@ export class PoolClient implements TargetVerifier {
         this.succeeded(node);
         this.affinity.set(session, node);
         if (reopen && attempt > 0) this.counters.reopened++;
-        return { ...parsed.data, elapsedMs: performance.now() - t0, node: node.url };
+        const elapsedMs = performance.now() - t0;
+        this.network.observe(elapsedMs - parsed.data.server_ms);
+        return { ...parsed.data, elapsedMs, node: node.url };
       }
       const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
       const code = err?.code ?? `http_${res.status}`;
@@ -246,6 +251,11 @@ export class PoolClient implements TargetVerifier {
    * resumed from the history plus the tokens already received; seeded draws are per position, so the
    * continuation is the same.
    */
+  /** Recent minimum network time of a call to the pool (ms), once any call has measured it. */
+  get roundTripMs(): number | undefined {
+    return this.network.value;
+  }
+
   async *generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void): AsyncGenerator<number, "stop" | "length"> {
     const tried = new Set<Node>();
     const got: number[] = [];
@@ -266,6 +276,7 @@ export class PoolClient implements TargetVerifier {
       await this.acquire(node);
       try {
         arm();
+        const t0 = performance.now();
         const res = await this.f(`${node.url}/v1/generate`, { method: "POST", headers: this.headers(), body: JSON.stringify(body), signal: ctl.signal });
         if (!res.ok) {
           const err = ((await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined)?.error;
@@ -277,6 +288,7 @@ export class PoolClient implements TargetVerifier {
           if (ev.event === "error") throw new Error(`stream error: ${ev.data}`);
           const e = JSON.parse(ev.data) as GenerateEvent;
           if ("token" in e) {
+            if (e.server_ms !== undefined) this.network.observe(performance.now() - t0 - e.server_ms);
             if (e.load) onLoad?.(e.load, e.server_ms);
             got.push(e.token);
             yield e.token;

@@ -22,6 +22,26 @@ export class Ewma {
 }
 
 /**
+ * The smallest of the last `window` observations; `undefined` until the first. A round trip is never
+ * shorter than the network's: what lies above the minimum is queueing (the client's own, a stampede of
+ * sessions starting at once), which is not the network's cost and not the pool's.
+ */
+export class RecentMin {
+  private readonly recent: number[] = [];
+  constructor(private readonly window: number) {
+    if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`window must be a positive integer, got ${window}`);
+  }
+  observe(x: number): void {
+    if (!Number.isFinite(x)) return;
+    this.recent.push(x);
+    if (this.recent.length > this.window) this.recent.shift();
+  }
+  get value(): number | undefined {
+    return this.recent.length ? Math.min(...this.recent) : undefined;
+  }
+}
+
+/**
  * αᵢ = P(draft i accepted | drafts 1…i−1 accepted), i = 1…maxGamma. A round with γ drafts of which
  * `accepted` passed observes positions 1…accepted as accepted and position accepted+1 (if ≤ γ) as
  * rejected; positions beyond were not tested and keep their estimate.

@@ -3,7 +3,7 @@
 // and what the pool reports a pass costs now, and the γ the policy chooses from it. Times come in from the
 // decoder.
 import type { PoolLoad } from "../common/protocol.ts";
-import { AcceptanceEstimate, Ewma, LinearFit } from "./acceptance.ts";
+import { AcceptanceEstimate, Ewma, LinearFit, RecentMin } from "./acceptance.ts";
 import { chooseGamma } from "./gamma-policy.ts";
 import { DEFAULT_NOMINAL, type SpeculationSettings } from "./settings.ts";
 
@@ -11,7 +11,7 @@ export class SessionGamma {
   readonly maxGamma: number;
   private readonly acceptance: AcceptanceEstimate;
   private readonly draftPerToken = new Ewma(0.2);
-  private readonly rtt = new Ewma(0.2);
+  private readonly rtt = new RecentMin(16);
   private readonly verifyFit = new LinearFit(0.95);
   private readonly genPerToken = new Ewma(0.3);
   /** The pool's latest cost report: next pass's ms with this row at chunk 1, 2, … and the rows sharing it. */
@@ -20,10 +20,14 @@ export class SessionGamma {
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
   private readonly beyondPass = new Ewma(0.2);
 
-  /** `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time). */
+  /**
+   * `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time).
+   * `poolRoundTripMs`: the pool client's recent minimum round trip over all sessions, if it knows one.
+   */
   constructor(
     private readonly s: SpeculationSettings,
     private readonly nominalOnly = false,
+    private readonly poolRoundTripMs: () => number | undefined = () => undefined,
   ) {
     this.maxGamma = s.maxGamma ?? 8;
     if (s.gamma !== "adaptive" && !(Number.isInteger(s.gamma) && s.gamma >= 0 && s.gamma <= this.maxGamma)) throw new RangeError(`γ must be "adaptive" or an integer 0…${this.maxGamma}, got ${s.gamma}`);
@@ -49,7 +53,7 @@ export class SessionGamma {
     return chooseGamma({
       alpha: this.acceptance.alpha,
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
-      rttMs: n?.rttMs ?? this.rtt.or(0),
+      rttMs: n?.rttMs ?? this.roundTripMs(),
       verifyMs,
       // The round's GPU cost: its share of a pass shared by `passRows` rows, plus what its drafts add to it.
       gpuMs: curve ? (g) => pass(0) / this.passRows + pass(g) - pass(0) : verifyMs,
@@ -61,6 +65,12 @@ export class SessionGamma {
       proactive: s.proactive,
       current,
     }).gamma;
+  }
+
+  /** The network round trip: the smaller of this session's recent minimum and the pool client's (0 before any). */
+  private roundTripMs(): number {
+    const rtt = Math.min(this.rtt.value ?? Infinity, this.poolRoundTripMs() ?? Infinity);
+    return Number.isFinite(rtt) ? rtt : 0;
   }
 
   /** A verify round: γ drafts, `accepted` of them, server time, network time, and the pool's load report. */

@@ -49,7 +49,7 @@ export class SpeculativeDecoder {
         sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed },
         support: o.support,
       });
-    this.policy = new SessionGamma(o, !!(o.seeded && s));
+    this.policy = new SessionGamma(o, !!(o.seeded && s), () => o.pool.roundTripMs);
     this.recorder = new DecodeStatsRecorder(this.proposer.name);
   }
 
