@@ -276,12 +276,13 @@ function pricesTable(): string {
 
 function cellsTable(r: RegimesResult): string {
   if (!r.cells.length) return "not run";
-  const head = "| pair | drafter ms | sessions | past | RTT ms | mode | tokens/s | ITL p50 / p99 ms | GPU-ms/token | €/M tokens | rows/pass | tokens/pass | mean γ | pool-generated | α | τ |";
+  const head =
+    "| pair | drafter ms | sessions | past | RTT ms | mode | tokens/s | ITL p50 / p99 ms | GPU-ms/token | €/M tokens | rows/pass | tokens/pass | mean γ | pool-generated | α | τ | GPU busy | co-located GPU-ms/token |";
   const lines = r.cells.map(
     (c) =>
-      `| ${c.pair} | ${c.drafter_ms ?? "—"} | ${c.sessions} | ${c.past} | ${c.rtt_ms} | ${MODE_LABEL[c.mode]} | ${f(c.tokens_per_s, 0)} | ${f(c.itl_p50_ms, 1)} / ${f(c.itl_p99_ms, 1)} | ${f(c.gpu_ms_per_token)} | ${f(c.eur_per_m_tokens)} | ${f(c.mean_rows, 1)} | ${f(c.tokens_per_pass, 1)} | ${f(c.mean_gamma)} | ${f(100 * c.pool_generated_share, 0)} % | ${f(c.alpha)} | ${f(c.tau)} |`,
+      `| ${c.pair} | ${c.drafter_ms ?? "—"} | ${c.sessions} | ${c.past} | ${c.rtt_ms} | ${MODE_LABEL[c.mode]} | ${f(c.tokens_per_s, 0)} | ${f(c.itl_p50_ms, 1)} / ${f(c.itl_p99_ms, 1)} | ${f(c.gpu_ms_per_token)} | ${f(c.eur_per_m_tokens)} | ${f(c.mean_rows, 1)} | ${f(c.tokens_per_pass, 1)} | ${f(c.mean_gamma)} | ${f(100 * c.pool_generated_share, 0)} % | ${f(c.alpha)} | ${f(c.tau)} | ${f(c.gpu_busy_share)} | ${f(c.colocated_gpu_ms_per_token ?? undefined)} |`,
   );
-  return [head, `|${"---|".repeat(16)}`, ...lines].join("\n");
+  return [head, `|${"---|".repeat(18)}`, ...lines].join("\n");
 }
 
 export function regimesSection(r: RegimesResult): string {

@@ -37,6 +37,8 @@ export class SpeculativeDecoder {
   private readonly policy: SessionGamma;
   private readonly recorder: DecodeStatsRecorder;
   private readonly sampling: Sampling | undefined;
+  /** The proposer checking a pool-generated token; it may outlive the stream, not the next proposal. */
+  private observing: Promise<void> | undefined;
 
   constructor(private readonly o: SpeculativeDecoderOptions) {
     this.tracker = new OutputTracker(o);
@@ -88,7 +90,10 @@ export class SpeculativeDecoder {
       if (this.o.signal?.aborted) return; // cancelled: the caller went away; nothing to report
       throw e;
     } finally {
-      await this.proposer.reset();
+      // A check still running ends in its own time: the caller does not wait for it, the reset does.
+      const reset = (this.observing ?? Promise.resolve()).then(() => this.proposer.reset());
+      if (!this.observing) await reset;
+      else reset.catch(() => {});
       this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
       // Close the verifier's session whether the generation ended or the client went away.
       await this.o.pool.close(this.o.session);
@@ -110,15 +115,14 @@ export class SpeculativeDecoder {
     const t0 = performance.now();
     let tFirst = 0;
     let got = 0;
-    let observing: Promise<void> | undefined;
     const observe = (context: number[], token: number) => {
       const p0 = this.proposer.proposeMs;
-      observing = this.proposer.observe(context, token).then((hit) => {
+      this.observing = this.proposer.observe(context, token).then((hit) => {
         const ms = this.proposer.proposeMs - p0; // one forward: about one draft step
         this.policy.observeProposalHit(hit);
         this.policy.observeDraftStep(ms);
         this.recorder.drafting(ms);
-        observing = undefined;
+        this.observing = undefined;
       });
     };
     try {
@@ -130,7 +134,7 @@ export class SpeculativeDecoder {
       };
       for await (const token of o.pool.generate(req, o.signal, onLoad)) {
         if (++got === 1) tFirst = performance.now();
-        if (this.policy.adaptive && !observing) observe([...st.history], token);
+        if (this.policy.adaptive && !this.observing) observe([...st.history], token);
         st.history.push(token);
         const step = this.tracker.commit([token]);
         this.recorder.generated(step.event.tokens.length > 0);
@@ -147,7 +151,6 @@ export class SpeculativeDecoder {
       this.tracker.finishReason ??= "stop";
       yield { event: { tokens: [], text: "" }, done: true };
     } finally {
-      await observing;
       this.recorder.generation(performance.now() - t0);
     }
   }
@@ -156,6 +159,7 @@ export class SpeculativeDecoder {
   private async *round(st: RoundState, gamma: number): AsyncGenerator<Step> {
     const o = this.o;
     const g = Math.min(gamma, this.tracker.remaining - 1);
+    await this.observing; // the proposer is free again before it proposes
     const tRound = performance.now();
     const p0 = this.proposer.proposeMs;
     const proposal = g > 0 ? await this.proposer.propose(st.history, g) : { tokens: [] as number[] };
