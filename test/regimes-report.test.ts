@@ -1,5 +1,8 @@
 // The regime grid's report: each target computed from hand-made cells (met, missed, not run), the section
-// deterministic and spliced into its own markers only, the plots well-formed. No files, no I/O.
+// deterministic and spliced into its own markers only, the plots well-formed; and that the committed
+// BENCHMARKS.md and plots are what the committed results JSON generates.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { PUBLISHED_PRICES, REGIMES_END, REGIMES_START, type RegimeCell, type RegimeMode, type RegimesResult, regimeTargets, regimesPlots, regimesSection, updateRegimesSection } from "../bench/regimes-report.ts";
 
@@ -235,5 +238,11 @@ describe("regime grid plots", () => {
   it("stays well-formed with no cells at all", () => {
     const plots = regimesPlots({ ...grid(), cells: [] });
     for (const svg of Object.values(plots)) wellFormed(svg);
+  });
+
+  it.runIf(existsSync("bench/results/regimes.json"))("the committed BENCHMARKS.md and regime plots are what the committed results JSON generates", async () => {
+    const r = JSON.parse(await readFile("bench/results/regimes.json", "utf8")) as RegimesResult;
+    expect(await readFile("BENCHMARKS.md", "utf8")).toContain(regimesSection(r));
+    for (const [name, svg] of Object.entries(regimesPlots(r))) expect(await readFile(`bench/plots/${name}`, "utf8")).toBe(svg);
   });
 });
