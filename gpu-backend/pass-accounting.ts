@@ -53,13 +53,18 @@ export class PassAccounting {
     return ms;
   }
 
-  /** The pass figures of a load report for `owner`'s row at `past`, chunks 1…maxChunk. */
+  /**
+   * The pass figures of a load report for `owner`'s row at `past`, chunks 1…maxChunk: the next pass's time
+   * if every row of it carried that chunk — the last pass's rows at their pasts, the owner's row replaced
+   * (a newcomer's added). Every row alike, because the sessions sharing a pass decide alike: priced with the
+   * others' chunks held fixed, each would find its own drafts nearly free and all would draft until the
+   * pass turned compute-bound, slower for everyone than not speculating.
+   */
   report(owner: object | undefined, past: number, maxChunk: number): Omit<PoolLoad, "queue_depth" | "sessions"> {
     const figures = { rows: this.last.length, tokens: this.last.reduce((n, r) => n + r.chunk, 0), pass_ms: this.lastMs };
     if (!this.hasModel) return figures;
-    // The session's own row of the last pass is replaced by the one asked about; a newcomer's is added.
-    const others = owner ? this.last.filter((r) => r.owner !== owner) : this.last;
-    const pass_ms_by_chunk = Array.from({ length: maxChunk }, (_, i) => this.modelMs([...others, { chunk: i + 1, past }]));
+    const rows = [...(owner ? this.last.filter((r) => r.owner !== owner) : this.last), { chunk: 1, past }];
+    const pass_ms_by_chunk = Array.from({ length: maxChunk }, (_, i) => this.modelMs(rows.map((r) => ({ chunk: i + 1, past: r.past }))));
     return { ...figures, pass_ms_by_chunk };
   }
 }

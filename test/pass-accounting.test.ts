@@ -31,7 +31,7 @@ describe("PassAccounting", () => {
     expect(a.totals).toEqual({ passes: 2, rows: 3, tokens: 5, modelMs: 25.5 });
   });
 
-  it("a session's report replaces its own row of the last pass and prices its chunk 1…maxChunk", () => {
+  it("a session's report prices the next pass with every row at chunk 1…maxChunk, its own row of the last pass replaced", () => {
     const a = new PassAccounting({ model });
     const me = {};
     const other = {};
@@ -43,10 +43,10 @@ describe("PassAccounting", () => {
     expect(r.rows).toBe(2);
     expect(r.tokens).toBe(4);
     expect(r.pass_ms).toBe(14); // 10 + 2 + 0.5·4
-    // [other at 1 token] + [me at c tokens]: 10 + 2 + 0.5·(1 + c)
-    expect(r.pass_ms_by_chunk).toEqual([13, 13.5, 14]);
-    // A newcomer adds a row to the last pass's two.
-    expect(a.report({}, 0, 1).pass_ms_by_chunk?.[0]).toBeCloseTo(10 + 3 + 0.5 * 5, 12);
+    // [other, me], both at c tokens: 10 + 2 + 0.5·2c
+    expect(r.pass_ms_by_chunk).toEqual([13, 14, 15]);
+    // A newcomer adds a row to the last pass's two: three rows at 1 token.
+    expect(a.report({}, 0, 1).pass_ms_by_chunk?.[0]).toBeCloseTo(10 + 3 + 0.5 * 3, 12);
   });
 
   it("rows known to share an engine's pass out of sight count in the next report, not in the totals", () => {
@@ -57,7 +57,7 @@ describe("PassAccounting", () => {
     const r = a.report(me, 0, 1);
     expect(r.rows).toBe(2);
     expect(r.pass_ms).toBe(14);
-    expect(r.pass_ms_by_chunk).toEqual([13.5]); // [other at 2] + [me at 1]: 10 + 2 + 0.5·3
+    expect(r.pass_ms_by_chunk).toEqual([13]); // [other, me] at 1 token: 10 + 2 + 0.5·2
   });
 
   it("the benchmark's past offset moves every row's past, clamped to the model's longest", () => {

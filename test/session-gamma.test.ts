@@ -26,6 +26,15 @@ describe("SessionGamma", () => {
     expect(new SessionGamma({ gamma: "adaptive", allowGenerate: false }).choose(-1)).toBeGreaterThan(0);
   });
 
+  it("stays with pool generation until the drafter's step has been measured", () => {
+    const g = new SessionGamma({ gamma: "adaptive", maxGamma: 8 });
+    g.observeGeneration(22, 20);
+    for (let i = 0; i < 20; i++) g.observeProposalHit(true); // drafts would be accepted…
+    expect(g.choose(0)).toBe(0); // …but what one costs is not known yet
+    g.observeDraftStep(0.5);
+    expect(g.choose(0)).toBeGreaterThan(0);
+  });
+
   it("with nominal timings only (seeded sampling) it speculates from the start and ignores measurements", () => {
     const nominal = { draftMs: 0.5, rttMs: 1, verifyMs: 20, generateMs: 20 };
     const a = new SessionGamma({ gamma: "adaptive", nominal }, true);
@@ -80,14 +89,14 @@ describe("SessionGamma", () => {
     }
     return s;
   };
-  // Memory-bound: 64 rows, a pass barely grows with one row's chunk. Compute-bound: +0.8 ms per token.
-  const memoryBound = Array.from({ length: 9 }, (_, i) => 28.9 + 0.05 * i);
-  const computeBound = Array.from({ length: 9 }, (_, i) => 51.2 + 0.8 * i);
+  // 64 rows, each at chunk i + 1. Memory-bound: the pass barely grows. Compute-bound: 0.8 ms per token.
+  const memoryBound = Array.from({ length: 9 }, (_, i) => 28.9 + 0.5 * i);
+  const computeBound = Array.from({ length: 9 }, (_, i) => 51.2 * (i + 1));
 
   it("gpu objective: speculates while the pass is memory-bound, generates once extra tokens cost their full price", () => {
     expect(withCurve("gpu", true, 64, memoryBound).choose(4)).toBeGreaterThanOrEqual(4);
-    // α₁ ≈ 0.5: on memory-bound passes still worth drafting; at 0.8 ms share + 0.8 ms per draft no γ
-    // commits a token per 0.8 ms, so the pool generates.
+    // α₁ ≈ 0.5: on memory-bound passes still worth drafting; at a share of 0.8 ms per token of the row no
+    // γ commits a token per 0.8 ms, so the pool generates.
     expect(withCurve("gpu", false, 64, memoryBound).choose(4)).toBeGreaterThan(0);
     expect(withCurve("gpu", false, 64, computeBound).choose(4)).toBe(0);
   });

@@ -11,6 +11,9 @@ export class SessionGamma {
   readonly maxGamma: number;
   private readonly acceptance: AcceptanceEstimate;
   private readonly draftPerToken = new Ewma(0.2);
+  /** Network time of this session's rounds (what its rounds really wait, edge queueing included). */
+  private readonly roundNetwork = new Ewma(0.2);
+  /** Before any round: the smallest start-up seen (a stampede of sessions starting at once is not network time). */
   private readonly rtt = new RecentMin(16);
   private readonly verifyFit = new LinearFit(0.95);
   private readonly genPerToken = new Ewma(0.3);
@@ -43,9 +46,10 @@ export class SessionGamma {
     const s = this.s;
     if (s.gamma !== "adaptive") return s.gamma;
     const n = this.nominalOnly ? (s.nominal ?? DEFAULT_NOMINAL) : undefined;
-    // Nothing measured yet: start as plain remote generation (never slower than not speculating) and let
-    // the proposer, following the stream, measure α and its own step time first.
-    if (!n && s.allowGenerate !== false && !this.verifyFit.observed && this.genPerToken.value === undefined) return 0;
+    // Nothing measured yet, or not yet what a drafted token costs: stay with plain remote generation (never
+    // slower than not speculating) and let the proposer, following the stream, measure α and its own step
+    // time first — a slow drafter's first step may outlast the first chunk.
+    if (!n && s.allowGenerate !== false && ((!this.verifyFit.observed && this.genPerToken.value === undefined) || (current <= 0 && this.draftPerToken.value === undefined))) return 0;
     const curve = n ? undefined : this.passMsByChunk;
     const pass = (g: number) => curve![Math.min(g, curve!.length - 1)];
     const v0 = n?.verifyMs ?? (curve ? pass(0) + this.beyondPass.or(0) : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
@@ -55,8 +59,8 @@ export class SessionGamma {
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
       rttMs: n?.rttMs ?? this.roundTripMs(),
       verifyMs,
-      // The round's GPU cost: its share of a pass shared by `passRows` rows, plus what its drafts add to it.
-      gpuMs: curve ? (g) => pass(0) / this.passRows + pass(g) - pass(0) : verifyMs,
+      // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
+      gpuMs: curve ? (g) => pass(g) / this.passRows : verifyMs,
       generateMs: n?.generateMs ?? this.genPerToken.or(v0),
       generateGpuMs: curve ? pass(0) / this.passRows : undefined,
       maxGamma: this.maxGamma,
@@ -67,15 +71,19 @@ export class SessionGamma {
     }).gamma;
   }
 
-  /** The network round trip: the smaller of this session's recent minimum and the pool client's (0 before any). */
+  /**
+   * The round trip: what this session's rounds have measured; before any, the smaller of its generation
+   * start-ups' minimum and the pool client's recent minimum over all sessions (0 before any).
+   */
   private roundTripMs(): number {
+    if (this.roundNetwork.value !== undefined) return this.roundNetwork.value;
     const rtt = Math.min(this.rtt.value ?? Infinity, this.poolRoundTripMs() ?? Infinity);
     return Number.isFinite(rtt) ? rtt : 0;
   }
 
   /** A verify round: γ drafts, `accepted` of them, server time, network time, and the pool's load report. */
   observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number, load: PoolLoad): void {
-    this.rtt.observe(networkMs);
+    this.roundNetwork.observe(networkMs);
     this.verifyFit.observe(gamma, serverMs);
     const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];
     if (predicted !== undefined) this.beyondPass.observe(Math.max(0, serverMs - predicted));
