@@ -130,21 +130,21 @@ describe("speculationRate / generationRate", () => {
 
   it("proactive drafting hides drafting behind RTT + verify when all drafts are accepted", () => {
     // α = 0.95, γ = 4, draft 10 ms, RTT 20 → v(4) = 22.
-    // τ = 1 + .95 + .9025 + .857375 + .81450625 = 4.52438125; p(all) = .95⁴ = .81450625
+    // τ = 1 + .95 + .9025 + .857375 + .81450625 = 4.52438125; p(all four and the assumed bonus) = .95⁵ = .7737809375
     // plain:     time = 40 + 20 + 22 = 82
-    // proactive: drafting = (1 − p)·40 + p·max(0, 40 − 20 − 22) = .18549375·40 = 7.41975; time = 49.41975
+    // proactive: drafting = (1 − p)·40 + p·max(0, 40 − 20 − 22) = .2262190625·40 = 9.0487625; time = 51.0487625
     const i: GammaPolicyInput = { ...base, alpha: constAlpha(0.95), draftMs: 10, verifyMs: linearVerify(20, 0.5), maxGamma: 8 };
     const tau = 4.52438125;
     expect(speculationRate(i, 4)).toBeCloseTo((1000 * tau) / 82, 9);
-    expect(speculationRate({ ...i, proactive: true }, 4)).toBeCloseTo((1000 * tau) / 49.41975, 9);
+    expect(speculationRate({ ...i, proactive: true }, 4)).toBeCloseTo((1000 * tau) / 51.0487625, 9);
     expect(speculationRate({ ...i, proactive: true }, 4)).toBeGreaterThan(1.5 * speculationRate(i, 4));
   });
 
   it("proactive drafting only hides the part of drafting that fits in RTT + verify", () => {
     // Same but draft 30 ms: drafting 120, hidden window 42 → (1 − p)·120 + p·78
-    // = .18549375·120 + .81450625·78 = 22.25925 + 63.5314875 = 85.7907375; time = 85.7907375 + 42
+    // = .2262190625·120 + .7737809375·78 = 27.1462875 + 60.354913125 = 87.501200625; time = 87.501200625 + 42
     const i: GammaPolicyInput = { ...base, alpha: constAlpha(0.95), draftMs: 30, verifyMs: linearVerify(20, 0.5), maxGamma: 8, proactive: true };
-    expect(speculationRate(i, 4)).toBeCloseTo((1000 * 4.52438125) / 127.7907375, 9);
+    expect(speculationRate(i, 4)).toBeCloseTo((1000 * 4.52438125) / 129.501200625, 9);
   });
 
   it("proactive never lowers the rate, and changes nothing when α = 0", () => {
@@ -549,6 +549,29 @@ describe("LinearFit", () => {
     g.observe(5, -4);
     expect(g.predict(0)).toBe(0);
     expect(g.predict(50)).toBe(0);
+  });
+});
+
+describe("switch cost", () => {
+  // α 0.8, draft 2 ms, RTT 20: γ ≥ 1 runs at about 70 tokens/s against the pool's 50.
+  const i: GammaPolicyInput = { alpha: constAlpha(0.8), draftMs: 2, rttMs: 20, verifyMs: linearVerify(20, 0.5), generateMs: 20, maxGamma: 8 };
+
+  it("a switch is taken only when the other mode wins back its cost over the horizon", () => {
+    const c = chooseGamma({ ...i, current: 0 });
+    expect(c.gamma).toBeGreaterThan(0);
+    const best = c.rates[c.gamma];
+    const saved = 16_000 * (1 / c.rates[0] - 1 / best); // ms over 16 tokens
+    expect(chooseGamma({ ...i, current: 0, switchCostMs: saved - 1 }).gamma).toBe(c.gamma);
+    expect(chooseGamma({ ...i, current: 0, switchCostMs: saved + 1 }).gamma).toBe(0);
+    // A longer horizon earns the same cost back.
+    expect(chooseGamma({ ...i, current: 0, switchCostMs: saved + 1, horizonTokens: 32 }).gamma).toBe(c.gamma);
+  });
+
+  it("applies the other way too, and not before a mode is chosen", () => {
+    const slow = { ...i, alpha: constAlpha(0.1) }; // generation clearly better
+    expect(chooseGamma({ ...slow, current: 3 }).gamma).toBe(0);
+    expect(chooseGamma({ ...slow, current: 3, switchCostMs: 1e6 }).gamma).toBeGreaterThan(0);
+    expect(chooseGamma({ ...slow, switchCostMs: 1e6 }).gamma).toBe(0);
   });
 });
 

@@ -40,6 +40,18 @@ export interface GammaPolicyInput {
    */
   current?: number;
   hysteresis?: number;
+  /**
+   * What a switch between speculation and pool generation costs (ms of wall time, or GPU-ms under the gpu
+   * objective): the stream's start-up or the session's re-open. A switch is taken only when the other mode
+   * wins back more than that over `horizonTokens` (default 16) tokens. Default 0.
+   */
+  switchCostMs?: number;
+  horizonTokens?: number;
+  /**
+   * Latency objective: realised over predicted speed of the session's recent rounds (default 1). The round
+   * model leaves out what a loaded edge or pool adds to each round; measured, it scales every γ's rate.
+   */
+  speculationScale?: number;
 }
 
 export interface GammaChoice {
@@ -73,12 +85,15 @@ export function speculationRate(i: GammaPolicyInput, gamma: number): number {
   const tau = expectedTokens(i.alpha, gamma);
   if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / (i.gpuMs ?? i.verifyMs)(gamma);
   const verify = i.verifyMs(gamma);
+  const scale = i.speculationScale ?? 1;
   let drafting = gamma * i.draftMs;
   if (i.proactive) {
-    const p = allAccepted(i.alpha, gamma);
+    // Ahead-drafted work is used when every draft is accepted and the target's bonus token is the one the
+    // drafter assumed (its own next proposal, accepted with the next position's α).
+    const p = allAccepted(i.alpha, gamma + 1);
     drafting = (1 - p) * drafting + p * Math.max(0, drafting - i.rttMs - verify);
   }
-  return (1000 * tau) / (drafting + i.rttMs + verify);
+  return (scale * 1000 * tau) / (drafting + i.rttMs + verify);
 }
 
 /** Rate of pool generation (γ = 0): one pool step per token, in wall time or in GPU time. */
@@ -95,7 +110,10 @@ export function chooseGamma(i: GammaPolicyInput): GammaChoice {
   if (min > 0) return { gamma: best, rates };
   // Mode switches need a margin; within speculation the best γ is taken as is.
   const h = i.hysteresis ?? 1.1;
-  const generating = i.current === 0;
-  const genWins = generating ? rates[0] * h >= rates[best] : rates[0] >= rates[best] * h;
-  return { gamma: genWins ? 0 : best, rates };
+  if (i.current === undefined || i.current < 0) return { gamma: rates[0] >= rates[best] ? 0 : best, rates };
+  const [stay, other] = i.current === 0 ? [rates[0], rates[best]] : [rates[best], rates[0]];
+  // ms saved over the horizon by the other mode (rates are tokens per second)
+  const saved = 1000 * (i.horizonTokens ?? 16) * (1 / stay - 1 / other);
+  const switches = other >= stay * h && saved > (i.switchCostMs ?? 0);
+  return { gamma: (i.current === 0) !== switches ? 0 : best, rates };
 }

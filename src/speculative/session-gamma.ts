@@ -22,6 +22,9 @@ export class SessionGamma {
   private passRows = 1;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
   private readonly beyondPass = new Ewma(0.2);
+  /** Realised over predicted tokens/s of recent rounds, and the prediction for the round under way. */
+  private readonly realised = new Ewma(0.3);
+  private predicted: number | undefined;
 
   /**
    * `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time).
@@ -54,21 +57,41 @@ export class SessionGamma {
     const pass = (g: number) => curve![Math.min(g, curve!.length - 1)];
     const v0 = n?.verifyMs ?? (curve ? pass(0) + this.beyondPass.or(0) : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
     const verifyMs = (g: number) => (n ? n.verifyMs : curve ? pass(g) + this.beyondPass.or(0) : (this.verifyFit.predict(g) ?? v0));
-    return chooseGamma({
+    const rttMs = n?.rttMs ?? this.roundTripMs();
+    // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
+    const gpuMs = curve ? (g: number) => pass(g) / this.passRows : verifyMs;
+    const choice = chooseGamma({
       alpha: this.acceptance.alpha,
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
-      rttMs: n?.rttMs ?? this.roundTripMs(),
+      rttMs,
       verifyMs,
-      // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
-      gpuMs: curve ? (g) => pass(g) / this.passRows : verifyMs,
-      generateMs: n?.generateMs ?? this.genPerToken.or(v0),
+      gpuMs,
+      // A switch costs a round trip and a pass: a stream's start-up, or the re-opening round.
+      switchCostMs: s.objective === "gpu" ? gpuMs(0) : rttMs + verifyMs(0),
+      horizonTokens: this.s.generateChunk ?? 16,
+      speculationScale: n ? 1 : this.realised.or(1),
+      // A generating session's passes are back to back (its next pass is queued as its token leaves), so a
+      // token costs about a pass: the model's figure bounds a measurement taken amid a start-up stampede.
+      generateMs: n?.generateMs ?? (curve ? Math.min(this.genPerToken.or(Infinity), pass(0)) : this.genPerToken.or(v0)),
       generateGpuMs: curve ? pass(0) / this.passRows : undefined,
       maxGamma: this.maxGamma,
       minGamma: s.allowGenerate === false ? 1 : 0,
       objective: s.objective,
       proactive: s.proactive,
       current,
-    }).gamma;
+    });
+    this.predicted = choice.gamma > 0 ? choice.rates[choice.gamma] / (n ? 1 : this.realised.or(1)) : undefined;
+    return choice.gamma;
+  }
+
+  /**
+   * A round's wall time, from proposing to commit, and the tokens it committed: how fast the round really
+   * was against what the model predicted (latency objective). Re-opening rounds are left out: their
+   * prefill is a switch's cost, not a round's.
+   */
+  observeRoundTime(committed: number, wallMs: number): void {
+    if (this.predicted === undefined || !(wallMs > 0) || this.s.objective === "gpu") return;
+    this.realised.observe(Math.min(2, Math.max(0.2, (1000 * committed) / wallMs / this.predicted)));
   }
 
   /**

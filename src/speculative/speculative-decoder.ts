@@ -177,6 +177,7 @@ export class SpeculativeDecoder {
       ...(proposal.q ? { q: proposal.q } : {}),
       ...(reopen || !st.opened ? { history, ...(this.sampling ? { sampling: this.sampling } : {}) } : { committed: lastCommitted }),
     });
+    const reopening = !st.opened;
     const r = await o.pool.round(o.session, build, o.signal);
     const p1 = this.proposer.proposeMs;
     st.opened = true;
@@ -185,6 +186,7 @@ export class SpeculativeDecoder {
     this.policy.observeRound(g, r.accepted, r.server_ms, networkMs, r.load);
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
     st.history.push(...st.lastCommitted);
+    if (!reopening) this.policy.observeRoundTime(st.lastCommitted.length, performance.now() - tRound);
     const step = this.tracker.commit(st.lastCommitted);
     // Draft time spent ahead while the round was in flight counts as drafting.
     this.recorder.drafting(this.proposer.proposeMs - p1);
