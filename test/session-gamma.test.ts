@@ -109,6 +109,18 @@ describe("SessionGamma", () => {
     expect(withCurve("latency", true, 64, steep).choose(4)).toBeLessThan(withCurve("latency", true, 64, memoryBound).choose(4));
   });
 
+  it("rounds slower than the model predicts pull the policy back to generation", () => {
+    const s = withCurve("latency", true, 8, Array.from({ length: 9 }, (_, i) => 22 + 0.3 * i));
+    const g = s.choose(0);
+    expect(g).toBeGreaterThan(0);
+    // Each round really took 10× what the model said (a loaded edge): speculation no longer pays.
+    for (let i = 0; i < 10; i++) {
+      s.choose(g);
+      s.observeRoundTime(5, 10 * (0.5 * g + 20 + 24));
+    }
+    expect(s.choose(g)).toBe(0);
+  });
+
   it("a slow drafter makes the latency objective generate even when every draft is accepted", () => {
     // 25 ms per drafted token against a 22 ms pool step: no γ gets ahead of the pool generating alone.
     expect(

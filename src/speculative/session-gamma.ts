@@ -17,7 +17,7 @@ export class SessionGamma {
   private readonly rtt = new RecentMin(16);
   private readonly verifyFit = new LinearFit(0.95);
   private readonly genPerToken = new Ewma(0.3);
-  /** The pool's latest cost report: next pass's ms with this row at chunk 1, 2, … and the rows sharing it. */
+  /** The pool's latest cost report: the next pass's ms with every row at chunk 1, 2, …, and how many rows share it. */
   private passMsByChunk: readonly number[] | undefined;
   private passRows = 1;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
@@ -68,7 +68,7 @@ export class SessionGamma {
       gpuMs,
       // A switch costs a round trip and a pass: a stream's start-up, or the re-opening round.
       switchCostMs: s.objective === "gpu" ? gpuMs(0) : rttMs + verifyMs(0),
-      horizonTokens: this.s.generateChunk ?? 16,
+      horizonTokens: s.generateChunk ?? 16,
       speculationScale: n ? 1 : this.realised.or(1),
       // A generating session's passes are back to back (its next pass is queued as its token leaves), so a
       // token costs about a pass: the model's figure bounds a measurement taken amid a start-up stampede.
@@ -91,7 +91,7 @@ export class SessionGamma {
    */
   observeRoundTime(committed: number, wallMs: number): void {
     if (this.predicted === undefined || !(wallMs > 0) || this.s.objective === "gpu") return;
-    this.realised.observe(Math.min(2, Math.max(0.2, (1000 * committed) / wallMs / this.predicted)));
+    this.realised.observe(Math.min(2, Math.max(0.1, (1000 * committed) / wallMs / this.predicted)));
   }
 
   /**
