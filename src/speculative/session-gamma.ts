@@ -91,7 +91,7 @@ export class SessionGamma {
    */
   observeRoundTime(committed: number, wallMs: number): void {
     if (this.predicted === undefined || !(wallMs > 0) || this.s.objective === "gpu") return;
-    this.realised.observe(Math.min(2, Math.max(0.1, (1000 * committed) / wallMs / this.predicted)));
+    this.realised.observe(Math.min(2, Math.max(0.2, (1000 * committed) / wallMs / this.predicted)));
   }
 
   /**
