@@ -110,7 +110,12 @@ describe("SessionGamma", () => {
   });
 
   it("rounds slower than the model predicts pull the policy back to generation", () => {
-    const s = withCurve("latency", false, 8, Array.from({ length: 9 }, (_, i) => 22 + 0.3 * i));
+    const s = withCurve(
+      "latency",
+      false,
+      8,
+      Array.from({ length: 9 }, (_, i) => 22 + 0.3 * i),
+    );
     const g = s.choose(0);
     expect(g).toBeGreaterThan(0);
     // Each round really took 10× what the model said (a loaded edge): speculation no longer pays.
