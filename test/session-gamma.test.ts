@@ -121,7 +121,7 @@ describe("SessionGamma", () => {
     // Each round really took 10× what the model said (a loaded edge): speculation no longer pays.
     for (let i = 0; i < 10; i++) {
       s.choose(g);
-      s.observeRoundTime(5, 10 * (0.5 * g + 20 + 24));
+      s.observeRoundTime(10 * (0.5 * g + 20 + 24));
     }
     expect(s.choose(g)).toBe(0);
   });

@@ -48,7 +48,7 @@ export interface GammaPolicyInput {
   switchCostMs?: number;
   horizonTokens?: number;
   /**
-   * Latency objective: realised over predicted speed of the session's recent rounds (default 1). The round
+   * Latency objective: predicted over realised time of the session's recent rounds (default 1). The round
    * model leaves out what a loaded edge or pool adds to each round; measured, it scales every γ's rate.
    */
   speculationScale?: number;
@@ -84,8 +84,12 @@ function allAccepted(alpha: readonly number[], gamma: number): number {
 export function speculationRate(i: GammaPolicyInput, gamma: number): number {
   const tau = expectedTokens(i.alpha, gamma);
   if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / (i.gpuMs ?? i.verifyMs)(gamma);
+  return ((i.speculationScale ?? 1) * 1000 * tau) / roundMs(i, gamma);
+}
+
+/** Expected wall time of a round of γ ≥ 1 drafts: drafting (less what proactive drafting hides), RTT, verify. */
+export function roundMs(i: Pick<GammaPolicyInput, "alpha" | "draftMs" | "rttMs" | "verifyMs" | "proactive">, gamma: number): number {
   const verify = i.verifyMs(gamma);
-  const scale = i.speculationScale ?? 1;
   let drafting = gamma * i.draftMs;
   if (i.proactive) {
     // Ahead-drafted work is used when every draft is accepted and the target's bonus token is the one the
@@ -93,7 +97,7 @@ export function speculationRate(i: GammaPolicyInput, gamma: number): number {
     const p = allAccepted(i.alpha, gamma + 1);
     drafting = (1 - p) * drafting + p * Math.max(0, drafting - i.rttMs - verify);
   }
-  return (scale * 1000 * tau) / (drafting + i.rttMs + verify);
+  return drafting + i.rttMs + verify;
 }
 
 /** Rate of pool generation (γ = 0): one pool step per token, in wall time or in GPU time. */

@@ -4,7 +4,7 @@
 // decoder.
 import type { PoolLoad } from "../common/protocol.ts";
 import { AcceptanceEstimate, Ewma, LinearFit, RecentMin } from "./acceptance.ts";
-import { chooseGamma } from "./gamma-policy.ts";
+import { chooseGamma, roundMs, type GammaPolicyInput } from "./gamma-policy.ts";
 import { DEFAULT_NOMINAL, type SpeculationSettings } from "./settings.ts";
 
 export class SessionGamma {
@@ -22,9 +22,9 @@ export class SessionGamma {
   private passRows = 1;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
   private readonly beyondPass = new Ewma(0.2);
-  /** Realised over predicted tokens/s of recent rounds, and the prediction for the round under way. */
+  /** Predicted over realised time of recent rounds, and the prediction for the round under way. */
   private readonly realised = new Ewma(0.3);
-  private predicted: number | undefined;
+  private predictedRoundMs: number | undefined;
 
   /**
    * `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time).
@@ -60,7 +60,7 @@ export class SessionGamma {
     const rttMs = n?.rttMs ?? this.roundTripMs();
     // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
     const gpuMs = curve ? (g: number) => pass(g) / this.passRows : verifyMs;
-    const choice = chooseGamma({
+    const input: GammaPolicyInput = {
       alpha: this.acceptance.alpha,
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
       rttMs,
@@ -79,19 +79,20 @@ export class SessionGamma {
       objective: s.objective,
       proactive: s.proactive,
       current,
-    });
-    this.predicted = choice.gamma > 0 ? choice.rates[choice.gamma] / (n ? 1 : this.realised.or(1)) : undefined;
+    };
+    const choice = chooseGamma(input);
+    this.predictedRoundMs = choice.gamma > 0 ? roundMs(input, choice.gamma) : undefined;
     return choice.gamma;
   }
 
   /**
-   * A round's wall time, from proposing to commit, and the tokens it committed: how fast the round really
-   * was against what the model predicted (latency objective). Re-opening rounds are left out: their
-   * prefill is a switch's cost, not a round's.
+   * A round's wall time, from proposing to commit, against what the model predicted (latency objective).
+   * Time, not tokens per second: how many drafts a round accepts is random, its duration much less so.
+   * Re-opening rounds are left out: their prefill is a switch's cost, not a round's.
    */
-  observeRoundTime(committed: number, wallMs: number): void {
-    if (this.predicted === undefined || !(wallMs > 0) || this.s.objective === "gpu") return;
-    this.realised.observe(Math.min(2, Math.max(0.2, (1000 * committed) / wallMs / this.predicted)));
+  observeRoundTime(wallMs: number): void {
+    if (this.predictedRoundMs === undefined || !(wallMs > 0) || this.s.objective === "gpu") return;
+    this.realised.observe(Math.min(2, Math.max(0.2, this.predictedRoundMs / wallMs)));
   }
 
   /**
@@ -104,9 +105,12 @@ export class SessionGamma {
     return Number.isFinite(rtt) ? rtt : 0;
   }
 
-  /** A verify round: γ drafts, `accepted` of them, server time, network time, and the pool's load report. */
-  observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number, load: PoolLoad): void {
-    this.roundNetwork.observe(networkMs);
+  /**
+   * A verify round: γ drafts, `accepted` of them, server time, network time (undefined for a re-opening
+   * round, whose request carries the whole history and may open a connection), and the pool's load report.
+   */
+  observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number | undefined, load: PoolLoad): void {
+    if (networkMs !== undefined) this.roundNetwork.observe(networkMs);
     this.verifyFit.observe(gamma, serverMs);
     const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];
     if (predicted !== undefined) this.beyondPass.observe(Math.max(0, serverMs - predicted));

@@ -183,10 +183,10 @@ export class SpeculativeDecoder {
     st.opened = true;
     st.seq++;
     const networkMs = Math.max(0, r.elapsedMs - r.server_ms);
-    this.policy.observeRound(g, r.accepted, r.server_ms, networkMs, r.load);
+    this.policy.observeRound(g, r.accepted, r.server_ms, reopening ? undefined : networkMs, r.load);
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
     st.history.push(...st.lastCommitted);
-    if (!reopening) this.policy.observeRoundTime(st.lastCommitted.length, performance.now() - tRound);
+    if (!reopening) this.policy.observeRoundTime(performance.now() - tRound);
     const step = this.tracker.commit(st.lastCommitted);
     // Draft time spent ahead while the round was in flight counts as drafting.
     this.recorder.drafting(this.proposer.proposeMs - p1);
