@@ -5,6 +5,7 @@
 // PoolClient), each drafting with a step cost that is a wait, as separate edges would. Per cell:
 // tokens/s, inter-token latency, modelled GPU-ms per token (from the verifier's counters), € per million
 // tokens, rows and tokens per pass, γ chosen, and what the same drafting would cost co-located on the GPU.
+import os from "node:os";
 import path from "node:path";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { h200Salamandra2b } from "../src/common/h200-alia-40b.ts";
@@ -213,7 +214,7 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
   return {
     date: new Date().toISOString(),
     quick: o.quick,
-    machine: { node: process.version, cpus: (await import("node:os")).cpus().length },
+    machine: { node: process.version, cpus: os.cpus().length },
     cost_model: COST_MODEL,
     eur_per_gpu_hour: eurPerGpuHour,
     tokens_per_session: grid.tokensPerSession,

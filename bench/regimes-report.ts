@@ -3,7 +3,7 @@
 // one H200, with many concurrent edge sessions; a cell is one (pair, drafter step, sessions, past, RTT, mode).
 // Quick runs hold only part of the grid, so every lookup here may find nothing: a missing number prints "—"
 // and a target with nothing to measure reads "not run".
-import { lineChart } from "./report.ts";
+import { lineChart, replaceMarkedSection } from "./report.ts";
 
 export type RegimeMode = "autoregressive" | "gamma-2" | "gamma-4" | "adaptive" | "adaptive-gpu";
 
@@ -324,11 +324,7 @@ export function regimesSection(r: RegimesResult): string {
 
 /** Replaces the regime grid's part of BENCHMARKS.md (or appends it), leaving the rest as it is. */
 export function updateRegimesSection(doc: string, r: RegimesResult): string {
-  const section = regimesSection(r);
-  const a = doc.indexOf(REGIMES_START);
-  const b = doc.indexOf(REGIMES_END, a);
-  if (a === -1 || b === -1) return `${doc.trimEnd()}\n\n${section}\n`;
-  return doc.slice(0, a) + section + doc.slice(b + REGIMES_END.length);
+  return replaceMarkedSection(doc, REGIMES_START, REGIMES_END, regimesSection(r));
 }
 
 // --- plots -------------------------------------------------------------------------------------------

@@ -113,11 +113,15 @@ export function generatedSection(r: BenchResult): string {
 
 /** Replaces the generated part of BENCHMARKS.md (or appends it). */
 export function updateBenchmarksMd(doc: string, r: BenchResult): string {
-  const section = generatedSection(r);
-  const a = doc.indexOf(GENERATED_START);
-  const b = doc.indexOf(GENERATED_END);
+  return replaceMarkedSection(doc, GENERATED_START, GENERATED_END, generatedSection(r));
+}
+
+/** `doc` with the text from `start` to `end` (markers included) replaced by `section`, or `section` appended. */
+export function replaceMarkedSection(doc: string, start: string, end: string, section: string): string {
+  const a = doc.indexOf(start);
+  const b = doc.indexOf(end, a);
   if (a === -1 || b === -1) return `${doc.trimEnd()}\n\n${section}\n`;
-  return doc.slice(0, a) + section + doc.slice(b + GENERATED_END.length);
+  return doc.slice(0, a) + section + doc.slice(b + end.length);
 }
 
 // --- plots -------------------------------------------------------------------------------------------
