@@ -11,6 +11,7 @@ import type { Config } from "./config.ts";
 import { poolClientFromConfig } from "./pool/pool-client.ts";
 import type { CacheTier } from "./translate/cache-tiers/cache-tier.ts";
 import { Translator } from "./translate/translator.ts";
+import { ProposerFactory } from "./speculative/proposer-factory.ts";
 import { speculationSettingsFromConfig } from "./speculative/settings.ts";
 import { requireBearer } from "./common/bearer-auth.ts";
 import { errorBody } from "./common/errors.ts";
@@ -39,14 +40,15 @@ export function createApp(deps: AppDeps): Hono {
   if (deps.translation) deps.translation.translator.onGeneration = (stats, usage) => metrics.recordGeneration(generationFromStats(stats, usage));
   app.get("/healthz", healthz);
   // Readiness: the model pair is loaded (the app exists only then); what it serves.
-  app.get("/readyz", (c) => c.json({ status: "ready", model: model.id, bundle: model.bundle, draft: { ...model.draftManifest, vocab: model.draft.vocab, layers: model.draft.layers } } satisfies Ready));
+  const draft = model.draft && model.draftManifest && { ...model.draftManifest, vocab: model.draft.vocab, layers: model.draft.layers };
+  app.get("/readyz", (c) => c.json({ status: "ready", model: model.id, bundle: model.bundle, proposer: deps.proposers.kind, ...(draft ? { draft } : {}) } satisfies Ready));
   app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
   if (deps.apiKeys?.length) app.use("/v1/*", requireBearer(deps.apiKeys, { missing: "You didn't provide an API key (Authorization: Bearer <key>).", wrong: "Incorrect API key provided.", code: "invalid_api_key" }));
   app.get("/v1/models", (c) =>
     c.json({
       object: "list",
-      data: [{ id: model.id, object: "model", created: model.created, owned_by: "alia-edge", bundle: model.bundle, draft_bundle: model.draftBundle }],
+      data: [{ id: model.id, object: "model", created: model.created, owned_by: "alia-edge", bundle: model.bundle, ...(model.draftBundle ? { draft_bundle: model.draftBundle } : {}) }],
     } satisfies ModelList),
   );
   app.get("/v1/models/:id", (c) =>
@@ -81,17 +83,24 @@ export function createApp(deps: AppDeps): Hono {
 export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[]): Hono {
   const pool = poolClientFromConfig(config);
   const speculation = speculationSettingsFromConfig(config);
+  const proposers = new ProposerFactory({
+    kind: config.SPEC_PROPOSER,
+    draft: model.draft,
+    support: config.SPEC_Q_SUPPORT,
+    suffix: { maxOrder: config.SPEC_SUFFIX_MAX_ORDER, bytesPerTenant: config.SPEC_SUFFIX_TENANT_BYTES, maxTenants: config.SPEC_SUFFIX_TENANTS },
+  });
   return createApp({
     model,
     pool,
     speculation,
+    proposers,
     defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
     maxConcurrent: config.MAX_CONCURRENT,
     apiKeys: config.API_KEYS,
     maxBodyBytes: config.MAX_BODY_BYTES,
     observability: { logRequests: config.LOG_REQUESTS, logLevel: config.LOG_LEVEL, metricsToken: config.METRICS_TOKEN },
     translation: {
-      translator: new Translator({ model, pool, tiers, speculation }),
+      translator: new Translator({ model, pool, tiers, speculation, proposers }),
       settings: { maxChars: config.TRANSLATE_MAX_CHARS, maxAgeS: config.TRANSLATE_MAX_AGE_S, sMaxAgeS: config.TRANSLATE_S_MAXAGE_S },
     },
   });

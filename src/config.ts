@@ -4,6 +4,7 @@ import { z } from "zod";
 import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "./common/bearer-auth.ts";
 import { ConfigError, envBool, parseEnv } from "./common/env.ts";
 import { LOG_LEVELS } from "./observability/log.ts";
+import { PROPOSER_KINDS } from "./speculative/proposer.ts";
 import { checkModelStoreConfig, ModelStoreConfigSchema } from "./common/models/model-store-config.ts";
 
 export const ConfigSchema = ModelStoreConfigSchema.extend({
@@ -67,6 +68,20 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     .describe("Node: byte budget of the in-memory sentence cache (0: off)"),
   TRANSLATE_S3_BUCKET: z.string().min(1).optional().describe("Bucket of the shared sentence cache tier (S3/R2; endpoint and credentials as S3_*); unset: no shared tier"),
   TRANSLATE_S3_PREFIX: z.string().default("translations/").describe("Key prefix of cached sentences in TRANSLATE_S3_BUCKET"),
+  SPEC_PROPOSER: z
+    .enum(PROPOSER_KINDS)
+    .default("model")
+    .describe(
+      "Who drafts: `model` (the draft bundle's model), `suffix` (no model: matches the prompt, the output so far and the API key's recent outputs; the draft bundle is not loaded) or `hybrid` (per round, whichever of the two is expected to commit more per unit of time)",
+    ),
+  SPEC_SUFFIX_MAX_ORDER: z.coerce.number().int().min(1).max(32).default(8).describe("Suffix proposer: longest context matched (tokens)"),
+  SPEC_SUFFIX_TENANT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(4 * 1024 * 1024)
+    .describe("Suffix proposer: byte budget of one API key's index of recent outputs (0: no cross-request cache)"),
+  SPEC_SUFFIX_TENANTS: z.coerce.number().int().min(1).default(16).describe("Suffix proposer: API keys whose output caches are held at once (least recently used dropped)"),
   SPEC_Q_SUPPORT: z.coerce.number().int().min(1).max(64).default(8).describe("Support K of the sparse q̃ sent with sampled drafts"),
   LOG_REQUESTS: envBool.default(true).describe("One JSON line per finished request on stdout (id, route, status, duration, token and speculation numbers; never keys, prompts or text)"),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info").describe("Least level logged: `debug` (also /metrics and /healthz requests), `info`, `warn` (4xx and 5xx only), `error` (5xx only)"),

@@ -8,6 +8,7 @@ import { createAppFromConfig } from "./app.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { ConfigError, LOOPBACK_HOSTS } from "./common/env.ts";
 import { DirectoryBundleReader } from "./model-pair/directory-bundle-reader.ts";
+import { loadDraftModel } from "./model-pair/draft-model.ts";
 import { TARGET_FACTS, loadModelPair } from "./model-pair/load-model-pair.ts";
 import { progressReporter } from "./common/models/model-store.ts";
 import { openModelStore } from "./common/models/model-store-from-config.ts";
@@ -53,17 +54,18 @@ async function startEmbeddedVerifier(config: Config): Promise<ChildProcess | und
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const store = openModelStore(config);
-  // One after the other so that the two progress lines do not overwrite each other on a terminal.
-  const draftDir = await store.fetchBundle(config.DRAFT_BUNDLE, { onProgress: progressReporter(`draft bundle ${config.DRAFT_BUNDLE}`) });
+  // One after the other so that the two progress lines do not overwrite each other on a terminal. Suffix
+  // drafting needs no draft bundle.
+  const draftDir = config.SPEC_PROPOSER !== "suffix" ? await store.fetchBundle(config.DRAFT_BUNDLE, { onProgress: progressReporter(`draft bundle ${config.DRAFT_BUNDLE}`) }) : undefined;
   // The edge needs the target's facts, never its weights.
   const targetDir = await store.fetchBundle(config.TARGET_BUNDLE, { files: TARGET_FACTS, onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
-  const { served } = await loadModelPair(new DirectoryBundleReader(draftDir), new DirectoryBundleReader(targetDir));
+  const { served } = await loadModelPair(new DirectoryBundleReader(targetDir), draftDir ? { reader: new DirectoryBundleReader(draftDir), load: loadDraftModel } : undefined);
   const verifier = await startEmbeddedVerifier(config);
 
   const app = createAppFromConfig(config, served, nodeCacheTiers(config));
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const url = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}`;
-    console.log(`alia-edge serving ${served.bundle} (draft ${served.draftBundle}) from ${store.name}`);
+    console.log(`alia-edge serving ${served.bundle} (${served.draftBundle ? `draft ${served.draftBundle}` : "suffix drafting, no draft model"}) from ${store.name}`);
     console.log(`verifier pool: ${config.POOL_NODES.join(", ")}${verifier ? " (started here)" : ""}`);
     console.log(`listening on ${url}`);
     console.log(`try: curl ${url}/v1/models`);

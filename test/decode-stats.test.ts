@@ -12,9 +12,9 @@ describe("DecodeStatsRecorder", () => {
     r.generation(12);
     r.chose(3, 0);
     r.drafting(1.5);
-    r.round(3, 2, 3, 20, 5, 0.25);
+    r.round("model", 3, 2, 3, 20, 5, 0.25);
     r.chose(3, 3);
-    r.round(3, 3, 4, 21, 6, 0.25);
+    r.round("model", 3, 3, 4, 21, 6, 0.25);
     r.ahead(1, 2);
     expect(r.stats).toMatchObject({
       proposer: "model",
@@ -37,7 +37,17 @@ describe("DecodeStatsRecorder", () => {
         { gamma: 3, accepted: 2 },
         { gamma: 3, accepted: 3 },
       ],
+      byProposer: { model: { rounds: 2, drafted: 6, accepted: 5 } },
     });
+  });
+
+  it("a hybrid's rounds are counted per drafter, and add up to the totals", () => {
+    const r = new DecodeStatsRecorder("hybrid");
+    r.round("suffix", 8, 7, 8, 20, 5, 0);
+    r.round("model", 3, 1, 2, 20, 5, 0);
+    r.round("suffix", 4, 4, 5, 20, 5, 0);
+    expect(r.stats.byProposer).toEqual({ suffix: { rounds: 2, drafted: 12, accepted: 11 }, model: { rounds: 1, drafted: 3, accepted: 1 } });
+    expect([r.stats.rounds, r.stats.drafted, r.stats.accepted]).toEqual([3, 15, 12]);
   });
 
   it("a mode change is a switch between generating and speculating, not a change of γ", () => {

@@ -7,6 +7,7 @@ import { type LocalS3, startS3rver } from "./harness/s3rver.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { DirectoryBundleReader } from "../src/model-pair/directory-bundle-reader.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { TARGET_FACTS, loadModelPair } from "../src/model-pair/load-model-pair.ts";
 import { LocalModelStore } from "../src/common/models/local-model-store.ts";
 import { readManifest } from "../src/common/models/model-store.ts";
@@ -45,7 +46,7 @@ describe("partial bundle fetch", () => {
     const store = new S3ModelStore({ ...s3, prefix: "bundles", cacheDir: path.join(work, "cache") });
     const dir = await store.fetchBundle(targetId, { files: TARGET_FACTS });
     expect(await files(dir)).toEqual([...TARGET_FACTS, "manifest.json"].sort());
-    const { served } = await loadModelPair(new DirectoryBundleReader(path.join(DEFAULT_PAIR_DIR, "draft")), new DirectoryBundleReader(dir));
+    const { served } = await loadModelPair(new DirectoryBundleReader(dir), { reader: new DirectoryBundleReader(path.join(DEFAULT_PAIR_DIR, "draft")), load: loadDraftModel });
     expect(served.id).toBe(targetId);
     expect(served.tokenizer.encode("Hola").length).toBeGreaterThan(1);
 

@@ -21,6 +21,7 @@ import { Translator } from "../src/translate/translator.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { deadEndpoint } from "./harness/ports.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
 
 let verifier: ListeningProcess;
 let pool: PoolClient;
@@ -33,10 +34,12 @@ const s3tier = (port = s3port) =>
   new S3Tier(createS3Client({ bucket: "tr", endpoint: `http://127.0.0.1:${port}`, region: "auto", forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" }, maxAttempts: 1 }), "tr");
 
 function appWith(tiers: CacheTier[], m: ServedModel = model): { app: Hono; translator: Translator } {
-  const translator = new Translator({ model: m, pool, tiers, speculation: { gamma: 4 } });
+  const proposers = new ProposerFactory({ kind: "model", draft: m.draft });
+  const translator = new Translator({ model: m, pool, tiers, speculation: { gamma: 4 }, proposers });
   const app = createApp({
     model: m,
     pool,
+    proposers,
     speculation: { gamma: 4, maxGamma: 8, objective: "latency", proactive: false, support: 8 },
     defaultMaxTokens: 64,
     maxConcurrent: 256,

@@ -10,6 +10,7 @@ import type { TargetVerifier } from "../src/speculative/target-verifier.ts";
 import { Translator } from "../src/translate/translator.ts";
 import { loadDefaultPair, type DefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TEXT = "La vida es bella. El amor es ciego. Quien mucho abarca poco aprieta.";
@@ -33,6 +34,7 @@ async function translateWith(env: Record<string, string>, promptTemplate?: strin
     pool: new PoolClient({ nodes: config.POOL_NODES }),
     tiers: [],
     speculation: speculationSettingsFromConfig(config),
+    proposers: new ProposerFactory({ kind: "model", draft: pair.served.draft }),
     onGeneration: (s) => stats.push(s),
     promptTemplate,
   });
@@ -104,11 +106,16 @@ describe("translation honours the SPEC_* settings", () => {
       roundSizes.length = 0;
       const stats: DecodeStats[] = [];
       const speculation = speculationSettingsFromConfig(loadConfig(env));
-      await new Translator({ model: pair.served, pool: endless, tiers: [], speculation, onGeneration: (s) => stats.push(s) }).translate("Quien mucho abarca poco aprieta.", "es", "ca", {
-        sentences: 0,
-        computed: 0,
-        hits: {},
-      });
+      await new Translator({ model: pair.served, pool: endless, tiers: [], speculation, proposers: new ProposerFactory({ kind: "model", draft: pair.served.draft }), onGeneration: (s) => stats.push(s) }).translate(
+        "Quien mucho abarca poco aprieta.",
+        "es",
+        "ca",
+        {
+          sentences: 0,
+          computed: 0,
+          hits: {},
+        },
+      );
       return { stats: stats[0], roundSizes: [...roundSizes] };
     };
     // Per GPU-second, one pass for several tokens beats one pass per token: the policy leaves pool

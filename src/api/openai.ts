@@ -10,6 +10,7 @@ import { generationFromStats } from "../observability/edge-metrics.ts";
 import { recordGeneration } from "../observability/request-observer.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import type { Sampling } from "../common/protocol.ts";
+import type { ProposerFactory } from "../speculative/proposer-factory.ts";
 import type { SpeculationSettings } from "../speculative/settings.ts";
 import { SpeculativeDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
@@ -36,6 +37,8 @@ export interface ApiDeps {
   model: ServedModel;
   pool: TargetVerifier;
   speculation: SpeculationSettings;
+  /** Who drafts each generation. */
+  proposers: ProposerFactory;
   /** Default completion budget of chat requests without max tokens (completions default to 16, as OpenAI). */
   defaultMaxTokens: number;
   /** Generations at once; beyond: 429 with Retry-After. */
@@ -43,6 +46,9 @@ export interface ApiDeps {
 }
 
 type Kind = "completion" | "chat";
+
+/** Whose request: its API key (suffix caches are per key; the key never leaves memory), "" without one. */
+const tenantOf = (c: Context) => c.req.header("authorization")?.replace(/^Bearer\s+/i, "") ?? "";
 
 /** Speculation statistics of one request (the `alia_speculation` extension field). */
 export function speculationSummary(s: DecodeStats, completionTokens: number) {
@@ -58,6 +64,7 @@ export function speculationSummary(s: DecodeStats, completionTokens: number) {
     draft_ms: round1(s.draftMs),
     verify_ms: round1(s.verifyMs),
     network_ms: round1(s.networkMs),
+    by_proposer: Object.fromEntries(Object.entries(s.byProposer).map(([name, d]) => [name, { rounds: d.rounds, drafted_tokens: d.drafted, accepted_tokens: d.accepted }])),
   };
 }
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -140,7 +147,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const onGone = () => ctl.abort();
       clientGone.addEventListener("abort", onGone);
       const decoder = new SpeculativeDecoder({
-        draft: model.draft,
+        proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, tenant: tenantOf(c) }),
         pool: deps.pool,
         maxTokens: p.maxTokens,
         stopIds: p.stopIds,

@@ -11,6 +11,7 @@ import { z } from "zod";
 import type { ErrorBody } from "../common/errors.ts";
 import { issuePath } from "../common/zod-issues.ts";
 import { LANGUAGES } from "../translate/languages.ts";
+import { PROPOSER_KINDS } from "../speculative/proposer.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Messages
@@ -328,6 +329,9 @@ export const AliaSpeculationSchema = z
     draft_ms: ms(),
     verify_ms: ms(),
     network_ms: ms(),
+    by_proposer: z
+      .record(z.string(), z.strictObject({ rounds: count0(), drafted_tokens: count0(), accepted_tokens: count0() }))
+      .meta({ description: "Rounds, drafted and accepted tokens per drafter (`model`, `suffix`; both when the hybrid drafted)." }),
   })
   .meta({ description: "alia-edge's extension: speculation statistics of the request." });
 export type AliaSpeculation = z.infer<typeof AliaSpeculationSchema>;
@@ -421,7 +425,11 @@ export const ReadySchema = z.strictObject({
   status: z.literal("ready"),
   model: z.string().meta({ description: "The served model id." }),
   bundle: z.string().meta({ description: "The target bundle (id@version)." }),
-  draft: z.strictObject({ id: z.string(), version: z.string(), vocab: z.int().min(1), layers: z.int().min(1) }).meta({ description: "The draft bundle and its model." }),
+  proposer: z.enum(PROPOSER_KINDS).meta({ description: "Who drafts: the draft model, or suffix matching (no model)." }),
+  draft: z
+    .strictObject({ id: z.string(), version: z.string(), vocab: z.int().min(1), layers: z.int().min(1) })
+    .optional()
+    .meta({ description: "The draft bundle and its model (absent when drafting needs no model)." }),
 });
 export type Ready = z.infer<typeof ReadySchema>;
 

@@ -1,12 +1,13 @@
-// Loads what the edge serves from a draft bundle and a target bundle — the same code on Node (local
-// folders) and in Workers (R2): manifests, configs and tokenizers of both, the check that the two speak
-// the same token ids (a mismatched pair is refused), the draft model, and a one-step smoke run. The target's
-// weights are never read here: the edge only needs its facts (id, EOS, context, tokenizer, chat template).
-import { ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest } from "../common/models/bundle.ts";
+// Loads what the edge serves from a target bundle and, unless it drafts without a model, a draft bundle —
+// the same code on Node (local folders) and in Workers (R2): manifests, configs and tokenizers of both, the
+// check that the two speak the same token ids (a mismatched pair is refused), the draft model, and a
+// one-step smoke run. The target's weights are never read here: the edge only needs its facts (id, EOS,
+// context, tokenizer, chat template). The draft model's runtime comes in, so that an edge without one
+// does not carry onnxruntime.
+import { ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest, type ModelConfig } from "../common/models/bundle.ts";
 import type { CausalLM } from "../common/models/causal-lm.ts";
 import { TextTokenizer, TokenizerMismatchError, assertTokenizerPair } from "../common/models/tokenizer.ts";
 import type { BundleReader } from "./bundle-reader.ts";
-import { loadDraftModel } from "./draft-model.ts";
 import { servedModel, type ServedModel } from "./served-model.ts";
 
 const ONNX_FILE = "onnx/model.onnx";
@@ -36,16 +37,29 @@ function sameTokenizerFiles(a: Manifest, b: Manifest): boolean {
 
 export interface ModelPair {
   served: ServedModel;
-  draftModel: CausalLM;
+  /** Absent when the edge drafts without a model. */
+  draftModel?: CausalLM;
 }
 
-export async function loadModelPair(draft: BundleReader, target: BundleReader): Promise<ModelPair> {
-  const [dm, tm] = await Promise.all([draft.manifest(), target.manifest()]);
-  if (dm.role === "target") throw new Error(`${draft.location}: ${bundleLabel(dm)} is a target bundle, not a draft`);
+/** The draft bundle and how to load its model (the caller's runtime: onnxruntime-web, draft-model.ts). */
+export interface DraftSource {
+  reader: BundleReader;
+  load(bundle: { onnx: Uint8Array; config: ModelConfig; externalData: { path: string; data: Uint8Array }[] }): Promise<CausalLM>;
+}
+
+/** The target's facts, and the draft model when `draft` is given (suffix drafting needs none). */
+export async function loadModelPair(target: BundleReader, draft?: DraftSource): Promise<ModelPair> {
+  const tm = await target.manifest();
   if (tm.role === "draft") throw new Error(`${target.location}: ${bundleLabel(tm)} is a draft bundle, not a target`);
+  if (!draft) {
+    const t = await readFacts(target, tm, true);
+    return { served: servedModel({ target: t, tokenizer: new TextTokenizer(t.tokenizerJson, t.tokenizerConfig!) }) };
+  }
+  const dm = await draft.reader.manifest();
+  if (dm.role === "target") throw new Error(`${draft.reader.location}: ${bundleLabel(dm)} is a target bundle, not a draft`);
   // Identical tokenizer files need reading once; a Worker then holds one tokenizer, not two.
   const identical = sameTokenizerFiles(dm, tm);
-  const [d, t] = await Promise.all([readFacts(draft, dm, true), readFacts(target, tm, !identical)]);
+  const [d, t] = await Promise.all([readFacts(draft.reader, dm, true), readFacts(target, tm, !identical)]);
   let tokenizer: TextTokenizer;
   if (identical) {
     if (d.config.vocab_size !== t.config.vocab_size)
@@ -56,8 +70,9 @@ export async function loadModelPair(draft: BundleReader, target: BundleReader): 
   }
 
   // Each reader refuses a file its manifest does not list, naming it.
-  const [onnx, externalData] = await Promise.all([draft.read(ONNX_FILE), Promise.all(externalDataFiles(dm, ONNX_FILE).map(async (f) => ({ path: f.path, data: await draft.read(f.file) })))]);
-  const draftModel = await loadDraftModel({ onnx, config: d.config, externalData });
+  const reader = draft.reader;
+  const [onnx, externalData] = await Promise.all([reader.read(ONNX_FILE), Promise.all(externalDataFiles(dm, ONNX_FILE).map(async (f) => ({ path: f.path, data: await reader.read(f.file) })))]);
+  const draftModel = await draft.load({ onnx, config: d.config, externalData });
   // A model that loads but cannot run should fail here, not on the first request.
   await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));
   const served = servedModel({ target: t, draft: d, draftModel, tokenizer });

@@ -1,5 +1,5 @@
-// What the API serves: the draft model, the shared tokenizer, the chat template and the limits, built
-// from a draft/target bundle pair (Node) or from the draft bundle and the target's manifest (Workers).
+// What the API serves: the draft model (none when drafting needs no model), the shared tokenizer, the chat
+// template and the limits, built from the target bundle's facts and the draft bundle, if any.
 import { Template } from "@huggingface/jinja";
 import { eosIds, type Manifest, type ModelConfig, type TokenizerConfig } from "../common/models/bundle.ts";
 import type { CausalLM } from "../common/models/causal-lm.ts";
@@ -13,9 +13,10 @@ export interface ServedModel {
   /** `system_fingerprint`: target and draft bundles. */
   fingerprint: string;
   created: number;
-  draft: CausalLM;
-  draftBundle: string;
-  draftManifest: { id: string; version: string };
+  /** The draft model and its bundle; absent when the edge drafts without a model (suffix matching). */
+  draft?: CausalLM;
+  draftBundle?: string;
+  draftManifest?: { id: string; version: string };
   tokenizer: TextTokenizer;
   /** Ends generation (EOS); chat adds the end-of-turn token. */
   stopIds: number[];
@@ -28,12 +29,12 @@ export interface ServedModel {
 export function servedModel(o: {
   /** tokenizer_config.json (chat template, special tokens): the target's, else the draft's (identical files). */
   target: { manifest: Manifest; config: ModelConfig; tokenizerConfig?: TokenizerConfig };
-  draft: { manifest: Manifest; config: ModelConfig; tokenizerConfig?: TokenizerConfig };
-  draftModel: CausalLM;
+  draft?: { manifest: Manifest; config: ModelConfig; tokenizerConfig?: TokenizerConfig };
+  draftModel?: CausalLM;
   tokenizer: TextTokenizer;
 }): ServedModel {
   const label = (m: Manifest) => `${m.id}@${m.version}`;
-  const tc = o.target.tokenizerConfig ?? o.draft.tokenizerConfig;
+  const tc = o.target.tokenizerConfig ?? o.draft?.tokenizerConfig;
   if (!tc) throw new Error("servedModel needs the target's or the draft's tokenizer_config.json");
   const template = new Template(tc.chat_template);
   const stopIds = eosIds(o.target.config);
@@ -42,15 +43,13 @@ export function servedModel(o: {
   return {
     id: o.target.manifest.id,
     bundle: label(o.target.manifest),
-    fingerprint: `${label(o.target.manifest)}+${label(o.draft.manifest)}`,
+    fingerprint: o.draft ? `${label(o.target.manifest)}+${label(o.draft.manifest)}` : label(o.target.manifest),
     created: Math.floor(Date.parse(o.target.manifest.created ?? "1970-01-01") / 1000),
-    draft: o.draftModel,
-    draftBundle: label(o.draft.manifest),
-    draftManifest: { id: o.draft.manifest.id, version: o.draft.manifest.version },
+    ...(o.draft && o.draftModel ? { draft: o.draftModel, draftBundle: label(o.draft.manifest), draftManifest: { id: o.draft.manifest.id, version: o.draft.manifest.version } } : {}),
     tokenizer: o.tokenizer,
     stopIds,
     chatStopIds: imEnd === undefined ? stopIds : [...stopIds, imEnd],
-    maxPositions: Math.min(o.target.config.max_position_embeddings, o.draft.config.max_position_embeddings),
+    maxPositions: Math.min(o.target.config.max_position_embeddings, o.draft?.config.max_position_embeddings ?? Infinity),
     renderChat: (messages) => template.render({ messages, add_generation_prompt: true, bos_token: str(tc.bos_token), eos_token: str(tc.eos_token) }),
   };
 }

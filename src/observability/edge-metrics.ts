@@ -4,13 +4,13 @@
 // `recordGeneration` when a generation ends, and the pool's, the translator's and the in-flight numbers
 // are read from their owners at scrape time, so their hot paths only increment plain numbers.
 import type { DecodeStats } from "../speculative/decode-stats.ts";
+import { PROPOSER_KINDS, type ProposerKind } from "../speculative/proposer.ts";
 import { EXPOSITION_CONTENT_TYPE, Registry } from "./metrics-registry.ts";
 
-/** Who proposed the draft tokens: today only the draft model ("model"); a model-free "suffix" proposer
- * will come later and only needs to pass its own name. */
-export type Proposer = "model" | "suffix" | (string & {});
+/** Who proposed the draft tokens: the draft model ("model") or suffix matching ("suffix"). */
+export type Proposer = ProposerKind | (string & {});
 /** Proposers whose series are exposed (at 0) before their first generation. */
-export const PROPOSERS: readonly Proposer[] = ["model"];
+export const PROPOSERS: readonly Proposer[] = PROPOSER_KINDS;
 
 /** What one generation did, as its response's `usage` and `alia_speculation` report it. */
 export interface GenerationRecord {
@@ -19,6 +19,8 @@ export interface GenerationRecord {
   rounds: number;
   drafted: number;
   accepted: number;
+  /** The same per drafter, when a hybrid drafted with several (rounds are then counted per drafter). */
+  byProposer?: Record<string, { rounds: number; drafted: number; accepted: number }>;
   /** Tokens the pool generated itself (γ = 0). */
   poolGeneratedTokens: number;
   targetPasses: number;
@@ -132,9 +134,11 @@ export class EdgeMetrics {
     this.promptTokens.inc(undefined, g.promptTokens);
     this.completionTokens.inc(undefined, g.completionTokens);
     this.generations.inc({ ...proposer, finish_reason: g.finishReason ?? (g.cancelled ? "cancelled" : "error") });
-    this.rounds.inc(proposer, g.rounds);
-    this.drafted.inc(proposer, g.drafted);
-    this.accepted.inc(proposer, g.accepted);
+    for (const [name, d] of Object.entries(g.byProposer ?? { [g.proposer]: g })) {
+      this.rounds.inc({ proposer: name }, d.rounds);
+      this.drafted.inc({ proposer: name }, d.drafted);
+      this.accepted.inc({ proposer: name }, d.accepted);
+    }
     this.poolGenerated.inc(proposer, g.poolGeneratedTokens);
     this.targetPasses.inc(proposer, g.targetPasses);
   }
@@ -146,8 +150,17 @@ export class EdgeMetrics {
 
 /** A generation's record from the decoder's statistics (src/speculative/decode-stats.ts) and its usage. */
 export function generationFromStats(
-  s: Pick<DecodeStats, "proposer" | "rounds" | "drafted" | "accepted" | "generatedTokens" | "targetPasses">,
+  s: Pick<DecodeStats, "proposer" | "rounds" | "drafted" | "accepted" | "generatedTokens" | "targetPasses"> & Partial<Pick<DecodeStats, "byProposer">>,
   u: Pick<GenerationRecord, "promptTokens" | "completionTokens" | "finishReason" | "cancelled">,
 ): GenerationRecord {
-  return { proposer: s.proposer, rounds: s.rounds, drafted: s.drafted, accepted: s.accepted, poolGeneratedTokens: s.generatedTokens, targetPasses: s.targetPasses, ...u };
+  return {
+    proposer: s.proposer,
+    rounds: s.rounds,
+    drafted: s.drafted,
+    accepted: s.accepted,
+    ...(s.byProposer ? { byProposer: s.byProposer } : {}),
+    poolGeneratedTokens: s.generatedTokens,
+    targetPasses: s.targetPasses,
+    ...u,
+  };
 }

@@ -28,6 +28,14 @@ export interface DecodeStats {
   gammas: number[];
   /** Each verify round: drafts sent and accepted. */
   roundLog: { gamma: number; accepted: number }[];
+  /** Rounds, drafts and accepted drafts per drafter (one entry, unless a hybrid drafted with several). */
+  byProposer: Record<string, DrafterStats>;
+}
+
+export interface DrafterStats {
+  rounds: number;
+  drafted: number;
+  accepted: number;
 }
 
 function emptyDecodeStats(proposer: string): DecodeStats {
@@ -49,6 +57,7 @@ function emptyDecodeStats(proposer: string): DecodeStats {
     aheadDiscarded: 0,
     gammas: [],
     roundLog: [],
+    byProposer: {},
   };
 }
 
@@ -80,8 +89,14 @@ export class DecodeStatsRecorder {
     this.stats.generateMs += ms;
   }
 
-  round(gamma: number, accepted: number, committed: number, serverMs: number, networkMs: number, edgeMs: number): void {
+  /** A verify round whose `gamma` drafts came from `by`. */
+  round(by: string, gamma: number, accepted: number, committed: number, serverMs: number, networkMs: number, edgeMs: number): void {
     const s = this.stats;
+    s.byProposer[by] ??= { rounds: 0, drafted: 0, accepted: 0 };
+    const d = s.byProposer[by];
+    d.rounds++;
+    d.drafted += gamma;
+    d.accepted += accepted;
     s.rounds++;
     s.targetPasses++;
     s.drafted += gamma;

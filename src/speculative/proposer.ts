@@ -1,11 +1,17 @@
 // What the speculative decoder needs from anything that proposes draft tokens. One implementation per
-// file: model-proposer.ts (a small draft model); a model-free one (suffix matching) can sit beside it.
+// file: model-proposer.ts (a small draft model), suffix-proposer.ts (no model: matching the committed text).
 // A proposer lives for one generation: it may keep state (a KV cache, an index) that follows the
 // committed text.
 import type { SparseDist } from "../common/sampling.ts";
 
+/** The proposers an edge can be configured with (Proposer.name). */
+export const PROPOSER_KINDS = ["model", "suffix", "hybrid"] as const;
+export type ProposerKind = (typeof PROPOSER_KINDS)[number];
+
 export interface Proposal {
   tokens: number[];
+  /** Who drafted it, when a proposer combines several (the hybrid): statistics are kept per drafter. */
+  by?: string;
   /**
    * Sampling only: the distribution q̃ each token was drawn from, sent to the verifier with it. A proposer
    * that picks tokens deterministically sends a one-hot q̃ (or none when greedy).
@@ -25,6 +31,17 @@ export interface Proposer {
    * (proactive drafting). The next `propose` settles it.
    */
   proposeAhead?(history: readonly number[], proposal: Proposal, gamma: number): void;
+  /**
+   * Optional, for proposers whose proposals cost next to nothing and know their own odds (suffix matching):
+   * the proposal after `history`, at most `max` tokens, each with P(accepted | the ones before accepted).
+   * The γ policy then prices each round from it, and pool generation stops when a good proposal appears.
+   */
+  peek?(history: readonly number[], max: number): Proposal & { confidence: number[] };
+  /**
+   * With `peek`: propose() drafts by other means than peek (the hybrid's draft model), so each round the
+   * policy also prices fresh drafts from their measured acceptance and step time, and takes the better.
+   */
+  readonly draftsBeyondPeek?: boolean;
   /**
    * Tokens committed without a proposal (the pool generated them): `token` follows `history`. Resolves to
    * whether the proposer would have proposed it first, so acceptance can be measured before speculating.

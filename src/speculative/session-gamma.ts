@@ -5,7 +5,7 @@
 import type { PoolLoad } from "../common/protocol.ts";
 import { AcceptanceEstimate, Ewma, LinearFit, RecentMin } from "./acceptance.ts";
 import { chooseGamma, roundMs, type GammaPolicyInput } from "./gamma-policy.ts";
-import { DEFAULT_NOMINAL, type SpeculationSettings } from "./settings.ts";
+import { DEFAULT_NOMINAL, type NominalTimings, type SpeculationSettings } from "./settings.ts";
 
 export class SessionGamma {
   readonly maxGamma: number;
@@ -44,15 +44,49 @@ export class SessionGamma {
     return this.s.gamma === "adaptive";
   }
 
-  /** γ for the next step (0: pool generation); `current` is the mode in use (−1 before the first). */
-  choose(current: number): number {
+  /**
+   * γ for the next step (0: pool generation); `current` is the mode in use (−1 before the first).
+   * `confidence`: the next proposal is already made and knows its odds (P(accepted | the ones before),
+   * per token): they replace the measured acceptance, and γ goes no further than the proposal.
+   */
+  choose(current: number, confidence?: readonly number[]): number {
+    return this.chooseRound(current, confidence, confidence === undefined).gamma;
+  }
+
+  /**
+   * γ for the next step and where its drafts come from: `peeked`, the proposal already made (priced from its
+   * `confidence`, its drafting already paid), or fresh drafts (`canDraft`) priced from the acceptance
+   * measured for them and their step time. The better rate wins; neither beating pool generation gives 0.
+   */
+  chooseRound(current: number, confidence: readonly number[] | undefined, canDraft: boolean): { gamma: number; peeked: boolean } {
     const s = this.s;
-    if (s.gamma !== "adaptive") return s.gamma;
+    if (s.gamma !== "adaptive") return { gamma: s.gamma, peeked: false };
     const n = this.nominalOnly ? (s.nominal ?? DEFAULT_NOMINAL) : undefined;
-    // Nothing measured yet, or not yet what a drafted token costs: stay with plain remote generation (never
-    // slower than not speculating) and let the proposer, following the stream, measure α and its own step
-    // time first — a slow drafter's first step may outlast the first chunk.
-    if (!n && s.allowGenerate !== false && ((!this.verifyFit.observed && this.genPerToken.value === undefined) || (current <= 0 && this.draftPerToken.value === undefined))) return 0;
+    // Nothing measured yet: stay with plain remote generation (never slower than not speculating). Fresh
+    // drafts also wait until the proposer, following the stream, has measured what a drafted token costs —
+    // a slow drafter's first step may outlast the first chunk.
+    const measuring = !n && s.allowGenerate !== false;
+    if (measuring && !this.verifyFit.observed && this.genPerToken.value === undefined) return { gamma: 0, peeked: false };
+    const draftKnown = !measuring || current > 0 || this.draftPerToken.value !== undefined;
+    const base = this.policyInput(current, n);
+    let best: { gamma: number; peeked: boolean; rate: number; input: GammaPolicyInput } = { gamma: 0, peeked: false, rate: -Infinity, input: base };
+    const consider = (input: GammaPolicyInput, peeked: boolean) => {
+      const c = chooseGamma(input);
+      if (c.gamma > 0 && c.rates[c.gamma] > best.rate) best = { gamma: c.gamma, peeked, rate: c.rates[c.gamma], input };
+      else if (c.gamma === 0 && best.rate === -Infinity) best = { ...best, input };
+    };
+    if (confidence) {
+      const maxGamma = Math.max(1, Math.min(this.maxGamma, confidence.length));
+      consider({ ...base, alpha: Array.from({ length: maxGamma }, (_, k) => confidence[k] ?? 0), draftMs: 0, maxGamma }, true);
+    }
+    if (canDraft && draftKnown) consider(base, false);
+    this.predictedRoundMs = best.gamma > 0 ? roundMs(best.input, best.gamma) : undefined;
+    return { gamma: best.gamma, peeked: best.peeked };
+  }
+
+  /** The policy's input for fresh drafts priced from measured acceptance (nominal timings when `n`). */
+  private policyInput(current: number, n: NominalTimings | undefined): GammaPolicyInput {
+    const s = this.s;
     const curve = n ? undefined : this.passMsByChunk;
     const pass = (g: number) => curve![Math.min(g, curve!.length - 1)];
     const v0 = n?.verifyMs ?? (curve ? pass(0) + this.beyondPass.or(0) : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
@@ -60,7 +94,7 @@ export class SessionGamma {
     const rttMs = n?.rttMs ?? this.roundTripMs();
     // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
     const gpuMs = curve ? (g: number) => pass(g) / this.passRows : verifyMs;
-    const input: GammaPolicyInput = {
+    return {
       alpha: this.acceptance.alpha,
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
       rttMs,
@@ -80,9 +114,6 @@ export class SessionGamma {
       proactive: s.proactive,
       current,
     };
-    const choice = chooseGamma(input);
-    this.predictedRoundMs = choice.gamma > 0 ? roundMs(input, choice.gamma) : undefined;
-    return choice.gamma;
   }
 
   /**
@@ -107,15 +138,17 @@ export class SessionGamma {
 
   /**
    * A verify round: γ drafts, `accepted` of them, server time, network time (undefined for a re-opening
-   * round, whose request carries the whole history and may open a connection), and the pool's load report.
+   * round, whose request carries the whole history and may open a connection), the pool's load report, and
+   * whether the drafts were a peeked proposal.
    */
-  observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number | undefined, load: PoolLoad): void {
+  observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number | undefined, load: PoolLoad, peeked = false): void {
     if (networkMs !== undefined) this.roundNetwork.observe(networkMs);
     this.verifyFit.observe(gamma, serverMs);
     const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];
     if (predicted !== undefined) this.beyondPass.observe(Math.max(0, serverMs - predicted));
     this.observeLoad(load);
-    if (gamma > 0) this.acceptance.observeRound(gamma, accepted);
+    // The measured acceptance prices fresh drafts; a peeked proposal carried its own odds.
+    if (gamma > 0 && !peeked) this.acceptance.observeRound(gamma, accepted);
   }
 
   /** The pool's load report (every verify answer; every few generated tokens). */

@@ -6,9 +6,9 @@
 import type { CausalLM } from "../common/models/causal-lm.ts";
 import type { PoolLoad, Sampling, VerifyRequest } from "../common/protocol.ts";
 import { DecodeStatsRecorder, type DecodeStats } from "./decode-stats.ts";
-import { ModelProposer } from "./model-proposer.ts";
+import { ProposerFactory } from "./proposer-factory.ts";
 import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits } from "./output-tracker.ts";
-import type { Proposer } from "./proposer.ts";
+import type { Proposal, Proposer } from "./proposer.ts";
 import { SessionGamma } from "./session-gamma.ts";
 import type { SpeculationSettings } from "./settings.ts";
 import type { TargetVerifier } from "./target-verifier.ts";
@@ -39,18 +39,15 @@ export class SpeculativeDecoder {
   private readonly sampling: Sampling | undefined;
   /** The proposer checking a pool-generated token; it may outlive the stream, not the next proposal. */
   private observing: Promise<void> | undefined;
+  /** Time of the last peek (a peeked proposal's drafting time). */
+  private peekMs = 0;
 
   constructor(private readonly o: SpeculativeDecoderOptions) {
     this.tracker = new OutputTracker(o);
     this.sampling = o.sampling && o.sampling.temperature > 0 ? o.sampling : undefined;
     const s = this.sampling;
     if (!o.proposer && !o.draft) throw new RangeError("a proposer or a draft model is needed");
-    this.proposer =
-      o.proposer ??
-      new ModelProposer(o.draft!, {
-        sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed },
-        support: o.support,
-      });
+    this.proposer = o.proposer ?? new ProposerFactory({ kind: "model", draft: o.draft, support: o.support }).create({ promptLength: 0, sampling: s, tenant: "" });
     this.policy = new SessionGamma(o, !!(o.seeded && s), () => o.pool.roundTripMs);
     this.recorder = new DecodeStatsRecorder(this.proposer.name);
   }
@@ -75,10 +72,12 @@ export class SpeculativeDecoder {
     let mode = -1;
     try {
       while (!this.o.signal?.aborted) {
-        const gamma = this.policy.choose(mode);
+        // A proposer that knows its odds proposes first: the policy prices this very proposal.
+        const proposal = this.policy.adaptive ? await this.peek(state.history) : undefined;
+        const { gamma, peeked } = this.policy.chooseRound(mode, proposal?.confidence, !proposal || this.proposer.draftsBeyondPeek === true);
         this.recorder.chose(gamma, mode);
         mode = gamma;
-        const steps = gamma === 0 ? this.generateChunk(state) : this.round(state, gamma);
+        const steps = gamma === 0 ? this.generateChunk(state) : this.round(state, gamma, peeked ? proposal : undefined);
         let done = false;
         for await (const step of steps) {
           if (step.event.tokens.length || step.event.text) yield step.event;
@@ -98,6 +97,16 @@ export class SpeculativeDecoder {
       // Close the verifier's session whether the generation ended or the client went away.
       await this.o.pool.close(this.o.session);
     }
+  }
+
+  /** The proposer's proposal and its odds, when it can give them cheaply (Proposer.peek). */
+  private async peek(history: readonly number[]): Promise<(Proposal & { confidence: number[] }) | undefined> {
+    if (!this.proposer.peek) return undefined;
+    await this.observing;
+    const p0 = this.proposer.proposeMs;
+    const proposal = this.proposer.peek(history, this.policy.maxGamma);
+    this.peekMs = this.proposer.proposeMs - p0;
+    return proposal;
   }
 
   /**
@@ -140,6 +149,9 @@ export class SpeculativeDecoder {
         this.recorder.generated(step.event.tokens.length > 0);
         yield step;
         if (step.done) return;
+        // A proposer that knows its odds is asked at every token: a strong match ends the stream at once.
+        const peeked = this.policy.adaptive && got % chunk !== 0 && !this.observing ? await this.peek(st.history) : undefined;
+        if (peeked?.tokens.length && this.policy.choose(0, peeked.confidence) !== 0) return;
         if (this.policy.adaptive && got % chunk === 0) {
           const perToken = (performance.now() - tFirst) / (got - 1);
           // The stream's start-up beyond the pool's own time to the first token is the round trip.
@@ -156,18 +168,22 @@ export class SpeculativeDecoder {
   }
 
   /** One speculative round: propose, verify, commit the accepted prefix and the target's token. */
-  private async *round(st: RoundState, gamma: number): AsyncGenerator<Step> {
+  private async *round(st: RoundState, gamma: number, peeked?: Proposal): AsyncGenerator<Step> {
     const o = this.o;
-    const g = Math.min(gamma, this.tracker.remaining - 1);
+    const budget = Math.max(0, this.tracker.remaining - 1); // drafts past it could never be output
+    const g = Math.min(gamma, budget);
     await this.observing; // the proposer is free again before it proposes
     const tRound = performance.now();
     const p0 = this.proposer.proposeMs;
-    const proposal = g > 0 ? await this.proposer.propose(st.history, g) : { tokens: [] as number[] };
-    const draftMs = this.proposer.proposeMs - p0;
-    if (g > 0) this.policy.observeDraftStep(draftMs / g);
+    // A proposer may go past γ (a long, sure suffix match), never past the budget.
+    const proposal = sliceProposal(g <= 0 ? { tokens: [] } : peeked ? sliceProposal(peeked, g) : await this.proposer.propose(st.history, g), budget);
+    const n = proposal.tokens.length;
+    const draftMs = peeked ? this.peekMs : this.proposer.proposeMs - p0;
+    // A peeked proposal's time is not a drafted token's step (the hybrid's model drafts those).
+    if (n > 0 && !peeked) this.policy.observeDraftStep(draftMs / n);
     this.recorder.drafting(draftMs);
     // Drafting ahead (if on) keeps running through the round; the next propose() settles it.
-    if (o.proactive && g > 0) this.proposer.proposeAhead?.(st.history, proposal, g);
+    if (o.proactive && n > 0) this.proposer.proposeAhead?.(st.history, proposal, n);
     const { seq, lastCommitted } = st;
     const history = [...st.history];
     const build = (reopen: boolean): VerifyRequest => ({
@@ -183,7 +199,7 @@ export class SpeculativeDecoder {
     st.opened = true;
     st.seq++;
     const networkMs = Math.max(0, r.elapsedMs - r.server_ms);
-    this.policy.observeRound(g, r.accepted, r.server_ms, reopening ? undefined : networkMs, r.load);
+    this.policy.observeRound(n, r.accepted, r.server_ms, reopening ? undefined : networkMs, r.load, !!peeked);
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
     st.history.push(...st.lastCommitted);
     if (!reopening) this.policy.observeRoundTime(performance.now() - tRound);
@@ -191,9 +207,13 @@ export class SpeculativeDecoder {
     // Draft time spent ahead while the round was in flight counts as drafting.
     this.recorder.drafting(this.proposer.proposeMs - p1);
     const edgeMs = Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs);
-    this.recorder.round(g, r.accepted, st.lastCommitted.length, r.server_ms, networkMs, edgeMs);
+    this.recorder.round(proposal.by ?? this.proposer.name, n, r.accepted, st.lastCommitted.length, r.server_ms, networkMs, edgeMs);
     yield step;
   }
+}
+
+function sliceProposal(p: Proposal, n: number): Proposal {
+  return { tokens: p.tokens.slice(0, n), ...(p.q ? { q: p.q.slice(0, n) } : {}), ...(p.by ? { by: p.by } : {}) };
 }
 
 /** What consecutive rounds of one generation share. */

@@ -1,6 +1,7 @@
 // Sentence-level translation with caching: each sentence is looked up tier by tier (a hit fills the tiers
 // above it), computed through the speculative decoder on a miss (greedy: deterministic, so cacheable) and
 // stored in every tier. Identical misses in flight at the same moment are computed once.
+import type { ProposerFactory } from "../speculative/proposer-factory.ts";
 import type { SpeculationSettings } from "../speculative/settings.ts";
 import { SpeculativeDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
@@ -16,6 +17,7 @@ export interface TranslatorOptions {
   tiers: CacheTier[];
   /** The same speculation settings as chat and completions. */
   speculation: SpeculationSettings;
+  proposers: ProposerFactory;
   /** Called when a sentence has been computed (metrics; the app sets it when it wires its metrics). */
   onGeneration?: GenerationListener;
   /** SalamandraTA's format by default; {source}, {target} are language names, {text} the sentence. */
@@ -104,7 +106,8 @@ export class Translator {
     const room = model.maxPositions - ids.length;
     if (room < 2) throw new RangeError(`a sentence of ${ids.length} tokens is too long to translate`);
     const decoder = new SpeculativeDecoder({
-      draft: model.draft,
+      // Translations are public (content-addressed, cached for everyone): one suffix tenant for all of them.
+      proposer: this.o.proposers.create({ promptLength: ids.length, tenant: "translate" }),
       pool: this.o.pool,
       maxTokens: Math.min(room, 2 * ids.length + 16),
       stopIds: model.stopIds,

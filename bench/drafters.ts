@@ -1,0 +1,206 @@
+// The drafter benchmark (`npm run bench:drafters`): which drafter wins on which workload. One stream at a
+// time over the delay proxy (RTT 20 ms) to one verifier whose GPU is the measured ALIA-40b/H200 cost model
+// at 2,048 tokens of context. Workloads: open chat (the Spanish prompts), a tenant repeating its requests
+// (each prompt asked a second time: agentic loops, templated jobs), and copying (the prompt holds a passage
+// the answer repeats). Modes: autoregressive, the fixture's draft model (adaptive γ), suffix matching at
+// a fixed γ and adaptive, and the hybrid. Also the suffix proposer's own cost per round with a 32k-token
+// tenant index.
+import os from "node:os";
+import path from "node:path";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { loadBundle } from "../src/common/models/model-store.ts";
+import { TextTokenizer } from "../src/common/models/tokenizer.ts";
+import { SeededRng } from "../src/common/sampling.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { PoolClient } from "../src/pool/pool-client.ts";
+import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
+import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
+import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
+import { TenantSuffixCache } from "../src/speculative/tenant-suffix-cache.ts";
+import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { startDelayProxy } from "../test/harness/delay-proxy.ts";
+import { startVerifierProcess } from "../test/harness/processes.ts";
+import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
+
+export const DRAFTER_MODES = ["autoregressive", "model", "suffix-4", "suffix", "hybrid"] as const;
+export type DrafterMode = (typeof DRAFTER_MODES)[number];
+
+export interface DrafterCell {
+  workload: string;
+  mode: DrafterMode;
+  tokens: number;
+  tokens_per_s: number;
+  /** Tokens per second over the autoregressive cell of the same workload. */
+  vs_autoregressive: number;
+  rounds: number;
+  /** Accepted drafts per verify round (the mean accepted length). */
+  accepted_per_round: number;
+  /** Committed tokens per verify round. */
+  tokens_per_round: number;
+  drafted: number;
+  accepted: number;
+  /** Share of the output the pool generated alone (γ = 0). */
+  pool_generated_share: number;
+  /** Drafting time per verify round (ms). */
+  draft_ms_per_round: number;
+  gpu_ms_per_token: number;
+}
+
+export interface DraftersResult {
+  date: string;
+  machine: { node: string; cpus: number };
+  rtt_ms: number;
+  past: number;
+  tokens_per_stream: number;
+  workloads: { name: string; what: string; streams: number }[];
+  cells: DrafterCell[];
+  /** The suffix proposer's cost per round: an index of `tenant_tokens` outputs plus the session's own text. */
+  suffix_cost: { tenant_tokens: number; session_tokens: number; rounds: number; us_per_round_p50: number; us_per_round_p99: number; tenant_index_mib: number };
+}
+
+const RTT_MS = 20;
+const PAST = 2048;
+
+async function passGpuMs(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return 1000 * Number(text.match(/^alia_verifier_modelled_gpu_seconds_total (\S+)$/m)?.[1] ?? 0);
+}
+
+/** The suffix proposer's time per round over a large index (what a long-lived tenant's Worker pays). */
+export function suffixCost(tenantTokens = 32_768, sessionTokens = 2048, rounds = 2000) {
+  const cache = new TenantSuffixCache({ bytesPerTenant: 2 ** 31, maxTenants: 1, maxOrder: 8 });
+  const tenant = cache.tenant("bench");
+  const rng = new SeededRng(7, 1);
+  // Text-like token streams: Zipf-ish draws over a 32k vocabulary, with phrases that recur.
+  const phrase = () => Array.from({ length: 4 + Math.floor(rng.next() * 12) }, () => Math.floor(32_000 * rng.next() ** 3));
+  const phrases = Array.from({ length: 400 }, phrase);
+  const text = (n: number) => {
+    const out: number[] = [];
+    while (out.length < n) out.push(...(rng.next() < 0.5 ? phrases[Math.floor(rng.next() * phrases.length)] : phrase()));
+    return out.slice(0, n);
+  };
+  for (let n = 0; n < tenantTokens; n += 512) tenant.addOutput(text(512));
+  const history = text(sessionTokens);
+  const p = new SuffixProposer({ tenant, promptLength: sessionTokens });
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    const proposal = p.peek(history, 8);
+    times.push(performance.now() - t0);
+    // Commit a few tokens as a round would: part of the proposal, then a token of the target's own.
+    history.push(...proposal.tokens.slice(0, Math.floor(rng.next() * (proposal.tokens.length + 1))), ...text(1));
+  }
+  times.sort((a, b) => a - b);
+  return {
+    tenant_tokens: tenant.index.tokens,
+    session_tokens: sessionTokens,
+    rounds,
+    us_per_round_p50: 1000 * times[Math.floor(rounds / 2)],
+    us_per_round_p99: 1000 * times[Math.floor(rounds * 0.99)],
+    tenant_index_mib: tenant.index.bytes / 2 ** 20,
+  };
+}
+
+export async function benchDrafters(o: { log: (s: string) => void; streams?: number; tokens?: number }): Promise<DraftersResult> {
+  const streams = o.streams ?? 12;
+  const tokens = o.tokens ?? 64;
+  const targetBundle = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
+  const tok = TextTokenizer.fromBundle(targetBundle);
+  const target = await loadTargetModel(targetBundle);
+  const chat = SPANISH_PROMPTS.slice(0, streams).map((t) => tok.encode(t));
+  // Copying: a passage (the target's own continuation of another prompt), then the passage's opening words.
+  const copying: number[][] = [];
+  for (const text of SPANISH_PROMPTS.slice(streams, 2 * streams)) {
+    const ids = tok.encode(text);
+    const passage = [...ids, ...(await target.greedy(ids, tokens + 16))];
+    copying.push([...passage, ...tok.encode(`\n\n${text}`).slice(1)]); // slice: no second BOS
+  }
+  await target.dispose();
+  const draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
+  const workloads = [
+    { name: "open chat", what: `${streams} Spanish prompts, ${tokens} tokens each`, prompts: chat, repeat: false },
+    { name: "repeated requests", what: "the same prompts asked again by the same API key (measured: the second asking)", prompts: chat, repeat: true },
+    { name: "copying", what: "a passage in the prompt (the target's own text), then its opening again: the answer repeats the passage", prompts: copying, repeat: false },
+  ];
+
+  const v = await startVerifierProcess({ VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true", VERIFIER_SIMULATED_PAST: String(PAST) });
+  const proxy = await startDelayProxy({ target: v.url, delayMs: RTT_MS / 2 });
+  const cells: DrafterCell[] = [];
+  try {
+    const pool = new PoolClient({ nodes: [proxy.url], timeoutMs: 300_000 });
+    let session = 0;
+    for (const w of workloads) {
+      let ar = NaN;
+      for (const mode of DRAFTER_MODES) {
+        const kind = mode === "suffix-4" ? "suffix" : mode === "autoregressive" ? "model" : mode;
+        const factory = new ProposerFactory({ kind, draft, suffix: { maxOrder: 8, bytesPerTenant: 4 << 20, maxTenants: 4 } });
+        const decode = async (prompt: number[]) => {
+          const d = new SpeculativeDecoder({
+            proposer: factory.create({ promptLength: prompt.length, tenant: "bench" }),
+            pool,
+            gamma: mode === "autoregressive" ? 0 : mode === "suffix-4" ? 4 : "adaptive",
+            maxGamma: 8,
+            maxTokens: tokens,
+            session: `d${session++}`,
+          });
+          for await (const _ of d.run(prompt));
+          return d;
+        };
+        let [n, seconds, rounds, drafted, accepted, roundTokens, generated, draftMs, gpuMs] = [0, 0, 0, 0, 0, 0, 0, 0, 0];
+        for (const prompt of w.prompts) {
+          if (w.repeat) await decode(prompt); // the first asking fills the key's cache
+          const g0 = await passGpuMs(v.url);
+          const t0 = performance.now();
+          const d = await decode(prompt);
+          seconds += (performance.now() - t0) / 1000;
+          gpuMs += (await passGpuMs(v.url)) - g0;
+          const s = d.stats;
+          n += d.output.length;
+          rounds += s.rounds;
+          drafted += s.drafted;
+          accepted += s.accepted;
+          roundTokens += s.roundTokens;
+          generated += s.generatedTokens;
+          draftMs += s.draftMs;
+        }
+        const rate = n / seconds;
+        if (mode === "autoregressive") ar = rate;
+        const cell: DrafterCell = {
+          workload: w.name,
+          mode,
+          tokens: n,
+          tokens_per_s: rate,
+          vs_autoregressive: rate / ar,
+          rounds,
+          accepted_per_round: rounds ? accepted / rounds : 0,
+          tokens_per_round: rounds ? roundTokens / rounds : 0,
+          drafted,
+          accepted,
+          pool_generated_share: generated / n,
+          draft_ms_per_round: rounds ? draftMs / rounds : 0,
+          gpu_ms_per_token: gpuMs / n,
+        };
+        cells.push(cell);
+        o.log(
+          `${w.name} ${mode}: ${rate.toFixed(1)} tokens/s (${cell.vs_autoregressive.toFixed(2)}× AR), ${cell.accepted_per_round.toFixed(2)} accepted per round, ${cell.draft_ms_per_round.toFixed(3)} ms drafting per round, ${cell.gpu_ms_per_token.toFixed(2)} GPU-ms/token`,
+        );
+      }
+    }
+  } finally {
+    await proxy.close();
+    v.child.kill("SIGKILL");
+    await draft.dispose();
+  }
+  const cost = suffixCost();
+  o.log(`suffix proposer: ${cost.us_per_round_p50.toFixed(1)} µs per round (p99 ${cost.us_per_round_p99.toFixed(1)}) over ${cost.tenant_tokens} tenant + ${cost.session_tokens} session tokens`);
+  return {
+    date: new Date().toISOString(),
+    machine: { node: process.version, cpus: os.cpus().length },
+    rtt_ms: RTT_MS,
+    past: PAST,
+    tokens_per_stream: tokens,
+    workloads: workloads.map((w) => ({ name: w.name, what: w.what, streams: w.prompts.length })),
+    cells,
+    suffix_cost: cost,
+  };
+}

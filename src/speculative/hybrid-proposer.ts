@@ -1,0 +1,64 @@
+// The hybrid proposer: suffix matching and the draft model, chosen per round by expected committed tokens
+// per unit of time (or GPU time). The suffix proposal costs microseconds and carries its odds, so it is
+// made first (`peek`); the γ policy prices it against fresh model drafts priced from the model's measured
+// acceptance and step time (`draftsBeyondPeek`), and against pool generation — a strong match wins with
+// no drafting cost, elsewhere the model drafts. Statistics are kept per drafter (Proposal.by).
+import type { ModelProposer } from "./model-proposer.ts";
+import type { Proposal, Proposer } from "./proposer.ts";
+import type { SuffixProposal, SuffixProposer } from "./suffix-proposer.ts";
+
+export class HybridProposer implements Proposer {
+  readonly name = "hybrid";
+  readonly draftsBeyondPeek = true;
+
+  constructor(
+    readonly suffix: SuffixProposer,
+    readonly model: ModelProposer,
+  ) {}
+
+  get proposeMs(): number {
+    return this.suffix.proposeMs + this.model.proposeMs;
+  }
+
+  get aheadUsed(): number {
+    return this.model.aheadUsed;
+  }
+
+  get aheadDiscarded(): number {
+    return this.model.aheadDiscarded;
+  }
+
+  peek(history: readonly number[], max: number): SuffixProposal {
+    return { ...this.suffix.peek(history, max), by: this.suffix.name };
+  }
+
+  /**
+   * γ drafts without the policy's choice (a fixed γ): the suffix proposal when it expects at least one
+   * accepted token (Σ of its cumulative odds), else the model's.
+   */
+  async propose(history: readonly number[], gamma: number): Promise<Proposal> {
+    const s = this.peek(history, gamma);
+    let all = 1;
+    let expected = 0;
+    for (const c of s.confidence) {
+      all *= c;
+      expected += all;
+    }
+    if (expected >= 1) return s;
+    return { ...(await this.model.propose(history, gamma)), by: this.model.name };
+  }
+
+  proposeAhead(history: readonly number[], proposal: Proposal, gamma: number): void {
+    this.model.proposeAhead(history, proposal, gamma);
+  }
+
+  /** Both follow the pool's stream; the model's answer measures its acceptance (the suffix's odds are its own). */
+  async observe(history: readonly number[], token: number): Promise<boolean> {
+    const [model] = await Promise.all([this.model.observe(history, token), this.suffix.observe(history, token)]);
+    return model;
+  }
+
+  async reset(): Promise<void> {
+    await Promise.all([this.model.reset(), this.suffix.reset()]);
+  }
+}

@@ -1,0 +1,60 @@
+// The drafter benchmark's part of BENCHMARKS.md (pure): every cell in the table, spliced between its own
+// markers only; and the committed BENCHMARKS.md holds what the committed results JSON generates.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
+import type { DraftersResult } from "../bench/drafters.ts";
+import { DRAFTERS_END, DRAFTERS_START, draftersSection, updateDraftersSection } from "../bench/drafters-report.ts";
+
+const cell = (workload: string, mode: DraftersResult["cells"][number]["mode"], tps: number) => ({
+  workload,
+  mode,
+  tokens: 640,
+  tokens_per_s: tps,
+  vs_autoregressive: tps / 40,
+  rounds: 100,
+  accepted_per_round: 3.25,
+  tokens_per_round: 4.25,
+  drafted: 500,
+  accepted: 325,
+  pool_generated_share: 0.1,
+  draft_ms_per_round: 0.012,
+  gpu_ms_per_token: 6.5,
+});
+
+const result: DraftersResult = {
+  date: "2026-12-01T00:00:00.000Z",
+  machine: { node: "v20", cpus: 2 },
+  rtt_ms: 20,
+  past: 2048,
+  tokens_per_stream: 64,
+  workloads: [{ name: "copying", what: "a passage and its opening", streams: 10 }],
+  cells: [cell("copying", "autoregressive", 40), cell("copying", "suffix", 122)],
+  suffix_cost: { tenant_tokens: 32_768, session_tokens: 2048, rounds: 2000, us_per_round_p50: 12.3, us_per_round_p99: 45.6, tenant_index_mib: 21.5 },
+};
+
+describe("drafters report", () => {
+  it("lists every cell with its ratio and the suffix proposer's cost", () => {
+    const s = draftersSection(result);
+    expect(s.startsWith(DRAFTERS_START) && s.endsWith(DRAFTERS_END)).toBe(true);
+    expect(s).toContain("| copying | suffix matching, adaptive γ | 122.0 | 3.05× | 100 | 3.25 | 4.25 | 10 % | 0.012 | 6.50 |");
+    expect(s).toContain("| copying | autoregressive (pool generation) | 40.0 | 1.00× |");
+    expect(s).toContain("12.3 µs per round at the median, 45.6 µs at p99, with a tenant index of 32768 tokens (21.5 MiB)");
+    expect(draftersSection(result)).toBe(s);
+  });
+
+  it("replaces its own part only, or appends it", () => {
+    const doc = `# Benchmarks\n\nbefore\n\n${DRAFTERS_START}\nold\n${DRAFTERS_END}\n\nafter\n`;
+    const next = updateDraftersSection(doc, result);
+    expect(next.startsWith("# Benchmarks\n\nbefore\n\n")).toBe(true);
+    expect(next.endsWith("\n\nafter\n")).toBe(true);
+    expect(next).not.toContain("\nold\n");
+    expect(updateDraftersSection(next, result)).toBe(next);
+    expect(updateDraftersSection("# Benchmarks\n", result)).toBe(`# Benchmarks\n\n${draftersSection(result)}\n`);
+  });
+
+  it.runIf(existsSync("bench/results/drafters.json"))("the committed BENCHMARKS.md holds what the committed results JSON generates", async () => {
+    const r = JSON.parse(await readFile("bench/results/drafters.json", "utf8")) as DraftersResult;
+    expect(await readFile("BENCHMARKS.md", "utf8")).toContain(draftersSection(r));
+  });
+});

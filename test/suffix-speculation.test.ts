@@ -1,0 +1,235 @@
+// The suffix proposer and the hybrid end to end: SpeculativeDecoder drafting by suffix matching (or, per
+// round, by it or the draft model) against real verifier processes on loopback. Greedy output is
+// token-identical to target-only greedy decoding (100 prompts × 64 tokens, fixed and adaptive γ); a tenant's repeated request is drafted from its cached output and nearly
+// every draft is accepted, another tenant's is not; sampled output keeps the target's distribution through
+// the whole edge + verifier path (chi-square), and the same test catches a proposer that lies about q̃.
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
+import { loadBundle } from "../src/common/models/model-store.ts";
+import { loadDraftModel } from "../src/model-pair/draft-model.ts";
+import { targetDistribution } from "../src/common/sampling.ts";
+import { PoolClient } from "../src/pool/pool-client.ts";
+import type { Proposer } from "../src/speculative/proposer.ts";
+import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
+import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
+import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
+import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
+import { chiSquareTest } from "./harness/chi-square.ts";
+import { DEFAULT_PAIR_DIR, loadDefaultBundles, loadDefaultPair } from "./harness/default-pair.ts";
+import { reference, type ConformanceContext } from "./harness/openai-conformance.ts";
+import { startEdgeProcess, startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { SPANISH_PROMPTS_AND_SHORTER } from "./harness/prompts.ts";
+
+const TOKEN = "suffix-test-token-0123456789";
+const TOKENS = 64;
+
+let target: CausalLM;
+let draft: CausalLM;
+let prompts: number[][];
+let greedyReference: number[][];
+let verifier: ListeningProcess;
+let pool: PoolClient;
+
+beforeAll(async () => {
+  const { tok } = await loadDefaultBundles();
+  target = await loadTargetModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "target")));
+  draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
+  prompts = SPANISH_PROMPTS_AND_SHORTER.map((s) => tok.encode(s));
+  greedyReference = [];
+  for (const p of prompts) greedyReference.push(await target.greedy(p, TOKENS));
+  verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
+  pool = new PoolClient({ nodes: [verifier.url], token: TOKEN });
+});
+afterAll(async () => {
+  await verifier?.stop("SIGKILL");
+});
+
+let sessionNo = 0;
+async function decode(prompt: number[], proposer: Proposer, o: Partial<SpeculativeDecoderOptions> = {}) {
+  const d = new SpeculativeDecoder({ proposer, pool, maxTokens: TOKENS, gamma: 4, session: `sx${sessionNo++}`, ...o });
+  const tokens: number[] = [];
+  for await (const ev of d.run(prompt)) tokens.push(...ev.tokens);
+  expect(tokens).toEqual(d.output);
+  return { tokens, d };
+}
+
+async function concurrently<T>(items: T[], n: number, f: (x: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      for (let i = next++; i < items.length; i = next++) await f(items[i], i);
+    }),
+  );
+}
+
+const suffix = { maxOrder: 8, bytesPerTenant: 1 << 20, maxTenants: 4 };
+
+describe("greedy speculation with the suffix proposer and the hybrid is token-identical to target-only greedy", () => {
+  it.each([
+    ["suffix", 1],
+    ["suffix", 4],
+    ["suffix", 8],
+    ["suffix", "adaptive"],
+    ["hybrid", 4],
+    ["hybrid", "adaptive"],
+  ] as const)("100 prompts × 64 tokens, %s, γ = %s (one tenant: later prompts draft from earlier outputs)", async (kind, gamma) => {
+    const factory = new ProposerFactory({ kind, suffix, draft });
+    let drafted = 0;
+    await concurrently(prompts, 4, async (prompt, i) => {
+      const { tokens, d } = await decode(prompt, factory.create({ promptLength: prompt.length, tenant: "t" }), { gamma });
+      expect(tokens, `prompt ${i}`).toEqual(greedyReference[i]);
+      drafted += d.stats.drafted;
+    });
+    expect(drafted).toBeGreaterThan(0); // it did propose
+  });
+});
+
+describe("a tenant's cache of recent outputs", () => {
+  it("drafts a repeated request from the cached output (nearly all accepted); another tenant gets no such help", async () => {
+    const factory = new ProposerFactory({ kind: "suffix", suffix });
+    const chosen = prompts.slice(0, 8);
+    const create = (prompt: number[], tenant: string) => factory.create({ promptLength: prompt.length, tenant });
+    let [againRounds, otherRounds] = [0, 0];
+    for (const [i, prompt] of chosen.entries()) {
+      const first = await decode(prompt, create(prompt, "a"), { gamma: 8 });
+      const again = await decode(prompt, create(prompt, "a"), { gamma: 8 });
+      const other = await decode(prompt, create(prompt, "b"), { gamma: 8 });
+      expect(again.tokens, `prompt ${i}`).toEqual(first.tokens);
+      expect(other.tokens, `prompt ${i}`).toEqual(first.tokens);
+      const s = again.d.stats;
+      expect(s.accepted / s.drafted, `prompt ${i}`).toBeGreaterThan(0.9);
+      expect(s.rounds, `prompt ${i}`).toBeLessThan(TOKENS / 4);
+      againRounds += s.rounds;
+      otherRounds += other.d.stats.rounds;
+    }
+    // Tenant b drafts only from each prompt and its own output so far.
+    expect(otherRounds).toBeGreaterThan(1.5 * againRounds);
+  });
+});
+
+describe("sampling with the suffix proposer and the hybrid keeps the target's distribution", () => {
+  // Seeded trials through SpeculativeDecoder → PoolClient → verifier process on a tiny-vocabulary pair (8
+  // tokens): the first two tokens after a prompt whose repeats make the suffix proposer draft two tokens
+  // every time (one-hot q̃). Reference: target-only sampling p(a)·p(b|a) over all 64 pairs.
+  it("commits pairs distributed as target-only sampling (suffix, hybrid), and the test catches a proposer whose q̃ lies", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "alia-tiny-suffix-"));
+    const tiny = await writeSyntheticPairBundles({ outDir: dir, alpha: 0.6, vocabSize: 8, seed: 5, ort: ortNode });
+    const node = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
+    try {
+      const tinyTarget = await loadTargetModel(await loadBundle(tiny.targetDir));
+      const tinyPool = new PoolClient({ nodes: [node.url], token: TOKEN });
+      const prompt = [1, 6, 7, 2, 1, 6, 7, 2, 1, 6];
+      const params = { temperature: 2 };
+      const trials = 2000;
+      const tinyDraft = await loadDraftModel(await loadBundle(tiny.draftDir));
+      /** Counts of the first two committed tokens, drafted by `make`'s proposers. */
+      const sample = async (label: string, make: () => Proposer, gamma: number | "adaptive") => {
+        const counts = new Map<string, number>();
+        const drafters = new Set<string>();
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: 6 }, async () => {
+            for (let t = next++; t < trials; t = next++) {
+              const d = new SpeculativeDecoder({
+                proposer: make(),
+                pool: tinyPool,
+                maxTokens: 2,
+                gamma,
+                session: `tiny-${label}-${t}`,
+                sampling: { temperature: params.temperature, top_p: 1, top_k: 0, seed: 20_000 + t },
+                seeded: true,
+              });
+              const out: number[] = [];
+              for await (const ev of d.run(prompt)) out.push(...ev.tokens);
+              for (const [name, x] of Object.entries(d.stats.byProposer)) if (x.drafted) drafters.add(name);
+              counts.set(out.join(","), (counts.get(out.join(",")) ?? 0) + 1);
+            }
+          }),
+        );
+        return { counts, drafters };
+      };
+      const sampling = { temperature: params.temperature, top_p: 1, top_k: 0, seed: 1 };
+      const hybrid = () => new ProposerFactory({ kind: "hybrid", draft: tinyDraft, support: 8, suffix }).create({ promptLength: prompt.length, sampling, tenant: "" });
+      /** A suffix proposer whose q̃ claims `lie` instead of 1. */
+      const lying = (lie: number): Proposer => {
+        const honest = new SuffixProposer({ sampling: true });
+        return {
+          name: "lying",
+          aheadUsed: 0,
+          aheadDiscarded: 0,
+          get proposeMs() {
+            return honest.proposeMs;
+          },
+          propose: async (h, g) => {
+            const p = await honest.propose(h, g);
+            return { ...p, q: p.q?.map((q) => ({ ids: q.ids, probs: q.probs.map((x) => x * lie) })) };
+          },
+          observe: (h, token) => honest.observe(h, token),
+          reset: () => honest.reset(),
+        };
+      };
+      const row = async (ctx: number[]) => (await tinyTarget.forward(tinyTarget.newSequence(), ctx)).last();
+      const pa = targetDistribution(await row(prompt), params);
+      const keys: string[] = [];
+      const probs: number[] = [];
+      for (const [a, P] of pa.entries()) {
+        const pb = targetDistribution(await row([...prompt, a]), params);
+        for (const [b, Q] of pb.entries()) {
+          keys.push(`${a},${b}`);
+          probs.push(P * Q);
+        }
+      }
+      const test = (counts: Map<string, number>) =>
+        chiSquareTest(
+          keys.map((k) => counts.get(k) ?? 0),
+          probs,
+        );
+      const bySuffix = await sample("suffix", () => new SuffixProposer({ sampling: true }), 2);
+      expect([...bySuffix.drafters]).toEqual(["suffix"]);
+      const r = test(bySuffix.counts);
+      expect(r.pValue, `suffix: chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
+      // The hybrid, adaptive (nominal timings: a seeded request), choosing per round.
+      const byHybrid = await sample("hybrid", hybrid, "adaptive");
+      expect(byHybrid.drafters.size).toBeGreaterThan(0);
+      const h = test(byHybrid.counts);
+      expect(h.pValue, `hybrid: chi2 ${h.statistic.toFixed(1)} on ${h.dof} dof`).toBeGreaterThanOrEqual(0.001);
+      // q̃ claimed at 0.3 instead of 1: drafts accepted with min(1, p/0.3), far too often.
+      const wrong = test((await sample("lying", () => lying(0.3), 2)).counts);
+      expect(wrong.pValue, `lying: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
+    } finally {
+      await node.stop("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a Node edge drafting by suffix matching", () => {
+  it("starts without any draft bundle and answers as the target alone would", async () => {
+    const { tok } = await loadDefaultBundles();
+    const edge = await startEdgeProcess({ SPEC_PROPOSER: "suffix", DRAFT_BUNDLE: "no-such-draft-bundle" });
+    try {
+      expect(edge.output()).toContain("suffix drafting, no draft model");
+      const ready = (await (await fetch(`${edge.url}/readyz`)).json()) as { proposer: string; draft?: unknown };
+      expect(ready).toMatchObject({ proposer: "suffix" });
+      expect(ready.draft).toBeUndefined();
+      const models = (await (await fetch(`${edge.url}/v1/models`)).json()) as { data: { id: string; draft_bundle?: string }[] };
+      expect(models.data[0].draft_bundle).toBeUndefined();
+      const res = await fetch(`${edge.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: models.data[0].id, prompt: SPANISH_PROMPTS_AND_SHORTER[0], max_tokens: 32, temperature: 0 }),
+      });
+      const body = (await res.json()) as { choices: { text: string }[] };
+      expect(res.status).toBe(200);
+      const { served } = await loadDefaultPair();
+      const ref = await reference({ target, tok } as ConformanceContext, tok.encode(SPANISH_PROMPTS_AND_SHORTER[0]), 32, served.stopIds);
+      expect(body.choices[0].text).toBe(ref.text);
+    } finally {
+      await edge.stop();
+    }
+  });
+});
