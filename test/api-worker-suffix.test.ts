@@ -6,11 +6,14 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TARGET_FACTS } from "../src/model-pair/load-model-pair.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 import { openAiConformance, type ConformanceContext } from "./harness/openai-conformance.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { bundleObjects, startWorkerd, type WorkerdEdge } from "./harness/workerd.ts";
 
 const TOKEN = "worker-suffix-token-0123456789";
+// The API is open here (the conformance checks send no key); the bearer a client sends still names its
+// tenant, whose suffix cache no other tenant sees.
 const KEYS = ["suffix-key-a-0123456789", "suffix-key-b-0123456789"];
 
 let edge: WorkerdEdge;
@@ -22,12 +25,12 @@ beforeAll(async () => {
   verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
   edge = await startWorkerd({
     env: "suffix",
-    bindings: { TARGET_BUNDLE_PREFIX: "bundles/target/", POOL_NODES: verifier.url, POOL_TOKEN: TOKEN, API_KEYS: KEYS.join(",") },
+    bindings: { TARGET_BUNDLE_PREFIX: "bundles/target/", POOL_NODES: verifier.url, POOL_TOKEN: TOKEN },
     // The target's facts only: manifest, config and tokenizer. No draft bundle exists here.
     models: await bundleObjects(pair.targetDir, "bundles/target/", ["manifest.json", ...TARGET_FACTS]),
   });
   const { target, served, tok, modelId } = pair;
-  context = { client: new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: KEYS[0], maxRetries: 0, timeout: 60_000 }), url: edge.url, modelId, target, served, tok };
+  context = { client: new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 }), url: edge.url, modelId, target, served, tok };
 });
 
 afterAll(async () => {
@@ -38,30 +41,39 @@ afterAll(async () => {
 describe("the suffix-drafting Worker", () => {
   it("is a small bundle with no WASM and no model runtime, and says it drafts without a model", async () => {
     expect(edge.modules.filter((m) => m.endsWith(".wasm"))).toEqual([]);
-    expect(edge.bundleBytes).toBeLessThan(1.5 * 1024 * 1024);
+    expect(edge.bundleBytes).toBeLessThan(1024 * 1024);
     const ready = (await (await fetch(`${edge.url}/readyz`)).json()) as { proposer: string; draft?: unknown };
     expect(ready.proposer).toBe("suffix");
     expect(ready.draft).toBeUndefined();
   });
 
   it("drafts a key's repeated request from that key's cached output; another key's first request gets no such help", async () => {
-    const complete = async (key: string) => {
+    type Body = { choices: { text: string }[]; usage: { completion_tokens: number }; alia_speculation: { rounds: number; drafted_tokens: number; accepted_tokens: number } };
+    const complete = async (key: string, prompt: string) => {
       const res = await fetch(`${edge.url}/v1/completions`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-        body: JSON.stringify({ model: context.modelId, prompt: "Había una vez un rey que", max_tokens: 48, temperature: 0 }),
+        body: JSON.stringify({ model: context.modelId, prompt, max_tokens: 48, temperature: 0 }),
       });
       expect(res.status).toBe(200);
-      return (await res.json()) as { choices: { text: string }[]; alia_speculation: { rounds: number; drafted_tokens: number; accepted_tokens: number } };
+      return (await res.json()) as Body;
     };
-    const first = await complete(KEYS[0]);
-    const again = await complete(KEYS[0]);
-    const other = await complete(KEYS[1]);
-    expect(again.choices[0].text).toBe(first.choices[0].text);
-    expect(other.choices[0].text).toBe(first.choices[0].text);
+    // The prompt with the longest answer of the first few (the fixture ends many answers early).
+    let prompt = "";
+    let first: Body | undefined;
+    for (const p of SPANISH_PROMPTS.slice(0, 12)) {
+      const b = await complete(KEYS[0], p);
+      if (!first || b.usage.completion_tokens > first.usage.completion_tokens) [first, prompt] = [b, p];
+    }
+    const n = first!.usage.completion_tokens;
+    expect(n).toBeGreaterThanOrEqual(16);
+    const again = await complete(KEYS[0], prompt);
+    const other = await complete(KEYS[1], prompt);
+    expect(again.choices[0].text).toBe(first!.choices[0].text);
+    expect(other.choices[0].text).toBe(first!.choices[0].text);
     const s = again.alia_speculation;
-    expect(s.accepted_tokens).toBeGreaterThan(0.9 * s.drafted_tokens);
-    expect(s.accepted_tokens).toBeGreaterThan(24);
+    expect(s.accepted_tokens, JSON.stringify(s)).toBeGreaterThanOrEqual(0.4 * n);
+    expect(s.accepted_tokens).toBeGreaterThan(0.75 * s.drafted_tokens);
     expect(other.alia_speculation.accepted_tokens).toBeLessThan(s.accepted_tokens);
   });
 });

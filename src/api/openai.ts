@@ -147,7 +147,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const onGone = () => ctl.abort();
       clientGone.addEventListener("abort", onGone);
       const decoder = new SpeculativeDecoder({
-        proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, tenant: tenantOf(c) }),
+        proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, seeded: p.seeded, tenant: tenantOf(c) }),
         pool: deps.pool,
         maxTokens: p.maxTokens,
         stopIds: p.stopIds,

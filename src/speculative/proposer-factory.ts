@@ -25,6 +25,11 @@ export interface GenerationContext {
   sampling?: Sampling;
   /** Whose generation (an API key; "" where none is needed): suffix caches are never shared between tenants. */
   tenant: string;
+  /**
+   * Sampling with a caller-chosen seed: the same request must give the same text, so its proposals may
+   * depend on the request alone — the suffix proposer then neither reads nor feeds the tenant's cache.
+   */
+  seeded?: boolean;
 }
 
 export class ProposerFactory {
@@ -43,7 +48,8 @@ export class ProposerFactory {
   /** A proposer for one generation. */
   create(g: GenerationContext): Proposer {
     const s = g.sampling && g.sampling.temperature > 0 ? g.sampling : undefined;
-    const suffix = () => new SuffixProposer({ maxOrder: this.o.suffix?.maxOrder, promptLength: g.promptLength, tenant: this.tenants?.tenant(g.tenant), sampling: !!s });
+    const tenant = s && g.seeded ? undefined : this.tenants?.tenant(g.tenant);
+    const suffix = () => new SuffixProposer({ maxOrder: this.o.suffix?.maxOrder, promptLength: g.promptLength, tenant, sampling: !!s });
     const model = () => new ModelProposer(this.o.draft!, { sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed }, support: this.o.support });
     if (this.o.kind === "suffix") return suffix();
     if (this.o.kind === "hybrid") return new HybridProposer(suffix(), model());

@@ -35,6 +35,8 @@ export async function startWorkerd(o: { env?: string; bindings: Record<string, s
     const { workerOptions: w } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"), o.env);
     const emitted = await readdir(outdir);
     const modules = emitted.filter((f) => f.endsWith(".js") || f.endsWith(".wasm"));
+    const main = modules.find((f) => f.endsWith(".js"));
+    if (!main) throw new Error(`wrangler emitted no JavaScript module: ${emitted.join(", ")}`);
     let bundleBytes = 0;
     for (const f of modules) bundleBytes += (await stat(path.join(outdir, f))).size;
     const mf = new Miniflare({
@@ -42,7 +44,7 @@ export async function startWorkerd(o: { env?: string; bindings: Record<string, s
       port: 0,
       r2Persist: false,
       modulesRoot: outdir,
-      modules: [{ type: "ESModule", path: path.join(outdir, "worker.js") }, ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) }))],
+      modules: [{ type: "ESModule", path: path.join(outdir, main) }, ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) }))],
       compatibilityDate: w.compatibilityDate,
       compatibilityFlags: w.compatibilityFlags,
       r2Buckets: w.r2Buckets,
