@@ -126,6 +126,27 @@ describe("SessionGamma", () => {
     expect(s.choose(g)).toBe(0);
   });
 
+  it("generation is priced at the modelled pass only while its one measurement is the start-up's; later ones stand", () => {
+    // 32 sessions: the pass costs 25.9 ms for one token per row, 37.1 for five; rounds wait ~15 ms more.
+    const curve = Array.from({ length: 9 }, (_, i) => 25.9 + 2.8 * i);
+    const load: PoolLoad = { queue_depth: 0, sessions: 32, rows: 32, tokens: 32, pass_ms: curve[0], pass_ms_by_chunk: curve };
+    const session = () => {
+      const s = new SessionGamma({ gamma: "adaptive", maxGamma: 8 });
+      s.observeLoad(load);
+      for (let i = 0; i < 30; i++) s.observeProposalHit(i % 10 < 7); // α ≈ 0.7: speculation is marginal here
+      s.observeDraftStep(2);
+      s.observeRound(4, 2, curve[4] + 15, 32, load);
+      return s;
+    };
+    const first = session();
+    first.observeGeneration(80, 32); // a stampede of start-ups: bounded by the model's 25.9 ms
+    expect(first.choose(0)).toBe(0);
+    const later = session();
+    later.observeGeneration(80, 32);
+    later.observeGeneration(50); // tokens really take 50 ms under this load
+    expect(later.choose(0)).toBeGreaterThan(0);
+  });
+
   it("a slow drafter makes the latency objective generate even when every draft is accepted", () => {
     // 25 ms per drafted token against a 22 ms pool step: no γ gets ahead of the pool generating alone.
     expect(

@@ -17,6 +17,8 @@ export class SessionGamma {
   private readonly rtt = new RecentMin(16);
   private readonly verifyFit = new LinearFit(0.95);
   private readonly genPerToken = new Ewma(0.3);
+  /** The same from the second measurement on (the first is taken while every session starts at once). */
+  private readonly genSteady = new Ewma(0.3);
   /** The pool's latest cost report: the next pass's ms with every row at chunk 1, 2, …, and how many rows share it. */
   private passMsByChunk: readonly number[] | undefined;
   private passRows = 1;
@@ -105,8 +107,10 @@ export class SessionGamma {
       horizonTokens: s.generateChunk ?? 16,
       speculationScale: n ? 1 : this.realised.or(1),
       // A generating session's passes are back to back (its next pass is queued as its token leaves), so a
-      // token costs about a pass: the model's figure bounds a measurement taken amid a start-up stampede.
-      generateMs: n?.generateMs ?? (curve ? Math.min(this.genPerToken.or(Infinity), pass(0)) : this.genPerToken.or(v0)),
+      // token costs about a pass: the model's figure bounds the first measurement, taken amid a start-up
+      // stampede. Later ones stand as measured: under load a token also waits for the pass's own overhead
+      // (sending 32 streams' tokens), which the model leaves out and a round's price includes.
+      generateMs: n?.generateMs ?? (curve ? (this.genSteady.value ?? Math.min(this.genPerToken.or(Infinity), pass(0))) : this.genPerToken.or(v0)),
       generateGpuMs: curve ? pass(0) / this.passRows : undefined,
       maxGamma: this.maxGamma,
       minGamma: s.allowGenerate === false ? 1 : 0,
@@ -169,6 +173,7 @@ export class SessionGamma {
 
   /** Pool generation's cost per token, and the round trip seen at its start (start-up beyond the pool's own time). */
   observeGeneration(msPerToken: number, networkMs?: number): void {
+    if (this.genPerToken.value !== undefined) this.genSteady.observe(msPerToken);
     this.genPerToken.observe(msPerToken);
     if (networkMs !== undefined) this.rtt.observe(Math.max(0, networkMs));
   }
