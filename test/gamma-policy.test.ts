@@ -310,6 +310,23 @@ describe("chooseGamma", () => {
 });
 
 describe("AcceptanceEstimate", () => {
+  /** Without the warm-up: every observation weighs `weight` (the arithmetic below is the EWMA's). */
+  const ewma = (n: number) => new AcceptanceEstimate(n, 0.15, 0.6, Infinity);
+
+  it("warms up as a mean with the prior counted as priorWeight observations, then follows the EWMA", () => {
+    const e = new AcceptanceEstimate(3); // weight .15, prior .6 worth 4 observations
+    for (let i = 0; i < 4; i++) e.observeToken(true);
+    expect(e.alpha[0]).toBeCloseTo((4 * 0.6 + 4) / 8, 12); // .8 after four hits (the EWMA alone: .69)
+    const r = new AcceptanceEstimate(3);
+    r.observeRound(3, 3);
+    expect(r.alpha[0]).toBeCloseTo((4 * 0.6 + 1) / 5, 12);
+    r.observeRound(3, 3);
+    r.observeRound(3, 3); // 1/(3 + 4) < .15 from here: the EWMA's weight
+    const before = r.alpha[0];
+    r.observeRound(3, 3);
+    expect(r.alpha[0]).toBeCloseTo(before + 0.15 * (1 - before), 12);
+  });
+
   it("starts at the prior", () => {
     expect(new AcceptanceEstimate(4).alpha).toEqual([0.6, 0.6, 0.6, 0.6]);
     expect(new AcceptanceEstimate(3, 0.1, 0.2).alpha).toEqual([0.2, 0.2, 0.2]);
@@ -317,7 +334,7 @@ describe("AcceptanceEstimate", () => {
 
   it("observeRound(4, 2): α1, α2 up, α3 down, α4 untouched", () => {
     // weight .15, prior .6: up .6 + .15·(1 − .6) = .66; down .6 + .15·(0 − .6) = .51
-    const e = new AcceptanceEstimate(6);
+    const e = ewma(6);
     e.observeRound(4, 2);
     expect(e.alpha[0]).toBeCloseTo(0.66, 12);
     expect(e.alpha[1]).toBeCloseTo(0.66, 12);
@@ -333,21 +350,21 @@ describe("AcceptanceEstimate", () => {
   });
 
   it("accepted = 0 only moves α1 down", () => {
-    const e = new AcceptanceEstimate(4);
+    const e = ewma(4);
     e.observeRound(3, 0);
     expect(e.alpha[0]).toBeCloseTo(0.51, 12);
     expect(e.alpha.slice(1)).toEqual([0.6, 0.6, 0.6]);
   });
 
   it("accepted = γ moves all γ positions up and none beyond", () => {
-    const e = new AcceptanceEstimate(6);
+    const e = ewma(6);
     e.observeRound(3, 3);
     for (let i = 0; i < 3; i++) expect(e.alpha[i]).toBeCloseTo(0.66, 12);
     expect(e.alpha.slice(3)).toEqual([0.6, 0.6, 0.6]);
   });
 
   it("rounds longer than maxGamma update only the positions it tracks", () => {
-    const e = new AcceptanceEstimate(2);
+    const e = ewma(2);
     e.observeRound(5, 5);
     expect(e.alpha).toHaveLength(2);
     expect(e.alpha[0]).toBeCloseTo(0.66, 12);
@@ -358,7 +375,7 @@ describe("AcceptanceEstimate", () => {
   });
 
   it("throws RangeError on accepted > γ, negative or non-integer accepted, and leaves the estimate as is", () => {
-    const e = new AcceptanceEstimate(4);
+    const e = ewma(4);
     expect(() => e.observeRound(2, 3)).toThrow(RangeError);
     expect(() => e.observeRound(4, 1.5)).toThrow(RangeError);
     expect(() => e.observeRound(4, -1)).toThrow(RangeError);
@@ -368,13 +385,13 @@ describe("AcceptanceEstimate", () => {
 
   it("observeToken moves every position by weight/2 toward 1 or 0", () => {
     // agreed: .6 + .075·.4 = .63; then disagreed: .63 − .075·.63 = .58275
-    const e = new AcceptanceEstimate(5);
+    const e = ewma(5);
     e.observeToken(true);
     for (const a of e.alpha) expect(a).toBeCloseTo(0.63, 12);
     e.observeToken(false);
     for (const a of e.alpha) expect(a).toBeCloseTo(0.58275, 12);
     // from distinct values each moves on its own: [.66, .66, .51, .6] → ×(1 − .075) toward 0
-    const f = new AcceptanceEstimate(4);
+    const f = ewma(4);
     f.observeRound(4, 2);
     f.observeToken(false);
     expect(f.alpha[0]).toBeCloseTo(0.66 * 0.925, 12);

@@ -85,8 +85,8 @@ async function concurrently<T>(items: T[], n: number, f: (x: T, i: number) => Pr
 // machine and its load: on a loaded two-core machine most such runs never switch. The gpu objective
 // decides from acceptance alone: when the first chunk (4 tokens) has been generated, one γ = 8 round is
 // worth 1 + α + … + α⁸ tokens per target pass against pool generation's 1, and α cannot fall below
-// 0.6 · 0.925⁴ ≈ 0.44 by then (prior 0.6, at most 4 observations of weight 0.075), so that is ≥ 1.78,
-// past the 1.1 switching margin: every such run switches, whatever the timings. Each adaptive cell checks
+// 0.3 by then (prior 0.6 counted as 4 observations, at most 4 misses), so that is ≥ 1.43, past the 1.1
+// switching margin: every such run switches, whatever the timings. Each adaptive cell checks
 // that switch, and token identity across it, on its first prompts.
 const SWITCH_PROMPTS = 8;
 

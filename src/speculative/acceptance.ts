@@ -48,18 +48,31 @@ export class RecentMin {
  */
 export class AcceptanceEstimate {
   readonly alpha: number[];
+  /** Observations per position so far. */
+  private readonly seen: number[];
+  /**
+   * `weight`: the exponential weight once warmed up; before that each position averages its observations
+   * with the prior counted as `priorWeight` observations, so a session's first tokens move it quickly.
+   */
   constructor(
     maxGamma: number,
     private readonly weight = 0.15,
     prior = 0.6,
+    private readonly priorWeight = 4,
   ) {
     this.alpha = new Array(maxGamma).fill(prior);
+    this.seen = new Array(maxGamma).fill(0);
+  }
+
+  private update(i: number, x: number, weight: number): void {
+    this.seen[i]++;
+    this.alpha[i] += Math.max(weight, 1 / (this.seen[i] + this.priorWeight)) * (x - this.alpha[i]);
   }
 
   observeRound(gamma: number, accepted: number): void {
     if (!(Number.isInteger(accepted) && accepted >= 0 && accepted <= gamma)) throw new RangeError(`accepted ${accepted} of γ = ${gamma}`);
     const tested = Math.min(accepted + 1, gamma, this.alpha.length);
-    for (let i = 0; i < tested; i++) this.alpha[i] += this.weight * ((i < accepted ? 1 : 0) - this.alpha[i]);
+    for (let i = 0; i < tested; i++) this.update(i, i < accepted ? 1 : 0, this.weight);
   }
 
   /**
@@ -67,7 +80,7 @@ export class AcceptanceEstimate {
    * token?). Lacking a chain, it moves every position alike.
    */
   observeToken(agreed: boolean): void {
-    for (let i = 0; i < this.alpha.length; i++) this.alpha[i] += (this.weight / 2) * ((agreed ? 1 : 0) - this.alpha[i]);
+    for (let i = 0; i < this.alpha.length; i++) this.update(i, agreed ? 1 : 0, this.weight / 2);
   }
 }
 
