@@ -6,6 +6,7 @@ import { configDefaults, defineConfig } from "vitest/config";
 // run in parallel, as none of them shares state with another.
 const UNIT = [
   "test/bench-report.test.ts",
+  "test/chrf.test.ts",
   "test/bpe.test.ts",
   "test/config.test.ts",
   "test/decode-stats.test.ts",
