@@ -133,16 +133,34 @@ describe("EdgeMetrics", () => {
     expect(text).toContain("alia_edge_generations_in_flight 2\n");
     m.recordGeneration({ proposer: "model", rounds: 3, drafted: 12, accepted: 9, poolGeneratedTokens: 2, targetPasses: 5, promptTokens: 7, completionTokens: 14, finishReason: "length" });
     m.recordGeneration({ proposer: "suffix", rounds: 1, drafted: 4, accepted: 4, poolGeneratedTokens: 0, targetPasses: 1, promptTokens: 3, completionTokens: 5, cancelled: true });
+    // A hybrid generation: its rounds count under the drafter of each, the generation under "hybrid".
+    m.recordGeneration({
+      proposer: "hybrid",
+      rounds: 3,
+      drafted: 14,
+      accepted: 11,
+      byProposer: { suffix: { rounds: 2, drafted: 12, accepted: 10 }, model: { rounds: 1, drafted: 2, accepted: 1 } },
+      poolGeneratedTokens: 1,
+      targetPasses: 4,
+      promptTokens: 0,
+      completionTokens: 0,
+      finishReason: "stop",
+    });
     m.requestStarted();
     m.requestFinished("/v1/completions", "POST", 200, 0.3);
     running = 0;
     pool.counters.failovers = 9;
     text = m.render();
     for (const line of [
-      'alia_edge_rounds_total{proposer="model"} 3',
-      'alia_edge_rounds_total{proposer="suffix"} 1',
-      'alia_edge_drafted_tokens_total{proposer="model"} 12',
-      'alia_edge_accepted_tokens_total{proposer="model"} 9',
+      'alia_edge_rounds_total{proposer="model"} 4',
+      'alia_edge_rounds_total{proposer="suffix"} 3',
+      'alia_edge_rounds_total{proposer="hybrid"} 0',
+      'alia_edge_drafted_tokens_total{proposer="model"} 14',
+      'alia_edge_drafted_tokens_total{proposer="suffix"} 16',
+      'alia_edge_accepted_tokens_total{proposer="model"} 10',
+      'alia_edge_accepted_tokens_total{proposer="suffix"} 14',
+      'alia_edge_pool_generated_tokens_total{proposer="hybrid"} 1',
+      'alia_edge_generations_total{proposer="hybrid",finish_reason="stop"} 1',
       'alia_edge_pool_generated_tokens_total{proposer="model"} 2',
       'alia_edge_target_passes_total{proposer="model"} 5',
       "alia_edge_prompt_tokens_total 10",
