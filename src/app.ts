@@ -11,8 +11,7 @@ import type { Config } from "./config.ts";
 import { poolClientFromConfig } from "./pool/pool-client.ts";
 import type { CacheTier } from "./translate/cache-tiers/cache-tier.ts";
 import { Translator } from "./translate/translator.ts";
-import { ProposerFactory } from "./speculative/proposer-factory.ts";
-import { speculationSettingsFromConfig } from "./speculative/settings.ts";
+import { proposerFactoryFromConfig, speculationSettingsFromConfig } from "./speculative/settings.ts";
 import { requireBearer } from "./common/bearer-auth.ts";
 import { errorBody } from "./common/errors.ts";
 import { generationFromStats } from "./observability/edge-metrics.ts";
@@ -83,12 +82,7 @@ export function createApp(deps: AppDeps): Hono {
 export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[]): Hono {
   const pool = poolClientFromConfig(config);
   const speculation = speculationSettingsFromConfig(config);
-  const proposers = new ProposerFactory({
-    kind: config.SPEC_PROPOSER,
-    draft: model.draft,
-    support: config.SPEC_Q_SUPPORT,
-    suffix: { maxOrder: config.SPEC_SUFFIX_MAX_ORDER, bytesPerTenant: config.SPEC_SUFFIX_TENANT_BYTES, maxTenants: config.SPEC_SUFFIX_TENANTS },
-  });
+  const proposers = proposerFactoryFromConfig(config, model.draft);
   return createApp({
     model,
     pool,

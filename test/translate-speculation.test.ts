@@ -5,12 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigSchema, loadConfig } from "../src/config.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { DecodeStats } from "../src/speculative/decode-stats.ts";
-import { speculationSettingsFromConfig } from "../src/speculative/settings.ts";
+import { proposerFactoryFromConfig, speculationSettingsFromConfig } from "../src/speculative/settings.ts";
 import type { TargetVerifier } from "../src/speculative/target-verifier.ts";
 import { Translator } from "../src/translate/translator.ts";
 import { loadDefaultPair, type DefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
-import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TEXT = "La vida es bella. El amor es ciego. Quien mucho abarca poco aprieta.";
@@ -34,7 +33,7 @@ async function translateWith(env: Record<string, string>, promptTemplate?: strin
     pool: new PoolClient({ nodes: config.POOL_NODES }),
     tiers: [],
     speculation: speculationSettingsFromConfig(config),
-    proposers: new ProposerFactory({ kind: "model", draft: pair.served.draft }),
+    proposers: proposerFactoryFromConfig(config, pair.served.draft),
     onGeneration: (s) => stats.push(s),
     promptTemplate,
   });
@@ -47,16 +46,30 @@ async function translateWith(env: Record<string, string>, promptTemplate?: strin
 const drafted = (stats: DecodeStats[]) => stats.flatMap((s) => s.roundLog.map((r) => r.gamma));
 
 describe("translation honours the SPEC_* settings", () => {
-  it("passes every SPEC_* variable into the speculation settings", () => {
-    const base = speculationSettingsFromConfig(loadConfig({}));
-    const changed: Record<string, string> = { SPEC_GAMMA: "2", SPEC_MAX_GAMMA: "3", SPEC_OBJECTIVE: "gpu", SPEC_PROACTIVE: "true", SPEC_Q_SUPPORT: "5" };
+  it("passes every SPEC_* variable into the speculation settings or the proposer factory", () => {
+    const settings = (env: Record<string, string>) => {
+      const c = loadConfig(env);
+      return { speculation: speculationSettingsFromConfig(c), proposers: proposerFactoryFromConfig(c, pair.served.draft).o };
+    };
+    const base = settings({});
+    const changed: Record<string, string> = {
+      SPEC_GAMMA: "2",
+      SPEC_MAX_GAMMA: "3",
+      SPEC_OBJECTIVE: "gpu",
+      SPEC_PROACTIVE: "true",
+      SPEC_Q_SUPPORT: "5",
+      SPEC_PROPOSER: "hybrid",
+      SPEC_SUFFIX_MAX_ORDER: "4",
+      SPEC_SUFFIX_TENANT_BYTES: "1024",
+      SPEC_SUFFIX_TENANTS: "2",
+    };
     // A new SPEC_* variable must be listed here, and so must reach the settings.
     expect(
       Object.keys(ConfigSchema.shape)
         .filter((k) => k.startsWith("SPEC_"))
         .sort(),
     ).toEqual(Object.keys(changed).sort());
-    for (const [k, v] of Object.entries(changed)) expect(speculationSettingsFromConfig(loadConfig({ [k]: v })), k).not.toEqual(base);
+    for (const [k, v] of Object.entries(changed)) expect(settings({ [k]: v }), k).not.toEqual(base);
   });
 
   it("SPEC_GAMMA fixed: every round drafts that many (fewer only when the budget ends)", async () => {
@@ -105,8 +118,9 @@ describe("translation honours the SPEC_* settings", () => {
     const run = async (env: Record<string, string>) => {
       roundSizes.length = 0;
       const stats: DecodeStats[] = [];
-      const speculation = speculationSettingsFromConfig(loadConfig(env));
-      await new Translator({ model: pair.served, pool: endless, tiers: [], speculation, proposers: new ProposerFactory({ kind: "model", draft: pair.served.draft }), onGeneration: (s) => stats.push(s) }).translate(
+      const config = loadConfig(env);
+      const speculation = speculationSettingsFromConfig(config);
+      await new Translator({ model: pair.served, pool: endless, tiers: [], speculation, proposers: proposerFactoryFromConfig(config, pair.served.draft), onGeneration: (s) => stats.push(s) }).translate(
         "Quien mucho abarca poco aprieta.",
         "es",
         "ca",

@@ -1,7 +1,9 @@
 // How the edge speculates, as one object built once from the configuration and used by every caller of
-// the decoder (chat/completions and translation alike).
+// the decoder (chat/completions and translation alike), and who drafts (the proposer factory).
 import type { Config } from "../config.ts";
+import type { CausalLM } from "../common/models/causal-lm.ts";
 import type { GammaObjective } from "./gamma-policy.ts";
+import { ProposerFactory } from "./proposer-factory.ts";
 
 /** Timings the γ policy assumes when it must not depend on the clock (seeded sampling repeats its text). */
 export interface NominalTimings {
@@ -28,6 +30,19 @@ export interface SpeculationSettings {
   /** Tokens the pool generates before the policy is asked again (γ = 0; default 16). */
   generateChunk?: number;
   nominal?: NominalTimings;
+}
+
+/** Who drafts, from the configuration (SPEC_PROPOSER, SPEC_SUFFIX_*); `draft`: the loaded draft model, if any. */
+export function proposerFactoryFromConfig(
+  c: Pick<Config, "SPEC_PROPOSER" | "SPEC_Q_SUPPORT" | "SPEC_SUFFIX_MAX_ORDER" | "SPEC_SUFFIX_TENANT_BYTES" | "SPEC_SUFFIX_TENANTS">,
+  draft: CausalLM | undefined,
+): ProposerFactory {
+  return new ProposerFactory({
+    kind: c.SPEC_PROPOSER,
+    draft,
+    support: c.SPEC_Q_SUPPORT,
+    suffix: { maxOrder: c.SPEC_SUFFIX_MAX_ORDER, bytesPerTenant: c.SPEC_SUFFIX_TENANT_BYTES, maxTenants: c.SPEC_SUFFIX_TENANTS },
+  });
 }
 
 export function speculationSettingsFromConfig(c: Pick<Config, "SPEC_GAMMA" | "SPEC_MAX_GAMMA" | "SPEC_OBJECTIVE" | "SPEC_PROACTIVE" | "SPEC_Q_SUPPORT">): SpeculationSettings {
