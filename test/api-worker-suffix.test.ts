@@ -25,7 +25,9 @@ beforeAll(async () => {
   verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
   edge = await startWorkerd({
     env: "suffix",
-    bindings: { TARGET_BUNDLE_PREFIX: "bundles/target/", POOL_NODES: verifier.url, POOL_TOKEN: TOKEN },
+    // A fixed γ: on loopback the fixture generates a token in about a millisecond, less than a round trip,
+    // so the adaptive policy rightly prefers pool generation here, whatever the proposals.
+    bindings: { TARGET_BUNDLE_PREFIX: "bundles/target/", POOL_NODES: verifier.url, POOL_TOKEN: TOKEN, SPEC_GAMMA: "8" },
     // The target's facts only: manifest, config and tokenizer. No draft bundle exists here.
     models: await bundleObjects(pair.targetDir, "bundles/target/", ["manifest.json", ...TARGET_FACTS]),
   });

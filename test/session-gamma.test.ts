@@ -147,6 +147,25 @@ describe("SessionGamma", () => {
     expect(later.choose(0)).toBeGreaterThan(0);
   });
 
+  it("a re-opening round's prefill and connection set-up do not price the rounds after it", () => {
+    const session = () => {
+      const s = new SessionGamma({ gamma: "adaptive", maxGamma: 8 });
+      s.observeGeneration(22, 5);
+      for (let i = 0; i < 20; i++) s.observeProposalHit(true);
+      s.observeDraftStep(0.2);
+      return s;
+    };
+    const reopened = session();
+    reopened.observeRound(8, 8, 400, undefined, queue(0)); // the history's prefill: 400 ms, once
+    const fresh = session();
+    expect(reopened.choose(8)).toBe(fresh.choose(8));
+    expect(reopened.choose(8)).toBeGreaterThan(0);
+    // The same server time in an ordinary round does count.
+    const slow = session();
+    for (let i = 0; i < 5; i++) slow.observeRound(8, 8, 400, 5, queue(0));
+    expect(slow.choose(8)).toBe(0);
+  });
+
   it("a slow drafter makes the latency objective generate even when every draft is accepted", () => {
     // 25 ms per drafted token against a 22 ms pool step: no γ gets ahead of the pool generating alone.
     expect(

@@ -142,14 +142,18 @@ export class SessionGamma {
 
   /**
    * A verify round: γ drafts, `accepted` of them, server time, network time (undefined for a re-opening
-   * round, whose request carries the whole history and may open a connection), the pool's load report, and
-   * whether the drafts were a peeked proposal.
+   * round, whose request carries the whole history and may open a connection: its times are left out), the
+   * pool's load report, and whether the drafts were a peeked proposal.
    */
   observeRound(gamma: number, accepted: number, serverMs: number, networkMs: number | undefined, load: PoolLoad, peeked = false): void {
-    if (networkMs !== undefined) this.roundNetwork.observe(networkMs);
-    this.verifyFit.observe(gamma, serverMs);
-    const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];
-    if (predicted !== undefined) this.beyondPass.observe(Math.max(0, serverMs - predicted));
+    // A re-opening round's times are a switch's: its network time may include a new connection, its server
+    // time the prefill of the whole history. Neither is what the next round will cost.
+    if (networkMs !== undefined) {
+      this.roundNetwork.observe(networkMs);
+      this.verifyFit.observe(gamma, serverMs);
+      const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];
+      if (predicted !== undefined) this.beyondPass.observe(Math.max(0, serverMs - predicted));
+    }
     this.observeLoad(load);
     // The measured acceptance prices fresh drafts; a peeked proposal carried its own odds.
     if (gamma > 0 && !peeked) this.acceptance.observeRound(gamma, accepted);
