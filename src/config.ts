@@ -70,7 +70,7 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
   TRANSLATE_S3_PREFIX: z.string().default("translations/").describe("Key prefix of cached sentences in TRANSLATE_S3_BUCKET"),
   SPEC_PROPOSER: z
     .enum(PROPOSER_KINDS)
-    .default("model")
+    .default("hybrid")
     .describe(
       "Who drafts: `model` (the draft bundle's model), `suffix` (no model: matches the prompt, the output so far and the API key's recent outputs; the draft bundle is not loaded) or `hybrid` (per round, whichever of the two is expected to commit more per unit of time)",
     ),

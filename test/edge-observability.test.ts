@@ -81,7 +81,8 @@ function sseData(body: string): string[] {
 
 beforeAll(async () => {
   // A fixed γ so that the requests speculate (the adaptive policy may let the pool generate short outputs).
-  edge = await startEdgeProcess({ API_KEYS: API_KEY, METRICS_TOKEN, SPEC_GAMMA: "4" });
+  // The draft model alone: every round's series carries its label (the hybrid's split is unit-tested).
+  edge = await startEdgeProcess({ API_KEYS: API_KEY, METRICS_TOKEN, SPEC_GAMMA: "4", SPEC_PROPOSER: "model" });
   ({ url, output } = edge);
   modelId = ((await (await fetch(`${url}/v1/models`, { headers: auth() })).json()) as { data: { id: string }[] }).data[0].id;
 });
