@@ -310,7 +310,7 @@ describe("edge request logs and /metrics (Node process)", () => {
       expect(m.get("alia_edge_pool_failovers_total")).toBeGreaterThanOrEqual(1);
       expect(m.get('alia_edge_requests_total{route="/v1/completions",method="POST",status="503"}')).toBe(1);
       expect(m.get('alia_edge_requests_total{route="/v1/models",method="GET",status="401"}')).toBe(1);
-      expect(m.get('alia_edge_generations_total{proposer="model",finish_reason="error"}')).toBe(1);
+      expect(m.get('alia_edge_generations_total{proposer="hybrid",finish_reason="error"}')).toBe(1); // the default proposer
       expect(logLines(dead.output()).filter((l) => l.msg === "request")).toEqual([]);
     } finally {
       await dead.stop("SIGKILL");

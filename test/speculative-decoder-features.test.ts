@@ -13,10 +13,9 @@ import { loadBundle } from "../src/common/models/model-store.ts";
 import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { Sampling } from "../src/common/protocol.ts";
-import { targetDistribution } from "../src/common/sampling.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
-import { chiSquareTest } from "./harness/chi-square.ts";
+import { chiSquareTest, firstTwoTokens } from "./harness/chi-square.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { SPANISH_PROMPTS } from "./harness/prompts.ts";
@@ -189,16 +188,7 @@ describe("SpeculativeDecoder: sampling", () => {
         }),
       );
       const row = async (ctx: number[]) => (await tinyTarget.forward(tinyTarget.newSequence(), ctx)).last();
-      const pa = targetDistribution(await row(prompt), params);
-      const keys: string[] = [];
-      const probs: number[] = [];
-      for (const [a, P] of pa.entries()) {
-        const pb = targetDistribution(await row([...prompt, a]), params);
-        for (const [b, Q] of pb.entries()) {
-          keys.push(`${a},${b}`);
-          probs.push(P * Q);
-        }
-      }
+      const { keys, probs } = await firstTwoTokens(row, prompt, params);
       expect([...counts.keys()].every((k) => keys.includes(k))).toBe(true);
       const r = chiSquareTest(
         keys.map((k) => counts.get(k) ?? 0),

@@ -17,6 +17,7 @@ import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundle
 import { DEFAULT_PAIR_DIR, loadDefaultBundles } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { SPANISH_PROMPTS_AND_SHORTER } from "./harness/prompts.ts";
+import { concurrently } from "./harness/concurrently.ts";
 
 const TOKEN = "decoder-test-token-0123456789";
 const TOKENS = 64;
@@ -68,16 +69,6 @@ async function decode(pair: Pair, prompt: number[], o: Partial<SpeculativeDecode
   for await (const ev of d.run(prompt)) tokens.push(...ev.tokens);
   expect(tokens).toEqual(d.output);
   return { tokens, d };
-}
-
-/** Runs `f` over items with `n` in flight (concurrent sessions share the verifier's batches). */
-async function concurrently<T>(items: T[], n: number, f: (x: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      for (let i = next++; i < items.length; i = next++) await f(items[i], i);
-    }),
-  );
 }
 
 // Adaptive γ on a greedy request decides from measured timings (nominal timings serve seeded sampling

@@ -11,18 +11,18 @@ import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { loadBundle } from "../src/common/models/model-store.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
-import { targetDistribution } from "../src/common/sampling.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { Proposer } from "../src/speculative/proposer.ts";
 import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
 import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
-import { chiSquareTest } from "./harness/chi-square.ts";
+import { chiSquareTest, firstTwoTokens } from "./harness/chi-square.ts";
 import { DEFAULT_PAIR_DIR, loadDefaultBundles, loadDefaultPair } from "./harness/default-pair.ts";
 import { reference, type ConformanceContext } from "./harness/openai-conformance.ts";
 import { startEdgeProcess, startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { SPANISH_PROMPTS_AND_SHORTER } from "./harness/prompts.ts";
+import { concurrently } from "./harness/concurrently.ts";
 
 const TOKEN = "suffix-test-token-0123456789";
 const TOKENS = 64;
@@ -55,15 +55,6 @@ async function decode(prompt: number[], proposer: Proposer, o: Partial<Speculati
   for await (const ev of d.run(prompt)) tokens.push(...ev.tokens);
   expect(tokens).toEqual(d.output);
   return { tokens, d };
-}
-
-async function concurrently<T>(items: T[], n: number, f: (x: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      for (let i = next++; i < items.length; i = next++) await f(items[i], i);
-    }),
-  );
 }
 
 const suffix = { maxOrder: 8, bytesPerTenant: 1 << 20, maxTenants: 4 };
@@ -177,16 +168,7 @@ describe("sampling with the suffix proposer and the hybrid keeps the target's di
         };
       };
       const row = async (ctx: number[]) => (await tinyTarget.forward(tinyTarget.newSequence(), ctx)).last();
-      const pa = targetDistribution(await row(prompt), params);
-      const keys: string[] = [];
-      const probs: number[] = [];
-      for (const [a, P] of pa.entries()) {
-        const pb = targetDistribution(await row([...prompt, a]), params);
-        for (const [b, Q] of pb.entries()) {
-          keys.push(`${a},${b}`);
-          probs.push(P * Q);
-        }
-      }
+      const { keys, probs } = await firstTwoTokens(row, prompt, params);
       const test = (counts: Map<string, number>) =>
         chiSquareTest(
           keys.map((k) => counts.get(k) ?? 0),

@@ -58,7 +58,7 @@ describe("translation honours the SPEC_* settings", () => {
       SPEC_OBJECTIVE: "gpu",
       SPEC_PROACTIVE: "true",
       SPEC_Q_SUPPORT: "5",
-      SPEC_PROPOSER: "hybrid",
+      SPEC_PROPOSER: "suffix",
       SPEC_SUFFIX_MAX_ORDER: "4",
       SPEC_SUFFIX_TENANT_BYTES: "1024",
       SPEC_SUFFIX_TENANTS: "2",

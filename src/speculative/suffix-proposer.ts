@@ -80,7 +80,7 @@ export class SuffixProposer implements Proposer {
   readonly aheadUsed = 0;
   readonly aheadDiscarded = 0;
   private readonly maxOrder: number;
-  private readonly session: SuffixIndex;
+  private session: SuffixIndex;
   private readonly calibration: SuffixCalibration;
   /** The history indexed so far. */
   private history: number[] = [];
@@ -109,6 +109,7 @@ export class SuffixProposer implements Proposer {
   async reset(): Promise<void> {
     const out = this.history.slice(this.o.promptLength ?? this.history.length);
     this.o.tenant?.addOutput(out);
+    this.session = new SuffixIndex(this.maxOrder);
     this.history = [];
     this.pending = undefined;
   }

@@ -1,5 +1,7 @@
 // Goodness-of-fit statistics for the losslessness checks (tests and benchmarks): Pearson's chi-square
-// against exact expected probabilities, its p-value, and total-variation distance. Pure.
+// against exact expected probabilities, its p-value, and total-variation distance — and the exact
+// distribution of a target's first two sampled tokens that the end-to-end checks compare against.
+import { targetDistribution, type SamplingParams } from "../../src/common/sampling.ts";
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7; ~15 significant digits). */
 export function lnGamma(x: number): number {
@@ -88,4 +90,22 @@ export function chiSquareTest(observed: readonly number[], probs: readonly numbe
 export function totalVariation(observed: readonly number[], probs: readonly number[]): number {
   const n = observed.reduce((s, x) => s + x, 0);
   return 0.5 * observed.reduce((s, o, i) => s + Math.abs(o / n - probs[i]), 0);
+}
+
+/**
+ * Target-only sampling's distribution of the first two tokens after `prompt`: "a,b" → p(a)·p(b | a), every
+ * pair of the vocabulary (`row` gives the target's logits after a context).
+ */
+export async function firstTwoTokens(row: (context: number[]) => Promise<ArrayLike<number>>, prompt: number[], params: SamplingParams): Promise<{ keys: string[]; probs: number[] }> {
+  const keys: string[] = [];
+  const probs: number[] = [];
+  const pa = targetDistribution(await row(prompt), params);
+  for (const [a, P] of pa.entries()) {
+    const pb = targetDistribution(await row([...prompt, a]), params);
+    for (const [b, Q] of pb.entries()) {
+      keys.push(`${a},${b}`);
+      probs.push(P * Q);
+    }
+  }
+  return { keys, probs };
 }
