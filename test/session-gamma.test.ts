@@ -109,7 +109,7 @@ describe("SessionGamma", () => {
     expect(withCurve("latency", true, 64, steep).choose(4)).toBeLessThan(withCurve("latency", true, 64, memoryBound).choose(4));
   });
 
-  it("rounds slower than the model predicts pull the policy back to generation", () => {
+  it("a round's edge time beyond drafting and the verify call pulls the policy back to generation", () => {
     const s = withCurve(
       "latency",
       false,
@@ -118,12 +118,26 @@ describe("SessionGamma", () => {
     );
     const g = s.choose(0);
     expect(g).toBeGreaterThan(0);
-    // Each round really took 10× what the model said (a loaded edge): speculation no longer pays.
+    // Each round also waits 400 ms at the edge (a loaded event loop): speculation no longer pays.
     for (let i = 0; i < 10; i++) {
       s.choose(g);
-      s.observeRoundTime(10 * (0.5 * g + 20 + 24));
+      s.observeEdgeTime(400);
     }
     expect(s.choose(g)).toBe(0);
+  });
+
+  it("a switch must pay back within the tokens the generation has left", () => {
+    let remaining = 64;
+    const s = new SessionGamma({ gamma: "adaptive", maxGamma: 8 }, false, undefined, () => remaining);
+    s.observeGeneration(25, 20);
+    s.observeGeneration(25);
+    s.observeDraftStep(1);
+    for (let i = 0; i < 20; i++) s.observeProposalHit(i % 10 < 8); // α ≈ 0.8: rounds of ~60 ms commit ~3.4 tokens
+    // ~8 ms saved per token against a switch of a round trip and a pass (~45 ms): worth it over 16 tokens…
+    expect(s.choose(0)).toBeGreaterThan(0);
+    // …not over the last 3.
+    remaining = 3;
+    expect(s.choose(0)).toBe(0);
   });
 
   it("generation is priced at the modelled pass only while its one measurement is the start-up's; later ones stand", () => {

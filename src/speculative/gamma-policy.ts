@@ -47,11 +47,6 @@ export interface GammaPolicyInput {
    */
   switchCostMs?: number;
   horizonTokens?: number;
-  /**
-   * Latency objective: predicted over realised time of the session's recent rounds (default 1). The round
-   * model leaves out what a loaded edge or pool adds to each round; measured, it scales every γ's rate.
-   */
-  speculationScale?: number;
 }
 
 export interface GammaChoice {
@@ -84,7 +79,7 @@ function allAccepted(alpha: readonly number[], gamma: number): number {
 export function speculationRate(i: GammaPolicyInput, gamma: number): number {
   const tau = expectedTokens(i.alpha, gamma);
   if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / (i.gpuMs ?? i.verifyMs)(gamma);
-  return ((i.speculationScale ?? 1) * 1000 * tau) / roundMs(i, gamma);
+  return (1000 * tau) / roundMs(i, gamma);
 }
 
 /** Expected wall time of a round of γ ≥ 1 drafts: drafting (less what proactive drafting hides), RTT, verify. */

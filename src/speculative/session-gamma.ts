@@ -4,7 +4,7 @@
 // decoder.
 import type { PoolLoad } from "../common/protocol.ts";
 import { AcceptanceEstimate, Ewma, LinearFit, RecentMin } from "./acceptance.ts";
-import { chooseGamma, roundMs, type GammaPolicyInput } from "./gamma-policy.ts";
+import { chooseGamma, type GammaPolicyInput } from "./gamma-policy.ts";
 import { DEFAULT_NOMINAL, type NominalTimings, type SpeculationSettings } from "./settings.ts";
 
 export class SessionGamma {
@@ -24,18 +24,19 @@ export class SessionGamma {
   private passRows = 1;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
   private readonly beyondPass = new Ewma(0.2);
-  /** Predicted over realised time of recent rounds, and the prediction for the round under way. */
-  private readonly realised = new Ewma(0.3);
-  private predictedRoundMs: number | undefined;
+  /** The edge's own time per round beyond drafting and the verify call (committing, event-loop lag). */
+  private readonly edgeOverhead = new Ewma(0.2);
 
   /**
    * `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time).
    * `poolRoundTripMs`: the pool client's recent minimum round trip over all sessions, if it knows one.
+   * `remainingTokens`: how many tokens the generation may still emit (a switch pays back over them only).
    */
   constructor(
     private readonly s: SpeculationSettings,
     private readonly nominalOnly = false,
     private readonly poolRoundTripMs: () => number | undefined = () => undefined,
+    private readonly remainingTokens: () => number = () => Infinity,
   ) {
     this.maxGamma = s.maxGamma ?? 8;
     if (s.gamma !== "adaptive" && !(Number.isInteger(s.gamma) && s.gamma >= 0 && s.gamma <= this.maxGamma)) throw new RangeError(`γ must be "adaptive" or an integer 0…${this.maxGamma}, got ${s.gamma}`);
@@ -82,7 +83,6 @@ export class SessionGamma {
       consider({ ...base, alpha: Array.from({ length: maxGamma }, (_, k) => confidence[k] ?? 0), draftMs: 0, maxGamma }, true);
     }
     if (canDraft && draftKnown) consider(base, false);
-    this.predictedRoundMs = best.gamma > 0 ? roundMs(best.input, best.gamma) : undefined;
     return { gamma: best.gamma, peeked: best.peeked };
   }
 
@@ -93,7 +93,8 @@ export class SessionGamma {
     const pass = (g: number) => curve![Math.min(g, curve!.length - 1)];
     const v0 = n?.verifyMs ?? (curve ? pass(0) + this.beyondPass.or(0) : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
     const verifyMs = (g: number) => (n ? n.verifyMs : curve ? pass(g) + this.beyondPass.or(0) : (this.verifyFit.predict(g) ?? v0));
-    const rttMs = n?.rttMs ?? this.roundTripMs();
+    // Each part of a round is measured once: a slow round moves one estimate, not a part and a scale.
+    const rttMs = n?.rttMs ?? this.roundTripMs() + this.edgeOverhead.or(0);
     // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
     const gpuMs = curve ? (g: number) => pass(g) / this.passRows : verifyMs;
     return {
@@ -104,8 +105,7 @@ export class SessionGamma {
       gpuMs,
       // A switch costs a round trip and a pass: a stream's start-up, or the re-opening round.
       switchCostMs: s.objective === "gpu" ? gpuMs(0) : rttMs + verifyMs(0),
-      horizonTokens: s.generateChunk ?? 16,
-      speculationScale: n ? 1 : this.realised.or(1),
+      horizonTokens: Math.min(s.generateChunk ?? 16, this.remainingTokens()),
       // A generating session's passes are back to back (its next pass is queued as its token leaves), so a
       // token costs about a pass: the model's figure bounds the first measurement, taken amid a start-up
       // stampede. Later ones stand as measured: under load a token also waits for the pass's own overhead
@@ -120,14 +120,9 @@ export class SessionGamma {
     };
   }
 
-  /**
-   * A round's wall time, from proposing to commit, against what the model predicted (latency objective).
-   * Time, not tokens per second: how many drafts a round accepts is random, its duration much less so.
-   * Re-opening rounds are left out: their prefill is a switch's cost, not a round's.
-   */
-  observeRoundTime(wallMs: number): void {
-    if (this.predictedRoundMs === undefined || !(wallMs > 0) || this.s.objective === "gpu") return;
-    this.realised.observe(Math.min(2, Math.max(0.2, this.predictedRoundMs / wallMs)));
+  /** A round's time at the edge beyond drafting and the verify call (re-opening rounds left out). */
+  observeEdgeTime(ms: number): void {
+    this.edgeOverhead.observe(Math.max(0, ms));
   }
 
   /**

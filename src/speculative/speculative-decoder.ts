@@ -48,7 +48,12 @@ export class SpeculativeDecoder {
     const s = this.sampling;
     if (!o.proposer && !o.draft) throw new RangeError("a proposer or a draft model is needed");
     this.proposer = o.proposer ?? new ProposerFactory({ kind: "model", draft: o.draft, support: o.support }).create({ promptLength: 0, sampling: s, tenant: "" });
-    this.policy = new SessionGamma(o, !!(o.seeded && s), () => o.pool.roundTripMs);
+    this.policy = new SessionGamma(
+      o,
+      !!(o.seeded && s),
+      () => o.pool.roundTripMs,
+      () => this.tracker.remaining,
+    );
     this.recorder = new DecodeStatsRecorder(this.proposer.name);
   }
 
@@ -202,11 +207,11 @@ export class SpeculativeDecoder {
     this.policy.observeRound(n, r.accepted, r.server_ms, reopening ? undefined : networkMs, r.load, !!peeked);
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
     st.history.push(...st.lastCommitted);
-    if (!reopening) this.policy.observeRoundTime(performance.now() - tRound);
     const step = this.tracker.commit(st.lastCommitted);
     // Draft time spent ahead while the round was in flight counts as drafting.
     this.recorder.drafting(this.proposer.proposeMs - p1);
     const edgeMs = Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs);
+    if (!reopening) this.policy.observeEdgeTime(edgeMs);
     this.recorder.round(proposal.by ?? this.proposer.name, n, r.accepted, st.lastCommitted.length, r.server_ms, networkMs, edgeMs);
     yield step;
   }
