@@ -180,12 +180,14 @@ export class SpeculativeDecoder {
     await this.observing; // the proposer is free again before it proposes
     const tRound = performance.now();
     const p0 = this.proposer.proposeMs;
+    const ahead0 = this.proposer.aheadUsed;
     // A proposer may go past γ (a long, sure suffix match), never past the budget.
     const proposal = sliceProposal(g <= 0 ? { tokens: [] } : peeked ? sliceProposal(peeked, g) : await this.proposer.propose(st.history, g), budget);
     const n = proposal.tokens.length;
     const draftMs = peeked ? this.peekMs : this.proposer.proposeMs - p0;
-    // A peeked proposal's time is not a drafted token's step (the hybrid's model drafts those).
-    if (n > 0 && !peeked) this.policy.observeDraftStep(draftMs / n);
+    // Only fresh drafting times a step: a peeked proposal's time is a lookup's (the hybrid's model drafts the
+    // rest), and a block drafted ahead cost its steps while the last round was in flight, not now.
+    if (n > 0 && !peeked && this.proposer.aheadUsed === ahead0) this.policy.observeDraftStep(draftMs / n);
     this.recorder.drafting(draftMs);
     // Drafting ahead (if on) keeps running through the round; the next propose() settles it.
     if (o.proactive && n > 0) this.proposer.proposeAhead?.(st.history, proposal, n);
