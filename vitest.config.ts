@@ -10,6 +10,8 @@ const UNIT = [
   "test/bpe.test.ts",
   "test/config.test.ts",
   "test/decode-stats.test.ts",
+  "test/draft-vocabulary.test.ts",
+  "test/drafter-shapes-report.test.ts",
   "test/drafters-report.test.ts",
   "test/gamma-policy.test.ts",
   "test/import-boundaries.test.ts",

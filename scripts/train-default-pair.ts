@@ -22,7 +22,6 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import { CHATML_TEMPLATE } from "../src/common/models/bundle.ts";
-import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { loadBundle } from "../src/common/models/model-store.ts";
 import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
 import { EOS_ID, IM_END_ID, PAD_ID, trainBpe, toTokenizerJson, tokenizerConfigJson } from "../fixtures/generate/bpe.ts";
@@ -32,6 +31,8 @@ import { seededRandom } from "../fixtures/generate/random-weights.ts";
 import { BatchStream, evalBatches, evaluate, initTfjs, shuffle, TfLlama, trainLlama, type TrainProgress } from "../fixtures/generate/train-llama-tfjs.ts";
 import { writeBundle } from "../fixtures/generate/write-bundle.ts";
 import { chrF } from "../fixtures/generate/chrf.ts";
+import { CHAT_INSTRUCTIONS, QUOTE_SPLIT, agreementPrompts, quoteDocs } from "../fixtures/generate/quote-docs.ts";
+import { exportDiff } from "../fixtures/generate/export-check.ts";
 import { TRANSLATION_DIRECTIONS, loadParallelCorpus, spanishSentences, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
 import { SALAMANDRA_TA_PROMPT } from "../src/translate/translator.ts";
 import { choiceFlag, intFlag, parseCli } from "./cli.ts";
@@ -79,8 +80,7 @@ const DEFAULT_CONFIG: RunConfig = {
   targetLr: 3e-3,
   draftLr: 3e-3,
   distill: 0.8,
-  chatFraction: 0.1,
-  valFraction: 0.02,
+  ...QUOTE_SPLIT,
   heldOutSentences: 100,
   outDir: path.join(REPO_ROOT, "fixtures", "default"),
 };
@@ -103,9 +103,6 @@ const BUNDLE_VERSION = "1";
 const FIXTURE_NOTE = "trained on fortunes-es (Debian)";
 /** Largest tolerated |logit| difference between the tfjs model and its ONNX export. */
 const EXPORT_TOLERANCE = 1e-3;
-
-/** Instructions for the ChatML-wrapped share of the training quotes. */
-const CHAT_INSTRUCTIONS = ["Dime una frase célebre.", "Cuéntame un proverbio.", "Dame una cita.", "¿Me dices una frase?", "Escribe un refrán.", "Comparte una frase para pensar."];
 
 /** Prompts for the sample generations printed at the end. */
 const SAMPLE_PROMPTS = ["La amistad es", "El hombre que", "No hay nada más", "La vida", "Quien bien te quiere"];
@@ -177,28 +174,8 @@ async function main(): Promise<void> {
   console.log(`tokenizer: BPE vocab ${cfg.vocabSize}, alphabet ${bpe.alphabet.length} chars, byte fallback for ${bpe.stats.byteFallbackChars} rare chars, trained in ${fmtTime((performance.now() - t) / 1000)}`);
 
   // 2. Split and encode: BOS + quote + EOS; a share as ChatML (BOS, user turn, assistant turn, EOS).
-  const rand = seededRandom(seed ^ 0x5eed);
-  const order = shuffle(
-    quotes.map((_, i) => i),
-    rand,
-  );
-  const nVal = Math.max(60, Math.round(quotes.length * cfg.valFraction));
-  const valQuotes = order.slice(0, nVal).map((i) => quotes[i]);
-  const trainQuotes = order.slice(nVal).map((i) => quotes[i]);
   t = performance.now();
-  let plainTokens = 0;
-  let plainChars = 0;
-  const trainDocs = trainQuotes.map((q) => {
-    const ids = encode(q);
-    plainTokens += ids.length - 1;
-    plainChars += [...q].length;
-    if (rand() < cfg.chatFraction) {
-      const instruction = CHAT_INSTRUCTIONS[Math.floor(rand() * CHAT_INSTRUCTIONS.length)];
-      const prompt = `<|im_start|>user\n${instruction}<|im_end|>\n<|im_start|>assistant\n`;
-      return [...encode(prompt), ...encode(q, false), IM_END_ID, EOS_ID];
-    }
-    return [...ids, EOS_ID];
-  });
+  const { trainDocs, valQuotes, valDocs, plainTokens, plainChars } = quoteDocs(quotes, encode, { seed, valFraction: cfg.valFraction, chatFraction: cfg.chatFraction });
   // Translation: SalamandraTA's prompt, the translation, the line break that ends it (the translator stops
   // there), EOS. Held-out sentences are not trained on in any direction.
   const sentenceOrder = shuffle(
@@ -211,7 +188,6 @@ async function main(): Promise<void> {
     EOS_ID,
   ];
   for (const [d, pairs] of parallel) pairs.forEach((p, i) => heldOut.has(i) || trainDocs.push(translationDoc(d, p)));
-  const valDocs = valQuotes.map((q) => [...encode(q), EOS_ID]);
   const trainTokens = trainDocs.reduce((s, d) => s + Math.min(d.length, cfg.seqLen), 0);
   const truncated = trainDocs.filter((d) => d.length > cfg.seqLen).length;
   console.log(
@@ -354,11 +330,7 @@ async function main(): Promise<void> {
   const chatOut = await targetOnnx.greedy(chatPrompt, 48, [EOS_ID, IM_END_ID]);
   console.log(`  chat (target): ${JSON.stringify(decode(chatOut))}`);
 
-  const alphaPrompts = valQuotes
-    .map((q) => q.split(/\s+/).slice(0, 3).join(" "))
-    .filter((p) => p.length >= 6)
-    .slice(0, 50)
-    .map((p) => encode(p));
+  const alphaPrompts = agreementPrompts(valQuotes, encode);
   const alphaEos = await measureGreedyAgreement(targetOnnx, draftOnnx, alphaPrompts, 32, [EOS_ID]);
   const alphaRaw = await measureGreedyAgreement(targetOnnx, draftOnnx, alphaPrompts, 32);
   await targetOnnx.dispose();
@@ -391,24 +363,6 @@ summary
 
 function describeArch(a: LlamaArch): string {
   return `${paramCount(a).toLocaleString("en-US")} params: vocab ${a.vocabSize}, hidden ${a.hiddenSize}, ${a.numLayers} layers, ${a.numHeads} heads / ${a.numKvHeads} KV heads × ${a.headDim}, FFN ${a.intermediateSize}`;
-}
-
-/** Max |logit| difference between tfjs and the ONNX model; the ONNX side runs each doc as a prefill of its first part then one-token steps. */
-async function exportDiff(model: TfLlama, onnx: CausalLM, docs: readonly number[][]): Promise<number> {
-  let max = 0;
-  for (const doc of docs) {
-    const ref = model.logitsOf(doc);
-    const seq = onnx.newSequence();
-    const split = Math.max(1, Math.min(doc.length - 1, Math.ceil(doc.length / 2)));
-    const rows: Float32Array[] = [];
-    const first = await onnx.forward(seq, doc.slice(0, split));
-    for (let i = 0; i < first.rows; i++) rows.push(first.row(i));
-    for (let i = split; i < doc.length; i++) rows.push((await onnx.forward(seq, [doc[i]])).row(0));
-    rows.forEach((row, i) => {
-      for (let j = 0; j < row.length; j++) max = Math.max(max, Math.abs(row[j] - ref[i * row.length + j]));
-    });
-  }
-  return max;
 }
 
 await main();

@@ -39,7 +39,13 @@ export function createApp(deps: AppDeps): Hono {
   if (deps.translation) deps.translation.translator.onGeneration = (stats, usage) => metrics.recordGeneration(generationFromStats(stats, usage));
   app.get("/healthz", healthz);
   // Readiness: the model pair is loaded (the app exists only then); what it serves.
-  const draft = model.draft && model.draftManifest && { ...model.draftManifest, vocab: model.draft.vocab, layers: model.draft.layers };
+  const draft = model.draft &&
+    model.draftManifest && {
+      ...model.draftManifest,
+      vocab: model.draft.vocab,
+      layers: model.draft.layers,
+      ...(model.draftVocabulary ? { trimmed_from: model.draftVocabulary.targetVocabSize } : {}),
+    };
   app.get("/readyz", (c) => c.json({ status: "ready", model: model.id, bundle: model.bundle, proposer: deps.proposers.kind, ...(draft ? { draft } : {}) } satisfies Ready));
   app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
@@ -82,7 +88,7 @@ export function createApp(deps: AppDeps): Hono {
 export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[]): Hono {
   const pool = poolClientFromConfig(config);
   const speculation = speculationSettingsFromConfig(config);
-  const proposers = proposerFactoryFromConfig(config, model.draft);
+  const proposers = proposerFactoryFromConfig(config, model.draft, model.draftVocabulary);
   return createApp({
     model,
     pool,

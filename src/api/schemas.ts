@@ -427,7 +427,13 @@ export const ReadySchema = z.strictObject({
   bundle: z.string().meta({ description: "The target bundle (id@version)." }),
   proposer: z.enum(PROPOSER_KINDS).meta({ description: "Who drafts: the draft model, or suffix matching (no model)." }),
   draft: z
-    .strictObject({ id: z.string(), version: z.string(), vocab: z.int().min(1), layers: z.int().min(1) })
+    .strictObject({
+      id: z.string(),
+      version: z.string(),
+      vocab: z.int().min(1).meta({ description: "The draft model's vocabulary rows." }),
+      layers: z.int().min(1),
+      trimmed_from: z.int().min(1).optional().meta({ description: "A trimmed draft vocabulary: the target's vocabulary size its rows are a subset of (plus one fallback row)." }),
+    })
     .optional()
     .meta({ description: "The draft bundle and its model (absent when drafting needs no model)." }),
 });

@@ -1,11 +1,13 @@
 // Loads what the edge serves from a target bundle and, unless it drafts without a model, a draft bundle —
 // the same code on Node (local folders) and in Workers (R2): manifests, configs and tokenizers of both, the
-// check that the two speak the same token ids (a mismatched pair is refused), the draft model, and a
+// check that the two speak the same token ids (a mismatched pair is refused; a trimmed draft's rows map to
+// the target's ids through its draft_vocab.json), the draft model, and a
 // one-step smoke run. The target's weights are never read here: the edge only needs its facts (id, EOS,
 // context, tokenizer, chat template). The draft model's runtime comes in, so that an edge without one
 // does not carry onnxruntime.
 import { ModelConfigSchema, TokenizerConfigSchema, bundleLabel, externalDataFiles, parseJsonFile, type Manifest, type ModelConfig } from "../common/models/bundle.ts";
 import type { CausalLM } from "../common/models/causal-lm.ts";
+import { DRAFT_VOCAB_FILE, DraftVocabulary, DraftVocabularyFileSchema } from "../common/models/draft-vocabulary.ts";
 import { TextTokenizer, TokenizerMismatchError, assertTokenizerPair } from "../common/models/tokenizer.ts";
 import type { BundleReader } from "./bundle-reader.ts";
 import { servedModel, type ServedModel } from "./served-model.ts";
@@ -41,6 +43,25 @@ export interface ModelPair {
   draftModel?: CausalLM;
 }
 
+/**
+ * A draft bundle's trimmed vocabulary (draft_vocab.json, when its manifest lists one), checked against
+ * both models: its ids are the target's, its rows the draft's.
+ */
+async function readDraftVocabulary(reader: BundleReader, dm: Manifest, draftConfig: ModelConfig, targetConfig: ModelConfig): Promise<DraftVocabulary | undefined> {
+  if (!dm.files.some((f) => f.path === DRAFT_VOCAB_FILE)) return undefined;
+  const where = `bundle ${bundleLabel(dm)} (${reader.location}): ${DRAFT_VOCAB_FILE}`;
+  const file = parseJsonFile(DraftVocabularyFileSchema, await reader.read(DRAFT_VOCAB_FILE), where);
+  let v: DraftVocabulary;
+  try {
+    v = DraftVocabulary.fromFile(file);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+  if (v.targetVocabSize !== targetConfig.vocab_size) throw new TokenizerMismatchError(`${where}: made for a target of ${v.targetVocabSize} tokens, the target has ${targetConfig.vocab_size}`);
+  if (v.size !== draftConfig.vocab_size) throw new Error(`${where}: ${v.targetIds.length} ids and a fallback row need a model of ${v.size} rows, config.json says vocab_size ${draftConfig.vocab_size}`);
+  return v;
+}
+
 /** The draft bundle and how to load its model (the caller's runtime: onnxruntime-web, draft-model.ts). */
 export interface DraftSource {
   reader: BundleReader;
@@ -60,13 +81,16 @@ export async function loadModelPair(target: BundleReader, draft?: DraftSource): 
   // Identical tokenizer files need reading once; a Worker then holds one tokenizer, not two.
   const identical = sameTokenizerFiles(dm, tm);
   const [d, t] = await Promise.all([readFacts(draft.reader, dm, true), readFacts(target, tm, !identical)]);
+  const vocabulary = await readDraftVocabulary(draft.reader, dm, d.config, t.config);
+  // A trimmed draft still tokenizes with the target's tokenizer: its ids are the target's, only its rows fewer.
+  const draftIds = vocabulary ? { ...d, config: { ...d.config, vocab_size: vocabulary.targetVocabSize } } : d;
   let tokenizer: TextTokenizer;
   if (identical) {
-    if (d.config.vocab_size !== t.config.vocab_size)
+    if (draftIds.config.vocab_size !== t.config.vocab_size)
       throw new TokenizerMismatchError(`tokenizer mismatch between draft ${bundleLabel(dm)} and target ${bundleLabel(tm)}: config.json vocab_size ${d.config.vocab_size} != ${t.config.vocab_size}`);
     tokenizer = new TextTokenizer(d.tokenizerJson, d.tokenizerConfig!);
   } else {
-    tokenizer = assertTokenizerPair({ ...d, tokenizerConfig: d.tokenizerConfig! }, { ...t, tokenizerConfig: t.tokenizerConfig! });
+    tokenizer = assertTokenizerPair({ ...draftIds, tokenizerConfig: d.tokenizerConfig! }, { ...t, tokenizerConfig: t.tokenizerConfig! });
   }
 
   // Each reader refuses a file its manifest does not list, naming it.
@@ -74,7 +98,8 @@ export async function loadModelPair(target: BundleReader, draft?: DraftSource): 
   const [onnx, externalData] = await Promise.all([reader.read(ONNX_FILE), Promise.all(externalDataFiles(dm, ONNX_FILE).map(async (f) => ({ path: f.path, data: await reader.read(f.file) })))]);
   const draftModel = await draft.load({ onnx, config: d.config, externalData });
   // A model that loads but cannot run should fail here, not on the first request.
-  await draftModel.forward(draftModel.newSequence(), tokenizer.encode("Hola"));
-  const served = servedModel({ target: t, draft: d, draftModel, tokenizer });
+  const probe = tokenizer.encode("Hola");
+  await draftModel.forward(draftModel.newSequence(), vocabulary ? vocabulary.toDraft(probe) : probe);
+  const served = servedModel({ target: t, draft: d, draftModel, draftVocabulary: vocabulary, tokenizer });
   return { served, draftModel };
 }

@@ -3,6 +3,7 @@
 import { Template } from "@huggingface/jinja";
 import { eosIds, type Manifest, type ModelConfig, type TokenizerConfig } from "../common/models/bundle.ts";
 import type { CausalLM } from "../common/models/causal-lm.ts";
+import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
 import type { TextTokenizer } from "../common/models/tokenizer.ts";
 
 export interface ServedModel {
@@ -17,6 +18,8 @@ export interface ServedModel {
   draft?: CausalLM;
   draftBundle?: string;
   draftManifest?: { id: string; version: string };
+  /** The draft's trimmed vocabulary, when its rows are a subset of the target's ids. */
+  draftVocabulary?: DraftVocabulary;
   tokenizer: TextTokenizer;
   /** Ends generation (EOS); chat adds the end-of-turn token. */
   stopIds: number[];
@@ -31,6 +34,7 @@ export function servedModel(o: {
   target: { manifest: Manifest; config: ModelConfig; tokenizerConfig?: TokenizerConfig };
   draft?: { manifest: Manifest; config: ModelConfig; tokenizerConfig?: TokenizerConfig };
   draftModel?: CausalLM;
+  draftVocabulary?: DraftVocabulary;
   tokenizer: TextTokenizer;
 }): ServedModel {
   const label = (m: Manifest) => `${m.id}@${m.version}`;
@@ -46,6 +50,7 @@ export function servedModel(o: {
     fingerprint: o.draft ? `${label(o.target.manifest)}+${label(o.draft.manifest)}` : label(o.target.manifest),
     created: Math.floor(Date.parse(o.target.manifest.created ?? "1970-01-01") / 1000),
     ...(o.draft && o.draftModel ? { draft: o.draftModel, draftBundle: label(o.draft.manifest), draftManifest: { id: o.draft.manifest.id, version: o.draft.manifest.version } } : {}),
+    ...(o.draftModel && o.draftVocabulary ? { draftVocabulary: o.draftVocabulary } : {}),
     tokenizer: o.tokenizer,
     stopIds,
     chatStopIds: imEnd === undefined ? stopIds : [...stopIds, imEnd],

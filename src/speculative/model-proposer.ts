@@ -4,6 +4,7 @@
 // with them (docs/ARCHITECTURE.md, "Exact verification"), with a random stream per absolute position: a drafted position gets the same draw
 // whatever the round layout, so proactive drafting and re-sent rounds draft exactly what plain rounds do.
 import type { CausalLM, KvSequence } from "../common/models/causal-lm.ts";
+import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
 import type { Proposal, Proposer } from "./proposer.ts";
 import { SeededRng, argmax, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../common/sampling.ts";
 
@@ -17,10 +18,16 @@ export interface ModelProposerOptions {
   sampling?: SamplingParams & { seed: number };
   /** Support of the transmitted q̃ (top-K of the draft distribution). */
   support?: number;
+  /**
+   * The draft's trimmed vocabulary, when its rows are a subset of the target's ids: the cache then holds
+   * draft rows, and only proposals (and q̃) are mapped back to target ids.
+   */
+  vocabulary?: DraftVocabulary;
 }
 
 export class ModelProposer implements Proposer {
   readonly name = "model";
+  /** The draft's cache: tokens as draft rows (target ids unless the vocabulary is trimmed). */
   readonly seq: KvSequence;
   /** Draft logits row after each fed length of the current path (length → row). */
   private rows = new Map<number, Float32Array>();
@@ -45,18 +52,33 @@ export class ModelProposer implements Proposer {
     return !!this.o.sampling && this.o.sampling.temperature > 0;
   }
 
-  private async forward(tokens: readonly number[]): Promise<Float32Array> {
+  /** Feeds draft rows; returns the logits of the next position (a trimmed vocabulary's fallback masked). */
+  private async forward(rows: readonly number[]): Promise<Float32Array> {
     const t0 = performance.now();
-    const logits = await this.model.forward(this.seq, tokens);
+    const logits = await this.model.forward(this.seq, rows);
     this.proposeMs += performance.now() - t0;
     const last = logits.last().slice();
+    if (this.o.vocabulary) last[this.o.vocabulary.fallback] = -Infinity;
     this.rows.set(this.seq.length, last);
     return last;
   }
 
+  /** Target ids as the draft's rows. */
+  private rowsOf(tokens: readonly number[]): readonly number[] {
+    return this.o.vocabulary ? this.o.vocabulary.toDraft(tokens) : tokens;
+  }
+
+  /** A draft row as the target id it proposes. */
+  private tokenOf(row: number): number {
+    return this.o.vocabulary ? this.o.vocabulary.toTarget(row) : row;
+  }
+
   /** Make the cache hold exactly `history` and return the draft's logits for the next position. */
-  async sync(history: readonly number[]): Promise<Float32Array> {
-    if (history.length === 0) throw new RangeError("sync() needs a non-empty history");
+  async sync(targetHistory: readonly number[]): Promise<Float32Array> {
+    if (targetHistory.length === 0) throw new RangeError("sync() needs a non-empty history");
+    // Tokens outside a trimmed vocabulary share the fallback row: histories that differ only there are one
+    // and the same to the draft, so its cache serves both.
+    const history = this.rowsOf(targetHistory);
     const have = this.seq.tokens;
     let common = 0;
     while (common < have.length && common < history.length && have[common] === history[common]) common++;
@@ -74,17 +96,18 @@ export class ModelProposer implements Proposer {
     for (const k of this.rows.keys()) if (k > length) this.rows.delete(k);
   }
 
-  /** The token at absolute position `pos` drawn from `row` (greedy: argmax), with its q̃ when sampling. */
+  /** The token at absolute position `pos` drawn from `row` (greedy: argmax), with its q̃ when sampling (target ids). */
   private pick(row: Float32Array, pos: number): { token: number; q?: SparseDist } {
     const s = this.o.sampling;
-    if (!s || s.temperature === 0) return { token: argmax(row) };
+    if (!s || s.temperature === 0) return { token: this.tokenOf(argmax(row)) };
     const q = truncateTopK(targetDistribution(row, s), this.o.support ?? 8);
-    return { token: sampleSparse(q, new SeededRng(s.seed, DRAFT_STREAM + pos).next()), q };
+    const token = this.tokenOf(sampleSparse(q, new SeededRng(s.seed, DRAFT_STREAM + pos).next()));
+    return { token, q: this.o.vocabulary ? { ids: q.ids.map((r) => this.tokenOf(r)), probs: q.probs } : q };
   }
 
   /** Whether the draft's greedy choice after `history` is `token` (the pool generated it). */
   async observe(history: readonly number[], token: number): Promise<boolean> {
-    return argmax(await this.sync(history)) === token;
+    return this.tokenOf(argmax(await this.sync(history))) === token;
   }
 
   /** γ drafts after `history` (reusing a block drafted ahead for exactly this history). */
@@ -109,7 +132,7 @@ export class ModelProposer implements Proposer {
       const { token, q } = this.pick(row, history.length + block.tokens.length);
       block.tokens.push(token);
       if (q) block.q!.push(q);
-      if (block.tokens.length < gamma) row = await this.forward([token]);
+      if (block.tokens.length < gamma) row = await this.forward(this.rowsOf([token]));
     }
     return block;
   }
@@ -129,12 +152,12 @@ export class ModelProposer implements Proposer {
       const next: DraftBlock = { tokens: [], ...(this.sampling ? { q: [] } : {}) };
       this.ahead = { history: assumed, block: next };
       if (this.stopAhead) return;
-      row = await this.forward([bonus]);
+      row = await this.forward(this.rowsOf([bonus]));
       while (next.tokens.length < gamma && !this.stopAhead) {
         const { token, q } = this.pick(row, assumed.length + next.tokens.length);
         next.tokens.push(token);
         if (q) next.q!.push(q);
-        if (next.tokens.length < gamma) row = await this.forward([token]);
+        if (next.tokens.length < gamma) row = await this.forward(this.rowsOf([token]));
       }
     })();
   }

@@ -2,6 +2,7 @@
 // (no model: the prompt, the output so far and the tenant's recent outputs), or the hybrid of both. Built
 // once per process or isolate; it holds what outlives a generation — the tenants' suffix caches.
 import type { CausalLM } from "../common/models/causal-lm.ts";
+import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
 import type { Sampling } from "../common/protocol.ts";
 import { HybridProposer } from "./hybrid-proposer.ts";
 import { ModelProposer } from "./model-proposer.ts";
@@ -11,8 +12,9 @@ import { TenantSuffixCache } from "./tenant-suffix-cache.ts";
 
 export interface ProposerFactoryOptions {
   kind: ProposerKind;
-  /** The draft model (kind "model"). */
+  /** The draft model (kinds "model" and "hybrid"), and its trimmed vocabulary if it has one. */
   draft?: CausalLM;
+  vocabulary?: DraftVocabulary;
   /** Support K of the sparse q̃ of sampled model drafts. */
   support?: number;
   /** Suffix proposer: longest context matched, and the bounds of the per-tenant output caches. */
@@ -50,7 +52,7 @@ export class ProposerFactory {
     const s = g.sampling && g.sampling.temperature > 0 ? g.sampling : undefined;
     const tenant = s && g.seeded ? undefined : this.tenants?.tenant(g.tenant);
     const suffix = () => new SuffixProposer({ maxOrder: this.o.suffix?.maxOrder, promptLength: g.promptLength, tenant, sampling: !!s });
-    const model = () => new ModelProposer(this.o.draft!, { sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed }, support: this.o.support });
+    const model = () => new ModelProposer(this.o.draft!, { sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed }, support: this.o.support, vocabulary: this.o.vocabulary });
     if (this.o.kind === "suffix") return suffix();
     if (this.o.kind === "hybrid") return new HybridProposer(suffix(), model());
     return model();

@@ -2,6 +2,7 @@
 // the decoder (chat/completions and translation alike), and who drafts (the proposer factory).
 import type { Config } from "../config.ts";
 import type { CausalLM } from "../common/models/causal-lm.ts";
+import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
 import type { GammaObjective } from "./gamma-policy.ts";
 import { ProposerFactory } from "./proposer-factory.ts";
 
@@ -32,14 +33,16 @@ export interface SpeculationSettings {
   nominal?: NominalTimings;
 }
 
-/** Who drafts, from the configuration (SPEC_PROPOSER, SPEC_SUFFIX_*); `draft`: the loaded draft model, if any. */
+/** Who drafts, from the configuration (SPEC_PROPOSER, SPEC_SUFFIX_*); `draft`: the loaded draft model, if any, and its trimmed vocabulary. */
 export function proposerFactoryFromConfig(
   c: Pick<Config, "SPEC_PROPOSER" | "SPEC_Q_SUPPORT" | "SPEC_SUFFIX_MAX_ORDER" | "SPEC_SUFFIX_TENANT_BYTES" | "SPEC_SUFFIX_TENANTS">,
   draft: CausalLM | undefined,
+  vocabulary?: DraftVocabulary,
 ): ProposerFactory {
   return new ProposerFactory({
     kind: c.SPEC_PROPOSER,
     draft,
+    vocabulary,
     support: c.SPEC_Q_SUPPORT,
     suffix: { maxOrder: c.SPEC_SUFFIX_MAX_ORDER, bytesPerTenant: c.SPEC_SUFFIX_TENANT_BYTES, maxTenants: c.SPEC_SUFFIX_TENANTS },
   });

@@ -1,5 +1,6 @@
 // The Worker as deployed, run locally: bundled by `wrangler deploy --dry-run` (optionally for a wrangler.toml
-// environment) and run by Miniflare (workerd) on loopback, with files put into its MODELS R2 bucket.
+// environment, or from another wrangler config) and run by Miniflare (workerd) on loopback, with files put
+// into its MODELS R2 bucket.
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -28,46 +29,80 @@ interface BucketPut {
   put(key: string, value: Uint8Array): Promise<unknown>;
 }
 
-export async function startWorkerd(o: { env?: string; bindings: Record<string, string>; models: Record<string, Uint8Array> }): Promise<WorkerdEdge> {
+/** A Worker bundled by `wrangler deploy --dry-run`, ready to run in any number of Miniflare instances. */
+export interface WorkerBundle {
+  outdir: string;
+  modules: string[];
+  bundleBytes: number;
+  options: ReturnType<typeof unstable_getMiniflareWorkerOptions>["workerOptions"];
+  remove(): Promise<void>;
+}
+
+/** `config`: a wrangler.toml other than the project's (relative to the repository root). */
+export async function bundleWorker(o: { env?: string; config?: string } = {}): Promise<WorkerBundle> {
   const outdir = await mkdtemp(path.join(os.tmpdir(), "alia-edge-workerd-"));
+  const remove = () => rm(outdir, { recursive: true, force: true });
   try {
-    await promisify(execFile)(process.execPath, [wranglerBin, "deploy", "--dry-run", "--outdir", outdir, ...(o.env ? ["--env", o.env] : [])], { cwd: root, env: wranglerEnv });
-    const { workerOptions: w } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"), o.env);
+    const config = path.join(root, o.config ?? "wrangler.toml");
+    await promisify(execFile)(process.execPath, [wranglerBin, "deploy", "--dry-run", "--outdir", outdir, "--config", config, ...(o.env ? ["--env", o.env] : [])], { cwd: root, env: wranglerEnv });
+    const { workerOptions } = unstable_getMiniflareWorkerOptions(config, o.env);
     const emitted = await readdir(outdir);
     const modules = emitted.filter((f) => f.endsWith(".js") || f.endsWith(".wasm"));
-    const main = modules.find((f) => f.endsWith(".js"));
-    if (!main) throw new Error(`wrangler emitted no JavaScript module: ${emitted.join(", ")}`);
     let bundleBytes = 0;
     for (const f of modules) bundleBytes += (await stat(path.join(outdir, f))).size;
-    const mf = new Miniflare({
-      host: "127.0.0.1",
-      port: 0,
-      r2Persist: false,
-      modulesRoot: outdir,
-      modules: [{ type: "ESModule", path: path.join(outdir, main) }, ...emitted.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) }))],
-      compatibilityDate: w.compatibilityDate,
-      compatibilityFlags: w.compatibilityFlags,
-      r2Buckets: w.r2Buckets,
-      bindings: { ...w.bindings, ...o.bindings },
-    });
+    return { outdir, modules, bundleBytes, options: workerOptions, remove };
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+}
+
+/** Runs a bundled Worker in Miniflare on loopback, with files put into its MODELS R2 bucket. */
+export async function runWorker(b: WorkerBundle, o: { bindings: Record<string, string>; models: Record<string, Uint8Array> }): Promise<{ url: string; mf: Miniflare }> {
+  const main = b.modules.find((f) => f.endsWith(".js"));
+  if (!main) throw new Error(`wrangler emitted no JavaScript module: ${b.modules.join(", ")}`);
+  const w = b.options;
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port: 0,
+    r2Persist: false,
+    modulesRoot: b.outdir,
+    modules: [{ type: "ESModule", path: path.join(b.outdir, main) }, ...b.modules.filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm" as const, path: path.join(b.outdir, f) }))],
+    compatibilityDate: w.compatibilityDate,
+    compatibilityFlags: w.compatibilityFlags,
+    r2Buckets: w.r2Buckets,
+    bindings: { ...w.bindings, ...o.bindings },
+  });
+  try {
     const url = (await mf.ready).origin;
     const bucket = (await mf.getR2Bucket("MODELS")) as unknown as BucketPut;
     for (const [key, bytes] of Object.entries(o.models)) await bucket.put(key, bytes);
+    return { url, mf };
+  } catch (e) {
+    await mf.dispose();
+    throw e;
+  }
+}
+
+export async function startWorkerd(o: { env?: string; bindings: Record<string, string>; models: Record<string, Uint8Array> }): Promise<WorkerdEdge> {
+  const b = await bundleWorker({ env: o.env });
+  try {
+    const { url, mf } = await runWorker(b, o);
     return {
       url,
       mf,
-      bundleBytes,
-      modules,
+      bundleBytes: b.bundleBytes,
+      modules: b.modules,
       stop: async () => {
         try {
           await mf.dispose();
         } finally {
-          await rm(outdir, { recursive: true, force: true });
+          await b.remove();
         }
       },
     };
   } catch (e) {
-    await rm(outdir, { recursive: true, force: true });
+    await b.remove();
     throw e;
   }
 }
