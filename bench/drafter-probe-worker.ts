@@ -1,7 +1,7 @@
 // Benchmarks only: a Worker that runs a draft model as the edge does (onnxruntime-web on WASM, one thread)
 // and nothing else, so that the drafter-shape benchmark (bench/drafter-shapes.ts) can time its steps and
-// read workerd's memory. GET /?model=KEY&context=N&steps=M loads MODELS/KEY/{model.onnx,config.json} once
-// per isolate, prefills N tokens and drafts M greedily; the caller times requests from outside (inside a
+// read workerd's memory. GET /?model=KEY&context=N&steps=M loads MODELS/KEY/{config.json, model.onnx.0…}
+// once per isolate, prefills N tokens and drafts M greedily; the caller times requests from outside (inside a
 // Worker the clock only moves on I/O).
 import ortWasmModule from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import { ModelConfigSchema } from "../src/common/models/bundle.ts";
@@ -25,11 +25,21 @@ export default {
     const int = (name: string) => Math.max(0, Math.floor(Number(u.searchParams.get(name) ?? 0)) || 0);
     if (!key) return new Response("ok"); // the baseline request: no model runtime started
     if (loaded?.key !== key) {
-      const [onnx, config] = await Promise.all([env.MODELS.get(`${key}/model.onnx`), env.MODELS.get(`${key}/config.json`)]);
-      if (!onnx || !config) return new Response(`no model ${key}`, { status: 404 });
+      const configObject = await env.MODELS.get(`${key}/config.json`);
+      if (!configObject) return new Response(`no model ${key}`, { status: 404 });
+      const config = JSON.parse(await configObject.text()) as { alia_edge_probe_parts: number; alia_edge_probe_bytes: number };
       await loaded?.model.dispose();
       loaded = undefined;
-      const model = await loadDraftModel({ onnx: new Uint8Array(await onnx.arrayBuffer()), config: ModelConfigSchema.parse(JSON.parse(await config.text())) });
+      // The graph is stored in parts (the local R2 refuses very large puts), joined as one buffer.
+      const onnx = new Uint8Array(config.alia_edge_probe_bytes);
+      for (let i = 0, at = 0; i < config.alia_edge_probe_parts; i++) {
+        const part = await env.MODELS.get(`${key}/model.onnx.${i}`);
+        if (!part) return new Response(`model ${key}: part ${i} missing`, { status: 404 });
+        const bytes = new Uint8Array(await part.arrayBuffer());
+        onnx.set(bytes, at);
+        at += bytes.length;
+      }
+      const model = await loadDraftModel({ onnx, config: ModelConfigSchema.parse(config) });
       loaded = { key, model };
     }
     const m = loaded.model;

@@ -12,7 +12,7 @@ const label = (s: ShapeResult) => `vocab ${s.vocab / 1024}k, hidden ${s.hidden},
 export function drafterShapesSection(r: DrafterShapesResult): string {
   const rows = r.shapes.map(
     (s) =>
-      `| ${s.vocab / 1024}k | ${s.hidden} | ${s.layers} | ${s.weights} | ${f(s.params / 1e6, 1)} | ${f(s.onnx_mb, 0)} | ${f(s.node_ms_per_token)} | ${f(s.workerd_ms_per_token)} | ${f(s.workerd_isolate_mb, 0)} | ${f(s.workerd_load_ms, 0)} | ${s.fits ? "yes" : "no"} |`,
+      `| ${s.vocab / 1024}k | ${s.hidden} | ${s.layers} | ${s.weights} | ${f(s.params / 1e6, 1)} | ${f(s.onnx_mb, 0)} | ${f(s.node_ms_per_token)} | ${s.workerd_error ? `failed (${s.workerd_error.replace(/\|/g, "/").slice(0, 60)})` : f(s.workerd_ms_per_token)} | ${f(s.workerd_isolate_mb, 0)} | ${f(s.workerd_load_ms, 0)} | ${s.fits ? "yes" : "no"} |`,
   );
   const rec = r.recommended;
   return [

@@ -15,7 +15,7 @@ import { PoolClient } from "../src/pool/pool-client.ts";
 import type { Sampling } from "../src/common/protocol.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
-import { chiSquareTest, firstTwoTokens } from "./harness/chi-square.ts";
+import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { SPANISH_PROMPTS } from "./harness/prompts.ts";
@@ -165,35 +165,23 @@ describe("SpeculativeDecoder: sampling", () => {
       const tinyPool = new PoolClient({ nodes: [tinyUrl], token: TOKEN });
       const prompt = [1, 6, 7, 6];
       const params = { temperature: 2 }; // flattens the random target so that most of the 64 cells fill
-      const counts = new Map<string, number>();
-      const trials = 2000;
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 6 }, async () => {
-          for (let t = next++; t < trials; t = next++) {
-            const d = new SpeculativeDecoder({
-              draft: tinyDraft,
-              pool: tinyPool,
-              maxTokens: 2,
-              gamma: 2,
-              support: 8,
-              session: `tiny${t}`,
-              sampling: { temperature: params.temperature, top_p: 1, top_k: 0, seed: 10_000 + t },
-              seeded: true,
-            });
-            const out: number[] = [];
-            for await (const ev of d.run(prompt)) out.push(...ev.tokens);
-            counts.set(out.join(","), (counts.get(out.join(",")) ?? 0) + 1);
-          }
-        }),
-      );
-      const row = async (ctx: number[]) => (await tinyTarget.forward(tinyTarget.newSequence(), ctx)).last();
-      const { keys, probs } = await firstTwoTokens(row, prompt, params);
-      expect([...counts.keys()].every((k) => keys.includes(k))).toBe(true);
-      const r = chiSquareTest(
-        keys.map((k) => counts.get(k) ?? 0),
-        probs,
-      );
+      const counts = await countFirstTwo(2000, async (t) => {
+        const d = new SpeculativeDecoder({
+          draft: tinyDraft,
+          pool: tinyPool,
+          maxTokens: 2,
+          gamma: 2,
+          support: 8,
+          session: `tiny${t}`,
+          sampling: { temperature: params.temperature, top_p: 1, top_k: 0, seed: 10_000 + t },
+          seeded: true,
+        });
+        const out: number[] = [];
+        for await (const ev of d.run(prompt)) out.push(...ev.tokens);
+        return out;
+      });
+      const r = await firstTwoChiSquare(tinyTarget, prompt, params, counts);
+      expect(r.unseen).toEqual([]);
       expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
     } finally {
       await node.stop("SIGKILL");

@@ -17,7 +17,7 @@ import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
 import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
-import { chiSquareTest, firstTwoTokens } from "./harness/chi-square.ts";
+import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { DEFAULT_PAIR_DIR, loadDefaultBundles, loadDefaultPair } from "./harness/default-pair.ts";
 import { reference, type ConformanceContext } from "./harness/openai-conformance.ts";
 import { startEdgeProcess, startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
@@ -120,30 +120,24 @@ describe("sampling with the suffix proposer and the hybrid keeps the target's di
       const params = { temperature: 2 };
       const trials = 2000;
       const tinyDraft = await loadDraftModel(await loadBundle(tiny.draftDir));
-      /** Counts of the first two committed tokens, drafted by `make`'s proposers. */
+      /** Counts of the first two committed tokens, drafted by `make`'s proposers, and who drafted. */
       const sample = async (label: string, make: () => Proposer, gamma: number | "adaptive") => {
-        const counts = new Map<string, number>();
         const drafters = new Set<string>();
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: 6 }, async () => {
-            for (let t = next++; t < trials; t = next++) {
-              const d = new SpeculativeDecoder({
-                proposer: make(),
-                pool: tinyPool,
-                maxTokens: 2,
-                gamma,
-                session: `tiny-${label}-${t}`,
-                sampling: { temperature: params.temperature, top_p: 1, top_k: 0, seed: 20_000 + t },
-                seeded: true,
-              });
-              const out: number[] = [];
-              for await (const ev of d.run(prompt)) out.push(...ev.tokens);
-              for (const [name, x] of Object.entries(d.stats.byProposer)) if (x.drafted) drafters.add(name);
-              counts.set(out.join(","), (counts.get(out.join(",")) ?? 0) + 1);
-            }
-          }),
-        );
+        const counts = await countFirstTwo(trials, async (t) => {
+          const d = new SpeculativeDecoder({
+            proposer: make(),
+            pool: tinyPool,
+            maxTokens: 2,
+            gamma,
+            session: `tiny-${label}-${t}`,
+            sampling: { temperature: params.temperature, top_p: 1, top_k: 0, seed: 20_000 + t },
+            seeded: true,
+          });
+          const out: number[] = [];
+          for await (const ev of d.run(prompt)) out.push(...ev.tokens);
+          for (const [name, x] of Object.entries(d.stats.byProposer)) if (x.drafted) drafters.add(name);
+          return out;
+        });
         return { counts, drafters };
       };
       const sampling = { temperature: params.temperature, top_p: 1, top_k: 0, seed: 1 };
@@ -167,24 +161,18 @@ describe("sampling with the suffix proposer and the hybrid keeps the target's di
           reset: () => honest.reset(),
         };
       };
-      const row = async (ctx: number[]) => (await tinyTarget.forward(tinyTarget.newSequence(), ctx)).last();
-      const { keys, probs } = await firstTwoTokens(row, prompt, params);
-      const test = (counts: Map<string, number>) =>
-        chiSquareTest(
-          keys.map((k) => counts.get(k) ?? 0),
-          probs,
-        );
+      const test = (counts: Map<string, number>) => firstTwoChiSquare(tinyTarget, prompt, params, counts);
       const bySuffix = await sample("suffix", () => new SuffixProposer({ sampling: true }), 2);
       expect([...bySuffix.drafters]).toEqual(["suffix"]);
-      const r = test(bySuffix.counts);
+      const r = await test(bySuffix.counts);
       expect(r.pValue, `suffix: chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
       // The hybrid, adaptive (nominal timings: a seeded request), choosing per round.
       const byHybrid = await sample("hybrid", hybrid, "adaptive");
       expect(byHybrid.drafters.size).toBeGreaterThan(0);
-      const h = test(byHybrid.counts);
+      const h = await test(byHybrid.counts);
       expect(h.pValue, `hybrid: chi2 ${h.statistic.toFixed(1)} on ${h.dof} dof`).toBeGreaterThanOrEqual(0.001);
       // q̃ claimed at 0.3 instead of 1: drafts accepted with min(1, p/0.3), far too often.
-      const wrong = test((await sample("lying", () => lying(0.3), 2)).counts);
+      const wrong = await test((await sample("lying", () => lying(0.3), 2)).counts);
       expect(wrong.pValue, `lying: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
     } finally {
       await node.stop("SIGKILL");

@@ -24,7 +24,7 @@ import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
 import { archOfConfig, llamaOnnx, llamaWeightsFromOnnx, trimLlamaVocabulary } from "../fixtures/generate/llama-onnx.ts";
 import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 import { configFor } from "../fixtures/generate/synthetic-pair.ts";
-import { chiSquareTest, firstTwoTokens } from "./harness/chi-square.ts";
+import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { concurrently } from "./harness/concurrently.ts";
 import { DEFAULT_PAIR_DIR, loadDefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
@@ -189,39 +189,29 @@ describe("speculation with the trimmed draft over HTTP", () => {
       const prompt = [1, 6, 7, 2, 1, 6, 5];
       const params = { temperature: 2 };
       const trials = 2000;
-      const counts = new Map<string, number>();
       let drafted = 0;
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 6 }, async () => {
-          for (let t = next++; t < trials; t = next++) {
-            const sampling = { temperature: params.temperature, top_p: 1, top_k: 0, seed: 30_000 + t };
-            const d = new SpeculativeDecoder({
-              proposer: new ModelProposer(cut, { vocabulary: v, sampling: { temperature: params.temperature, seed: sampling.seed }, support: 8 }),
-              pool: tinyPool,
-              maxTokens: 2,
-              gamma: 2,
-              session: `tiny-trimmed-${t}`,
-              sampling,
-              seeded: true,
-            });
-            const out: number[] = [];
-            for await (const ev of d.run(prompt)) out.push(...ev.tokens);
-            drafted += d.stats.drafted;
-            counts.set(out.join(","), (counts.get(out.join(",")) ?? 0) + 1);
-          }
-        }),
-      );
+      const counts = await countFirstTwo(trials, async (t) => {
+        const sampling = { temperature: params.temperature, top_p: 1, top_k: 0, seed: 30_000 + t };
+        const d = new SpeculativeDecoder({
+          proposer: new ModelProposer(cut, { vocabulary: v, sampling: { temperature: params.temperature, seed: sampling.seed }, support: 8 }),
+          pool: tinyPool,
+          maxTokens: 2,
+          gamma: 2,
+          session: `tiny-trimmed-${t}`,
+          sampling,
+          seeded: true,
+        });
+        const out: number[] = [];
+        for await (const ev of d.run(prompt)) out.push(...ev.tokens);
+        drafted += d.stats.drafted;
+        return out;
+      });
       await cut.dispose();
       expect(drafted).toBeGreaterThanOrEqual(trials); // every trial drafted
       // Pairs with ids outside the subset are committed too: the target corrects to them.
       expect([...counts.keys()].some((k) => k.split(",").some((id) => !v.covers(Number(id))))).toBe(true);
-      const row = async (ctx: number[]) => (await tinyTarget.forward(tinyTarget.newSequence(), ctx)).last();
-      const { keys, probs } = await firstTwoTokens(row, prompt, params);
-      const r = chiSquareTest(
-        keys.map((k) => counts.get(k) ?? 0),
-        probs,
-      );
+      const r = await firstTwoChiSquare(tinyTarget, prompt, params, counts);
+      expect(r.unseen).toEqual([]);
       expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
     } finally {
       await node.stop("SIGKILL");

@@ -1,6 +1,7 @@
 // Goodness-of-fit statistics for the losslessness checks (tests and benchmarks): Pearson's chi-square
 // against exact expected probabilities, its p-value, and total-variation distance — and the exact
 // distribution of a target's first two sampled tokens that the end-to-end checks compare against.
+import type { CausalLM } from "../../src/common/models/causal-lm.ts";
 import { targetDistribution, type SamplingParams } from "../../src/common/sampling.ts";
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7; ~15 significant digits). */
@@ -108,4 +109,30 @@ export async function firstTwoTokens(row: (context: number[]) => Promise<ArrayLi
     }
   }
   return { keys, probs };
+}
+
+/** `trials` generations of the first two tokens, `parallel` at a time: how often each "a,b" came out. */
+export async function countFirstTwo(trials: number, generate: (trial: number) => Promise<number[]>, parallel = 6): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      for (let t = next++; t < trials; t = next++) {
+        const key = (await generate(t)).join(",");
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }),
+  );
+  return counts;
+}
+
+/** Chi-square of `counts` against target-only sampling of the first two tokens after `prompt`; `unseen`: outcomes target-only sampling cannot give. */
+export async function firstTwoChiSquare(target: CausalLM, prompt: number[], params: SamplingParams, counts: Map<string, number>): Promise<ChiSquareResult & { unseen: string[] }> {
+  const row = async (ctx: number[]) => (await target.forward(target.newSequence(), ctx)).last();
+  const { keys, probs } = await firstTwoTokens(row, prompt, params);
+  const r = chiSquareTest(
+    keys.map((k) => counts.get(k) ?? 0),
+    probs,
+  );
+  return { ...r, unseen: [...counts.keys()].filter((k) => !keys.includes(k)) };
 }
