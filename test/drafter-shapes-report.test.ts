@@ -1,8 +1,10 @@
 // The drafter-shape benchmark's pure parts: the grid, the architecture of a shape, the recommendation rule,
-// and its BENCHMARKS.md section.
+// and its BENCHMARKS.md section (the committed one is what the committed results JSON generates).
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { allShapes, recommend, shapeArch, type DrafterShapesResult, type ShapeResult } from "../bench/drafter-shapes.ts";
-import { SHAPES_END, SHAPES_START, updateDrafterShapesSection } from "../bench/drafter-shapes-report.ts";
+import { SHAPES_END, SHAPES_START, drafterShapesSection, updateDrafterShapesSection } from "../bench/drafter-shapes-report.ts";
 import { paramCount } from "../fixtures/generate/llama-onnx.ts";
 
 const result = (s: Partial<ShapeResult> & Pick<ShapeResult, "vocab" | "hidden" | "layers" | "weights">): ShapeResult => ({
@@ -59,5 +61,10 @@ describe("drafter shapes", () => {
     expect(again.split(SHAPES_START)).toHaveLength(2);
     expect(again).toContain("**No shape fits**");
     expect(again.endsWith(`${SHAPES_END}\n\nafter\n`)).toBe(true);
+  });
+
+  it.runIf(existsSync("bench/results/drafter-shapes.json"))("the committed BENCHMARKS.md holds what the committed results JSON generates", async () => {
+    const r = JSON.parse(await readFile("bench/results/drafter-shapes.json", "utf8")) as DrafterShapesResult;
+    expect(await readFile("BENCHMARKS.md", "utf8")).toContain(drafterShapesSection(r));
   });
 });
