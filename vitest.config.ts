@@ -25,6 +25,7 @@ const UNIT = [
   "test/session-kv-store.test.ts",
   "test/stop-strings.test.ts",
   "test/tokenizer-pair.test.ts",
+  "test/training-docs.test.ts",
   "test/verification.test.ts",
 ];
 

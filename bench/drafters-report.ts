@@ -25,13 +25,18 @@ export function draftersSection(r: DraftersResult): string {
   return [
     DRAFTERS_START,
     "",
-    `Run of ${r.date.slice(0, 10)} (Node ${r.machine.node}, ${r.machine.cpus} CPUs): one stream at a time, RTT ${r.rtt_ms} ms, the verifier's GPU the measured ALIA-40b/H200 cost model at ${r.past} tokens of context, ${r.tokens_per_stream} tokens per stream. Ratios are to the autoregressive row of the same workload, measured in the same run.`,
+    `Run of ${r.date.slice(0, 10)} (Node ${r.machine.node}, ${r.machine.cpus} CPUs): one stream at a time, RTT ${r.rtt_ms} ms, the verifier's GPU the measured ALIA-40b/H200 cost model at ${r.past} tokens of context, at most ${r.tokens_per_stream} tokens per stream (rewriting and translation end where the answer ends). Ratios are to the autoregressive row of the same workload, measured in the same run.`,
     "",
     ...r.workloads.map((w) => `- **${w.name}** (${w.streams} streams): ${w.what}.`),
     "",
     "| workload | drafter | tokens/s | vs autoregressive | rounds | accepted per round | tokens per round | pool-generated | drafting ms per round | GPU-ms per token |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
+    "",
+    ...(r.translation ?? []).map(
+      (t) =>
+        `Translation ${t.source}→${t.target} by the fixture target (greedy, what every drafter outputs): chrF ${f(t.chrf, 1)} against Apertium on ${t.sentences} held-out sentences; copying the source unchanged scores ${f(t.chrf_copying_source, 1)}. For example ${JSON.stringify(t.example.text)} → ${JSON.stringify(t.example.model)} (Apertium: ${JSON.stringify(t.example.apertium)}).`,
+    ),
     "",
     `Suffix proposer cost: ${f(c.us_per_round_p50, 1)} µs per round at the median, ${f(c.us_per_round_p99, 1)} µs at p99, with a tenant index of ${c.tenant_tokens} tokens (${f(c.tenant_index_mib, 1)} MiB) and ${c.session_tokens} tokens of session text (${c.rounds} rounds).`,
     "",

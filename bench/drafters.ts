@@ -1,8 +1,9 @@
 // The drafter benchmark (`npm run bench:drafters`): which drafter wins on which workload. One stream at a
 // time over the delay proxy (RTT 20 ms) to one verifier whose GPU is the measured ALIA-40b/H200 cost model
 // at 2,048 tokens of context. Workloads: open chat (the Spanish prompts), a tenant repeating its requests
-// (each prompt asked a second time: agentic loops, templated jobs), and copying (the prompt holds a passage
-// the answer repeats). Modes: autoregressive, the fixture's draft model (adaptive γ), suffix matching at
+// (each prompt asked a second time: agentic loops, templated jobs), copying (the prompt holds a passage
+// the answer repeats), rewriting (a quote put right: a copy with small edits), translation es→ca of held-out
+// sentences and of near-duplicates of sentences translated before. Modes: autoregressive, the fixture's draft model (adaptive γ), suffix matching at
 // a fixed γ and adaptive, and the hybrid. Also the suffix proposer's own cost per round with a 32k-token
 // tenant index.
 import os from "node:os";
@@ -18,6 +19,14 @@ import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
 import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
 import { TenantSuffixCache } from "../src/speculative/tenant-suffix-cache.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { readHeldOutTranslations, readRewriteCases } from "../fixtures/generate/heldout.ts";
+import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
+import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
+import { continuationDecoder } from "../src/model-pair/served-model.ts";
+import type { OutputLimits } from "../src/speculative/output-tracker.ts";
+import { languageName } from "../src/translate/languages.ts";
+import { SALAMANDRA_TA_PROMPT } from "../src/translate/translator.ts";
+import { chrF } from "../fixtures/generate/chrf.ts";
 import { startDelayProxy } from "../test/harness/delay-proxy.ts";
 import { startVerifierProcess } from "../test/harness/processes.ts";
 import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
@@ -46,6 +55,32 @@ export interface DrafterCell {
   gpu_ms_per_token: number;
 }
 
+interface Workload {
+  name: string;
+  what: string;
+  prompts: number[][];
+  /** Each prompt asked twice, the second asking measured. */
+  repeat: boolean;
+  /** Asked (unmeasured) before the prompt of the same index, by the same key. */
+  primers?: number[][];
+  /** Where a prompt's answer ends (default: after the tokens per stream). */
+  limits?: (prompt: number[]) => Partial<OutputLimits>;
+}
+
+function translationPrompt(source: string, target: string, text: string): string {
+  return SALAMANDRA_TA_PROMPT.replace("{source}", languageName(source)!).replace("{target}", languageName(target)!).replace("{text}", text);
+}
+
+/** `text` with one word of four letters or more (not the first) replaced by a word of `other`: a near-duplicate sentence. */
+export function nearDuplicate(text: string, other: string): string {
+  const words = text.split(" ");
+  const slots = words.map((w, i) => (i > 0 && /^\p{L}{4,}$/u.test(w) ? i : -1)).filter((i) => i >= 0);
+  const fill = other.split(" ").filter((w) => /^\p{L}{4,}$/u.test(w) && !words.includes(w));
+  if (!slots.length || !fill.length) return `${text} ${other.split(" ")[0]}`;
+  words[slots[Math.floor(slots.length / 2)]] = fill[0].toLowerCase();
+  return words.join(" ");
+}
+
 export interface DraftersResult {
   date: string;
   machine: { node: string; cpus: number };
@@ -54,6 +89,8 @@ export interface DraftersResult {
   tokens_per_stream: number;
   workloads: { name: string; what: string; streams: number }[];
   cells: DrafterCell[];
+  /** The fixture target's greedy translations of the held-out sentences against Apertium's. */
+  translation?: { source: string; target: string; sentences: number; chrf: number; chrf_copying_source: number; example: { text: string; model: string; apertium: string } }[];
   /** The suffix proposer's cost per round: an index of `tenant_tokens` outputs plus the session's own text. */
   suffix_cost: { tenant_tokens: number; session_tokens: number; rounds: number; us_per_round_p50: number; us_per_round_p99: number; tenant_index_mib: number };
 }
@@ -115,12 +152,72 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
     const passage = [...ids, ...(await target.greedy(ids, tokens + 16))];
     copying.push([...passage, ...tok.encode(`\n\n${text}`).slice(1)]); // slice: no second BOS
   }
+  // The fixture target's translations of every held-out sentence (greedy: what every mode outputs), scored against Apertium's.
+  const heldOut = await readHeldOutTranslations(DEFAULT_PAIR_DIR);
+  const translation: DraftersResult["translation"] = [];
+  for (const [source, target_] of [...new Set(heldOut.map((t) => `${t.source}>${t.target}`))].map((k) => k.split(">"))) {
+    const cases = heldOut.filter((t) => t.source === source && t.target === target_);
+    const hyps: string[] = [];
+    for (const c of cases) {
+      const prompt = tok.encode(translationPrompt(source, target_, c.text));
+      hyps.push(
+        continuationDecoder(
+          tok,
+          prompt,
+        )(await target.greedy(prompt, 2 * prompt.length + 16, [EOS_ID]))
+          .split("\n")[0]
+          .trim(),
+      );
+    }
+    const refs = cases.map((c) => c.reference);
+    translation.push({
+      source,
+      target: target_,
+      sentences: cases.length,
+      chrf: chrF(hyps, refs),
+      chrf_copying_source: chrF(
+        cases.map((c) => c.text),
+        refs,
+      ),
+      example: { text: cases[0].text, model: hyps[0], apertium: refs[0] },
+    });
+    o.log(
+      `translation ${source}→${target_}: chrF ${translation.at(-1)!.chrf.toFixed(1)} against Apertium (copying the source: ${translation.at(-1)!.chrf_copying_source.toFixed(1)}) on ${cases.length} held-out sentences`,
+    );
+  }
   await target.dispose();
   const draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  const workloads = [
+  // Translation as the translator asks for it: SalamandraTA's prompt, the answer ends at the line break.
+  const esCa = heldOut.filter((t) => t.source === "es" && t.target === "ca").slice(0, 2 * streams);
+  const translate = (text: string) => tok.encode(translationPrompt("es", "ca", text));
+  const translationStop = (prompt: number[]): Partial<OutputLimits> => ({ stop: ["\n"], decode: continuationDecoder(tok, prompt), stopIds: [EOS_ID] });
+  const chatStop = (): Partial<OutputLimits> => ({ stopIds: [EOS_ID, IM_END_ID] });
+  const workloads: Workload[] = [
     { name: "open chat", what: `${streams} Spanish prompts, ${tokens} tokens each`, prompts: chat, repeat: false },
     { name: "repeated requests", what: "the same prompts asked again by the same API key (measured: the second asking)", prompts: chat, repeat: true },
     { name: "copying", what: "a passage in the prompt (the target's own text), then its opening again: the answer repeats the passage", prompts: copying, repeat: false },
+    {
+      name: "rewriting",
+      what: 'held-out quotes with one or two spelling slips, "Corrige la ortografía:" in a chat turn: the answer is the quote put right (ends at the end of the turn)',
+      prompts: (await readRewriteCases(DEFAULT_PAIR_DIR)).slice(0, streams).map((r) => tok.encode(rewritePrompt(r.slipped))),
+      repeat: false,
+      limits: chatStop,
+    },
+    {
+      name: "translation es→ca",
+      what: "held-out sentences in the translator's prompt (SalamandraTA's format; the answer ends at the line break), one after another by one key",
+      prompts: esCa.slice(0, streams).map((t) => translate(t.text)),
+      repeat: false,
+      limits: translationStop,
+    },
+    {
+      name: "translation es→ca, near-duplicates",
+      what: "a document of sentences that differ from ones translated before by one word (templated text): each sentence translated, then its variant measured",
+      prompts: esCa.slice(0, streams).map((t, i) => translate(nearDuplicate(t.text, esCa[streams + i].text))),
+      primers: esCa.slice(0, streams).map((t) => translate(t.text)),
+      repeat: false,
+      limits: translationStop,
+    },
   ];
 
   const v = await startVerifierProcess({ VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true", VERIFIER_SIMULATED_PAST: String(PAST) });
@@ -136,6 +233,7 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
         const factory = new ProposerFactory({ kind, draft, suffix: { maxOrder: 8, bytesPerTenant: 4 << 20, maxTenants: 4 } });
         const decode = async (prompt: number[]) => {
           const d = new SpeculativeDecoder({
+            ...w.limits?.(prompt),
             proposer: factory.create({ promptLength: prompt.length, tenant: "bench" }),
             pool,
             gamma: mode === "autoregressive" ? 0 : mode === "suffix-4" ? 4 : "adaptive",
@@ -147,8 +245,9 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
           return d;
         };
         let [n, seconds, rounds, drafted, accepted, roundTokens, generated, draftMs, gpuMs] = [0, 0, 0, 0, 0, 0, 0, 0, 0];
-        for (const prompt of w.prompts) {
+        for (const [i, prompt] of w.prompts.entries()) {
           if (w.repeat) await decode(prompt); // the first asking fills the key's cache
+          if (w.primers) await decode(w.primers[i]);
           const g0 = await passGpuMs(v.url);
           const t0 = performance.now();
           const d = await decode(prompt);
@@ -201,6 +300,7 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
     tokens_per_stream: tokens,
     workloads: workloads.map((w) => ({ name: w.name, what: w.what, streams: w.prompts.length })),
     cells,
+    translation,
     suffix_cost: cost,
   };
 }

@@ -4,13 +4,13 @@
 // fixtures/default/{target,draft}/, checks the exported ONNX against the tfjs model, and reports
 // params, losses, sample generations and the greedy agreement α of the pair.
 //
-// With --translation it also trains translating the corpus's sentences into Catalan and Galician (their
-// Apertium translations, in SalamandraTA's prompt format), writes held-out sentences with Apertium's
-// translations to <out>/translation-heldout.tsv and reports chrF against Apertium on them. Experimental:
-// at this size and 900 + 700 steps the pair scored chrF 17 — below copying the Spanish unchanged — so the
-// committed pair is trained without it.
+// Besides the quotes (plain text and ChatML exchanges) the pair learns two copy-heavy tasks: translating
+// the corpus's sentences into Catalan and Galician (their Apertium translations, in SalamandraTA's prompt
+// format) and rewriting a quote without the spelling slips put into it. Held-out sentences with Apertium's
+// translations go to <out>/translation-heldout.tsv, held-out rewriting cases to rewrite-heldout.tsv; chrF against Apertium on them is reported (and, for
+// the first sentences, during the target's training).
 //
-// Usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--translation] [--out DIR] [--backend wasm|cpu]
+// Usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]
 //   --quick   tiny models and a few steps, written to .cache/fixtures-quick/ (smoke test, < 1 min)
 //   --steps   target training steps (default 520); the draft gets --draft-steps (default 450)
 //   --seed    seeds initialisation, data order and the validation split (default 1234)
@@ -31,10 +31,9 @@ import { seededRandom } from "../fixtures/generate/random-weights.ts";
 import { BatchStream, evalBatches, evaluate, initTfjs, shuffle, TfLlama, trainLlama, type TrainProgress } from "../fixtures/generate/train-llama-tfjs.ts";
 import { writeBundle } from "../fixtures/generate/write-bundle.ts";
 import { chrF } from "../fixtures/generate/chrf.ts";
-import { CHAT_INSTRUCTIONS, QUOTE_SPLIT, agreementPrompts, quoteDocs } from "../fixtures/generate/quote-docs.ts";
+import { CHAT_INSTRUCTIONS, PAIR_MIX, agreementPrompts, pairDocs, rewriteHeldOut, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { exportDiff } from "../fixtures/generate/export-check.ts";
-import { TRANSLATION_DIRECTIONS, loadParallelCorpus, spanishSentences, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
-import { SALAMANDRA_TA_PROMPT } from "../src/translate/translator.ts";
+import { TRANSLATION_DIRECTIONS, loadParallelCorpus, spanishSentences, translationPrompt, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
 import { choiceFlag, intFlag, parseCli } from "./cli.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -55,10 +54,6 @@ interface RunConfig {
   draftLr: number;
   /** Weight of the teacher's soft labels in the draft's loss (the rest is the hard next token). */
   distill: number;
-  /** Share of training quotes presented as a ChatML exchange instead of plain BOS … EOS text. */
-  chatFraction: number;
-  /** Share of quotes held out for validation loss and the α prompts. */
-  valFraction: number;
   /** Sentences held out of the translation training (chrF against Apertium). */
   heldOutSentences: number;
   outDir: string;
@@ -75,13 +70,12 @@ const DEFAULT_CONFIG: RunConfig = {
   draft: { hiddenSize: 96, intermediateSize: 192, numLayers: 2, numHeads: 3, numKvHeads: 3, headDim: 32, ...COMMON },
   seqLen: 64,
   batchSize: 32,
-  targetSteps: 520,
-  draftSteps: 450,
+  targetSteps: 1400,
+  draftSteps: 700,
   targetLr: 3e-3,
   draftLr: 3e-3,
   distill: 0.8,
-  ...QUOTE_SPLIT,
-  heldOutSentences: 100,
+  heldOutSentences: PAIR_MIX.heldOutSentences,
   outDir: path.join(REPO_ROOT, "fixtures", "default"),
 };
 
@@ -107,9 +101,9 @@ const EXPORT_TOLERANCE = 1e-3;
 /** Prompts for the sample generations printed at the end. */
 const SAMPLE_PROMPTS = ["La amistad es", "El hombre que", "No hay nada más", "La vida", "Quien bien te quiere"];
 
-const USAGE = "usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--translation] [--out DIR] [--backend wasm|cpu]";
+const USAGE = "usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]";
 
-function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu"; translation: boolean } {
+function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu" } {
   const script = "train-default-pair";
   const { values: v } = parseCli(script, USAGE, {
     options: {
@@ -117,7 +111,6 @@ function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu"; tr
       "draft-steps": { type: "string" },
       seed: { type: "string" },
       quick: { type: "boolean", default: false },
-      translation: { type: "boolean", default: false },
       out: { type: "string" },
       backend: { type: "string" },
     },
@@ -127,7 +120,7 @@ function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu"; tr
   cfg.draftSteps = intFlag(script, "draft-steps", v["draft-steps"], 0) ?? cfg.draftSteps;
   if (v.out) cfg.outDir = path.resolve(v.out);
   const backend = choiceFlag(script, "backend", v.backend, ["wasm", "cpu"]) ?? "wasm";
-  return { cfg, seed: intFlag(script, "seed", v.seed, 0) ?? 1234, backend, translation: v.translation };
+  return { cfg, seed: intFlag(script, "seed", v.seed, 0) ?? 1234, backend };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +144,7 @@ function progressLogger(label: string): (p: TrainProgress) => void {
 // Main.
 
 async function main(): Promise<void> {
-  const { cfg, seed, backend, translation } = readArgs();
+  const { cfg, seed, backend } = readArgs();
   const tStart = performance.now();
   const tfInfo = await initTfjs(backend);
   console.log(`tfjs backend: ${tfInfo.backend}${tfInfo.fallbackReason ? ` (${tfInfo.fallbackReason})` : ""}`);
@@ -160,9 +153,9 @@ async function main(): Promise<void> {
   const quotes = await loadSpanishCorpus({ verbose: true });
   const cs = corpusStats(quotes);
   console.log(`corpus: ${cs.quotes} quotes, ${cs.chars} chars (Debian fortunes-es)`);
-  const sentences = translation ? spanishSentences(quotes) : [];
-  const parallel = translation ? await loadParallelCorpus(sentences, { log: (s) => console.log(`[corpus] ${s}`) }) : new Map<TranslationDirection, ParallelSentence[]>();
-  if (translation) console.log(`parallel: ${sentences.length} sentences × ${TRANSLATION_DIRECTIONS.map((d) => `${d.source}→${d.target}`).join(", ")} (Apertium)`);
+  const sentences = spanishSentences(quotes);
+  const parallel = await loadParallelCorpus(sentences, { log: (s) => console.log(`[corpus] ${s}`) });
+  console.log(`parallel: ${sentences.length} sentences × ${TRANSLATION_DIRECTIONS.map((d) => `${d.source}→${d.target}`).join(", ")} (Apertium)`);
   let t = performance.now();
   // The tokenizer learns the target languages too, so that their words are not spelled out byte by byte.
   const bpe = trainBpe([...quotes, ...[...parallel.values()].flatMap((ps) => ps.map((p) => p.target))], { vocabSize: cfg.vocabSize });
@@ -171,23 +164,14 @@ async function main(): Promise<void> {
   // Training ids come from the same library and tokenizer.json the runtime loads.
   const tok = new Tokenizer(tokenizerJson, tokenizerConfig);
   const encode = (text: string, bos = true): number[] => tok.encode(text, { add_special_tokens: bos }).ids;
+  const decode = (ids: number[]) => tok.decode(ids, { skip_special_tokens: true });
   console.log(`tokenizer: BPE vocab ${cfg.vocabSize}, alphabet ${bpe.alphabet.length} chars, byte fallback for ${bpe.stats.byteFallbackChars} rare chars, trained in ${fmtTime((performance.now() - t) / 1000)}`);
 
-  // 2. Split and encode: BOS + quote + EOS; a share as ChatML (BOS, user turn, assistant turn, EOS).
+  // 2. Split and encode: quotes (plain and ChatML), translations, rewrites.
   t = performance.now();
-  const { trainDocs, valQuotes, valDocs, plainTokens, plainChars } = quoteDocs(quotes, encode, { seed, valFraction: cfg.valFraction, chatFraction: cfg.chatFraction });
-  // Translation: SalamandraTA's prompt, the translation, the line break that ends it (the translator stops
-  // there), EOS. Held-out sentences are not trained on in any direction.
-  const sentenceOrder = shuffle(
-    sentences.map((_, i) => i),
-    seededRandom(seed ^ 0x7a),
-  );
-  const heldOut = new Set(sentenceOrder.slice(0, cfg.heldOutSentences));
-  const translationDoc = (d: TranslationDirection, p: ParallelSentence) => [
-    ...encode(`${SALAMANDRA_TA_PROMPT.replace("{source}", d.sourceName).replace("{target}", d.targetName).replace("{text}", p.source)} ${p.target}\n`),
-    EOS_ID,
-  ];
-  for (const [d, pairs] of parallel) pairs.forEach((p, i) => heldOut.has(i) || trainDocs.push(translationDoc(d, p)));
+  const docs = pairDocs(quotes, parallel, encode, { seed, seqLen: cfg.seqLen, ...PAIR_MIX, heldOutSentences: cfg.heldOutSentences });
+  const { trainDocs, valQuotes, valDocs, plainTokens, plainChars, heldOut, counts } = docs;
+  console.log(`tasks: ${counts.quotes} quotes, ${counts.translations} translations, ${counts.rewrites} rewrites (${counts.tooLong} longer than a window left out)`);
   const trainTokens = trainDocs.reduce((s, d) => s + Math.min(d.length, cfg.seqLen), 0);
   const truncated = trainDocs.filter((d) => d.length > cfg.seqLen).length;
   console.log(
@@ -212,7 +196,10 @@ async function main(): Promise<void> {
     steps: cfg.targetSteps,
     lr: cfg.targetLr,
     logEvery: 10,
-    onLog: progressLogger("target"),
+    onLog: (p) => {
+      progressLogger("target")(p);
+      if (p.step % 200 === 0 || p.step === p.steps) console.log(`[target] step ${p.step}: chrF ${probeChrF(target, heldOut, encode, decode).toFixed(1)} on the first held-out sentences (es→ca)`);
+    },
   });
   const targetVal = evaluate(target, valBatches);
   console.log(`target: final train loss ${targetRun.finalLoss.toFixed(3)}, validation loss ${targetVal.toFixed(3)} (${fmtTime(targetRun.seconds)})`);
@@ -233,7 +220,7 @@ async function main(): Promise<void> {
 
   // 5. Bundles.
   const training = (run: typeof targetRun, val: number, steps: number, lr: number, extra: Record<string, unknown> = {}) => ({
-    corpus: translation ? "Debian fortunes-es; its sentences translated es→ca and es→gl by Apertium" : "Debian fortunes-es",
+    corpus: "Debian fortunes-es; its sentences translated es→ca and es→gl by Apertium; quotes with spelling slips put right",
     tokenizer: `byte-fallback BPE, ${cfg.vocabSize} tokens`,
     seed,
     steps,
@@ -298,7 +285,6 @@ async function main(): Promise<void> {
 
   // 7. Samples and α, with the draft on onnxruntime-web (as the edge runs it) and the target on -node.
   const draftOnnx = await loadDraftModel(draftBundle);
-  const decode = (ids: number[]) => tok.decode(ids, { skip_special_tokens: true });
   console.log("\nsample greedy continuations (target | draft):");
   for (const p of SAMPLE_PROMPTS) {
     const ids = encode(p);
@@ -307,25 +293,41 @@ async function main(): Promise<void> {
     console.log(`  target: ${JSON.stringify(decode([...ids, ...tOut]))}`);
     console.log(`  draft:  ${JSON.stringify(decode([...ids, ...dOut]))}`);
   }
-  // Translation of the held-out sentences, against Apertium's; written beside the bundles for tests and benchmarks.
+  // Translation of the held-out sentences, against Apertium's (and copying the Spanish unchanged, the
+  // floor a translator must clear); written beside the bundles for tests and benchmarks.
   const heldOutRows: string[] = [];
-  const chrf: Record<string, number> = {};
-  for (const [d, pairs] of parallel) {
-    const held = [...heldOut].sort((a, b) => a - b).map((i) => pairs[i]);
+  const chrf: Record<string, { model: number; copy: number }> = {};
+  for (const [d, held] of heldOut) {
     const hyps: string[] = [];
     for (const p of held) {
-      const prompt = encode(SALAMANDRA_TA_PROMPT.replace("{source}", d.sourceName).replace("{target}", d.targetName).replace("{text}", p.source));
-      const out = await targetOnnx.greedy(prompt, Math.min(64, prompt.length + 8), [EOS_ID]);
-      hyps.push(decode(out).split("\n")[0].trim());
+      const prompt = encode(translationPrompt(d, p.source));
+      hyps.push(
+        decode(await targetOnnx.greedy(prompt, Math.min(64, prompt.length + 8), [EOS_ID]))
+          .split("\n")[0]
+          .trim(),
+      );
       heldOutRows.push(`${d.source}\t${d.target}\t${p.source}\t${p.target}`);
     }
-    chrf[`${d.source}-${d.target}`] = chrF(
-      hyps,
-      held.map((p) => p.target),
-    );
-    console.log(`  ${d.source}→${d.target} (target): ${JSON.stringify(held[0].source)} → ${JSON.stringify(hyps[0])} (Apertium: ${JSON.stringify(held[0].target)})`);
+    const refs = held.map((p) => p.target);
+    chrf[`${d.source}-${d.target}`] = {
+      model: chrF(hyps, refs),
+      copy: chrF(
+        held.map((p) => p.source),
+        refs,
+      ),
+    };
+    for (let i = 0; i < 3; i++) console.log(`  ${d.source}→${d.target} (target): ${JSON.stringify(held[i].source)} → ${JSON.stringify(hyps[i])} (Apertium: ${JSON.stringify(held[i].target)})`);
   }
-  if (translation) await writeFile(path.join(cfg.outDir, "translation-heldout.tsv"), `${heldOutRows.join("\n")}\n`);
+  await writeFile(path.join(cfg.outDir, "translation-heldout.tsv"), `${heldOutRows.join("\n")}\n`);
+  // Rewriting: short validation quotes with slips put in; how many come back exactly as written.
+  const rewrites = rewriteHeldOut(valQuotes, seed);
+  let rewritesExact = 0;
+  for (const [i, r] of rewrites.entries()) {
+    const out = decode(await targetOnnx.greedy(encode(rewritePrompt(r.slipped)), 48, [EOS_ID, IM_END_ID])).trim();
+    if (i === 0) console.log(`  rewrite (target): ${JSON.stringify(r.slipped)} → ${JSON.stringify(out)}`);
+    if (out === r.original) rewritesExact++;
+  }
+  await writeFile(path.join(cfg.outDir, "rewrite-heldout.tsv"), rewrites.map((r) => `${r.slipped}\t${r.original}\n`).join(""));
   const chatPrompt = encode(`<|im_start|>user\n${CHAT_INSTRUCTIONS[0]}<|im_end|>\n<|im_start|>assistant\n`);
   const chatOut = await targetOnnx.greedy(chatPrompt, 48, [EOS_ID, IM_END_ID]);
   console.log(`  chat (target): ${JSON.stringify(decode(chatOut))}`);
@@ -346,19 +348,39 @@ summary
   target loss    train ${targetRun.finalLoss.toFixed(3)}, validation ${targetVal.toFixed(3)}  (${cfg.targetSteps} steps, ${fmtTime(targetRun.seconds)})
   draft loss     train ${draftRun.finalLoss.toFixed(3)} (distill ${cfg.distill}), validation ${draftVal.toFixed(3)}  (${cfg.draftSteps} steps, ${fmtTime(draftRun.seconds)})
   export check   max |Δlogit| target ${maxDiff.target.toExponential(2)}, draft ${maxDiff.draft.toExponential(2)} (tolerance ${EXPORT_TOLERANCE})
-  chrF (target)  ${
-    translation
-      ? `${Object.entries(chrf)
-          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
-          .join(", ")} against Apertium on ${cfg.heldOutSentences} held-out sentences (translation-heldout.tsv)`
-      : "not trained to translate (--translation)"
-  }
+  chrF (target)  ${Object.entries(chrf)
+    .map(([k, v]) => `${k} ${v.model.toFixed(1)} (copying the source: ${v.copy.toFixed(1)})`)
+    .join(", ")} against Apertium on ${cfg.heldOutSentences} held-out sentences (translation-heldout.tsv)
+  rewriting      ${rewritesExact} of ${rewrites.length} held-out quotes put right exactly (rewrite-heldout.tsv)
   greedy α       ${alphaEos.alpha.toFixed(3)} over ${alphaPrompts.length} prompts × ≤32 tokens, stopping at EOS (${alphaEos.positions} positions)
                  ${alphaRaw.alpha.toFixed(3)} over ${alphaPrompts.length} prompts × 32 tokens without stopping (${alphaRaw.positions} positions)
   backend        tfjs ${tfInfo.backend}${tfInfo.fallbackReason ? " (fallback)" : ""}, seed ${seed}
   total time     ${fmtTime(totalSec)}`);
   target.dispose();
   draft.dispose();
+}
+
+/** chrF of the tfjs model's greedy es→ca translations of the first held-out sentences (a progress probe; no KV cache, so few and short). */
+function probeChrF(model: TfLlama, heldOut: ReadonlyMap<TranslationDirection, readonly ParallelSentence[]>, encode: (t: string) => number[], decode: (ids: number[]) => string, n = 12): number {
+  const [d, held] = [...heldOut][0];
+  const hyps = held.slice(0, n).map((p) => {
+    const ids = encode(translationPrompt(d, p.source));
+    const start = ids.length;
+    while (ids.length < 64) {
+      const logits = model.logitsOf(ids);
+      const row = logits.subarray(logits.length - model.arch.vocabSize);
+      let best = 0;
+      for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
+      if (best === EOS_ID) break;
+      ids.push(best);
+      if (decode(ids.slice(start)).includes("\n")) break;
+    }
+    return decode(ids.slice(start)).split("\n")[0].trim();
+  });
+  return chrF(
+    hyps,
+    held.slice(0, n).map((p) => p.target),
+  );
 }
 
 function describeArch(a: LlamaArch): string {

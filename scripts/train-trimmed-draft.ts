@@ -1,7 +1,7 @@
 // Trains a trimmed-vocabulary draft for the committed fixture pair: the draft keeps only the most frequent
 // token ids of the training corpus (and the special tokens) plus one fallback row, is initialised from the
-// committed draft's rows for them, and is distilled from the committed target on the same quotes and split
-// the pair was trained on — the teacher's probability outside the subset goes to the fallback row, which is
+// committed draft's rows for them, and is distilled from the committed target on the same documents and
+// split the pair was trained on (quotes, translations, rewrites) — the teacher's probability outside the subset goes to the fallback row, which is
 // never proposed. Writes fixtures/default/draft-trimmed/ (a draft bundle with draft_vocab.json) and reports
 // coverage, losses, the export check and the greedy agreement α against the full draft's.
 //
@@ -20,7 +20,8 @@ import { BOS_ID, EOS_ID, IM_END_ID, IM_START_ID, PAD_ID } from "../fixtures/gene
 import { loadSpanishCorpus } from "../fixtures/generate/corpus.ts";
 import { exportDiff } from "../fixtures/generate/export-check.ts";
 import { archOfConfig, llamaWeightsFromOnnx, paramCount, trimLlamaVocabulary } from "../fixtures/generate/llama-onnx.ts";
-import { QUOTE_SPLIT, agreementPrompts, quoteDocs } from "../fixtures/generate/quote-docs.ts";
+import { PAIR_MIX, agreementPrompts, pairDocs } from "../fixtures/generate/quote-docs.ts";
+import { loadParallelCorpus, spanishSentences } from "../fixtures/generate/translation-corpus.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { BatchStream, evalBatches, evaluate, initTfjs, TfLlama, trainLlama, trimmedStudentView } from "../fixtures/generate/train-llama-tfjs.ts";
 import { writeBundle } from "../fixtures/generate/write-bundle.ts";
@@ -54,9 +55,10 @@ const tokenizerConfig = JSON.parse(await readFile(path.join(targetDir, "tokenize
 const tok = new Tokenizer(tokenizerJson as object, tokenizerConfig);
 const encode = (text: string, bos = true): number[] => tok.encode(text, { add_special_tokens: bos }).ids;
 
-// 1. The pair's training quotes and split; token frequencies choose the subset.
+// 1. The pair's training documents and split; token frequencies choose the subset.
 const quotes = await loadSpanishCorpus({ verbose: true });
-const { trainDocs, valQuotes, valDocs } = quoteDocs(quotes, encode, { seed, ...QUOTE_SPLIT });
+const parallel = await loadParallelCorpus(spanishSentences(quotes), { log: (s) => console.log(`[corpus] ${s}`) });
+const { trainDocs, valQuotes, valDocs } = pairDocs(quotes, parallel, encode, { seed, seqLen: SEQ_LEN, ...PAIR_MIX });
 const counts = new Float64Array(targetBundle.config.vocab_size);
 for (const d of trainDocs) for (const id of d) counts[id]++;
 const vocab = DraftVocabulary.byFrequency(counts, rows, [BOS_ID, EOS_ID, IM_START_ID, IM_END_ID]);
@@ -98,9 +100,9 @@ const manifest = await writeBundle({
   tokenizerJson,
   tokenizerConfigJson: tokenizerConfig,
   configExtra: {
-    alia_edge_fixture: "trimmed-vocabulary draft of the fortunes-es pair",
+    alia_edge_fixture: "trimmed-vocabulary draft of the fixture pair",
     alia_edge_training: {
-      corpus: "Debian fortunes-es (the pair's training split)",
+      corpus: "the pair's training split: Debian fortunes-es, its sentences translated by Apertium, quotes rewritten",
       initialised_from: draftBundle.manifest.id,
       distilled_from: targetBundle.manifest.id,
       distill_weight: DISTILL,

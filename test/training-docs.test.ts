@@ -1,0 +1,99 @@
+// The default pair's training documents (pure): spelling slips for the rewriting task, and the task mix —
+// held-out sentences never trained on in any direction, no document longer than a window, the same seed
+// the same documents.
+import { describe, expect, it } from "vitest";
+import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
+import { misspell, pairDocs, rewriteHeldOut, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
+import { seededRandom } from "../fixtures/generate/random-weights.ts";
+import { TRANSLATION_DIRECTIONS, type ParallelSentence, type TranslationDirection, translationPrompt } from "../fixtures/generate/translation-corpus.ts";
+import { nearDuplicate } from "../bench/drafters.ts";
+
+// Characters as token ids (BOS = 1 first when asked): enough to check lengths and contents.
+const encode = (text: string, bos = true) => [...(bos ? [1] : []), ...[...text].map((c) => 100 + c.codePointAt(0)!)];
+const decode = (ids: readonly number[]) => String.fromCodePoint(...ids.filter((i) => i >= 100).map((i) => i - 100));
+
+const QUOTES = Array.from({ length: 300 }, (_, i) => `La vida número ${i} es bella y también muy breve hoy.`);
+const PARALLEL = new Map<TranslationDirection, ParallelSentence[]>(
+  TRANSLATION_DIRECTIONS.map((d) => [d, Array.from({ length: 200 }, (_, i) => ({ source: `Frase ${i} en castellano.`, target: `Frase ${i} en ${d.target}.` }))]),
+);
+const MIX = { seed: 7, valFraction: 0.1, chatFraction: 0.1, rewriteFraction: 0.5, heldOutSentences: 20, seqLen: 200 };
+
+describe("spelling slips", () => {
+  it("changes one or two words of three letters or more and keeps the rest", () => {
+    const rand = seededRandom(3);
+    const text = "El hombre sabio llevaba siempre un libro bajo el brazo";
+    for (let k = 0; k < 200; k++) {
+      const out = misspell(text, rand)!;
+      const [a, b] = [text.split(" "), out.split(" ")];
+      expect(b.length).toBe(a.length);
+      const changed = a.filter((w, i) => w !== b[i]);
+      expect(changed.length).toBeGreaterThanOrEqual(1);
+      expect(changed.length).toBeLessThanOrEqual(2);
+      expect(changed.every((w) => w.length >= 3)).toBe(true);
+    }
+  });
+
+  it("is seeded and leaves text without a fitting word alone", () => {
+    const text = "Quien bien te quiere te hará llorar.";
+    expect(misspell(text, seededRandom(5))).toBe(misspell(text, seededRandom(5)));
+    expect(misspell("Sí, ya no. Y tú", seededRandom(1))).toBeUndefined();
+  });
+
+  it("held-out rewriting cases are short validation quotes with their original", () => {
+    const cases = rewriteHeldOut(QUOTES.slice(0, 30), 9, 10);
+    expect(cases).toHaveLength(10);
+    for (const c of cases) {
+      expect(QUOTES).toContain(c.original);
+      expect(c.slipped).not.toBe(c.original);
+    }
+    expect(rewriteHeldOut(QUOTES.slice(0, 30), 9, 10)).toEqual(cases);
+  });
+});
+
+describe("the pair's task mix", () => {
+  const docs = pairDocs(QUOTES, PARALLEL, encode, MIX);
+  const texts = docs.trainDocs.map(decode);
+
+  it("trains translations in every direction, except the held-out sentences in any", () => {
+    expect(docs.heldOut.size).toBe(TRANSLATION_DIRECTIONS.length);
+    const held = [...docs.heldOut.values()][0];
+    expect(held).toHaveLength(MIX.heldOutSentences);
+    for (const [d, pairs] of docs.heldOut) expect(pairs.map((p) => p.source)).toEqual(held.map((p) => p.source)); // the same sentences in every direction
+    for (const p of held) expect(texts.some((t) => t.includes(`] ${p.source} \n`))).toBe(false);
+    for (const d of TRANSLATION_DIRECTIONS) {
+      const trained = PARALLEL.get(d)!.filter((p) => !held.some((h) => h.source === p.source));
+      for (const p of trained) expect(texts).toContain(`${translationPrompt(d, p.source)} ${p.target}\n`);
+    }
+    expect(docs.counts.translations).toBe(TRANSLATION_DIRECTIONS.length * (200 - MIX.heldOutSentences));
+  });
+
+  it("rewrites a share of the training quotes, ending the turn, never a validation quote", () => {
+    const rewrites = docs.trainDocs.filter((d) => decode(d).includes("Corrige la ortografía:"));
+    expect(rewrites.length).toBe(docs.counts.rewrites);
+    expect(rewrites.length).toBeGreaterThan(0.3 * docs.trainQuotes.length);
+    for (const d of rewrites) {
+      expect(d.slice(-2)).toEqual([IM_END_ID, EOS_ID]);
+      const answer = decode(d).split("<|im_start|>assistant\n")[1];
+      expect(docs.trainQuotes).toContain(answer);
+      expect(docs.valQuotes).not.toContain(answer);
+    }
+    expect(decode(encode(rewritePrompt("x")))).toContain("Corrige la ortografía: x");
+  });
+
+  it("leaves out documents longer than a window and repeats itself for a seed", () => {
+    const short = pairDocs(QUOTES, PARALLEL, encode, { ...MIX, seqLen: 60 });
+    expect(short.trainDocs.slice(short.counts.quotes).every((d) => d.length <= 60)).toBe(true);
+    expect(short.counts.tooLong).toBeGreaterThan(0);
+    expect(pairDocs(QUOTES, PARALLEL, encode, MIX).trainDocs).toEqual(docs.trainDocs);
+  });
+});
+
+describe("near-duplicate sentences (the translation benchmark's templated text)", () => {
+  it("replaces one word of four letters or more, not the first, with one from another sentence", () => {
+    const out = nearDuplicate("El perro de San Roque no tiene rabo.", "La casa grande tiene ventanas.");
+    const [a, b] = ["El perro de San Roque no tiene rabo.".split(" "), out.split(" ")];
+    expect(b).toHaveLength(a.length);
+    expect(a.filter((w, i) => w !== b[i])).toHaveLength(1);
+    expect(b[0]).toBe("El");
+  });
+});
