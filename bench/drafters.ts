@@ -24,8 +24,7 @@ import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
 import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { continuationDecoder } from "../src/model-pair/served-model.ts";
 import type { OutputLimits } from "../src/speculative/output-tracker.ts";
-import { languageName } from "../src/translate/languages.ts";
-import { SALAMANDRA_TA_PROMPT } from "../src/translate/translator.ts";
+import { translationPrompt } from "../src/translate/translator.ts";
 import { chrF } from "../fixtures/generate/chrf.ts";
 import { startDelayProxy } from "../test/harness/delay-proxy.ts";
 import { startVerifierProcess } from "../test/harness/processes.ts";
@@ -65,10 +64,6 @@ interface Workload {
   primers?: number[][];
   /** Where a prompt's answer ends (default: after the tokens per stream). */
   limits?: (prompt: number[]) => Partial<OutputLimits>;
-}
-
-function translationPrompt(source: string, target: string, text: string): string {
-  return SALAMANDRA_TA_PROMPT.replace("{source}", languageName(source)!).replace("{target}", languageName(target)!).replace("{text}", text);
 }
 
 /** `text` with one word of four letters or more (not the first) replaced by a word of `other`: a near-duplicate sentence. */

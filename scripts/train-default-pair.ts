@@ -26,7 +26,7 @@ import { loadBundle } from "../src/common/models/model-store.ts";
 import { measureGreedyAgreement } from "../fixtures/generate/agreement.ts";
 import { EOS_ID, IM_END_ID, PAD_ID, trainBpe, toTokenizerJson, tokenizerConfigJson } from "../fixtures/generate/bpe.ts";
 import { corpusStats, loadSpanishCorpus } from "../fixtures/generate/corpus.ts";
-import { paramCount, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
+import { archOfConfig, llamaWeightsFromOnnx, paramCount, type LlamaArch } from "../fixtures/generate/llama-onnx.ts";
 import { seededRandom } from "../fixtures/generate/random-weights.ts";
 import { BatchStream, evalBatches, evaluate, initTfjs, shuffle, TfLlama, trainLlama, type TrainProgress } from "../fixtures/generate/train-llama-tfjs.ts";
 import { writeBundle } from "../fixtures/generate/write-bundle.ts";
@@ -34,7 +34,7 @@ import { chrF } from "../fixtures/generate/chrf.ts";
 import { CHAT_INSTRUCTIONS, PAIR_MIX, agreementPrompts, pairDocs, rewriteHeldOut, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { exportDiff } from "../fixtures/generate/export-check.ts";
 import { TRANSLATION_DIRECTIONS, loadParallelCorpus, spanishSentences, translationPrompt, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
-import { choiceFlag, intFlag, parseCli } from "./cli.ts";
+import { choiceFlag, cliFail, intFlag, parseCli } from "./cli.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -101,9 +101,9 @@ const EXPORT_TOLERANCE = 1e-3;
 /** Prompts for the sample generations printed at the end. */
 const SAMPLE_PROMPTS = ["La amistad es", "El hombre que", "No hay nada más", "La vida", "Quien bien te quiere"];
 
-const USAGE = "usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]";
+const USAGE = "usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--continue DIR] [--lr X] [--out DIR] [--backend wasm|cpu]";
 
-function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu" } {
+function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu"; continueFrom?: string } {
   const script = "train-default-pair";
   const { values: v } = parseCli(script, USAGE, {
     options: {
@@ -113,14 +113,21 @@ function readArgs(): { cfg: RunConfig; seed: number; backend: "wasm" | "cpu" } {
       quick: { type: "boolean", default: false },
       out: { type: "string" },
       backend: { type: "string" },
+      continue: { type: "string" },
+      lr: { type: "string" },
     },
   });
   const cfg = { ...(v.quick ? QUICK_CONFIG : DEFAULT_CONFIG) };
   cfg.targetSteps = intFlag(script, "steps", v.steps, 0) ?? cfg.targetSteps;
   cfg.draftSteps = intFlag(script, "draft-steps", v["draft-steps"], 0) ?? cfg.draftSteps;
   if (v.out) cfg.outDir = path.resolve(v.out);
+  if (v.lr !== undefined) {
+    const lr = Number(v.lr);
+    if (!(lr > 0 && lr < 1)) cliFail(script, `--lr must be a learning rate in (0, 1), got ${JSON.stringify(v.lr)}`);
+    cfg.targetLr = cfg.draftLr = lr;
+  }
   const backend = choiceFlag(script, "backend", v.backend, ["wasm", "cpu"]) ?? "wasm";
-  return { cfg, seed: intFlag(script, "seed", v.seed, 0) ?? 1234, backend };
+  return { cfg, seed: intFlag(script, "seed", v.seed, 0) ?? 1234, backend, continueFrom: v.continue && path.resolve(v.continue) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -144,7 +151,7 @@ function progressLogger(label: string): (p: TrainProgress) => void {
 // Main.
 
 async function main(): Promise<void> {
-  const { cfg, seed, backend } = readArgs();
+  const { cfg, seed, backend, continueFrom } = readArgs();
   const tStart = performance.now();
   const tfInfo = await initTfjs(backend);
   console.log(`tfjs backend: ${tfInfo.backend}${tfInfo.fallbackReason ? ` (${tfInfo.fallbackReason})` : ""}`);
@@ -171,7 +178,7 @@ async function main(): Promise<void> {
   t = performance.now();
   const docs = pairDocs(quotes, parallel, encode, { seed, seqLen: cfg.seqLen, ...PAIR_MIX, heldOutSentences: cfg.heldOutSentences });
   const { trainDocs, valQuotes, valDocs, plainTokens, plainChars, heldOut, counts } = docs;
-  console.log(`tasks: ${counts.quotes} quotes, ${counts.translations} translations, ${counts.rewrites} rewrites (${counts.tooLong} longer than a window left out)`);
+  console.log(`tasks: ${counts.quotes} quotes, ${counts.translations} translations, ${counts.copies} copies, ${counts.rewrites} rewrites (${counts.tooLong} longer than a window left out)`);
   const trainTokens = trainDocs.reduce((s, d) => s + Math.min(d.length, cfg.seqLen), 0);
   const truncated = trainDocs.filter((d) => d.length > cfg.seqLen).length;
   console.log(
@@ -186,8 +193,11 @@ async function main(): Promise<void> {
   const valBatches = evalBatches(valDocs, cfg.batchSize, cfg.seqLen, PAD_ID);
 
   // 3. Target.
-  const target = TfLlama.init(targetArch, seed, "target");
-  const targetData = new BatchStream(trainDocs, cfg.batchSize, cfg.seqLen, PAD_ID, seed + 1);
+  // Continuing: both models start from an earlier run's bundles (same seed and corpus, so the same
+  // tokenizer — checked) and train --steps / --draft-steps more.
+  const earlier = continueFrom ? await earlierRun(continueFrom, tokenizerJson) : undefined;
+  const target = earlier ? TfLlama.fromWeights(earlier.target.weights, "target") : TfLlama.init(targetArch, seed, "target");
+  const targetData = new BatchStream(trainDocs, cfg.batchSize, cfg.seqLen, PAD_ID, seed + 1 + (earlier?.target.training.steps ?? 0)); // a continued run sees another order
   const fill = trainTokens / (targetData.windowsPerEpoch * cfg.seqLen);
   console.log(
     `packing: ${targetData.windowsPerEpoch} windows/epoch (${(100 * fill).toFixed(1)}% of slots hold tokens), ` + `${Math.floor(targetData.windowsPerEpoch / cfg.batchSize)} steps/epoch of ${cfg.batchSize}×${cfg.seqLen}`,
@@ -205,8 +215,8 @@ async function main(): Promise<void> {
   console.log(`target: final train loss ${targetRun.finalLoss.toFixed(3)}, validation loss ${targetVal.toFixed(3)} (${fmtTime(targetRun.seconds)})`);
 
   // 4. Draft, distilled from the target.
-  const draft = TfLlama.init(draftArch, seed + 2, "draft");
-  const draftData = new BatchStream(trainDocs, cfg.batchSize, cfg.seqLen, PAD_ID, seed + 3);
+  const draft = earlier ? TfLlama.fromWeights(earlier.draft.weights, "draft") : TfLlama.init(draftArch, seed + 2, "draft");
+  const draftData = new BatchStream(trainDocs, cfg.batchSize, cfg.seqLen, PAD_ID, seed + 3 + (earlier?.draft.training.steps ?? 0));
   const draftRun = await trainLlama(draft, draftData, {
     steps: cfg.draftSteps,
     lr: cfg.draftLr,
@@ -243,7 +253,7 @@ async function main(): Promise<void> {
       weights: targetWeights,
       tokenizerJson,
       tokenizerConfigJson: tokenizerConfig,
-      configExtra: { alia_edge_fixture: FIXTURE_NOTE, alia_edge_training: training(targetRun, targetVal, cfg.targetSteps, cfg.targetLr) },
+      configExtra: { alia_edge_fixture: FIXTURE_NOTE, alia_edge_training: training(targetRun, targetVal, cfg.targetSteps, cfg.targetLr, stagesOf(earlier?.target.training, cfg.targetSteps, cfg.targetLr)) },
     }),
     draft: await writeBundle({
       dir: dirs.draft,
@@ -256,6 +266,7 @@ async function main(): Promise<void> {
       configExtra: {
         alia_edge_fixture: FIXTURE_NOTE,
         alia_edge_training: training(draftRun, draftVal, cfg.draftSteps, cfg.draftLr, {
+          ...stagesOf(earlier?.draft.training, cfg.draftSteps, cfg.draftLr),
           distilled_from: BUNDLE_IDS.target,
           distill_weight: cfg.distill,
         }),
@@ -381,6 +392,33 @@ function probeChrF(model: TfLlama, heldOut: ReadonlyMap<TranslationDirection, re
     hyps,
     held.slice(0, n).map((p) => p.target),
   );
+}
+
+interface EarlierModel {
+  weights: ReturnType<typeof llamaWeightsFromOnnx>;
+  training: { steps: number; peak_lr: number; stages?: { steps: number; peak_lr: number }[] };
+}
+
+/** The target and draft of an earlier run, refused when its tokenizer is not the one this run trained. */
+async function earlierRun(dir: string, tokenizerJson: unknown): Promise<{ target: EarlierModel; draft: EarlierModel }> {
+  const load = async (role: "target" | "draft"): Promise<EarlierModel> => {
+    const b = await loadBundle(path.join(dir, role));
+    if (sortedJson(b.tokenizerJson) !== sortedJson(tokenizerJson)) throw new Error(`--continue ${dir}: its ${role}'s tokenizer is not this run's (another corpus or seed?)`);
+    return { weights: llamaWeightsFromOnnx(b.onnx, archOfConfig(b.config)), training: b.config.alia_edge_training as EarlierModel["training"] };
+  };
+  return { target: await load("target"), draft: await load("draft") };
+}
+
+/** JSON with every object's keys in order (the written files order them differently from the objects they came from). */
+function sortedJson(x: unknown): string {
+  return JSON.stringify(x, (_, v) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+}
+
+/** Training stages (steps and peak lr of each run) when this run continued an earlier one; the total steps with them. */
+function stagesOf(earlier: EarlierModel["training"] | undefined, steps: number, lr: number): Record<string, unknown> {
+  if (!earlier) return {};
+  const stages = [...(earlier.stages ?? [{ steps: earlier.steps, peak_lr: earlier.peak_lr }]), { steps, peak_lr: lr }];
+  return { stages, steps: stages.reduce((n, st) => n + st.steps, 0) };
 }
 
 function describeArch(a: LlamaArch): string {

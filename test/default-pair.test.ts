@@ -12,8 +12,7 @@ import { chrF } from "../fixtures/generate/chrf.ts";
 import { readHeldOutTranslations, readRewriteCases } from "../fixtures/generate/heldout.ts";
 import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { languageName } from "../src/translate/languages.ts";
-import { SALAMANDRA_TA_PROMPT } from "../src/translate/translator.ts";
+import { translationPrompt } from "../src/translate/translator.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { FORTUNE_OPENINGS as PROMPTS } from "./harness/prompts.ts";
 
@@ -104,7 +103,7 @@ describe("default fixture pair (fixtures/default)", () => {
     expect(cases.length).toBe(30);
     const hyps: string[] = [];
     for (const c of cases) {
-      const prompt = encode(SALAMANDRA_TA_PROMPT.replace("{source}", languageName(source)!).replace("{target}", languageName(target_)!).replace("{text}", c.text));
+      const prompt = encode(translationPrompt(source, target_, c.text));
       hyps.push(
         tok
           .decode(await targetLm.greedy(prompt, 2 * prompt.length, [EOS]), { skip_special_tokens: true })

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
 import { misspell, pairDocs, rewriteHeldOut, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { seededRandom } from "../fixtures/generate/random-weights.ts";
-import { TRANSLATION_DIRECTIONS, type ParallelSentence, type TranslationDirection, translationPrompt } from "../fixtures/generate/translation-corpus.ts";
+import { TRANSLATION_DIRECTIONS, type ParallelSentence, type TranslationDirection, translationPrompt as directionPrompt } from "../fixtures/generate/translation-corpus.ts";
+import { translationPrompt } from "../src/translate/translator.ts";
 import { nearDuplicate } from "../bench/drafters.ts";
 
 // Characters as token ids (BOS = 1 first when asked): enough to check lengths and contents.
@@ -16,7 +17,7 @@ const QUOTES = Array.from({ length: 300 }, (_, i) => `La vida número ${i} es be
 const PARALLEL = new Map<TranslationDirection, ParallelSentence[]>(
   TRANSLATION_DIRECTIONS.map((d) => [d, Array.from({ length: 200 }, (_, i) => ({ source: `Frase ${i} en castellano.`, target: `Frase ${i} en ${d.target}.` }))]),
 );
-const MIX = { seed: 7, valFraction: 0.1, chatFraction: 0.1, rewriteFraction: 0.5, heldOutSentences: 20, seqLen: 200 };
+const MIX = { seed: 7, valFraction: 0.1, chatFraction: 0.1, rewriteFraction: 0.5, copyFraction: 0.5, heldOutSentences: 20, seqLen: 200 };
 
 describe("spelling slips", () => {
   it("changes one or two words of three letters or more and keeps the rest", () => {
@@ -62,9 +63,25 @@ describe("the pair's task mix", () => {
     for (const p of held) expect(texts.some((t) => t.includes(`] ${p.source} \n`))).toBe(false);
     for (const d of TRANSLATION_DIRECTIONS) {
       const trained = PARALLEL.get(d)!.filter((p) => !held.some((h) => h.source === p.source));
-      for (const p of trained) expect(texts).toContain(`${translationPrompt(d, p.source)} ${p.target}\n`);
+      for (const p of trained) expect(texts).toContain(`${directionPrompt(d, p.source)} ${p.target}\n`);
     }
     expect(docs.counts.translations).toBe(TRANSLATION_DIRECTIONS.length * (200 - MIX.heldOutSentences));
+  });
+
+  it("copies a share of the training sentences in the translator's format, never a held-out one", () => {
+    const copies = texts.filter((t) => t.includes("[Spanish]") && t.split("\n")[1]?.startsWith("[Spanish]"));
+    expect(copies.length).toBe(docs.counts.copies);
+    expect(copies.length).toBeGreaterThan(0.3 * (200 - MIX.heldOutSentences));
+    for (const t of copies) {
+      const sentence = t.slice(t.indexOf("] ") + 2, t.indexOf(" \n"));
+      expect(t).toBe(`${translationPrompt("es", "es", sentence)} ${sentence}\n`);
+      expect(
+        docs.heldOut
+          .values()
+          .next()
+          .value!.some((p) => p.source === sentence),
+      ).toBe(false);
+    }
   });
 
   it("rewrites a share of the training quotes, ending the turn, never a validation quote", () => {

@@ -2,7 +2,7 @@
 // with the in-memory tier in front of a real S3 tier (s3rver on loopback). First request MISS, second HIT
 // with the same body and ETag, 304 on If-None-Match, a new bundle id never hits old entries, the S3 tier
 // answers once memory is cleared, S3 down still answers, 50 concurrent identical misses compute once,
-// layout kept and mixed hits/misses assembled in order.
+// layout kept and mixed hits/misses assembled in order; held-out sentences come back translated (chrF).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -18,7 +18,9 @@ import { MemoryLruTier } from "../src/translate/cache-tiers/memory-lru-tier.ts";
 import { S3Tier } from "../src/translate/cache-tiers/s3-tier.ts";
 import { splitSentences } from "../src/translate/sentences.ts";
 import { Translator } from "../src/translate/translator.ts";
-import { loadDefaultPair } from "./harness/default-pair.ts";
+import { chrF } from "../fixtures/generate/chrf.ts";
+import { readHeldOutTranslations } from "../fixtures/generate/heldout.ts";
+import { DEFAULT_PAIR_DIR, loadDefaultPair } from "./harness/default-pair.ts";
 import { deadEndpoint } from "./harness/ports.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
@@ -172,5 +174,23 @@ describe("/v1/translate on Node", () => {
     expect(await code(q("a".repeat(2001), "es", "ca"))).toEqual([400, "text"]);
     expect(await code(q("Hola.", "es", "es"))).toEqual([400, "target"]);
     expect(await code("/v1/translate", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text: "Hola.", source: "es", target: "ca", format: "html" }) })).toEqual([400, "format"]);
+  });
+
+  it("translates held-out sentences into Catalan and Galician better than copying the Spanish (chrF against Apertium)", async () => {
+    const { app } = appWith([new MemoryLruTier(1 << 20)]);
+    const heldOut = await readHeldOutTranslations(DEFAULT_PAIR_DIR);
+    for (const target of ["ca", "gl"]) {
+      const cases = heldOut.filter((t) => t.source === "es" && t.target === target).slice(0, 12);
+      const res = await app.request("/v1/translate", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text: cases.map((c) => c.text), source: "es", target }) });
+      expect(res.status).toBe(200);
+      const { translations } = (await res.json()) as { translations: string[] };
+      const refs = cases.map((c) => c.reference);
+      expect(chrF(translations, refs), translations.slice(0, 3).join(" | ")).toBeGreaterThan(
+        chrF(
+          cases.map((c) => c.text),
+          refs,
+        ),
+      );
+    }
   });
 });

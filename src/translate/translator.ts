@@ -28,6 +28,11 @@ export interface TranslatorOptions {
 export type GenerationListener = (stats: DecodeStats, usage: { promptTokens: number; completionTokens: number; finishReason?: FinishReason }) => void;
 
 export const SALAMANDRA_TA_PROMPT = "[{source}] {text} \n[{target}]";
+
+/** `template` (SalamandraTA's by default) filled for a sentence between two supported language codes. */
+export function translationPrompt(source: string, target: string, text: string, template = SALAMANDRA_TA_PROMPT): string {
+  return template.replace("{source}", languageName(source)!).replace("{target}", languageName(target)!).replace("{text}", text);
+}
 const SENTENCES_AT_ONCE = 8;
 
 export interface TranslationStats {
@@ -101,7 +106,7 @@ export class Translator {
   private async compute(sentence: string, source: string, target: string): Promise<string> {
     this.counters.computed++;
     const { model } = this.o;
-    const prompt = (this.o.promptTemplate ?? SALAMANDRA_TA_PROMPT).replace("{source}", languageName(source)!).replace("{target}", languageName(target)!).replace("{text}", normalizeSentence(sentence));
+    const prompt = translationPrompt(source, target, normalizeSentence(sentence), this.o.promptTemplate);
     const ids = model.tokenizer.encode(prompt);
     const room = model.maxPositions - ids.length;
     if (room < 2) throw new RangeError(`a sentence of ${ids.length} tokens is too long to translate`);
