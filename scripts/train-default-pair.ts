@@ -4,17 +4,22 @@
 // fixtures/default/{target,draft}/, checks the exported ONNX against the tfjs model, and reports
 // params, losses, sample generations and the greedy agreement α of the pair.
 //
-// Besides the quotes (plain text and ChatML exchanges) the pair learns two copy-heavy tasks: translating
-// the corpus's sentences into Catalan and Galician (their Apertium translations, in SalamandraTA's prompt
-// format) and rewriting a quote without the spelling slips put into it. Held-out sentences with Apertium's
-// translations go to <out>/translation-heldout.tsv, held-out rewriting cases to rewrite-heldout.tsv; chrF against Apertium on them is reported (and, for
-// the first sentences, during the target's training).
+// Besides the quotes (plain text and ChatML exchanges) the pair learns copy-heavy tasks: translating the
+// corpus's sentences into Catalan and Galician (their Apertium translations, in SalamandraTA's prompt
+// format), copying sentences in that format, and rewriting a quote or sentence without the spelling slips
+// put into it. Held-out sentences with Apertium's translations go to <out>/translation-heldout.tsv,
+// held-out rewriting cases to rewrite-heldout.tsv; chrF against Apertium is reported (and, on the first
+// sentences, every 200 steps of the target's training: the skill appears late, after ~800 steps).
 //
-// Usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--out DIR] [--backend wasm|cpu]
-//   --quick   tiny models and a few steps, written to .cache/fixtures-quick/ (smoke test, < 1 min)
-//   --steps   target training steps (default 520); the draft gets --draft-steps (default 450)
-//   --seed    seeds initialisation, data order and the validation split (default 1234)
-// Same seed and steps → same weights, byte for byte (tfjs wasm runs single-threaded).
+// Usage: npm run fixtures:train -- [--steps N] [--draft-steps N] [--seed S] [--quick] [--continue DIR] [--lr X] [--out DIR] [--backend wasm|cpu]
+//   --quick     tiny models and a few steps, written to .cache/fixtures-quick/ (smoke test, < 1 min)
+//   --steps     target training steps (default 1400); the draft gets --draft-steps (default 700)
+//   --seed      seeds initialisation, data order and the validation split (default 1234)
+//   --continue  start both models from an earlier run's bundles in DIR and train the steps given more
+//   --lr        peak learning rate of both models (default 3e-3)
+// Same seed and steps → same weights, byte for byte (tfjs wasm runs single-threaded). The committed pair:
+// a default run, then --continue with --steps 1000 --draft-steps 500 --lr 2e-3 (the stages are in
+// config.json's alia_edge_training; the first stage's mix had no sentence rewrites yet).
 import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -62,8 +67,8 @@ interface RunConfig {
 const COMMON = { rmsNormEps: 1e-5, ropeTheta: 10000, maxPositions: 1024 } as const;
 
 // Sized after measuring on 2 shared cores (tfjs wasm, one thread): the target trains at ~1.3 s per
-// 32×64-token batch, the distilled draft (its own pass plus the teacher's forward) at ~1.0 s, so the
-// whole run takes ~20 minutes.
+// 32×64-token batch, the distilled draft (its own pass plus the teacher's forward) at ~0.9 s, so a
+// default run takes ~40 minutes and the committed pair's second stage ~27.
 const DEFAULT_CONFIG: RunConfig = {
   vocabSize: 2048,
   target: { hiddenSize: 128, intermediateSize: 384, numLayers: 4, numHeads: 4, numKvHeads: 2, headDim: 32, ...COMMON },

@@ -84,15 +84,23 @@ describe("the pair's task mix", () => {
     }
   });
 
-  it("rewrites a share of the training quotes, ending the turn, never a validation quote", () => {
+  it("rewrites a share of the training quotes and sentences, ending the turn, never a validation quote or held-out sentence", () => {
     const rewrites = docs.trainDocs.filter((d) => decode(d).includes("Corrige la ortografía:"));
     expect(rewrites.length).toBe(docs.counts.rewrites);
     expect(rewrites.length).toBeGreaterThan(0.3 * docs.trainQuotes.length);
     for (const d of rewrites) {
       expect(d.slice(-2)).toEqual([IM_END_ID, EOS_ID]);
       const answer = decode(d).split("<|im_start|>assistant\n")[1];
-      expect(docs.trainQuotes).toContain(answer);
-      expect(docs.valQuotes).not.toContain(answer);
+      const sentence = [...PARALLEL.values()][0].some((p) => p.source === answer);
+      expect(sentence || docs.trainQuotes.includes(answer)).toBe(true);
+      expect(docs.valQuotes.some((v) => v.includes(answer))).toBe(false);
+      if (sentence)
+        expect(
+          docs.heldOut
+            .values()
+            .next()
+            .value!.some((p) => p.source === answer),
+        ).toBe(false);
     }
     expect(decode(encode(rewritePrompt("x")))).toContain("Corrige la ortografía: x");
   });
