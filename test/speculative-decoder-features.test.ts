@@ -118,10 +118,11 @@ describe("SpeculativeDecoder: ends, stop strings, cancellation, statistics", () 
     const { d, tokens } = await run(tok.encode("Más vale pájaro en mano"), { gamma: 4, proactive: true });
     const s = d.stats;
     expect(s.rounds).toBeGreaterThan(0);
-    // γ = 4 every round; only the last may be cut to the tokens left.
+    // γ = 4 every round; a round with four tokens or fewer left drafts only what can still be output
+    // (the tokens left fall every round, so at most four rounds are cut).
     expect(s.gammas.every((g) => g === 4)).toBe(true);
     expect(s.drafted).toBeLessThanOrEqual(4 * s.rounds);
-    expect(s.drafted).toBeGreaterThan(4 * (s.rounds - 1));
+    expect(s.drafted).toBeGreaterThanOrEqual(4 * (s.rounds - 4));
     expect(s.accepted).toBeLessThanOrEqual(s.drafted);
     expect(s.roundTokens).toBe(s.accepted + s.rounds);
     expect(tokens.length).toBeLessThanOrEqual(s.roundTokens);
