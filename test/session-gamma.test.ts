@@ -26,6 +26,19 @@ describe("SessionGamma", () => {
     expect(new SessionGamma({ gamma: "adaptive", allowGenerate: false }).choose(-1)).toBeGreaterThan(0);
   });
 
+  it("leaves generation for a proposal in hand only when that round alone repays the switch", () => {
+    const g = new SessionGamma({ gamma: "adaptive", maxGamma: 8 });
+    g.observeGeneration(22, 20);
+    // Two likely tokens save ~12 ms in one round: less than the start-up of generating again.
+    expect(g.chooseRound(0, [0.9, 0.6], false)).toEqual({ gamma: 0, peeked: false });
+    // Eight near-certain tokens repay it many times over.
+    const sure = g.chooseRound(0, Array(8).fill(0.97), false);
+    expect(sure.peeked).toBe(true);
+    expect(sure.gamma).toBeGreaterThanOrEqual(6);
+    // Already speculating, the same two-token proposal is simply the best round.
+    expect(g.chooseRound(2, [0.9, 0.6], false)).toEqual({ gamma: 2, peeked: true });
+  });
+
   it("stays with pool generation until the drafter's step has been measured", () => {
     const g = new SessionGamma({ gamma: "adaptive", maxGamma: 8 });
     g.observeGeneration(22, 20);

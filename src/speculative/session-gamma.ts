@@ -80,7 +80,12 @@ export class SessionGamma {
     };
     if (confidence) {
       const maxGamma = Math.max(1, Math.min(this.maxGamma, confidence.length));
-      consider({ ...base, alpha: Array.from({ length: maxGamma }, (_, k) => confidence[k] ?? 0), draftMs: 0, maxGamma }, true);
+      const alpha = Array.from({ length: maxGamma }, (_, k) => confidence[k] ?? 0);
+      // Leaving generation for a proposal already in hand: its confidence vouches for this round only, so
+      // the switch must pay back within the tokens it is expected to commit (the next round may well go
+      // back to generation, at a stream's start-up).
+      const horizonTokens = current === 0 ? Math.min(base.horizonTokens ?? Infinity, expectedTokens(alpha)) : base.horizonTokens;
+      consider({ ...base, alpha, draftMs: 0, maxGamma, horizonTokens }, true);
     }
     if (canDraft && draftKnown) consider(base, false);
     return { gamma: best.gamma, peeked: best.peeked };
@@ -176,4 +181,11 @@ export class SessionGamma {
     this.genPerToken.observe(msPerToken);
     if (networkMs !== undefined) this.rtt.observe(Math.max(0, networkMs));
   }
+}
+
+/** Tokens a round is expected to commit when its drafts are accepted with these chances: 1 + Σₖ Πᵢ≤ₖ αᵢ. */
+function expectedTokens(alpha: readonly number[]): number {
+  let [all, sum] = [1, 1];
+  for (const a of alpha) sum += all *= a;
+  return sum;
 }
