@@ -59,7 +59,7 @@ describe("the pair's task mix", () => {
     expect(docs.heldOut.size).toBe(TRANSLATION_DIRECTIONS.length);
     const held = [...docs.heldOut.values()][0];
     expect(held).toHaveLength(MIX.heldOutSentences);
-    for (const [d, pairs] of docs.heldOut) expect(pairs.map((p) => p.source)).toEqual(held.map((p) => p.source)); // the same sentences in every direction
+    for (const pairs of docs.heldOut.values()) expect(pairs.map((p) => p.source)).toEqual(held.map((p) => p.source)); // the same sentences in every direction
     for (const p of held) expect(texts.some((t) => t.includes(`] ${p.source} \n`))).toBe(false);
     for (const d of TRANSLATION_DIRECTIONS) {
       const trained = PARALLEL.get(d)!.filter((p) => !held.some((h) => h.source === p.source));
