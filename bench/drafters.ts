@@ -3,9 +3,9 @@
 // at 2,048 tokens of context. Workloads: open chat (the Spanish prompts), a tenant repeating its requests
 // (each prompt asked a second time: agentic loops, templated jobs), copying (the prompt holds a passage
 // the answer repeats), rewriting (a quote put right: a copy with small edits), translation es→ca of held-out
-// sentences and of near-duplicates of sentences translated before. Modes: autoregressive, the fixture's draft model (adaptive γ), suffix matching at
-// a fixed γ and adaptive, and the hybrid. Also the suffix proposer's own cost per round with a 32k-token
-// tenant index.
+// sentences and of near-duplicates of sentences translated before. Modes: autoregressive, the fixture's
+// draft model (adaptive γ), suffix matching at a fixed γ and adaptive, and the hybrid. Also the suffix
+// proposer's own cost per round with a 32k-token tenant index, and the fixture target's chrF.
 import os from "node:os";
 import path from "node:path";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";

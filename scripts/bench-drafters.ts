@@ -1,6 +1,6 @@
 // `npm run bench:drafters`: which drafter wins on which workload (bench/drafters.ts) — open chat, repeated
-// requests and copying, one stream at RTT 20 ms on the measured ALIA-40b/H200 cost model — and the suffix
-// proposer's cost per round. Writes bench/results/drafters.json and BENCHMARKS.md's drafter part (--out
+// requests, copying, rewriting and translation, one stream at RTT 20 ms on the measured ALIA-40b/H200 cost
+// model — the fixture target's chrF against Apertium, and the suffix proposer's cost per round. Writes bench/results/drafters.json and BENCHMARKS.md's drafter part (--out
 // elsewhere: the JSON only).
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
