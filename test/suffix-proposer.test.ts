@@ -254,7 +254,7 @@ describe("SessionGamma priced from a proposal's confidences", () => {
   };
 
   it("speculates on a confident proposal, no further than its length", () => {
-    expect(measured().choose(0, [0.95, 0.95, 0.95])).toBe(3);
+    expect(measured().choose(-1, [0.95, 0.95, 0.95])).toBe(3);
     expect(measured().choose(-1, [0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95])).toBe(8);
   });
 

@@ -90,8 +90,9 @@ describe("translation honours the SPEC_* settings", () => {
     const on = await translateWith({ SPEC_GAMMA: "2", SPEC_PROACTIVE: "true" });
     expect(off.every((s) => s.aheadUsed + s.aheadDiscarded === 0)).toBe(true);
     expect(on.reduce((n, s) => n + s.aheadUsed + s.aheadDiscarded, 0)).toBeGreaterThan(0);
-    // Greedy output does not depend on how the drafts came about.
-    expect(on.map((s) => s.roundTokens)).toEqual(off.map((s) => s.roundTokens));
+    // Greedy output does not depend on how the drafts came about (sentences finish in any order).
+    const sorted = (stats: DecodeStats[]) => stats.map((s) => s.roundTokens).sort((a, b) => a - b);
+    expect(sorted(on)).toEqual(sorted(off));
   });
 
   it("SPEC_MAX_GAMMA and SPEC_OBJECTIVE bound and steer the adaptive policy", async () => {
