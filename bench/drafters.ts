@@ -19,13 +19,12 @@ import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
 import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
 import { TenantSuffixCache } from "../src/speculative/tenant-suffix-cache.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
-import { readHeldOutTranslations, readRewriteCases } from "../fixtures/generate/heldout.ts";
+import { readHeldOutTranslations, readRewriteCases, translateHeldOut } from "../fixtures/generate/heldout.ts";
 import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
 import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { continuationDecoder } from "../src/model-pair/served-model.ts";
 import type { OutputLimits } from "../src/speculative/output-tracker.ts";
 import { translationPrompt } from "../src/translate/translator.ts";
-import { chrF } from "../fixtures/generate/chrf.ts";
 import { startDelayProxy } from "../test/harness/delay-proxy.ts";
 import { startVerifierProcess } from "../test/harness/processes.ts";
 import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
@@ -152,29 +151,19 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
   const translation: DraftersResult["translation"] = [];
   for (const [source, target_] of [...new Set(heldOut.map((t) => `${t.source}>${t.target}`))].map((k) => k.split(">"))) {
     const cases = heldOut.filter((t) => t.source === source && t.target === target_);
-    const hyps: string[] = [];
-    for (const c of cases) {
-      const prompt = tok.encode(translationPrompt(source, target_, c.text));
-      hyps.push(
-        continuationDecoder(
-          tok,
-          prompt,
-        )(await target.greedy(prompt, 2 * prompt.length + 16, [EOS_ID]))
-          .split("\n")[0]
-          .trim(),
-      );
-    }
-    const refs = cases.map((c) => c.reference);
+    const score = await translateHeldOut(
+      target,
+      (text) => tok.encode(text),
+      (ids) => tok.decode(ids, { skipSpecialTokens: true }),
+      cases,
+    );
     translation.push({
       source,
       target: target_,
       sentences: cases.length,
-      chrf: chrF(hyps, refs),
-      chrf_copying_source: chrF(
-        cases.map((c) => c.text),
-        refs,
-      ),
-      example: { text: cases[0].text, model: hyps[0], apertium: refs[0] },
+      chrf: score.chrf,
+      chrf_copying_source: score.chrfCopying,
+      example: { text: cases[0].text, model: score.translations[0], apertium: cases[0].reference },
     });
     o.log(
       `translation ${source}→${target_}: chrF ${translation.at(-1)!.chrf.toFixed(1)} against Apertium (copying the source: ${translation.at(-1)!.chrf_copying_source.toFixed(1)}) on ${cases.length} held-out sentences`,

@@ -37,7 +37,10 @@ import { writeBundle } from "../fixtures/generate/write-bundle.ts";
 import { chrF } from "../fixtures/generate/chrf.ts";
 import { CHAT_INSTRUCTIONS, PAIR_MIX, agreementPrompts, pairDocs, rewriteHeldOut, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { exportDiff } from "../fixtures/generate/export-check.ts";
-import { TRANSLATION_DIRECTIONS, loadParallelCorpus, spanishSentences, translationPrompt, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
+import { TRANSLATION_DIRECTIONS, loadParallelCorpus, spanishSentences, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
+import { translateHeldOut } from "../fixtures/generate/heldout.ts";
+import { argmax } from "../src/common/sampling.ts";
+import { translationPrompt } from "../src/translate/translator.ts";
 import { choiceFlag, cliFail, intFlag, parseCli } from "./cli.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -313,25 +316,11 @@ async function main(): Promise<void> {
   const heldOutRows: string[] = [];
   const chrf: Record<string, { model: number; copy: number }> = {};
   for (const [d, held] of heldOut) {
-    const hyps: string[] = [];
-    for (const p of held) {
-      const prompt = encode(translationPrompt(d, p.source));
-      hyps.push(
-        decode(await targetOnnx.greedy(prompt, Math.min(64, prompt.length + 8), [EOS_ID]))
-          .split("\n")[0]
-          .trim(),
-      );
-      heldOutRows.push(`${d.source}\t${d.target}\t${p.source}\t${p.target}`);
-    }
-    const refs = held.map((p) => p.target);
-    chrf[`${d.source}-${d.target}`] = {
-      model: chrF(hyps, refs),
-      copy: chrF(
-        held.map((p) => p.source),
-        refs,
-      ),
-    };
-    for (let i = 0; i < 3; i++) console.log(`  ${d.source}→${d.target} (target): ${JSON.stringify(held[i].source)} → ${JSON.stringify(hyps[i])} (Apertium: ${JSON.stringify(held[i].target)})`);
+    const cases = held.map((p) => ({ source: d.source, target: d.target, text: p.source, reference: p.target }));
+    const score = await translateHeldOut(targetOnnx, encode, decode, cases);
+    heldOutRows.push(...cases.map((c) => `${c.source}\t${c.target}\t${c.text}\t${c.reference}`));
+    chrf[`${d.source}-${d.target}`] = { model: score.chrf, copy: score.chrfCopying };
+    for (let i = 0; i < 3; i++) console.log(`  ${d.source}→${d.target} (target): ${JSON.stringify(cases[i].text)} → ${JSON.stringify(score.translations[i])} (Apertium: ${JSON.stringify(cases[i].reference)})`);
   }
   await writeFile(path.join(cfg.outDir, "translation-heldout.tsv"), `${heldOutRows.join("\n")}\n`);
   // Rewriting: short validation quotes with slips put in; how many come back exactly as written.
@@ -375,17 +364,15 @@ summary
   draft.dispose();
 }
 
-/** chrF of the tfjs model's greedy es→ca translations of the first held-out sentences (a progress probe; no KV cache, so few and short). */
+/** chrF of the tfjs model's greedy es→ca translations of the first held-out sentences (a progress probe, synchronous like the training loop's log; no KV cache, so few and short). */
 function probeChrF(model: TfLlama, heldOut: ReadonlyMap<TranslationDirection, readonly ParallelSentence[]>, encode: (t: string) => number[], decode: (ids: number[]) => string, n = 12): number {
   const [d, held] = [...heldOut][0];
   const hyps = held.slice(0, n).map((p) => {
-    const ids = encode(translationPrompt(d, p.source));
+    const ids = encode(translationPrompt(d.source, d.target, p.source));
     const start = ids.length;
     while (ids.length < 64) {
       const logits = model.logitsOf(ids);
-      const row = logits.subarray(logits.length - model.arch.vocabSize);
-      let best = 0;
-      for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
+      const best = argmax(logits.subarray(logits.length - model.arch.vocabSize));
       if (best === EOS_ID) break;
       ids.push(best);
       if (decode(ids.slice(start)).includes("\n")) break;

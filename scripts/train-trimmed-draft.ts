@@ -1,8 +1,8 @@
 // Trains a trimmed-vocabulary draft for the committed fixture pair: the draft keeps only the most frequent
 // token ids of the training corpus (and the special tokens) plus one fallback row, is initialised from the
 // committed draft's rows for them, and is distilled from the committed target on the same documents and
-// split the pair was trained on (quotes, translations, rewrites) — the teacher's probability outside the subset goes to the fallback row, which is
-// never proposed. Writes fixtures/default/draft-trimmed/ (a draft bundle with draft_vocab.json) and reports
+// split the pair was trained on (quotes, translations, copies, rewrites) — the teacher's probability
+// outside the subset goes to the fallback row, which is never proposed. Writes fixtures/default/draft-trimmed/ (a draft bundle with draft_vocab.json) and reports
 // coverage, losses, the export check and the greedy agreement α against the full draft's.
 //
 // Usage: npm run fixtures:train-trimmed -- [--rows N] [--steps N] [--seed S] [--out DIR]

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
 import { misspell, pairDocs, rewriteHeldOut, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { seededRandom } from "../fixtures/generate/random-weights.ts";
-import { TRANSLATION_DIRECTIONS, type ParallelSentence, type TranslationDirection, translationPrompt as directionPrompt } from "../fixtures/generate/translation-corpus.ts";
+import { TRANSLATION_DIRECTIONS, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
 import { translationPrompt } from "../src/translate/translator.ts";
 import { nearDuplicate } from "../bench/drafters.ts";
 
@@ -63,7 +63,7 @@ describe("the pair's task mix", () => {
     for (const p of held) expect(texts.some((t) => t.includes(`] ${p.source} \n`))).toBe(false);
     for (const d of TRANSLATION_DIRECTIONS) {
       const trained = PARALLEL.get(d)!.filter((p) => !held.some((h) => h.source === p.source));
-      for (const p of trained) expect(texts).toContain(`${directionPrompt(d, p.source)} ${p.target}\n`);
+      for (const p of trained) expect(texts).toContain(`${translationPrompt(d.source, d.target, p.source)} ${p.target}\n`);
     }
     expect(docs.counts.translations).toBe(TRANSLATION_DIRECTIONS.length * (200 - MIX.heldOutSentences));
   });
