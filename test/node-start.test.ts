@@ -21,7 +21,8 @@ describe("src/node.ts (npm start)", () => {
     const edge = await startEdgeProcess({ HOST: "127.0.0.1" });
     started.push(edge);
     const { url, output } = edge;
-    expect(output()).toMatch(/try: curl http:\/\/127\.0\.0\.1:\d+\/v1\/models/);
+    // The hint is the line after "listening on": the pipe may deliver it in a later chunk.
+    await edge.waitFor(/try: curl http:\/\/127\.0\.0\.1:\d+\/v1\/models/, 10_000);
     const health = await fetch(`${url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: "ok" });
