@@ -7,6 +7,7 @@ import { configDefaults, defineConfig } from "vitest/config";
 const UNIT = [
   "test/bench-report.test.ts",
   "test/chrf.test.ts",
+  "test/company-wait.test.ts",
   "test/bpe.test.ts",
   "test/config.test.ts",
   "test/decode-stats.test.ts",

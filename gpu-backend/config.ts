@@ -19,6 +19,9 @@ export const VerifierConfigSchema = z.object({
   VERIFIER_MAX_SESSIONS: z.coerce.number().int().positive().default(256).describe("Sessions kept at once (LRU beyond)"),
   VERIFIER_IDLE_TTL_S: z.coerce.number().positive().default(300).describe("Idle seconds before a session is evicted"),
   VERIFIER_BATCH_WINDOW_MS: z.coerce.number().min(0).max(100).default(0).describe("Extra wait for company before a batch (0: batch what queued while the previous pass ran)"),
+  VERIFIER_WAIT_FOR_COMPANY: envBool
+    .default(true)
+    .describe("With a cost model (onnx engine): a pass may wait for sessions expected back before it would end, when the GPU time that joining them saves pays for the wait (speculating sessions then share passes)"),
   VERIFIER_MAX_BATCH: z.coerce.number().int().min(1).max(256).default(32).describe("Sessions in one batched pass"),
   VERIFIER_MAX_QUEUE: z.coerce.number().int().min(1).default(256).describe("Verify passes waiting at most; beyond: 503 + Retry-After"),
   VERIFIER_MAX_BODY_BYTES: z.coerce

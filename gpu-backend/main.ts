@@ -41,7 +41,7 @@ async function openEngine(vc: VerifierConfig): Promise<{ engine: TargetEngine; l
   const store = openModelStore(config);
   const dir = await store.fetchBundle(config.TARGET_BUNDLE, { onProgress: progressReporter(`target bundle ${config.TARGET_BUNDLE}`) });
   const bundle = await loadBundle(dir, { verified: true });
-  const batch = { windowMs: vc.VERIFIER_BATCH_WINDOW_MS, maxBatch: vc.VERIFIER_MAX_BATCH, maxQueue: vc.VERIFIER_MAX_QUEUE, holdToModel: vc.VERIFIER_SIMULATE_GPU };
+  const batch = { windowMs: vc.VERIFIER_BATCH_WINDOW_MS, maxBatch: vc.VERIFIER_MAX_BATCH, maxQueue: vc.VERIFIER_MAX_QUEUE, holdToModel: vc.VERIFIER_SIMULATE_GPU, waitForCompany: vc.VERIFIER_WAIT_FOR_COMPANY };
   const engine = new OnnxEngine(await loadTargetModel(bundle, { device: vc.VERIFIER_DEVICE }), batch, accounting);
   return { engine, label: `${bundleLabel(bundle.manifest)}${vc.VERIFIER_SIMULATE_GPU ? ` (GPU simulated: ${vc.VERIFIER_COST_MODEL})` : ""}` };
 }

@@ -4,6 +4,7 @@
 // Retry-After) instead of waiting without limit.
 import type { ChunkLogits, CausalLM, KvSequence } from "../src/common/models/causal-lm.ts";
 import { VerifyError } from "../src/common/protocol.ts";
+import { ArrivalForecast, companyWaitMs } from "./company-wait.ts";
 import type { PassAccounting } from "./pass-accounting.ts";
 
 export interface MicroBatcherOptions {
@@ -19,6 +20,11 @@ export interface MicroBatcherOptions {
    * rows, standing in for ALIA-40b's GPU. Passes run one at a time, so the stand-in is one shared GPU, as real.
    */
   holdToModel?: boolean;
+  /**
+   * With a cost model: a pass that could start may wait for sessions expected back before it would end
+   * (their turnaround measured per session) when the GPU time it saves pays for the wait (company-wait.ts).
+   */
+  waitForCompany?: boolean;
 }
 
 interface Pending {
@@ -32,8 +38,13 @@ export class MicroBatcher {
   private queue: Pending[] = [];
   private scheduled = false;
   private running = false;
-  /** Batches run so far by size, for metrics. */
+  /** A pass held back for sessions expected soon: the timer that ends the wait, and whom it waits for. */
+  private waiting: { timer: NodeJS.Timeout; awaited: Set<KvSequence>; started: number } | undefined;
+  private readonly forecast = new ArrivalForecast<KvSequence>();
+  private readonly lastChunk = new WeakMap<KvSequence, number>();
+  /** Batches run so far by size, and passes that waited for company (how many, ms in all), for metrics. */
   readonly batches = new Map<number, number>();
+  readonly companyWaits = { count: 0, ms: 0 };
 
   constructor(
     private readonly model: CausalLM,
@@ -47,11 +58,40 @@ export class MicroBatcher {
 
   forward(seq: KvSequence, tokens: readonly number[]): Promise<ChunkLogits> {
     if (this.queue.length >= this.o.maxQueue) return Promise.reject(new VerifyError("overloaded", `verify queue full (${this.o.maxQueue} waiting)`));
+    this.forecast.arrived(seq, performance.now());
+    this.lastChunk.set(seq, tokens.length);
     return new Promise((resolve, reject) => {
       this.queue.push({ seq, tokens, resolve, reject });
-      if (this.queue.length >= this.o.maxBatch) this.kick();
+      const w = this.waiting;
+      if (this.queue.length >= this.o.maxBatch || (w?.awaited.delete(seq) && w.awaited.size === 0)) this.endWait();
       else this.schedule(this.o.windowMs);
     });
+  }
+
+  /** The rows expected back soon, if waiting for them beats starting now: how long, and whom. */
+  private companyWait(): { ms: number; awaited: Set<KvSequence> } | undefined {
+    if (!this.o.waitForCompany || !this.accounting.hasModel || this.queue.length >= this.o.maxBatch) return undefined;
+    const queued = new Set(this.queue.map((p) => p.seq));
+    const expected = this.forecast
+      .expected(performance.now())
+      .filter((e) => !queued.has(e.key))
+      .sort((a, b) => a.inMs - b.inMs)
+      .slice(0, this.o.maxBatch - this.queue.length)
+      .map((e) => ({ ...e, row: { chunk: this.lastChunk.get(e.key) ?? 1, past: e.key.length } }));
+    if (!expected.length) return undefined;
+    const rows = this.queue.map((p) => ({ chunk: p.tokens.length, past: p.seq.length }));
+    const ms = companyWaitMs(rows, expected, (r) => this.accounting.modelMs(r));
+    if (ms <= 0) return undefined;
+    return { ms, awaited: new Set(expected.filter((e) => e.inMs <= ms).map((e) => e.key)) };
+  }
+
+  private endWait(): void {
+    if (this.waiting) {
+      clearTimeout(this.waiting.timer);
+      this.companyWaits.ms += performance.now() - this.waiting.started;
+    }
+    this.waiting = undefined;
+    if (!this.running && this.queue.length) void this.runBatch();
   }
 
   private schedule(windowMs: number): void {
@@ -64,7 +104,12 @@ export class MicroBatcher {
 
   private kick(): void {
     this.scheduled = false;
-    if (!this.running && this.queue.length) void this.runBatch();
+    if (this.running || this.waiting || !this.queue.length) return;
+    const wait = this.companyWait();
+    // The wait ends when the last awaited row arrives, or 1 ms after it was due, whatever came.
+    if (!wait) return void this.runBatch();
+    this.companyWaits.count++;
+    this.waiting = { timer: setTimeout(() => this.endWait(), wait.ms + 1), awaited: wait.awaited, started: performance.now() };
   }
 
   private async runBatch(): Promise<void> {
@@ -80,7 +125,11 @@ export class MicroBatcher {
         const left = modelMs - (performance.now() - t0);
         if (left > 0) await new Promise((r) => setTimeout(r, left));
       }
-      batch.forEach((p, i) => p.resolve(out[i]));
+      const answered = performance.now();
+      batch.forEach((p, i) => {
+        this.forecast.answered(p.seq, answered);
+        p.resolve(out[i]);
+      });
     } catch {
       // One bad row must not fail the others: run each alone so that only the culprit gets the error.
       for (const p of batch) await this.model.forward(p.seq, p.tokens).then(p.resolve, p.reject);

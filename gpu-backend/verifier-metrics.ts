@@ -73,6 +73,10 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
         for (const [size, n] of engine.batcher.batches) this.inc({ size: String(size) }, n);
       },
     });
+  if (engine instanceof OnnxEngine && engine.accounting.hasModel) {
+    counter("alia_verifier_company_waits_total", "Passes held back for sessions expected back (VERIFIER_WAIT_FOR_COMPANY)", () => engine.batcher.companyWaits.count);
+    counter("alia_verifier_company_wait_seconds_total", "Time passes were held back for company", () => engine.batcher.companyWaits.ms / 1000);
+  }
   if (engine instanceof SglangEngine) {
     counter("alia_verifier_sglang_prefix_tokens_total", "Tokens before the scored range sent to SGLang", () => engine.cache.prefixTokens);
     counter("alia_verifier_sglang_cached_tokens_total", "Of those, tokens SGLang served from its radix cache (cached_tokens)", () => engine.cache.cachedTokens);

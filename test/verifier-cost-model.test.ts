@@ -51,6 +51,29 @@ describe("verifier with a GPU cost model", () => {
     for (const r of shared) expect(r.load.pass_ms_by_chunk![0]).toBeGreaterThanOrEqual(h200Alia40b().passMs(1, 1, PAST));
   });
 
+  it("a pass waits for a session expected back soon, so two sessions out of step come to share passes", async () => {
+    const waits = async () => Number((await (await fetch(`${verifier.url}/metrics`)).text()).match(/^alia_verifier_company_waits_total (\S+)$/m)?.[1]);
+    const before = await waits();
+    // Two sessions that each send their next round a fixed time after their answer (2 ms and 12 ms, as
+    // two edges at different distances would), starting 12 ms apart. A pass costs ~22 ms: without waiting,
+    // each would keep running alone, in turn.
+    const rowsSeen: number[][] = [[], []];
+    const loop = async (i: number, delayMs: number) => {
+      await new Promise((r) => setTimeout(r, i * 12));
+      let r = VerifyResponseSchema.parse(await (await post("/v1/verify", { session: `w${i}`, seq: 0, history: prompt, drafts: [] })).json());
+      for (let seq = 1; seq <= 10; seq++) {
+        await new Promise((res) => setTimeout(res, delayMs));
+        r = VerifyResponseSchema.parse(await (await post("/v1/verify", { session: `w${i}`, seq, committed: [r.token], drafts: [prompt[1], prompt[2]] })).json());
+        rowsSeen[i].push(r.load.rows ?? 0);
+      }
+    };
+    await Promise.all([loop(0, 2), loop(1, 12)]);
+    expect(await waits()).toBeGreaterThan(before);
+    // Once each turnaround is known, the early session's pass waits for the other: shared passes.
+    const shared = rowsSeen[0].slice(4).filter((n) => n >= 2).length;
+    expect(shared).toBeGreaterThanOrEqual(3);
+  });
+
   it("streams the load report with the first generated token and every 16th", async () => {
     const res = await post("/v1/generate", { history: prompt, max_tokens: 20 });
     const events = (await res.text())
