@@ -28,6 +28,7 @@ import { translationPrompt } from "../src/translate/translator.ts";
 import { startDelayProxy } from "../test/harness/delay-proxy.ts";
 import { startVerifierProcess } from "../test/harness/processes.ts";
 import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
+import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
 
 export const DRAFTER_MODES = ["autoregressive", "model", "suffix-4", "suffix", "hybrid"] as const;
 export type DrafterMode = (typeof DRAFTER_MODES)[number];
@@ -215,6 +216,8 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
       for (const mode of DRAFTER_MODES) {
         const kind = mode === "suffix-4" ? "suffix" : mode === "autoregressive" ? "model" : mode;
         const factory = new ProposerFactory({ kind, draft, suffix: { maxOrder: 8, bytesPerTenant: 4 << 20, maxTenants: 4 } });
+        // As on an edge in service, adaptive generations start from what the earlier ones of the workload measured.
+        const priors = new SpeculationPriors();
         const decode = async (prompt: number[]) => {
           const d = new SpeculativeDecoder({
             ...w.limits?.(prompt),
@@ -223,6 +226,7 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
             gamma: mode === "autoregressive" ? 0 : mode === "suffix-4" ? 4 : "adaptive",
             maxGamma: 8,
             maxTokens: tokens,
+            priors,
             session: `d${session++}`,
           });
           for await (const _ of d.run(prompt));

@@ -17,6 +17,7 @@ import type { DecodeStats } from "../src/speculative/decode-stats.ts";
 import { ModelProposer } from "../src/speculative/model-proposer.ts";
 import type { Proposer } from "../src/speculative/proposer.ts";
 import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
+import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { startDelayProxy } from "../test/harness/delay-proxy.ts";
@@ -99,6 +100,10 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
   const draft2b = h200Salamandra2b();
   const cells: RegimeCell[] = [];
   const fixtureAlpha: number[] = [];
+  // An edge keeps what its earlier generations measured (SpeculationPriors): adaptive sessions of a cell
+  // start from what the same pair, drafter and objective measured before, as on an edge in service. The
+  // first cell of each is preceded by one unmeasured generation, so that no cell measures a cold edge.
+  const priors = new Map<string, SpeculationPriors>();
   let cellNo = 0;
 
   for (const past of grid.pasts) {
@@ -118,8 +123,30 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
         const pool = new PoolClient({ nodes: [proxy.url], timeoutMs: 300_000, maxInFlightPerNode: 4096 });
         for (const sessions of grid.sessions) {
           /** N sessions at once; returns what the cell measured. */
-          const run = async (mode: RegimeMode, proposer: (i: number, p: Prompt) => Proposer) => {
+          const run = async (mode: RegimeMode, proposer: (i: number, p: Prompt) => Proposer, priorsKey?: string) => {
             const id = cellNo++;
+            const adaptive = mode === "adaptive" || mode === "adaptive-gpu";
+            let edgePriors: SpeculationPriors | undefined;
+            if (adaptive && priorsKey) {
+              edgePriors = priors.get(`${priorsKey} ${mode}`);
+              if (!edgePriors) {
+                edgePriors = new SpeculationPriors();
+                priors.set(`${priorsKey} ${mode}`, edgePriors);
+                const p = prompts[prompts.length - 1];
+                const warm = new SpeculativeDecoder({
+                  proposer: proposer(sessions, p),
+                  pool,
+                  gamma: "adaptive",
+                  maxGamma: 8,
+                  objective: mode === "adaptive-gpu" ? "gpu" : "latency",
+                  proactive: true,
+                  priors: edgePriors,
+                  maxTokens: grid.tokensPerSession,
+                  session: `r${id}-warm`,
+                });
+                for await (const _ of warm.run(p.tokens));
+              }
+            }
             const before = await passTotals(v.url);
             const itl: number[] = [];
             const stats: DecodeStats[] = [];
@@ -136,6 +163,7 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
                   maxGamma: 8,
                   objective: mode === "adaptive-gpu" ? "gpu" : "latency",
                   proactive: true,
+                  priors: edgePriors,
                   maxTokens: grid.tokensPerSession,
                   session: `r${id}-${i}`,
                 });
@@ -196,7 +224,7 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
           for (const stepMs of grid.drafterMs)
             for (const mode of grid.modes.filter((m) => m !== "autoregressive"))
               for (const [pair, make] of [["high", replay(stepMs)], ...(onFixture ? [["fixture", fixture(stepMs)] as const] : [])] as const) {
-                const r = await run(mode, make);
+                const r = await run(mode, make, `${pair} ${stepMs}`);
                 if (pair === "fixture" && r.alpha > 0) fixtureAlpha.push(r.alpha);
                 cells.push({ pair, drafter_ms: stepMs, mode, ...key, ...r });
                 o.log(

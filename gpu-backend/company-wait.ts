@@ -36,13 +36,17 @@ export function companyWaitMs(queued: readonly PassRow[], expected: readonly Exp
 }
 
 /**
- * When each session is expected back: its turnaround (answer sent → next request), smoothed, per session.
- * A session whose expected time has passed by more than `graceMs` is not expected any more (it ended, or
- * went to pool generation) until it comes back.
+ * When each session is expected back: its turnaround (answer sent → next request), smoothed, per session
+ * and per kind of answer — an edge that drafted ahead returns at once after a round whose drafts were all
+ * accepted, and drafts again first after one that rejected some. A session whose expected time has passed
+ * by more than `graceMs` is not expected any more (it ended, or went to pool generation) until it comes back.
  */
 export class ArrivalForecast<K extends object> {
-  private readonly turnaround = new WeakMap<K, number>();
-  private readonly answeredAt = new Map<K, number>();
+  private readonly turnaround = new WeakMap<K, Map<string, number>>();
+  private readonly answeredAt = new Map<K, { at: number; kind: string }>();
+  /** How far arrivals miss their forecast, over all sessions (ms, mean absolute error). */
+  private lateness = 0;
+  private checked = 0;
 
   constructor(
     private readonly graceMs = 2,
@@ -50,26 +54,36 @@ export class ArrivalForecast<K extends object> {
     private readonly minTurnaroundMs = 1,
   ) {}
 
-  answered(key: K, now: number): void {
-    this.answeredAt.set(key, now);
+  answered(key: K, now: number, kind = ""): void {
+    this.answeredAt.set(key, { at: now, kind });
   }
 
   arrived(key: K, now: number): void {
-    const at = this.answeredAt.get(key);
-    if (at === undefined) return;
+    const a = this.answeredAt.get(key);
+    if (a === undefined) return;
     this.answeredAt.delete(key);
-    const t = now - at;
-    const prev = this.turnaround.get(key);
-    this.turnaround.set(key, prev === undefined ? t : 0.7 * prev + 0.3 * t);
+    const t = now - a.at;
+    const byKind = this.turnaround.get(key) ?? new Map<string, number>();
+    this.turnaround.set(key, byKind);
+    const prev = byKind.get(a.kind);
+    if (prev !== undefined) {
+      const miss = Math.abs(t - prev);
+      this.lateness = this.checked++ ? 0.9 * this.lateness + 0.1 * miss : miss;
+    }
+    byKind.set(a.kind, prev === undefined ? t : 0.7 * prev + 0.3 * t);
   }
 
-  /** Sessions expected back, with ms until then (at least 0: one a little late may come any moment). */
+  /**
+   * Sessions expected back, with ms until then: the forecast plus its usual error, so that a wait does
+   * not end just before the awaited arrive (at least 0: one a little late may come any moment).
+   */
   expected(now: number): { key: K; inMs: number }[] {
+    const slack = this.lateness;
     const out: { key: K; inMs: number }[] = [];
-    for (const [key, at] of this.answeredAt) {
-      const t = this.turnaround.get(key);
+    for (const [key, a] of this.answeredAt) {
+      const t = this.turnaround.get(key)?.get(a.kind);
       if (t === undefined || t < this.minTurnaroundMs) continue;
-      const inMs = at + t - now;
+      const inMs = a.at + t + slack - now;
       if (inMs < -this.graceMs) {
         // Not coming back on time: drop it, so that a finished session is waited for at most once.
         this.answeredAt.delete(key);

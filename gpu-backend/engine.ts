@@ -40,4 +40,9 @@ export interface TargetEngine<S extends EngineSequence = EngineSequence> {
   open(prefix: readonly number[]): Promise<S>;
   /** Run `tokens` after the sequence's tokens, append them, and score each position. */
   score(seq: S, tokens: readonly number[]): Promise<ChunkScores>;
+  /**
+   * A verify round's answer is going out (`allAccepted`: every draft passed). An engine that batches may
+   * expect the session back and hold a pass for it (OnnxEngine: VERIFIER_WAIT_FOR_COMPANY).
+   */
+  roundAnswered?(seq: S, allAccepted: boolean): void;
 }

@@ -94,6 +94,11 @@ export class MicroBatcher {
     if (!this.running && this.queue.length) void this.runBatch();
   }
 
+  /** A verify round's answer is going out: the session is expected back (`kind`: what the answer was). */
+  answered(seq: KvSequence, kind: string): void {
+    this.forecast.answered(seq, performance.now(), kind);
+  }
+
   private schedule(windowMs: number): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -125,11 +130,7 @@ export class MicroBatcher {
         const left = modelMs - (performance.now() - t0);
         if (left > 0) await new Promise((r) => setTimeout(r, left));
       }
-      const answered = performance.now();
-      batch.forEach((p, i) => {
-        this.forecast.answered(p.seq, answered);
-        p.resolve(out[i]);
-      });
+      batch.forEach((p, i) => p.resolve(out[i]));
     } catch {
       // One bad row must not fail the others: run each alone so that only the culprit gets the error.
       for (const p of batch) await this.model.forward(p.seq, p.tokens).then(p.resolve, p.reject);

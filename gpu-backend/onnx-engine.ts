@@ -39,6 +39,10 @@ export class OnnxEngine implements TargetEngine<KvSequence> {
     return seq;
   }
 
+  roundAnswered(seq: KvSequence, allAccepted: boolean): void {
+    this.batcher.answered(seq, allAccepted ? "all" : "some");
+  }
+
   async score(seq: KvSequence, tokens: readonly number[]): Promise<ChunkScores> {
     const logits = await this.batcher.forward(seq, tokens);
     return { rows: Array.from({ length: logits.rows }, (_, i) => logits.row(i)) };

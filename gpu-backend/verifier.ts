@@ -144,6 +144,7 @@ export class Verifier {
       server_ms: performance.now() - t0,
     };
     this.sessions.resized(req.session);
+    this.engine.roundAnswered?.(s.seq, result.accepted === req.drafts.length);
     this.counters.rounds++;
     this.counters.drafted += req.drafts.length;
     this.counters.accepted += result.accepted;

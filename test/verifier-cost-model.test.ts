@@ -5,6 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { h200Alia40b } from "../src/common/h200-alia-40b.ts";
 import { VerifyResponseSchema } from "../src/common/protocol.ts";
 import { loadVerifierConfig } from "../gpu-backend/config.ts";
+import { PoolClient } from "../src/pool/pool-client.ts";
+import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
+import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 
@@ -98,5 +102,28 @@ describe("verifier with a GPU cost model", () => {
     expect(() => loadVerifierConfig({ VERIFIER_SIMULATE_GPU: "true" })).toThrow(/needs a VERIFIER_COST_MODEL/);
     expect(() => loadVerifierConfig({ VERIFIER_SIMULATE_GPU: "true", VERIFIER_COST_MODEL: "engine", VERIFIER_ENGINE: "sglang", VERIFIER_SGLANG_URL: "http://127.0.0.1:1" })).toThrow(/onnx engine only/);
     expect(() => loadVerifierConfig({ VERIFIER_COST_MODEL: "a100" })).toThrow();
+  });
+});
+
+describe("an edge that keeps what earlier generations measured (SpeculationPriors)", () => {
+  it("starts later adaptive generations with a round instead of pool generation, and their output is still the target's", async () => {
+    const { draft, target, tok } = await loadDefaultPair();
+    const pool = new PoolClient({ nodes: [verifier.url] });
+    const priors = new SpeculationPriors();
+    const run = async (text: string, i: number, withPriors: boolean) => {
+      const d = new SpeculativeDecoder({ draft, pool, gamma: "adaptive", proactive: true, maxTokens: 32, session: `prior-${i}-${withPriors}`, ...(withPriors ? { priors } : {}) });
+      const out: number[] = [];
+      for await (const ev of d.run(tok.encode(text))) out.push(...ev.tokens);
+      expect(out).toEqual(await target.greedy(tok.encode(text), 32));
+      return d.stats;
+    };
+    // A fresh edge measures first: its first generation starts with the pool generating.
+    expect((await run(SPANISH_PROMPTS[0], 0, true)).gammas[0]).toBe(0);
+    // Once the prior holds enough (a few generations at most), generations start by drafting.
+    let first = 0;
+    for (let i = 1; i <= 6 && first === 0; i++) first = (await run(SPANISH_PROMPTS[i], i, true)).gammas[0];
+    expect(first).toBeGreaterThan(0);
+    // Without the prior, the same edge still starts each generation by measuring.
+    expect((await run(SPANISH_PROMPTS[7], 7, false)).gammas[0]).toBe(0);
   });
 });

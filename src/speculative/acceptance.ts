@@ -49,18 +49,19 @@ export class RecentMin {
 export class AcceptanceEstimate {
   readonly alpha: number[];
   /** Observations per position so far. */
-  private readonly seen: number[];
+  readonly seen: number[];
   /**
    * `weight`: the exponential weight once warmed up; before that each position averages its observations
    * with the prior counted as `priorWeight` observations, so a session's first tokens move it quickly.
+   * `prior`: one value for every position, or one per position (positions beyond it take its last).
    */
   constructor(
     maxGamma: number,
     private readonly weight = 0.15,
-    prior = 0.6,
+    prior: number | readonly number[] = 0.6,
     private readonly priorWeight = 4,
   ) {
-    this.alpha = new Array(maxGamma).fill(prior);
+    this.alpha = Array.from({ length: maxGamma }, (_, i) => (typeof prior === "number" ? prior : (prior[Math.min(i, prior.length - 1)] ?? 0.6)));
     this.seen = new Array(maxGamma).fill(0);
   }
 

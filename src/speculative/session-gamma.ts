@@ -6,11 +6,14 @@ import type { PoolLoad } from "../common/protocol.ts";
 import { AcceptanceEstimate, Ewma, LinearFit, RecentMin } from "./acceptance.ts";
 import { chooseGamma, type GammaPolicyInput } from "./gamma-policy.ts";
 import { DEFAULT_NOMINAL, type NominalTimings, type SpeculationSettings } from "./settings.ts";
+import type { MeasuredFigures, PriorFigures } from "./speculation-prior.ts";
 
 export class SessionGamma {
   readonly maxGamma: number;
   private readonly acceptance: AcceptanceEstimate;
-  private readonly draftPerToken = new Ewma(0.2);
+  private readonly draftPerToken: Ewma;
+  /** Started from what earlier generations measured (speculation-prior.ts): the first step may speculate. */
+  private readonly primed: boolean;
   /** Network time of this session's rounds (what its rounds really wait, edge queueing included). */
   private readonly roundNetwork = new Ewma(0.2);
   /** Before any round: the smallest start-up seen (a stampede of sessions starting at once is not network time). */
@@ -22,25 +25,54 @@ export class SessionGamma {
   /** The pool's latest cost report: the next pass's ms with every row at chunk 1, 2, …, and how many rows share it. */
   private passMsByChunk: readonly number[] | undefined;
   private passRows = 1;
+  private lastLoad: PoolLoad | undefined;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
-  private readonly beyondPass = new Ewma(0.2);
+  private readonly beyondPass: Ewma;
   /** The edge's own time per round beyond drafting and the verify call (committing, event-loop lag). */
-  private readonly edgeOverhead = new Ewma(0.2);
+  private readonly edgeOverhead: Ewma;
 
   /**
    * `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time).
    * `poolRoundTripMs`: the pool client's recent minimum round trip over all sessions, if it knows one.
    * `remainingTokens`: how many tokens the generation may still emit (a switch pays back over them only).
+   * `prior`: what earlier generations with this proposer measured, to start from (ignored with `nominalOnly`).
    */
   constructor(
     private readonly s: SpeculationSettings,
     private readonly nominalOnly = false,
     private readonly poolRoundTripMs: () => number | undefined = () => undefined,
     private readonly remainingTokens: () => number = () => Infinity,
+    prior?: PriorFigures,
   ) {
     this.maxGamma = s.maxGamma ?? 8;
     if (s.gamma !== "adaptive" && !(Number.isInteger(s.gamma) && s.gamma >= 0 && s.gamma <= this.maxGamma)) throw new RangeError(`γ must be "adaptive" or an integer 0…${this.maxGamma}, got ${s.gamma}`);
-    this.acceptance = new AcceptanceEstimate(this.maxGamma);
+    const p = nominalOnly ? undefined : prior;
+    this.primed = p !== undefined && p.alpha.length > 0;
+    this.acceptance = new AcceptanceEstimate(this.maxGamma, undefined, this.primed ? p!.alpha : undefined);
+    this.draftPerToken = new Ewma(0.2, p?.draftMsPerToken);
+    this.beyondPass = new Ewma(0.2, p?.beyondPassMs);
+    this.edgeOverhead = new Ewma(0.2, p?.edgeMs);
+    if (p?.load) this.observeLoad(p.load);
+    if (p?.verifyMs) {
+      // Two points of the earlier fit, as observations the session's own rounds soon outweigh.
+      this.verifyFit.observe(0, p.verifyMs[0]);
+      this.verifyFit.observe(this.maxGamma, p.verifyMs[1]);
+    }
+    if (p?.generateMs !== undefined) this.genPerToken.observe(p.generateMs);
+  }
+
+  /** What this generation measured, for the edge's prior (speculation-prior.ts). */
+  measured(): MeasuredFigures {
+    return {
+      alpha: this.acceptance.alpha,
+      seen: this.acceptance.seen,
+      draftMsPerToken: this.draftPerToken.value,
+      load: this.lastLoad,
+      beyondPassMs: this.beyondPass.value,
+      edgeMs: this.edgeOverhead.value,
+      verifyMs: this.verifyFit.observed ? [this.verifyFit.predict(0)!, this.verifyFit.predict(this.maxGamma)!] : undefined,
+      generateMs: this.genSteady.value ?? this.genPerToken.value,
+    };
   }
 
   get adaptive(): boolean {
@@ -69,7 +101,7 @@ export class SessionGamma {
     // drafts also wait until the proposer, following the stream, has measured what a drafted token costs —
     // a slow drafter's first step may outlast the first chunk.
     const measuring = !n && s.allowGenerate !== false;
-    if (measuring && !this.verifyFit.observed && this.genPerToken.value === undefined) return { gamma: 0, peeked: false };
+    if (measuring && !this.primed && !this.verifyFit.observed && this.genPerToken.value === undefined) return { gamma: 0, peeked: false };
     const draftKnown = !measuring || current > 0 || this.draftPerToken.value !== undefined;
     const base = this.policyInput(current, n);
     let best: { gamma: number; peeked: boolean; rate: number; input: GammaPolicyInput } = { gamma: 0, peeked: false, rate: -Infinity, input: base };
@@ -161,6 +193,7 @@ export class SessionGamma {
 
   /** The pool's load report (every verify answer; every few generated tokens). */
   observeLoad(load: PoolLoad): void {
+    this.lastLoad = load;
     if (load.pass_ms_by_chunk?.length) this.passMsByChunk = load.pass_ms_by_chunk;
     if (load.rows !== undefined) this.passRows = Math.max(1, load.rows);
   }

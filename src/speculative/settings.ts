@@ -5,6 +5,7 @@ import type { CausalLM } from "../common/models/causal-lm.ts";
 import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
 import type { GammaObjective } from "./gamma-policy.ts";
 import { ProposerFactory } from "./proposer-factory.ts";
+import { SpeculationPriors } from "./speculation-prior.ts";
 
 /** Timings the γ policy assumes when it must not depend on the clock (seeded sampling repeats its text). */
 export interface NominalTimings {
@@ -31,6 +32,11 @@ export interface SpeculationSettings {
   /** Tokens the pool generates before the policy is asked again (γ = 0; default 16). */
   generateChunk?: number;
   nominal?: NominalTimings;
+  /**
+   * What earlier generations measured, per proposer: adaptive generations start from it instead of from
+   * pool generation, and add their own measurements at their end. One per edge (state, not a setting).
+   */
+  priors?: SpeculationPriors;
 }
 
 /** Who drafts, from the configuration (SPEC_PROPOSER, SPEC_SUFFIX_*); `draft`: the loaded draft model, if any, and its trimmed vocabulary. */
@@ -49,5 +55,5 @@ export function proposerFactoryFromConfig(
 }
 
 export function speculationSettingsFromConfig(c: Pick<Config, "SPEC_GAMMA" | "SPEC_MAX_GAMMA" | "SPEC_OBJECTIVE" | "SPEC_PROACTIVE" | "SPEC_Q_SUPPORT">): SpeculationSettings {
-  return { gamma: c.SPEC_GAMMA, maxGamma: c.SPEC_MAX_GAMMA, objective: c.SPEC_OBJECTIVE, proactive: c.SPEC_PROACTIVE, support: c.SPEC_Q_SUPPORT };
+  return { gamma: c.SPEC_GAMMA, maxGamma: c.SPEC_MAX_GAMMA, objective: c.SPEC_OBJECTIVE, proactive: c.SPEC_PROACTIVE, support: c.SPEC_Q_SUPPORT, priors: new SpeculationPriors() };
 }

@@ -53,6 +53,7 @@ export class SpeculativeDecoder {
       !!(o.seeded && s),
       () => o.pool.roundTripMs,
       () => this.tracker.remaining,
+      o.priors?.for(this.proposer.name).figures,
     );
     this.recorder = new DecodeStatsRecorder(this.proposer.name);
   }
@@ -99,6 +100,7 @@ export class SpeculativeDecoder {
       if (!this.observing) await reset;
       else reset.catch(() => {});
       this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
+      if (this.stats.rounds > 0 || this.stats.generatedTokens > 0) this.o.priors?.for(this.proposer.name).learn(this.policy.measured());
       // Close the verifier's session whether the generation ended or the client went away.
       await this.o.pool.close(this.o.session);
     }
