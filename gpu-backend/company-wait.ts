@@ -13,6 +13,9 @@
 // merge groups for good: it sees the queued rows' delay, not the merged rounds that follow.
 import type { PassRow } from "../src/common/pass-cost-model.ts";
 
+/** Arrivals waited for at most (the earliest): each candidate wait costs model evaluations on the verifier's event loop. */
+const MAX_AWAITED = 8;
+
 export interface ExpectedArrival {
   /** Milliseconds from now until the row is expected. */
   inMs: number;
@@ -24,9 +27,12 @@ export function companyWaitMs(queued: readonly PassRow[], expected: readonly Exp
   if (queued.length === 0) return 0;
   const alone = passMs(queued);
   const due = expected.filter((a) => a.inMs >= 0 && a.inMs < alone).sort((a, b) => a.inMs - b.inMs);
+  if (!due.length) return 0;
   const addedTo = (base: readonly PassRow[], extra: readonly PassRow[]) => passMs([...base, ...extra]) - (base.length ? passMs(base) : 0);
+  // A pass where one more row costs half what it costs alone is compute-bound: nothing to save.
+  if (addedTo(queued, [due[0].row]) >= passMs([due[0].row]) / 2) return 0;
   let wait = 0;
-  for (let k = 1; k <= due.length; k++) {
+  for (let k = 1; k <= Math.min(due.length, MAX_AWAITED); k++) {
     const w = due[k - 1].inMs;
     const joined = due.slice(0, k).map((a) => a.row);
     const rest = due.slice(k).map((a) => a.row);

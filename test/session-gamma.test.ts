@@ -114,6 +114,15 @@ describe("SessionGamma", () => {
     expect(withCurve("gpu", false, 64, computeBound).choose(4)).toBe(0);
   });
 
+  it("gpu objective: speculating in passes of few rows loses to generation in one pass with every session", () => {
+    // α ≈ 0.5 with rows of 8 sessions: speculation's share of a memory-bound pass is worth it…
+    expect(withCurve("gpu", false, 8, memoryBound).choose(4)).toBeGreaterThan(0);
+    // …but not when its passes carry its row alone of the 8 sessions the pool holds: generating, all 8 would share.
+    const s = withCurve("gpu", false, 1, memoryBound);
+    s.observeLoad({ queue_depth: 0, sessions: 8, rows: 1, tokens: 5, pass_ms: memoryBound[4], pass_ms_by_chunk: memoryBound });
+    expect(s.choose(4)).toBe(0);
+  });
+
   it("latency objective reads the reported pass time, not the fit of past rounds", () => {
     // A fast drafter at high α: rounds of ~29 ms + 20 ms RTT commit ~5 tokens, generation ~29 ms per token.
     expect(withCurve("latency", true, 64, memoryBound).choose(0)).toBeGreaterThan(0);

@@ -25,6 +25,8 @@ export class SessionGamma {
   /** The pool's latest cost report: the next pass's ms with every row at chunk 1, 2, …, and how many rows share it. */
   private passMsByChunk: readonly number[] | undefined;
   private passRows = 1;
+  /** Sessions the pool holds (each a row of every pass, were they all generating). */
+  private poolSessions = 1;
   private lastLoad: PoolLoad | undefined;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
   private readonly beyondPass: Ewma;
@@ -148,7 +150,9 @@ export class SessionGamma {
       // stampede. Later ones stand as measured: under load a token also waits for the pass's own overhead
       // (sending 32 streams' tokens), which the model leaves out and a round's price includes.
       generateMs: n?.generateMs ?? (curve ? (this.genSteady.value ?? Math.min(this.genPerToken.or(Infinity), pass(0))) : this.genPerToken.or(v0)),
-      generateGpuMs: curve ? pass(0) / this.passRows : undefined,
+      // Generating, a session shares every pass with all the others (continuous batching): with more
+      // sessions than its last pass's rows (speculators out of step), generation costs the smaller share.
+      generateGpuMs: curve ? pass(0) / Math.max(this.passRows, this.poolSessions) : undefined,
       maxGamma: this.maxGamma,
       minGamma: s.allowGenerate === false ? 1 : 0,
       objective: s.objective,
@@ -196,6 +200,7 @@ export class SessionGamma {
     this.lastLoad = load;
     if (load.pass_ms_by_chunk?.length) this.passMsByChunk = load.pass_ms_by_chunk;
     if (load.rows !== undefined) this.passRows = Math.max(1, load.rows);
+    this.poolSessions = load.sessions;
   }
 
   /** Proposing cost per drafted token. */
