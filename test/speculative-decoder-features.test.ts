@@ -1,12 +1,4 @@
-// SpeculativeDecoder behaviour beyond greedy identity, against a real verifier process: EOS, max tokens, stop
-// strings spanning token boundaries, cancellation closing the session on both sides, statistics, and
-// sampling — reproducible for a seed, the same with proactive drafting on or off, and distributed as
-// target-only sampling through the whole edge + verifier path on a tiny-vocabulary pair (chi-square).
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
 import { loadBundle } from "../src/common/models/model-store.ts";
@@ -14,9 +6,9 @@ import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { Sampling } from "../src/common/protocol.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
-import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
+import { withTinyPair } from "./harness/tiny-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
@@ -156,14 +148,8 @@ describe("SpeculativeDecoder: sampling", () => {
   // vocabulary (no top-k), drafts drawn from the draft's full q̃. The reference is target-only sampling
   // p(a)·p(b|a) from the target's own logits over all 64 pairs. Accept at chi-square p ≥ 0.001.
   it("commits pairs distributed as target-only sampling (tiny vocabulary, chi-square through edge + verifier)", async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "alia-tiny-"));
-    const tiny = await writeSyntheticPairBundles({ outDir: dir, alpha: 0.6, vocabSize: 8, seed: 3, ort: ortNode });
-    const node = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
-    const tinyUrl = node.url;
-    try {
-      const tinyTarget = await loadTargetModel(await loadBundle(tiny.targetDir));
-      const tinyDraft = await loadDraftModel(await loadBundle(tiny.draftDir));
-      const tinyPool = new PoolClient({ nodes: [tinyUrl], token: TOKEN });
+    await withTinyPair(3, TOKEN, async ({ target: tinyTarget, draftDir, pool: tinyPool }) => {
+      const tinyDraft = await loadDraftModel(await loadBundle(draftDir));
       const prompt = [1, 6, 7, 6];
       const params = { temperature: 2 }; // flattens the random target so that most of the 64 cells fill
       const counts = await countFirstTwo(2000, async (t) => {
@@ -184,9 +170,6 @@ describe("SpeculativeDecoder: sampling", () => {
       const r = await firstTwoChiSquare(tinyTarget, prompt, params, counts);
       expect(r.unseen).toEqual([]);
       expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
-    } finally {
-      await node.stop("SIGKILL");
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -1,13 +1,6 @@
-// The suffix proposer and the hybrid end to end: SpeculativeDecoder drafting by suffix matching (or, per
-// round, by it or the draft model) against real verifier processes on loopback. Greedy output is
-// token-identical to target-only greedy decoding (100 prompts × 64 tokens, fixed and adaptive γ); a tenant's repeated request is drafted from its cached output and nearly
-// every draft is accepted, another tenant's is not; sampled output keeps the target's distribution through
-// the whole edge + verifier path (chi-square), and the same test catches a proposer that lies about q̃.
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { loadBundle } from "../src/common/models/model-store.ts";
 import { loadDraftModel } from "../src/model-pair/draft-model.ts";
@@ -16,10 +9,10 @@ import type { Proposer } from "../src/speculative/proposer.ts";
 import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
 import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
-import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { DEFAULT_PAIR_DIR, loadDefaultBundles, loadDefaultPair } from "./harness/default-pair.ts";
 import { reference, type ConformanceContext } from "./harness/openai-conformance.ts";
+import { withTinyPair } from "./harness/tiny-pair.ts";
 import { startEdgeProcess, startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { SPANISH_PROMPTS_AND_SHORTER } from "./harness/prompts.ts";
 import { concurrently } from "./harness/concurrently.ts";
@@ -110,16 +103,11 @@ describe("sampling with the suffix proposer and the hybrid keeps the target's di
   // tokens): the first two tokens after a prompt whose repeats make the suffix proposer draft two tokens
   // every time (one-hot q̃). Reference: target-only sampling p(a)·p(b|a) over all 64 pairs.
   it("commits pairs distributed as target-only sampling (suffix, hybrid), and the test catches a proposer whose q̃ lies", async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "alia-tiny-suffix-"));
-    const tiny = await writeSyntheticPairBundles({ outDir: dir, alpha: 0.6, vocabSize: 8, seed: 5, ort: ortNode });
-    const node = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
-    try {
-      const tinyTarget = await loadTargetModel(await loadBundle(tiny.targetDir));
-      const tinyPool = new PoolClient({ nodes: [node.url], token: TOKEN });
+    await withTinyPair(5, TOKEN, async ({ target: tinyTarget, draftDir, pool: tinyPool }) => {
       const prompt = [1, 6, 7, 2, 1, 6, 7, 2, 1, 6];
       const params = { temperature: 2 };
       const trials = 2000;
-      const tinyDraft = await loadDraftModel(await loadBundle(tiny.draftDir));
+      const tinyDraft = await loadDraftModel(await loadBundle(draftDir));
       /** Counts of the first two committed tokens, drafted by `make`'s proposers, and who drafted. */
       const sample = async (label: string, make: () => Proposer, gamma: number | "adaptive") => {
         const drafters = new Set<string>();
@@ -174,10 +162,7 @@ describe("sampling with the suffix proposer and the hybrid keeps the target's di
       // q̃ claimed at 0.3 instead of 1: drafts accepted with min(1, p/0.3), far too often.
       const wrong = await test((await sample("lying", () => lying(0.3), 2)).counts);
       expect(wrong.pValue, `lying: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
-    } finally {
-      await node.stop("SIGKILL");
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 

@@ -8,7 +8,6 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadTargetModel, ortNode } from "../gpu-backend/target-model.ts";
 import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import { DRAFT_VOCAB_FILE, DraftVocabulary, DraftVocabularyFileSchema } from "../src/common/models/draft-vocabulary.ts";
 import { writeManifest } from "../src/common/models/manifest.ts";
@@ -22,11 +21,11 @@ import { ModelProposer } from "../src/speculative/model-proposer.ts";
 import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
 import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
 import { archOfConfig, llamaOnnx, llamaWeightsFromOnnx, trimLlamaVocabulary } from "../fixtures/generate/llama-onnx.ts";
-import { writeSyntheticPairBundles } from "../fixtures/generate/synthetic-bundles.ts";
 import { configFor } from "../fixtures/generate/synthetic-pair.ts";
 import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { concurrently } from "./harness/concurrently.ts";
 import { DEFAULT_PAIR_DIR, loadDefaultPair } from "./harness/default-pair.ts";
+import { withTinyPair } from "./harness/tiny-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 import { SPANISH_PROMPTS_AND_SHORTER } from "./harness/prompts.ts";
 
@@ -176,16 +175,11 @@ describe("speculation with the trimmed draft over HTTP", () => {
   it("sampling: the first two committed tokens are distributed as target-only sampling (chi-square)", async () => {
     // A tiny pair (8 tokens) whose draft keeps 5 of them (rows 0–4 are ids 1, 2, 4, 6, 7): ids 0, 3 and 5
     // are never proposed, and the prompt holds one of them.
-    const dir = await mkdtemp(path.join(os.tmpdir(), "alia-tiny-trimmed-"));
-    const tiny = await writeSyntheticPairBundles({ outDir: dir, alpha: 0.6, vocabSize: 8, seed: 7, ort: ortNode });
-    const node = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: dir });
-    try {
-      const tinyTarget = await loadTargetModel(await loadBundle(tiny.targetDir));
-      const draftBundle = await loadBundle(tiny.draftDir);
+    await withTinyPair(7, TOKEN, async ({ target: tinyTarget, draftDir, pool: tinyPool }) => {
+      const draftBundle = await loadBundle(draftDir);
       const v = new DraftVocabulary([1, 2, 4, 6, 7], 8);
       const w = trimLlamaVocabulary(llamaWeightsFromOnnx(draftBundle.onnx, archOfConfig(draftBundle.config)), v.targetIds);
       const cut = await loadDraftModel({ onnx: llamaOnnx(w), config: configFor(w) });
-      const tinyPool = new PoolClient({ nodes: [node.url], token: TOKEN });
       const prompt = [1, 6, 7, 2, 1, 6, 5];
       const params = { temperature: 2 };
       const trials = 2000;
@@ -213,9 +207,6 @@ describe("speculation with the trimmed draft over HTTP", () => {
       const r = await firstTwoChiSquare(tinyTarget, prompt, params, counts);
       expect(r.unseen).toEqual([]);
       expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
-    } finally {
-      await node.stop("SIGKILL");
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
