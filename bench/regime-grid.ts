@@ -125,26 +125,27 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
           /** N sessions at once; returns what the cell measured. */
           const run = async (mode: RegimeMode, proposer: (i: number, p: Prompt) => Proposer, priorsKey?: string) => {
             const id = cellNo++;
-            const adaptive = mode === "adaptive" || mode === "adaptive-gpu";
+            const gamma = mode === "autoregressive" ? 0 : mode === "gamma-2" ? 2 : mode === "gamma-4" ? 4 : "adaptive";
+            const decoder = (i: number, p: Prompt, priors: SpeculationPriors | undefined, session: string) =>
+              new SpeculativeDecoder({
+                proposer: proposer(i, p),
+                pool,
+                gamma,
+                maxGamma: 8,
+                objective: mode === "adaptive-gpu" ? "gpu" : "latency",
+                proactive: true,
+                priors,
+                maxTokens: grid.tokensPerSession,
+                session,
+              });
             let edgePriors: SpeculationPriors | undefined;
-            if (adaptive && priorsKey) {
+            if (gamma === "adaptive" && priorsKey) {
               edgePriors = priors.get(`${priorsKey} ${mode}`);
               if (!edgePriors) {
                 edgePriors = new SpeculationPriors();
                 priors.set(`${priorsKey} ${mode}`, edgePriors);
                 const p = prompts[prompts.length - 1];
-                const warm = new SpeculativeDecoder({
-                  proposer: proposer(sessions, p),
-                  pool,
-                  gamma: "adaptive",
-                  maxGamma: 8,
-                  objective: mode === "adaptive-gpu" ? "gpu" : "latency",
-                  proactive: true,
-                  priors: edgePriors,
-                  maxTokens: grid.tokensPerSession,
-                  session: `r${id}-warm`,
-                });
-                for await (const _ of warm.run(p.tokens));
+                for await (const _ of decoder(sessions, p, edgePriors, `r${id}-warm`).run(p.tokens));
               }
             }
             const before = await passTotals(v.url);
@@ -155,18 +156,7 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
             await Promise.all(
               Array.from({ length: sessions }, async (_, i) => {
                 const p = prompts[i % prompts.length];
-                const gamma = mode === "autoregressive" ? 0 : mode === "gamma-2" ? 2 : mode === "gamma-4" ? 4 : "adaptive";
-                const d = new SpeculativeDecoder({
-                  proposer: proposer(i, p),
-                  pool,
-                  gamma,
-                  maxGamma: 8,
-                  objective: mode === "adaptive-gpu" ? "gpu" : "latency",
-                  proactive: true,
-                  priors: edgePriors,
-                  maxTokens: grid.tokensPerSession,
-                  session: `r${id}-${i}`,
-                });
+                const d = decoder(i, p, edgePriors, `r${id}-${i}`);
                 let last = performance.now();
                 let first = true;
                 for await (const ev of d.run(p.tokens)) {
