@@ -22,8 +22,13 @@ export interface ExpectedArrival {
   row: PassRow;
 }
 
-/** Milliseconds to wait before the pass (0: start now), given the rows queued, the rows expected, and the time of a pass over given rows. */
-export function companyWaitMs(queued: readonly PassRow[], expected: readonly ExpectedArrival[], passMs: (rows: readonly PassRow[]) => number): number {
+/**
+ * Milliseconds to wait before the pass (0: start now), given the rows queued, the rows expected, and the
+ * time of a pass over given rows. `generating`: how many queued rows are generations, whose next pass is
+ * queued as their token leaves — they are in every pass already, so a wait only delays their tokens: it must
+ * also save the awaited rows at least the time it costs those rows.
+ */
+export function companyWaitMs(queued: readonly PassRow[], expected: readonly ExpectedArrival[], passMs: (rows: readonly PassRow[]) => number, generating = 0): number {
   if (queued.length === 0) return 0;
   const alone = passMs(queued);
   const due = expected.filter((a) => a.inMs >= 0 && a.inMs < alone).sort((a, b) => a.inMs - b.inMs);
@@ -36,7 +41,11 @@ export function companyWaitMs(queued: readonly PassRow[], expected: readonly Exp
     const w = due[k - 1].inMs;
     const joined = due.slice(0, k).map((a) => a.row);
     const rest = due.slice(k).map((a) => a.row);
-    if (addedTo(rest, joined) - addedTo(queued, joined) >= w) wait = w;
+    if (addedTo(rest, joined) - addedTo(queued, joined) < w) continue;
+    // Latency: an awaited row ends with this pass instead of after it and the next; a generation's token waits.
+    const together = passMs([...queued, ...joined]);
+    const saved = k * (alone + passMs([...rest, ...joined]) - w - together);
+    if (saved >= generating * (w + together - alone)) wait = w;
   }
   return wait;
 }
@@ -64,9 +73,10 @@ export class ArrivalForecast<K extends object> {
     this.answeredAt.set(key, { at: now, kind });
   }
 
-  arrived(key: K, now: number): void {
+  /** A session's row came in; true when it came back after an answer (a verify round, not a generation). */
+  arrived(key: K, now: number): boolean {
     const a = this.answeredAt.get(key);
-    if (a === undefined) return;
+    if (a === undefined) return false;
     this.answeredAt.delete(key);
     const t = now - a.at;
     const byKind = this.turnaround.get(key) ?? new Map<string, number>();
@@ -77,6 +87,7 @@ export class ArrivalForecast<K extends object> {
       this.lateness = this.checked++ ? 0.9 * this.lateness + 0.1 * miss : miss;
     }
     byKind.set(a.kind, prev === undefined ? t : 0.7 * prev + 0.3 * t);
+    return true;
   }
 
   /**

@@ -30,6 +30,8 @@ export interface MicroBatcherOptions {
 interface Pending {
   seq: KvSequence;
   tokens: readonly number[];
+  /** A verify round that came back after its answer (otherwise a generation's next token, or a first round). */
+  returning: boolean;
   resolve: (l: ChunkLogits) => void;
   reject: (e: unknown) => void;
 }
@@ -58,10 +60,10 @@ export class MicroBatcher {
 
   forward(seq: KvSequence, tokens: readonly number[]): Promise<ChunkLogits> {
     if (this.queue.length >= this.o.maxQueue) return Promise.reject(new VerifyError("overloaded", `verify queue full (${this.o.maxQueue} waiting)`));
-    this.forecast.arrived(seq, performance.now());
+    const returning = this.forecast.arrived(seq, performance.now());
     this.lastChunk.set(seq, tokens.length);
     return new Promise((resolve, reject) => {
-      this.queue.push({ seq, tokens, resolve, reject });
+      this.queue.push({ seq, tokens, returning, resolve, reject });
       const w = this.waiting;
       if (this.queue.length >= this.o.maxBatch || (w?.awaited.delete(seq) && w.awaited.size === 0)) this.endWait();
       else this.schedule(this.o.windowMs);
@@ -80,7 +82,7 @@ export class MicroBatcher {
       .map((e) => ({ ...e, row: { chunk: this.lastChunk.get(e.key) ?? 1, past: e.key.length } }));
     if (!expected.length) return undefined;
     const rows = this.queue.map((p) => ({ chunk: p.tokens.length, past: p.seq.length }));
-    const ms = companyWaitMs(rows, expected, (r) => this.accounting.modelMs(r));
+    const ms = companyWaitMs(rows, expected, (r) => this.accounting.modelMs(r), this.queue.filter((p) => !p.returning).length);
     if (ms <= 0) return undefined;
     return { ms, awaited: new Set(expected.filter((e) => e.inMs <= ms).map((e) => e.key)) };
   }
@@ -130,6 +132,7 @@ export class MicroBatcher {
         const left = modelMs - (performance.now() - t0);
         if (left > 0) await new Promise((r) => setTimeout(r, left));
       }
+      this.accounting.occupied(t0, performance.now(), rows);
       batch.forEach((p, i) => p.resolve(out[i]));
     } catch {
       // One bad row must not fail the others: run each alone so that only the culprit gets the error.

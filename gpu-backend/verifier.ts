@@ -187,7 +187,7 @@ export class Verifier {
 
   /** The load hint for a session whose sequence is `seq`: queue, sessions, and what its next pass would cost. */
   private load(seq: EngineSequence): PoolLoad {
-    return { queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions, ...this.engine.accounting.report(seq, seq.length, this.maxGamma + 1) };
+    return { queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions, ...this.engine.accounting.report(seq, seq.length, this.maxGamma + 1, performance.now()) };
   }
 
   close(session: string): boolean {

@@ -69,6 +69,19 @@ describe("companyWaitMs", () => {
     expect(companyWaitMs(rows(1), [few, ...Array.from({ length: 6 }, (_, i) => ({ inMs: 19.4 + 0.2 * i, row: row() }))], memoryBound)).toBe(0);
   });
 
+  it("with generations queued, waits only as long as the awaited rows gain more than the generations' tokens lose", () => {
+    // A speculator due at 6 ms: worth the GPU time (a ≈ 20 ms pass saved) with one row queued; with 7
+    // generations queued, each token would wait 6 ms to save the speculator 20.5 − 6 ms: 42 > 14.5, no.
+    const due = [{ inMs: 6, row: row() }];
+    expect(companyWaitMs(rows(7, 1), due, memoryBound)).toBe(6);
+    expect(companyWaitMs(rows(7, 1), due, memoryBound, 7)).toBe(0);
+    // Due at 2 ms, with 3 generations queued: 3 × (2 + 0.5) ms lost < 18.2 ms saved.
+    expect(companyWaitMs(rows(3, 1), [{ inMs: 2, row: row() }], memoryBound, 3)).toBe(2);
+    // Seven speculators due together make a wait for them worth one generation's delay.
+    const seven = Array.from({ length: 7 }, () => ({ inMs: 8, row: row() }));
+    expect(companyWaitMs(rows(1, 1), seven, memoryBound, 1)).toBe(8);
+  });
+
   it("on the measured H200 model: 4 speculators back within 12 ms are worth the wait at 4 rows; at 64 rows × 5 tokens with 32 more due, a straggler is not", () => {
     const m = h200Alia40b();
     const pass = (r: readonly PassRow[]) => m.batchMs(r);

@@ -327,6 +327,23 @@ describe("AcceptanceEstimate", () => {
     expect(r.alpha[0]).toBeCloseTo(before + 0.15 * (1 - before), 12);
   });
 
+  it("lowerBound: the Wilson score bound, below the estimate, narrowing with observations up to the EWMA's effective count", () => {
+    const e = new AcceptanceEstimate(2); // weight .15: at most (2 − .15)/.15 ≈ 12.3 observations count
+    expect(e.lowerBound(0)).toEqual(e.alpha);
+    const few = e.lowerBound(1)[0]; // the prior, worth 4 observations
+    expect(few).toBeLessThan(0.6);
+    for (let i = 0; i < 40; i++) e.observeRound(1, 1);
+    // A run of acceptances: the estimate is near 1, the bound stays well below it (n ≈ 12.3, z = 1).
+    const n = 1.85 / 0.15;
+    const a = e.alpha[0];
+    const wilson = (a + 1 / (2 * n) - Math.sqrt((a * (1 - a)) / n + 1 / (4 * n * n))) / (1 + 1 / n);
+    expect(e.lowerBound(1)[0]).toBeCloseTo(wilson, 12);
+    expect(e.lowerBound(1)[0]).toBeLessThan(0.95);
+    expect(e.lowerBound(2)[0]).toBeLessThan(e.lowerBound(1)[0]);
+    // Position 2 was never tested by these rounds: it keeps the prior and the prior's width.
+    expect(e.lowerBound(1)[1]).toBeCloseTo(few, 12);
+  });
+
   it("starts at the prior", () => {
     expect(new AcceptanceEstimate(4).alpha).toEqual([0.6, 0.6, 0.6, 0.6]);
     expect(new AcceptanceEstimate(3, 0.1, 0.2).alpha).toEqual([0.2, 0.2, 0.2]);

@@ -202,6 +202,44 @@ describe("SessionGamma", () => {
     expect(slow.choose(8)).toBe(0);
   });
 
+  it("leaving generation, a few lucky tokens are not enough: acceptance counts at its lower bound", () => {
+    // A 25 ms drafter, a 23 ms pool step, 5 ms RTT, a 23 ms pass and 11 ms of waiting for the pass in
+    // flight: at α ≈ 0.9 speculating is even with generating; at an estimate pushed to 0.98 by a run of
+    // hits it looks 28 % better.
+    const session = (hits: number) => {
+      const s = new SessionGamma({ gamma: "adaptive", maxGamma: 8, proactive: true });
+      s.observeLoad({ queue_depth: 0, sessions: 8, rows: 8, tokens: 8, pass_ms: 23, pass_ms_by_chunk: Array.from({ length: 9 }, (_, i) => 23 + 0.2 * i), pass_wait_ms: 11 });
+      s.observeGeneration(23, 5);
+      s.observeGeneration(23);
+      s.observeDraftStep(25);
+      for (let i = 0; i < 30; i++) s.observeProposalHit(i >= 30 - hits || i % 10 !== 0);
+      return s;
+    };
+    expect(session(30).choose(0)).toBe(0);
+    // Already speculating, the same estimate keeps it there: the bound guards the switch, not the rounds.
+    expect(session(30).choose(2)).toBeGreaterThan(0);
+  });
+
+  it("a generating session prices a round with the wait for the others' pass in flight, until its own rounds measure it", () => {
+    // 2 ms drafts at α ≈ 0.7 and a 5 ms RTT beat 23 ms generation; not when each round first waits 25 ms
+    // for passes of the others (what the pool reports), and again once its rounds measure no wait.
+    const curve = Array.from({ length: 9 }, (_, i) => 23 + 0.2 * i);
+    const session = (wait: number) => {
+      const s = new SessionGamma({ gamma: "adaptive", maxGamma: 8 });
+      s.observeLoad({ queue_depth: 0, sessions: 8, rows: 8, tokens: 8, pass_ms: 23, pass_ms_by_chunk: curve, pass_wait_ms: wait });
+      s.observeGeneration(23, 5);
+      s.observeGeneration(23);
+      s.observeDraftStep(2);
+      for (let i = 0; i < 30; i++) s.observeProposalHit(i % 10 < 7);
+      return s;
+    };
+    expect(session(0).choose(-1)).toBeGreaterThan(0);
+    const waiting = session(25);
+    expect(waiting.choose(-1)).toBe(0);
+    waiting.observeRound(4, 3, curve[4], 5, { queue_depth: 0, sessions: 8, rows: 8, tokens: 40, pass_ms: curve[4], pass_ms_by_chunk: curve, pass_wait_ms: 25 });
+    expect(waiting.choose(-1)).toBeGreaterThan(0);
+  });
+
   it("a slow drafter makes the latency objective generate even when every draft is accepted", () => {
     // 25 ms per drafted token against a 22 ms pool step: no γ gets ahead of the pool generating alone.
     expect(

@@ -10,6 +10,7 @@ import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
 import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
 import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
+import { startDelayProxy } from "./harness/delay-proxy.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
 
 const PAST = 2048;
@@ -76,6 +77,44 @@ describe("verifier with a GPU cost model", () => {
     // Once each turnaround is known, the early session's pass waits for the other: shared passes.
     const shared = rowsSeen[0].slice(4).filter((n) => n >= 2).length;
     expect(shared).toBeGreaterThanOrEqual(3);
+  });
+
+  it("a round's report says how long it waits for other sessions' passes in flight: about half a pass beside a generation, nothing alone", async () => {
+    await new Promise((r) => setTimeout(r, 1100)); // the earlier tests' passes leave the last second
+    const open = VerifyResponseSchema.parse(await (await post("/v1/verify", { session: "alone", seq: 0, history: prompt, drafts: [] })).json());
+    expect(open.load.pass_wait_ms).toBe(0); // its own pass does not count
+    // Another session generates 40 tokens: ~22 ms passes back to back for ~0.9 s.
+    const stream = post("/v1/generate", { history: prompt, max_tokens: 40 }).then((r) => r.text());
+    await new Promise((r) => setTimeout(r, 600));
+    const beside = VerifyResponseSchema.parse(await (await post("/v1/verify", { session: "alone", seq: 1, committed: [open.token], drafts: [] })).json());
+    await stream;
+    const pass = h200Alia40b().passMs(1, 1, PAST);
+    // Half a pass while the GPU was busy with the stream's passes, over the ≥ 0.6 s of the second they filled.
+    expect(beside.load.pass_wait_ms).toBeGreaterThan(0.25 * pass);
+    expect(beside.load.pass_wait_ms).toBeLessThanOrEqual(pass);
+  });
+
+  it("the pool client's round trip is the average network time of continuing rounds, not their minimum", async () => {
+    const proxy = await startDelayProxy({ target: verifier.url, delayMs: 2, jitterMs: 20, seed: 7 });
+    try {
+      const pool = new PoolClient({ nodes: [proxy.url] });
+      const history = [...prompt];
+      const build = (seq: number) => (reopen: boolean) => (seq === 0 || reopen ? { session: "rtt", seq, history, drafts: [] } : { session: "rtt", seq, committed: [history[history.length - 1]], drafts: [] });
+      const network: number[] = [];
+      for (let seq = 0; seq < 8; seq++) {
+        const r = await pool.round("rtt", build(seq));
+        history.push(r.token);
+        if (seq > 0) network.push(r.elapsedMs - r.server_ms);
+      }
+      const rtt = pool.roundTripMs!;
+      // An exponential average of the continuing rounds (the opening one, with the whole history, left out).
+      expect(rtt).toBeGreaterThan(Math.min(...network));
+      expect(rtt).toBeLessThan(Math.max(...network));
+      expect(rtt).toBeGreaterThanOrEqual(4); // 2 ms each way at least
+      await pool.close("rtt");
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("streams the load report with the first generated token and every 16th", async () => {

@@ -61,6 +61,11 @@ export const PoolLoadSchema = z.object({
   rows: z.number().int().min(0).optional(),
   tokens: z.number().int().min(0).optional(),
   pass_ms: z.number().min(0).optional(),
+  /**
+   * How long a row arriving now can expect to wait for other sessions' pass in flight (ms, averaged over
+   * the last second): the part of a round's server time beyond its own pass that load adds.
+   */
+  pass_wait_ms: z.number().min(0).optional(),
   /** Index i: predicted ms of the next pass with this session's row at chunk i + 1 (γ = i drafts). */
   pass_ms_by_chunk: z
     .array(z.number().positive())

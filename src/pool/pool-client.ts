@@ -6,7 +6,7 @@
 // make the answer the one the first node would have given: no token is lost or repeated. Runs on Node
 // and in workerd (fetch only, no timers left behind).
 import type { Config } from "../config.ts";
-import { RecentMin } from "../speculative/acceptance.ts";
+import { Ewma, RecentMin } from "../speculative/acceptance.ts";
 import type { TargetVerifier, VerifiedRound } from "../speculative/target-verifier.ts";
 import { GenerateRequestSchema, VerifyResponseSchema, type GenerateEvent, type GenerateRequest, type PoolLoad, type VerifyRequest } from "../common/protocol.ts";
 
@@ -89,6 +89,11 @@ export class PoolClient implements TargetVerifier {
   readonly counters = { reopened: 0, failovers: 0, probes: 0, errors: 0 };
   /** Network time of recent calls (elapsed minus the verifier's server_ms), all sessions together. */
   private readonly network = new RecentMin(64);
+  /**
+   * The same, averaged over continuing verify rounds (not openings, which carry whole histories): what a
+   * round costs beyond the pool now, the edge's own queueing under load included, which the minimum leaves out.
+   */
+  private readonly roundNetwork = new Ewma(0.1);
 
   constructor(private readonly o: PoolClientOptions) {
     if (o.nodes.length === 0) throw new RangeError("the pool needs at least one verifier node");
@@ -224,6 +229,7 @@ export class PoolClient implements TargetVerifier {
         if (reopen && attempt > 0) this.counters.reopened++;
         const elapsedMs = performance.now() - t0;
         this.network.observe(elapsedMs - parsed.data.server_ms);
+        if (!body.history) this.roundNetwork.observe(elapsedMs - parsed.data.server_ms);
         return { ...parsed.data, elapsedMs, node: node.url };
       }
       const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
@@ -251,9 +257,12 @@ export class PoolClient implements TargetVerifier {
    * resumed from the history plus the tokens already received; seeded draws are per position, so the
    * continuation is the same.
    */
-  /** Recent minimum network time of a call to the pool (ms), once any call has measured it. */
+  /**
+   * Network time of a verify round now (ms): the recent average over continuing rounds of all sessions;
+   * before any, the recent minimum over all calls; undefined before any call.
+   */
   get roundTripMs(): number | undefined {
-    return this.network.value;
+    return this.roundNetwork.value ?? this.network.value;
   }
 
   async *generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void): AsyncGenerator<number, "stop" | "length"> {

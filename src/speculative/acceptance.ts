@@ -77,6 +77,20 @@ export class AcceptanceEstimate {
   }
 
   /**
+   * What each αᵢ is at least, `z` standard errors below its estimate (the Wilson score bound, which stays
+   * below 1 after a run of acceptances), counting as many observations as the estimate rests on: the
+   * prior's count while few, at most the exponential weight's effective count (2 − w)/w.
+   */
+  lowerBound(z: number): number[] {
+    const most = (2 - this.weight) / this.weight;
+    const z2 = z * z;
+    return this.alpha.map((a, i) => {
+      const n = Math.min(this.seen[i] + this.priorWeight, most);
+      return Math.max(0, (a + z2 / (2 * n) - z * Math.sqrt((a * (1 - a)) / n + z2 / (4 * n * n))) / (1 + z2 / n));
+    });
+  }
+
+  /**
    * A position checked outside a round (while the pool generates: did the draft predict the target's
    * token?). Lacking a chain, it moves every position alike.
    */

@@ -8,6 +8,9 @@ import { chooseGamma, type GammaPolicyInput } from "./gamma-policy.ts";
 import { DEFAULT_NOMINAL, type NominalTimings, type SpeculationSettings } from "./settings.ts";
 import type { MeasuredFigures, PriorFigures } from "./speculation-prior.ts";
 
+/** Standard errors of measured acceptance a switch from generation to fresh drafts allows for. */
+const SWITCH_CONFIDENCE_Z = 1;
+
 export class SessionGamma {
   readonly maxGamma: number;
   private readonly acceptance: AcceptanceEstimate;
@@ -30,12 +33,14 @@ export class SessionGamma {
   private lastLoad: PoolLoad | undefined;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
   private readonly beyondPass: Ewma;
+  /** This session's own rounds have measured the network and the server time beyond the pass. */
+  private ownRounds = false;
   /** The edge's own time per round beyond drafting and the verify call (committing, event-loop lag). */
   private readonly edgeOverhead: Ewma;
 
   /**
    * `nominalOnly`: ignore measured timings (a seeded sampled request must choose the same γs every time).
-   * `poolRoundTripMs`: the pool client's recent minimum round trip over all sessions, if it knows one.
+   * `poolRoundTripMs`: the pool client's round trip now over all sessions, if it knows one.
    * `remainingTokens`: how many tokens the generation may still emit (a switch pays back over them only).
    * `prior`: what earlier generations with this proposer measured, to start from (ignored with `nominalOnly`).
    */
@@ -121,7 +126,9 @@ export class SessionGamma {
       const horizonTokens = current === 0 ? Math.min(base.horizonTokens ?? Infinity, expectedTokens(alpha)) : base.horizonTokens;
       consider({ ...base, alpha, draftMs: 0, maxGamma, horizonTokens }, true);
     }
-    if (canDraft && draftKnown) consider(base, false);
+    // Leaving generation for fresh drafts is priced at the acceptance measured so far less one standard
+    // error: a few lucky tokens must not start a speculation that then costs a switch back.
+    if (canDraft && draftKnown) consider(current === 0 && !n ? { ...base, alpha: this.acceptance.lowerBound(SWITCH_CONFIDENCE_Z) } : base, false);
     return { gamma: best.gamma, peeked: best.peeked };
   }
 
@@ -130,8 +137,11 @@ export class SessionGamma {
     const s = this.s;
     const curve = n ? undefined : this.passMsByChunk;
     const pass = (g: number) => curve![Math.min(g, curve!.length - 1)];
-    const v0 = n?.verifyMs ?? (curve ? pass(0) + this.beyondPass.or(0) : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
-    const verifyMs = (g: number) => (n ? n.verifyMs : curve ? pass(g) + this.beyondPass.or(0) : (this.verifyFit.predict(g) ?? v0));
+    // Until this session's own rounds have measured it, a round waits at least for the others' pass in
+    // flight, as the pool reports it: a session generating among others has never waited for one.
+    const beyond = this.ownRounds ? this.beyondPass.or(0) : Math.max(this.beyondPass.or(0), this.lastLoad?.pass_wait_ms ?? 0);
+    const v0 = n?.verifyMs ?? (curve ? pass(0) + beyond : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
+    const verifyMs = (g: number) => (n ? n.verifyMs : curve ? pass(g) + beyond : (this.verifyFit.predict(g) ?? v0));
     // Each part of a round is measured once: a slow round moves one estimate, not a part and a scale.
     const rttMs = n?.rttMs ?? this.roundTripMs() + this.edgeOverhead.or(0);
     // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
@@ -167,13 +177,11 @@ export class SessionGamma {
   }
 
   /**
-   * The round trip: what this session's rounds have measured; before any, the smaller of its generation
-   * start-ups' minimum and the pool client's recent minimum over all sessions (0 before any).
+   * The round trip: what this session's rounds have measured; before any, what the pool client measures
+   * now over all sessions; without one, the smallest of this session's generation start-ups (0 before any).
    */
   private roundTripMs(): number {
-    if (this.roundNetwork.value !== undefined) return this.roundNetwork.value;
-    const rtt = Math.min(this.rtt.value ?? Infinity, this.poolRoundTripMs() ?? Infinity);
-    return Number.isFinite(rtt) ? rtt : 0;
+    return this.roundNetwork.value ?? this.poolRoundTripMs() ?? this.rtt.value ?? 0;
   }
 
   /**
@@ -185,6 +193,7 @@ export class SessionGamma {
     // A re-opening round's times are a switch's: its network time may include a new connection, its server
     // time the prefill of the whole history. Neither is what the next round will cost.
     if (networkMs !== undefined) {
+      this.ownRounds = true;
       this.roundNetwork.observe(networkMs);
       this.verifyFit.observe(gamma, serverMs);
       const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];

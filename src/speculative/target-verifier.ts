@@ -18,7 +18,7 @@ export interface TargetVerifier {
    * pool's load reports, the first with the pool's time to the first token.
    */
   generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void): AsyncIterable<number>;
-  /** Recent minimum of the network time of calls (their time minus the pool's own), over all sessions; optional. */
+  /** Network time of a verify round now (its time minus the pool's own), over all sessions; optional. */
   readonly roundTripMs?: number;
   /** The session is over (best effort). */
   close(session: string): Promise<void>;
