@@ -89,6 +89,18 @@ describe("GPU cost of a round", () => {
     expect(generationRate({ ...shared, objective: "latency" })).toBe(50);
   });
 
+  it("with S sessions speculating alike, a round's share is T(γ)/S while their rounds keep passes busy, else its whole pass", () => {
+    // γ = 4: T = 4·2 + 20 + 22 = 50 ms, pass 22 ms. 8 sessions: 8·22/50 ≈ 3.5 rounds a pass, a share of 50/8 ms.
+    expect(speculationRate({ ...i, sessions: 8 }, 4)).toBeCloseTo(3361.6 / (50 / 8), 9);
+    // 2 sessions: fewer than one round comes in per pass: each pays its pass.
+    expect(speculationRate({ ...i, sessions: 2 }, 4)).toBeCloseTo(3361.6 / 22, 9);
+    // A slow drafter stretches the round, and the share with it (25 ms a draft: T = 142 ms): 4 sessions'
+    // rounds no longer fill passes; 64 sessions' do.
+    expect(speculationRate({ ...i, sessions: 4 }, 4)).toBeCloseTo(3361.6 / (50 / 4), 9);
+    expect(speculationRate({ ...i, sessions: 4, draftMs: 25 }, 4)).toBeCloseTo(3361.6 / 22, 9);
+    expect(speculationRate({ ...i, sessions: 64, draftMs: 25 }, 4)).toBeCloseTo(3361.6 / (142 / 64), 9);
+  });
+
   it("compute-bound passes (cost ∝ tokens) make speculation lose on GPU time below α = 1", () => {
     const bound = { ...i, gpuMs: (g: number) => 0.8 * (g + 1), generateGpuMs: 0.8 };
     expect(chooseGamma(bound).gamma).toBe(0);

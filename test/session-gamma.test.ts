@@ -114,13 +114,12 @@ describe("SessionGamma", () => {
     expect(withCurve("gpu", false, 64, computeBound).choose(4)).toBe(0);
   });
 
-  it("gpu objective: speculating in passes of few rows loses to generation in one pass with every session", () => {
-    // α ≈ 0.5 with rows of 8 sessions: speculation's share of a memory-bound pass is worth it…
+  it("gpu objective: rounds that come back slower than passes run in passes of their own, so a slow drafter's sessions generate together", () => {
+    // 8 sessions, α ≈ 0.5: with 0.5 ms drafts their rounds (~55 ms) come back ~5 per pass, each a fifth
+    // of a pass for ~5 tokens — cheaper than generation's eighth of a pass per token…
     expect(withCurve("gpu", false, 8, memoryBound).choose(4)).toBeGreaterThan(0);
-    // …but not when its passes carry its row alone of the 8 sessions the pool holds: generating, all 8 would share.
-    const s = withCurve("gpu", false, 1, memoryBound);
-    s.observeLoad({ queue_depth: 0, sessions: 8, rows: 1, tokens: 5, pass_ms: memoryBound[4], pass_ms_by_chunk: memoryBound });
-    expect(s.choose(4)).toBe(0);
+    // …with 25 ms drafts each round takes 75–250 ms: about one comes in per pass, which is then its own.
+    expect(withCurve("gpu", false, 8, memoryBound, 25).choose(4)).toBe(0);
   });
 
   it("latency objective reads the reported pass time, not the fit of past rounds", () => {

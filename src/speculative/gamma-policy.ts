@@ -4,11 +4,12 @@
 // of the session's wall time ("latency") or per GPU-second of the pool ("gpu").
 //
 // Model. A round with γ drafts commits E[τ(γ)] = 1 + Σₖ₌₁..γ Πᵢ₌₁..ₖ αᵢ tokens and takes
-//   γ·t_draft + RTT + v(γ)
-// where v is the verifier's time for the round (queue + pass). It costs the pool g(γ) GPU-ms: the
-// session's share of the pass plus the marginal cost of its drafts, from the verifier's cost model
-// (cheap while passes are memory-bound, the full per-token cost once they are compute-bound: a rejected
-// draft is then wasted work). Pool generation costs its own step per token and no round trip per token.
+//   T(γ) = γ·t_draft + RTT + v(γ)
+// where v is the verifier's time for the round (queue + pass). It costs the pool its share of a pass of
+// g(γ) GPU-ms, from the verifier's cost model (cheap while passes are memory-bound, the full per-token
+// cost once they are compute-bound: a rejected draft is then wasted work). With S sessions speculating
+// alike at their own pace, a pass carries the rounds that came in during the one before, S·g(γ)/T(γ) of
+// them, so a round's share is T(γ)/S — or, when fewer than one comes in per pass, the whole pass g(γ). Pool generation costs its own step per token and no round trip per token.
 // With proactive drafting the next block is drafted while the verify call is in flight; when all γ are
 // accepted (probability Πα) that drafting hides behind RTT + v.
 
@@ -23,8 +24,14 @@ export interface GammaPolicyInput {
   rttMs: number;
   /** Verifier time of a round with γ drafts: queue + pass (ms). */
   verifyMs: (gamma: number) => number;
-  /** GPU-ms the pool spends on a round with γ drafts (default: verifyMs, a pass of its own). */
+  /** GPU-ms of the pass a round with γ drafts runs in (default: verifyMs, a pass of its own). */
   gpuMs?: (gamma: number) => number;
+  /**
+   * Sessions of the pool, assumed to decide alike (gpu objective; default 1). Speculating, each sends a
+   * round every T(γ) ms (roundMs) at its own pace: while their rounds keep passes busy (S·g(γ)/T(γ) ≥ 1
+   * rounds per pass) a round's share of the GPU is T(γ)/S, else its pass is its own, g(γ).
+   */
+  sessions?: number;
   /** Pool's time per generated token when it generates alone (ms). */
   generateMs: number;
   /** GPU-ms per token the pool spends generating alone (default: generateMs). */
@@ -78,7 +85,7 @@ function allAccepted(alpha: readonly number[], gamma: number): number {
 /** Expected rate of γ ≥ 1 speculation, in tokens per second or per GPU-second. */
 export function speculationRate(i: GammaPolicyInput, gamma: number): number {
   const tau = expectedTokens(i.alpha, gamma);
-  if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / (i.gpuMs ?? i.verifyMs)(gamma);
+  if ((i.objective ?? "latency") === "gpu") return (1000 * tau) / Math.min((i.gpuMs ?? i.verifyMs)(gamma), roundMs(i, gamma) / (i.sessions ?? 1));
   return (1000 * tau) / roundMs(i, gamma);
 }
 

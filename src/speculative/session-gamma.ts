@@ -144,25 +144,27 @@ export class SessionGamma {
     const verifyMs = (g: number) => (n ? n.verifyMs : curve ? pass(g) + beyond : (this.verifyFit.predict(g) ?? v0));
     // Each part of a round is measured once: a slow round moves one estimate, not a part and a scale.
     const rttMs = n?.rttMs ?? this.roundTripMs() + this.edgeOverhead.or(0);
-    // The round's GPU cost: its share of a pass that `passRows` rows share, every one carrying as many tokens.
-    const gpuMs = curve ? (g: number) => pass(g) / this.passRows : verifyMs;
+    // The pass a round runs in, every row at its chunk; its share follows from how many sessions send rounds.
+    const gpuMs = curve ? pass : verifyMs;
+    // Generating, a session shares every pass with all the others (continuous batching): with more
+    // sessions than its last pass's rows (speculators out of step), generation costs the smaller share.
+    const generateGpuMs = curve ? pass(0) / Math.max(this.passRows, this.poolSessions) : undefined;
     return {
       alpha: this.acceptance.alpha,
       draftMs: n?.draftMs ?? this.draftPerToken.or(DEFAULT_NOMINAL.draftMs),
       rttMs,
       verifyMs,
       gpuMs,
+      sessions: curve ? this.poolSessions : 1,
       // A switch costs a round trip and a pass: a stream's start-up, or the re-opening round.
-      switchCostMs: s.objective === "gpu" ? gpuMs(0) : rttMs + verifyMs(0),
+      switchCostMs: s.objective === "gpu" ? (generateGpuMs ?? gpuMs(0)) : rttMs + verifyMs(0),
       horizonTokens: Math.min(s.generateChunk ?? 16, this.remainingTokens()),
       // A generating session's passes are back to back (its next pass is queued as its token leaves), so a
       // token costs about a pass: the model's figure bounds the first measurement, taken amid a start-up
       // stampede. Later ones stand as measured: under load a token also waits for the pass's own overhead
       // (sending 32 streams' tokens), which the model leaves out and a round's price includes.
       generateMs: n?.generateMs ?? (curve ? (this.genSteady.value ?? Math.min(this.genPerToken.or(Infinity), pass(0))) : this.genPerToken.or(v0)),
-      // Generating, a session shares every pass with all the others (continuous batching): with more
-      // sessions than its last pass's rows (speculators out of step), generation costs the smaller share.
-      generateGpuMs: curve ? pass(0) / Math.max(this.passRows, this.poolSessions) : undefined,
+      generateGpuMs,
       maxGamma: this.maxGamma,
       minGamma: s.allowGenerate === false ? 1 : 0,
       objective: s.objective,
