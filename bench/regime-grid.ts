@@ -35,6 +35,8 @@ export interface RegimeGrid {
   rttMs: number[];
   modes: RegimeMode[];
   tokensPerSession: number;
+  /** Sessions run generations one after another until the cell has this many tokens (fewer sessions, more generations each). */
+  minTokensPerCell: number;
   /** The fixture pair (its real draft model) runs on this part of the grid only: it costs real CPU per session. */
   fixture: { sessions: number[]; pasts: number[]; rttMs: number[] };
 }
@@ -46,6 +48,7 @@ export const FULL_GRID: RegimeGrid = {
   rttMs: [5, 20, 80],
   modes: ["autoregressive", "gamma-2", "gamma-4", "adaptive", "adaptive-gpu"],
   tokensPerSession: 64,
+  minTokensPerCell: 256,
   fixture: { sessions: [1, 8, 32], pasts: [2048], rttMs: [20] },
 };
 
@@ -57,6 +60,7 @@ export const QUICK_GRID: RegimeGrid = {
   rttMs: [5, 20],
   modes: ["autoregressive", "gamma-2", "gamma-4", "adaptive", "adaptive-gpu"],
   tokensPerSession: 48,
+  minTokensPerCell: 192,
   fixture: { sessions: [1, 8], pasts: [2048], rttMs: [20] },
 };
 
@@ -153,23 +157,29 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
             const stats: DecodeStats[] = [];
             let tokens = 0;
             const t0 = performance.now();
+            // Each session runs generations one after another until the cell has committed enough tokens:
+            // one 64-token generation alone is one prompt's and one seed's luck.
+            const generations = Math.ceil(grid.minTokensPerCell / (sessions * grid.tokensPerSession));
             await Promise.all(
               Array.from({ length: sessions }, async (_, i) => {
-                const p = prompts[i % prompts.length];
-                const d = decoder(i, p, edgePriors, `r${id}-${i}`);
-                let last = performance.now();
-                let first = true;
-                for await (const ev of d.run(p.tokens)) {
-                  const now = performance.now();
-                  const n = ev.tokens.length;
-                  if (!first && n) for (let k = 0; k < n; k++) itl.push((now - last) / n);
-                  if (n) {
-                    first = false;
-                    last = now;
+                for (let g = 0; g < generations; g++) {
+                  const k = i + g * sessions;
+                  const p = prompts[k % prompts.length];
+                  const d = decoder(k, p, edgePriors, `r${id}-${k}`);
+                  let last = performance.now();
+                  let first = true;
+                  for await (const ev of d.run(p.tokens)) {
+                    const now = performance.now();
+                    const n = ev.tokens.length;
+                    if (!first && n) for (let j = 0; j < n; j++) itl.push((now - last) / n);
+                    if (n) {
+                      first = false;
+                      last = now;
+                    }
+                    tokens += n;
                   }
-                  tokens += n;
+                  stats.push(d.stats);
                 }
-                stats.push(d.stats);
               }),
             );
             const seconds = (performance.now() - t0) / 1000;
@@ -236,6 +246,7 @@ export async function benchRegimes(o: { quick: boolean; grid?: RegimeGrid; eurPe
     cost_model: COST_MODEL,
     eur_per_gpu_hour: eurPerGpuHour,
     tokens_per_session: grid.tokensPerSession,
+    min_tokens_per_cell: grid.minTokensPerCell,
     pairs: [
       { name: "high", alpha: HIGH_ALPHA, what: `the fixture target with a replayed drafter that proposes the target's own token with probability ${HIGH_ALPHA} at every position (bench/replay-proposer.ts)` },
       {

@@ -38,6 +38,8 @@ export interface RegimesResult {
   cost_model: string;
   eur_per_gpu_hour: number;
   tokens_per_session: number;
+  /** Sessions ran generations one after another until a cell had this many tokens. */
+  min_tokens_per_cell?: number;
   pairs: { name: string; alpha: number; what: string }[];
   cells: RegimeCell[];
 }
@@ -292,7 +294,7 @@ export function regimesSection(r: RegimesResult): string {
     "",
     "## Regime grid: one H200, many edge sessions",
     "",
-    `Run: ${r.date}, ${r.quick ? "quick (part of the grid)" : "full"}, Node ${r.machine.node}, ${r.machine.cpus} CPUs. GPU: ${r.cost_model}, priced at ${f(r.eur_per_gpu_hour)} €/GPU-hour. ${r.tokens_per_session} tokens per session. Pairs: ${pairs || "—"}.`,
+    `Run: ${r.date}, ${r.quick ? "quick (part of the grid)" : "full"}, Node ${r.machine.node}, ${r.machine.cpus} CPUs. GPU: ${r.cost_model}, priced at ${f(r.eur_per_gpu_hour)} €/GPU-hour. ${r.tokens_per_session} tokens per generation${r.min_tokens_per_cell ? `; each session runs generations one after another until the cell has ${r.min_tokens_per_cell} tokens` : ""}. Pairs: ${pairs || "—"}.`,
     "",
     "### Targets",
     "",
