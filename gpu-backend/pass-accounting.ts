@@ -91,7 +91,8 @@ export class PassAccounting {
    * pass turned compute-bound, slower for everyone than not speculating.
    */
   report(owner: object | undefined, past: number, maxChunk: number, now: number): Omit<PoolLoad, "queue_depth" | "sessions"> {
-    const figures = { rows: this.last.length, tokens: this.last.reduce((n, r) => n + r.chunk, 0), pass_ms: this.lastMs, pass_wait_ms: this.passWaitMs(owner, now) };
+    // An engine that batches out of sight (SGLang) reports no spans, and so no wait.
+    const figures = { rows: this.last.length, tokens: this.last.reduce((n, r) => n + r.chunk, 0), pass_ms: this.lastMs, ...(this.spans.length ? { pass_wait_ms: this.passWaitMs(owner, now) } : {}) };
     if (!this.hasModel) return figures;
     const rows = [...(owner ? this.last.filter((r) => r.owner !== owner) : this.last), { chunk: 1, past }];
     const pass_ms_by_chunk = Array.from({ length: maxChunk }, (_, i) => this.modelMs(rows.map((r) => ({ chunk: i + 1, past: r.past }))));

@@ -9,9 +9,10 @@
 // g(γ) GPU-ms, from the verifier's cost model (cheap while passes are memory-bound, the full per-token
 // cost once they are compute-bound: a rejected draft is then wasted work). With S sessions speculating
 // alike at their own pace, a pass carries the rounds that came in during the one before, S·g(γ)/T(γ) of
-// them, so a round's share is T(γ)/S — or, when fewer than one comes in per pass, the whole pass g(γ). Pool generation costs its own step per token and no round trip per token.
-// With proactive drafting the next block is drafted while the verify call is in flight; when all γ are
-// accepted (probability Πα) that drafting hides behind RTT + v.
+// them, so a round's share is T(γ)/S — or, when fewer than one comes in per pass, the whole pass g(γ).
+// Pool generation costs its own step per token and no round trip per token. With proactive drafting the
+// next block is drafted while the verify call is in flight; when all γ are accepted (probability Πα) that
+// drafting hides behind RTT + v.
 
 export type GammaObjective = "latency" | "gpu";
 
