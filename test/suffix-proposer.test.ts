@@ -127,6 +127,20 @@ describe("SuffixProposer", () => {
     expect(p.proposeMs).toBeGreaterThanOrEqual(0);
   });
 
+  it("peek also says how far the match runs: the expected tokens along the matched passage, past the proposal", () => {
+    const p = new SuffixProposer({ promptLength: prompt.length });
+    const peeked = p.peek([...prompt, 10, 11, 12], 3);
+    expect(peeked.tokens).toEqual([13, 14, 15]);
+    let [all, own] = [1, 1];
+    for (const c of peeked.confidence) own += all *= c;
+    // The passage goes on for 9 tokens after "12" (then 4, 5): the run counts them all, so it exceeds
+    // what the 3-token proposal alone is expected to commit.
+    expect(peeked.run).toBeGreaterThan(own);
+    expect(peeked.run).toBeLessThanOrEqual(1 + 11); // at most every token up to the prompt's end, plus one
+    // No match: a run of the one token the target gives anyway.
+    expect(p.peek([7, 8, 9], 3).run).toBe(1);
+  });
+
   it("proposes nothing without a match of at least minOrder tokens", async () => {
     const p = new SuffixProposer({ minOrder: 2 });
     expect((await p.propose([...prompt, 99, 10], 4)).tokens).toEqual([]); // only "10" matches: order 1
@@ -262,6 +276,13 @@ describe("SessionGamma priced from a proposal's confidences", () => {
     expect(measured().choose(0, [])).toBe(0);
     expect(measured().choose(0, [0.05])).toBe(0);
     expect(measured().choose(4, [])).toBe(0);
+  });
+
+  it("leaves generation for a short proposal when the match behind it runs long enough to repay the switch", () => {
+    // Two likely tokens save ~12 ms in one round, less than the ~42 ms start-up of generating again…
+    expect(measured().choose(0, [0.9, 0.6])).toBe(0);
+    // …but when the match goes on for ~10 tokens (a passage being copied), its rounds repay it.
+    expect(measured().choose(0, [0.9, 0.6], 10)).toBe(2);
   });
 
   it("the measured acceptance does not matter when a proposal's confidence is given", () => {

@@ -4,8 +4,8 @@
 // acceptance and step time (`draftsBeyondPeek`), and against pool generation — a strong match wins with
 // no drafting cost, elsewhere the model drafts. Statistics are kept per drafter (Proposal.by).
 import type { ModelProposer } from "./model-proposer.ts";
-import type { Proposal, Proposer } from "./proposer.ts";
-import type { SuffixProposal, SuffixProposer } from "./suffix-proposer.ts";
+import type { PeekedProposal, Proposal, Proposer } from "./proposer.ts";
+import type { SuffixProposer } from "./suffix-proposer.ts";
 
 export class HybridProposer implements Proposer {
   readonly name = "hybrid";
@@ -28,7 +28,7 @@ export class HybridProposer implements Proposer {
     return this.model.aheadDiscarded;
   }
 
-  peek(history: readonly number[], max: number): SuffixProposal {
+  peek(history: readonly number[], max: number): PeekedProposal {
     return { ...this.suffix.peek(history, max), by: this.suffix.name };
   }
 

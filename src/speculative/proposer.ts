@@ -19,6 +19,18 @@ export interface Proposal {
   q?: SparseDist[];
 }
 
+/** A proposal that knows its odds (Proposer.peek). */
+export interface PeekedProposal extends Proposal {
+  /** P(token k accepted | the tokens before it accepted), per token. */
+  confidence: number[];
+  /**
+   * Tokens the match behind it is expected to commit over this round and the rounds that would follow it
+   * while it lasts (1 + Σₖ Πᵢ≤ₖ cᵢ along the match beyond the proposal): what leaving generation for it can
+   * win back a switch over. Omitted: the proposal's own expected tokens.
+   */
+  run?: number;
+}
+
 export interface Proposer {
   /** Short label for statistics and metrics ("model", "suffix"). */
   readonly name: string;
@@ -36,7 +48,7 @@ export interface Proposer {
    * the proposal after `history`, at most `max` tokens, each with P(accepted | the ones before accepted).
    * The γ policy then prices each round from it, and pool generation stops when a good proposal appears.
    */
-  peek?(history: readonly number[], max: number): Proposal & { confidence: number[] };
+  peek?(history: readonly number[], max: number): PeekedProposal;
   /**
    * With `peek`: propose() drafts by other means than peek (the hybrid's draft model), so each round the
    * policy also prices fresh drafts from their measured acceptance and step time, and takes the better.

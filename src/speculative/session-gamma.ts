@@ -89,10 +89,11 @@ export class SessionGamma {
   /**
    * γ for the next step (0: pool generation); `current` is the mode in use (−1 before the first).
    * `confidence`: the next proposal is already made and knows its odds (P(accepted | the ones before),
-   * per token): they replace the measured acceptance, and γ goes no further than the proposal.
+   * per token): they replace the measured acceptance, and γ goes no further than the proposal. `run`:
+   * the tokens its match is expected to commit while it lasts (PeekedProposal.run).
    */
-  choose(current: number, confidence?: readonly number[]): number {
-    return this.chooseRound(current, confidence, confidence === undefined).gamma;
+  choose(current: number, confidence?: readonly number[], run?: number): number {
+    return this.chooseRound(current, confidence, confidence === undefined, run).gamma;
   }
 
   /**
@@ -100,7 +101,7 @@ export class SessionGamma {
    * `confidence`, its drafting already paid), or fresh drafts (`canDraft`) priced from the acceptance
    * measured for them and their step time. The better rate wins; neither beating pool generation gives 0.
    */
-  chooseRound(current: number, confidence: readonly number[] | undefined, canDraft: boolean): { gamma: number; peeked: boolean } {
+  chooseRound(current: number, confidence: readonly number[] | undefined, canDraft: boolean, run?: number): { gamma: number; peeked: boolean } {
     const s = this.s;
     if (s.gamma !== "adaptive") return { gamma: s.gamma, peeked: false };
     const n = this.nominalOnly ? (s.nominal ?? DEFAULT_NOMINAL) : undefined;
@@ -120,10 +121,10 @@ export class SessionGamma {
     if (confidence) {
       const maxGamma = Math.max(1, Math.min(this.maxGamma, confidence.length));
       const alpha = Array.from({ length: maxGamma }, (_, k) => confidence[k] ?? 0);
-      // Leaving generation for a proposal already in hand: its confidence vouches for this round only, so
-      // the switch must pay back within the tokens it is expected to commit (the next round may well go
-      // back to generation, at a stream's start-up).
-      const horizonTokens = current === 0 ? Math.min(base.horizonTokens ?? Infinity, expectedTokens(alpha)) : base.horizonTokens;
+      // Leaving generation for a proposal already in hand: the switch must pay back within the tokens its
+      // match is expected to commit (`run`: this round and the ones after it while the match lasts; without
+      // it, this round's alone — the next may well go back to generation, at a stream's start-up).
+      const horizonTokens = current === 0 ? Math.min(base.horizonTokens ?? Infinity, Math.max(run ?? 0, expectedTokens(alpha))) : base.horizonTokens;
       consider({ ...base, alpha, draftMs: 0, maxGamma, horizonTokens }, true);
     }
     // Leaving generation for fresh drafts is priced at the acceptance measured so far less one standard

@@ -8,7 +8,7 @@ import type { PoolLoad, Sampling, VerifyRequest } from "../common/protocol.ts";
 import { DecodeStatsRecorder, type DecodeStats } from "./decode-stats.ts";
 import { ProposerFactory } from "./proposer-factory.ts";
 import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits } from "./output-tracker.ts";
-import type { Proposal, Proposer } from "./proposer.ts";
+import type { PeekedProposal, Proposal, Proposer } from "./proposer.ts";
 import { SessionGamma } from "./session-gamma.ts";
 import type { SpeculationSettings } from "./settings.ts";
 import type { TargetVerifier } from "./target-verifier.ts";
@@ -80,7 +80,7 @@ export class SpeculativeDecoder {
       while (!this.o.signal?.aborted) {
         // A proposer that knows its odds proposes first: the policy prices this very proposal.
         const proposal = this.policy.adaptive ? await this.peek(state.history) : undefined;
-        const { gamma, peeked } = this.policy.chooseRound(mode, proposal?.confidence, !proposal || this.proposer.draftsBeyondPeek === true);
+        const { gamma, peeked } = this.policy.chooseRound(mode, proposal?.confidence, !proposal || this.proposer.draftsBeyondPeek === true, proposal?.run);
         this.recorder.chose(gamma, mode);
         mode = gamma;
         const steps = gamma === 0 ? this.generateChunk(state) : this.round(state, gamma, peeked ? proposal : undefined);
@@ -107,7 +107,7 @@ export class SpeculativeDecoder {
   }
 
   /** The proposer's proposal and its odds, when it can give them cheaply (Proposer.peek). */
-  private async peek(history: readonly number[]): Promise<(Proposal & { confidence: number[] }) | undefined> {
+  private async peek(history: readonly number[]): Promise<PeekedProposal | undefined> {
     if (!this.proposer.peek) return undefined;
     await this.observing;
     const p0 = this.proposer.proposeMs;
@@ -158,7 +158,7 @@ export class SpeculativeDecoder {
         if (step.done) return;
         // A proposer that knows its odds is asked at every token: a strong match ends the stream at once.
         const peeked = this.policy.adaptive && got % chunk !== 0 && !this.observing ? await this.peek(st.history) : undefined;
-        if (peeked?.tokens.length && this.policy.choose(0, peeked.confidence) !== 0) return;
+        if (peeked?.tokens.length && this.policy.choose(0, peeked.confidence, peeked.run) !== 0) return;
         if (this.policy.adaptive && got % chunk === 0) {
           const perToken = (performance.now() - tFirst) / (got - 1);
           // The stream's start-up beyond the pool's own time to the first token is the round trip.

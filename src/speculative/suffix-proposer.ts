@@ -12,7 +12,7 @@
 // prices rounds from it. Outcomes need no feedback: the next history shows which proposed tokens came true.
 import type { SparseDist } from "../common/sampling.ts";
 import { MAX_GAMMA } from "../common/protocol.ts";
-import type { Proposal, Proposer } from "./proposer.ts";
+import type { PeekedProposal, Proposer } from "./proposer.ts";
 import { SuffixIndex, contextKeys } from "./suffix-index.ts";
 import type { TenantSuffixEntry } from "./tenant-suffix-cache.ts";
 
@@ -21,6 +21,8 @@ const DOMINANCE = [0.99, 0.6, 0] as const;
 /** Prior acceptance by context length (before any outcome), and its weight in outcomes. */
 const PRIOR_BY_ORDER = [0.2, 0.35, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8];
 const PRIOR_WEIGHT = 4;
+/** How far past a proposal the match's run is followed (PeekedProposal.run). */
+const RUN_LOOKAHEAD = 32;
 
 /** Measured acceptance of suffix proposals by kind of match (pure). */
 export class SuffixCalibration {
@@ -45,11 +47,6 @@ export class SuffixCalibration {
     if (accepted) h.accepted++;
     this.hits.set(b, h);
   }
-}
-
-export interface SuffixProposal extends Proposal {
-  /** P(token k accepted | tokens before it accepted), per token. */
-  confidence: number[];
 }
 
 export interface SuffixProposerOptions {
@@ -93,13 +90,31 @@ export class SuffixProposer implements Proposer {
   }
 
   /** Up to γ tokens; past γ (up to MAX_GAMMA) while the whole proposal is still very likely accepted. */
-  async propose(history: readonly number[], gamma: number): Promise<SuffixProposal> {
+  async propose(history: readonly number[], gamma: number): Promise<PeekedProposal> {
     return this.timed(() => this.draft(history, gamma, Math.max(gamma, Math.min(MAX_GAMMA, 2 * gamma))));
   }
 
-  /** The proposal after `history`, at most `max` tokens, without the extension past γ. */
-  peek(history: readonly number[], max: number): SuffixProposal {
-    return this.timed(() => this.draft(history, max, max));
+  /** The proposal after `history`, at most `max` tokens, without the extension past γ; and the match's run. */
+  peek(history: readonly number[], max: number): PeekedProposal {
+    return this.timed(() => ({ ...this.draft(history, max, max), run: this.expectedRun(history) }));
+  }
+
+  /**
+   * Tokens the match is expected to commit from `history` on while it lasts: 1 + Σₖ Πᵢ≤ₖ cᵢ along the
+   * matched continuation, at most RUN_LOOKAHEAD tokens (a passage being copied runs far past one round).
+   */
+  private expectedRun(history: readonly number[]): number {
+    const ctx = history.slice(-this.maxOrder);
+    let [all, sum] = [1, 1];
+    for (let k = 0; k < RUN_LOOKAHEAD && all >= 0.01; k++) {
+      const m = this.match(ctx);
+      if (!m || m.order < (this.o.minOrder ?? 2)) break;
+      all *= this.calibration.rate(m.order, m.count / m.total);
+      sum += all;
+      ctx.push(m.token);
+      ctx.shift();
+    }
+    return sum;
   }
 
   async observe(history: readonly number[], token: number): Promise<boolean> {
@@ -123,7 +138,7 @@ export class SuffixProposer implements Proposer {
     }
   }
 
-  private draft(history: readonly number[], gamma: number, extendTo: number): SuffixProposal {
+  private draft(history: readonly number[], gamma: number, extendTo: number): PeekedProposal {
     this.sync(history);
     const ctx = history.slice(-this.maxOrder);
     const tokens: number[] = [];
