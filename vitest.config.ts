@@ -15,6 +15,7 @@ const UNIT = [
   "test/drafter-shapes-report.test.ts",
   "test/drafters-report.test.ts",
   "test/gamma-policy.test.ts",
+  "test/generation-peek.test.ts",
   "test/import-boundaries.test.ts",
   "test/metrics-registry.test.ts",
   "test/output-tracker.test.ts",

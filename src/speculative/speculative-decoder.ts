@@ -163,7 +163,11 @@ export class SpeculativeDecoder {
           const perToken = (performance.now() - tFirst) / (got - 1);
           // The stream's start-up beyond the pool's own time to the first token is the round trip.
           this.policy.observeGeneration(perToken, got === chunk && serverFirstMs !== undefined ? tFirst - t0 - serverFirstMs : undefined);
-          if (this.policy.choose(0) !== 0) return; // speculate next: leaving the loop closes the stream
+          // A chunk's end waits for the proposer, so a proposal that knows its odds is priced here too: a
+          // proposer that takes a while to check each token (the hybrid's model) leaves no peek in between.
+          const p = await this.peek(st.history);
+          // Speculate next: leaving the loop closes the stream.
+          if (this.policy.chooseRound(0, p?.confidence, !p || this.proposer.draftsBeyondPeek === true, p?.run).gamma !== 0) return;
         }
       }
       // The pool ended (on a stop id) before the tracker saw a reason to.
