@@ -33,8 +33,6 @@ export class SessionGamma {
   private lastLoad: PoolLoad | undefined;
   /** Server time beyond the predicted pass (waiting for the pass in flight, HTTP, verification). */
   private readonly beyondPass: Ewma;
-  /** This session's own rounds have measured the network and the server time beyond the pass. */
-  private ownRounds = false;
   /** The edge's own time per round beyond drafting and the verify call (committing, event-loop lag). */
   private readonly edgeOverhead: Ewma;
 
@@ -140,7 +138,7 @@ export class SessionGamma {
     const pass = (g: number) => curve![Math.min(g, curve!.length - 1)];
     // Until this session's own rounds have measured it, a round waits at least for the others' pass in
     // flight, as the pool reports it: a session generating among others has never waited for one.
-    const beyond = this.ownRounds ? this.beyondPass.or(0) : Math.max(this.beyondPass.or(0), this.lastLoad?.pass_wait_ms ?? 0);
+    const beyond = this.roundNetwork.value !== undefined ? this.beyondPass.or(0) : Math.max(this.beyondPass.or(0), this.lastLoad?.pass_wait_ms ?? 0);
     const v0 = n?.verifyMs ?? (curve ? pass(0) + beyond : (this.verifyFit.predict(0) ?? this.genPerToken.value ?? DEFAULT_NOMINAL.verifyMs));
     const verifyMs = (g: number) => (n ? n.verifyMs : curve ? pass(g) + beyond : (this.verifyFit.predict(g) ?? v0));
     // Each part of a round is measured once: a slow round moves one estimate, not a part and a scale.
@@ -196,7 +194,6 @@ export class SessionGamma {
     // A re-opening round's times are a switch's: its network time may include a new connection, its server
     // time the prefill of the whole history. Neither is what the next round will cost.
     if (networkMs !== undefined) {
-      this.ownRounds = true;
       this.roundNetwork.observe(networkMs);
       this.verifyFit.observe(gamma, serverMs);
       const predicted = this.passMsByChunk?.[Math.min(gamma, this.passMsByChunk.length - 1)];

@@ -104,15 +104,11 @@ export class SuffixProposer implements Proposer {
    * matched continuation, at most RUN_LOOKAHEAD tokens (a passage being copied runs far past one round).
    */
   private expectedRun(history: readonly number[]): number {
-    const ctx = history.slice(-this.maxOrder);
-    let [all, sum] = [1, 1];
-    for (let k = 0; k < RUN_LOOKAHEAD && all >= 0.01; k++) {
-      const m = this.match(ctx);
-      if (!m || m.order < (this.o.minOrder ?? 2)) break;
-      all *= this.calibration.rate(m.order, m.count / m.total);
+    let [all, sum, k] = [1, 1, 0];
+    for (const m of this.continuation(history)) {
+      if (k++ >= RUN_LOOKAHEAD || all < 0.01) break;
+      all *= m.confidence;
       sum += all;
-      ctx.push(m.token);
-      ctx.shift();
     }
     return sum;
   }
@@ -140,30 +136,36 @@ export class SuffixProposer implements Proposer {
 
   private draft(history: readonly number[], gamma: number, extendTo: number): PeekedProposal {
     this.sync(history);
-    const ctx = history.slice(-this.maxOrder);
     const tokens: number[] = [];
     const confidence: number[] = [];
     const kinds: Pending["kinds"] = [];
-    const minOrder = this.o.minOrder ?? 2;
     const floor = this.o.minConfidence ?? 0.1;
     let all = 1;
-    while (tokens.length < extendTo) {
-      const m = this.match(ctx);
-      if (!m || m.order < minOrder) break;
-      const dominance = m.count / m.total;
-      const c = this.calibration.rate(m.order, dominance);
+    for (const m of this.continuation(history)) {
       // Past γ only while the whole proposal is still a good bet.
-      if (all * c < (tokens.length < gamma ? floor : 0.8)) break;
-      all *= c;
+      if (tokens.length >= extendTo || all * m.confidence < (tokens.length < gamma ? floor : 0.8)) break;
+      all *= m.confidence;
       tokens.push(m.token);
-      confidence.push(c);
-      kinds.push({ order: m.order, dominance });
-      ctx.push(m.token);
-      ctx.shift();
+      confidence.push(m.confidence);
+      kinds.push({ order: m.order, dominance: m.dominance });
     }
     this.pending = tokens.length ? { at: history.length, tokens, kinds } : undefined;
     const q: SparseDist[] | undefined = this.o.sampling ? tokens.map((t) => ({ ids: [t], probs: [1] })) : undefined;
     return { tokens, confidence, ...(q ? { q } : {}) };
+  }
+
+  /** The matched continuation of `history` (indexed already), token by token, with each token's odds. */
+  private *continuation(history: readonly number[]): Generator<{ token: number; confidence: number; order: number; dominance: number }> {
+    const ctx = history.slice(-this.maxOrder);
+    const minOrder = this.o.minOrder ?? 2;
+    for (;;) {
+      const m = this.match(ctx);
+      if (!m || m.order < minOrder) return;
+      const dominance = m.count / m.total;
+      yield { token: m.token, confidence: this.calibration.rate(m.order, dominance), order: m.order, dominance };
+      ctx.push(m.token);
+      ctx.shift();
+    }
   }
 
   /** Index the new part of `history`; score the last proposal against what was committed after it. */
