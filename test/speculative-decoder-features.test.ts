@@ -6,6 +6,12 @@ import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { PoolClient } from "../src/pool/pool-client.ts";
 import type { Sampling } from "../src/common/protocol.ts";
 import { SpeculativeDecoder, type SpeculativeDecoderOptions } from "../src/speculative/speculative-decoder.ts";
+import { ProposerFactory } from "../src/speculative/proposer-factory.ts";
+import type { Proposer } from "../src/speculative/proposer.ts";
+import type { HybridProposer } from "../src/speculative/hybrid-proposer.ts";
+import { readRewriteCases } from "../fixtures/generate/heldout.ts";
+import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
+import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
 import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { withTinyPair } from "./harness/tiny-pair.ts";
@@ -141,6 +147,60 @@ describe("SpeculativeDecoder: sampling", () => {
     expect(y.text).toBe(x.text);
     const other = await run(prompt, { sampling: { ...sampling, seed: 4243 }, seeded: true, gamma: 3 });
     expect(other.tokens).not.toEqual(a.tokens);
+  });
+
+  // The γ policy of a seeded request must decide from its tokens alone. While the pool generates, the
+  // proposer checks each token against what it would have drafted, and its answers move the acceptance
+  // estimate that decides when to speculate again. A proposer that was busy (a slow draft step, a loaded
+  // machine) used to skip the tokens arriving meanwhile, so the rounds, and with them the sampled text,
+  // depended on its speed: 16 concurrent seeded clients saw another text now and then. Here the same
+  // proposer checks tokens fast and slowly: it must check the same tokens and give the same text.
+  it("a seeded adaptive request checks the same tokens and gives the same text however fast its proposer is", async () => {
+    const factory = new ProposerFactory({ kind: "hybrid", draft });
+    /** The hybrid proposer, each check of a pool-generated token `ms` slower, its checks counted. */
+    const timedChecks = (p: HybridProposer, ms: number) => {
+      const checked: number[] = [];
+      const proposer: Proposer = {
+        name: p.name,
+        draftsBeyondPeek: p.draftsBeyondPeek,
+        get proposeMs() {
+          return p.proposeMs;
+        },
+        get aheadUsed() {
+          return p.aheadUsed;
+        },
+        get aheadDiscarded() {
+          return p.aheadDiscarded;
+        },
+        peek: (h, max) => p.peek(h, max),
+        propose: (h, g) => p.propose(h, g),
+        proposeAhead: (h, pr, g) => p.proposeAhead(h, pr, g),
+        observe: async (h, t) => {
+          checked.push(h.length);
+          await new Promise((r) => setTimeout(r, ms));
+          return p.observe(h, t);
+        },
+        reset: () => p.reset(),
+      };
+      return { proposer, checked };
+    };
+    // Rewriting prompts: the answer copies the prompt's text, so the proposers' checks hit and matter.
+    const cases = (await readRewriteCases(DEFAULT_PAIR_DIR)).slice(0, 6);
+    let checks = 0;
+    for (const [i, c] of cases.entries()) {
+      const prompt = tok.encode(rewritePrompt(c.slipped));
+      const s = { ...sampling, seed: 100 + i };
+      const make = () => factory.create({ promptLength: prompt.length, sampling: s, seeded: true, tenant: "" }) as HybridProposer;
+      const opts = { sampling: s, seeded: true, gamma: "adaptive" as const, maxTokens: 48 };
+      const fast = timedChecks(make(), 0);
+      const slow = timedChecks(make(), 10);
+      const a = await run(prompt, { ...opts, proposer: fast.proposer });
+      const b = await run(prompt, { ...opts, proposer: slow.proposer });
+      expect(slow.checked, `case ${i}: tokens checked`).toEqual(fast.checked);
+      expect(b.text, `case ${i}`).toBe(a.text);
+      checks += fast.checked.length;
+    }
+    expect(checks).toBeGreaterThan(0); // pool generation happened, and was followed
   });
 
   // Seeded trials through SpeculativeDecoder → PoolClient → verifier process on a tiny-vocabulary pair (8 tokens,

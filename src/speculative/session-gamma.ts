@@ -84,6 +84,11 @@ export class SessionGamma {
     return this.s.gamma === "adaptive";
   }
 
+  /** Choices depend on the tokens alone, never on timings (a seeded sampled request). */
+  get timingFree(): boolean {
+    return this.nominalOnly;
+  }
+
   /**
    * γ for the next step (0: pool generation); `current` is the mode in use (−1 before the first).
    * `confidence`: the next proposal is already made and knows its odds (P(accepted | the ones before),

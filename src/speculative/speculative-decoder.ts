@@ -148,8 +148,12 @@ export class SpeculativeDecoder {
         this.policy.observeLoad(load);
         serverFirstMs ??= serverMs;
       };
+      // A seeded request's choices must not depend on timing: its proposer checks every token, and the
+      // stream waits for it, rather than checking the ones that happen to arrive while it is free.
+      const everyToken = this.policy.timingFree;
       for await (const token of o.pool.generate(req, o.signal, onLoad)) {
         if (++got === 1) tFirst = performance.now();
+        if (everyToken) await this.observing;
         if (this.policy.adaptive && !this.observing) observe([...st.history], token);
         st.history.push(token);
         const step = this.tracker.commit([token]);
@@ -157,7 +161,7 @@ export class SpeculativeDecoder {
         yield step;
         if (step.done) return;
         // A proposer that knows its odds is asked at every token: a strong match ends the stream at once.
-        const peeked = this.policy.adaptive && got % chunk !== 0 && !this.observing ? await this.peek(st.history) : undefined;
+        const peeked = this.policy.adaptive && got % chunk !== 0 && (everyToken || !this.observing) ? await this.peek(st.history) : undefined;
         if (peeked?.tokens.length && this.policy.choose(0, peeked.confidence, peeked.run) !== 0) return;
         if (this.policy.adaptive && got % chunk === 0) {
           const perToken = (performance.now() - tFirst) / (got - 1);
