@@ -22,6 +22,7 @@ const UNIT = [
   "test/pass-accounting.test.ts",
   "test/pass-cost-model.test.ts",
   "test/regimes-report.test.ts",
+  "test/reliability-report.test.ts",
   "test/session-gamma.test.ts",
   "test/speculation-prior.test.ts",
   "test/suffix-proposer.test.ts",
