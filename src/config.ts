@@ -27,7 +27,7 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
   POOL_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000).describe("Timeout of one verify request (or of the wait for the next generated token)"),
   POOL_MAX_IN_FLIGHT: z.coerce.number().int().positive().default(64).describe("Requests in flight per node"),
   POOL_FAILURE_THRESHOLD: z.coerce.number().int().positive().default(3).describe("Consecutive failures that open a node's circuit"),
-  POOL_BACKOFF_MS: z.coerce.number().int().positive().default(500).describe("First wait before probing a failed node's /readyz (doubles, ≤ 30 s)"),
+  POOL_BACKOFF_MS: z.coerce.number().int().positive().default(500).describe("First wait before probing a failed node's /readyz (doubles per failed probe, ≤ 1 s unless set higher; one probe per node at a time)"),
   SPEC_GAMMA: z
     .union([z.literal("adaptive"), z.coerce.number().int().min(0).max(16)])
     .default("adaptive")

@@ -1,10 +1,11 @@
 // The edge's client of the verifier pool (docs/ARCHITECTURE.md, "The verify protocol"): sessions stick to one node by rendezvous hashing
 // (its KV cache lives there); nodes that fail are skipped by a circuit breaker and probed again on
-// /readyz with exponential backoff; each node has a concurrency limit and every request a timeout. When a
-// node fails or has lost the session, the round is re-sent to the next node with the session's full
-// history and the same round number, and the verifier's exactly-once rounds and per-round seeded draws
-// make the answer the one the first node would have given: no token is lost or repeated. Runs on Node
-// and in workerd (fetch only, no timers left behind).
+// /readyz with exponential backoff (one probe in flight per node, ≤ 1 s apart unless POOL_BACKOFF_MS is
+// higher); each node has a concurrency limit and every request a timeout. When a node fails or has lost
+// the session, the round is re-sent to the next node with the session's full history and the same round
+// number, and the verifier's exactly-once rounds and per-round seeded draws make the answer the one the
+// first node would have given: no token is lost or repeated. Runs on Node and in workerd (fetch only, no
+// timers left behind: probes happen when a request picks nodes).
 import type { Config } from "../config.ts";
 import { Ewma, RecentMin } from "../speculative/acceptance.ts";
 import type { TargetVerifier, VerifiedRound } from "../speculative/target-verifier.ts";
@@ -21,7 +22,7 @@ export interface PoolClientOptions {
   maxInFlightPerNode?: number;
   /** Consecutive failures that open a node's circuit. */
   failureThreshold?: number;
-  /** First backoff before probing an open node again (doubles per failed probe, up to 30 s). */
+  /** First backoff before probing an open node again (doubles per failed probe, up to 1 s or this value if larger). */
   backoffMs?: number;
   fetch?: typeof fetch;
 }
@@ -48,11 +49,33 @@ interface Node {
   /** Circuit open until then (ms epoch); 0 = closed. */
   openUntil: number;
   backoffMs: number;
+  /** When the circuit last opened or the node was last probed (ms epoch). */
+  checkedAt: number;
+  /** The /readyz probe in flight: one per node, its result shared by every request that waits for it. */
+  probe?: Probe;
   inFlight: number;
   waiters: (() => void)[];
 }
 
-const MAX_BACKOFF_MS = 30_000;
+/**
+ * Longest wait between /readyz probes of a down node (unless POOL_BACKOFF_MS is set higher). A probe is a
+ * small GET the verifier answers without touching the model, so probing once a second costs nothing
+ * measurable; a longer interval is time a restarted verifier sits ready but unused (at 30 s it was ~30 s).
+ */
+const MAX_PROBE_INTERVAL_MS = 1000;
+
+interface Probe {
+  ready: Promise<boolean>;
+  /**
+   * Past this (ms epoch) the probe is abandoned: its own timeout has passed, so it can only be pending
+   * because the request that started it ended first — in workerd a request's pending fetches go with it,
+   * never settling, and requests awaiting them from other contexts are not resumed.
+   */
+  deadline: number;
+}
+
+/** Slack over a probe's own timeout before it counts as abandoned. */
+const PROBE_GRACE_MS = 500;
 
 /** FNV-1a, 32 bits: a stable hash for rendezvous ranking (same on every runtime). */
 function fnv1a(s: string): number {
@@ -85,6 +108,8 @@ export class PoolClient implements TargetVerifier {
   private readonly maxInFlight: number;
   private readonly threshold: number;
   private readonly backoff0: number;
+  private readonly maxBackoff: number;
+  private readonly probeTimeoutMs: number;
   /** Re-opens, failovers, probes and calls no node could serve (`errors`: 503 pool_unavailable) so far, for metrics and tests. */
   readonly counters = { reopened: 0, failovers: 0, probes: 0, errors: 0 };
   /** Network time of recent calls (elapsed minus the verifier's server_ms), all sessions together. */
@@ -97,13 +122,15 @@ export class PoolClient implements TargetVerifier {
 
   constructor(private readonly o: PoolClientOptions) {
     if (o.nodes.length === 0) throw new RangeError("the pool needs at least one verifier node");
-    this.nodes = o.nodes.map((url) => ({ url: url.replace(/\/+$/, ""), failures: 0, openUntil: 0, backoffMs: o.backoffMs ?? 500, inFlight: 0, waiters: [] }));
+    this.nodes = o.nodes.map((url) => ({ url: url.replace(/\/+$/, ""), failures: 0, openUntil: 0, backoffMs: o.backoffMs ?? 500, checkedAt: 0, inFlight: 0, waiters: [] }));
     // Called unbound: Workers refuse a fetch whose `this` is not the global scope.
     this.f = o.fetch ?? ((input, init) => fetch(input, init));
     this.timeoutMs = o.timeoutMs ?? 30_000;
     this.maxInFlight = o.maxInFlightPerNode ?? 64;
     this.threshold = o.failureThreshold ?? 3;
     this.backoff0 = o.backoffMs ?? 500;
+    this.maxBackoff = Math.max(this.backoff0, MAX_PROBE_INTERVAL_MS);
+    this.probeTimeoutMs = Math.min(this.timeoutMs, 2000);
   }
 
   /** The node holding a session's KV cache, if any. */
@@ -124,31 +151,72 @@ export class PoolClient implements TargetVerifier {
     return { ...(json ? { "content-type": "application/json" } : {}), ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) };
   }
 
-  /** Usable now: circuit closed, or open past its backoff and answering /readyz. */
-  private async usable(n: Node): Promise<boolean> {
-    if (n.openUntil === 0) return true;
-    if (Date.now() < n.openUntil) return false;
-    this.counters.probes++;
+  /**
+   * Probes an open node's /readyz, or joins the probe already in flight: concurrent requests share one
+   * probe and its result, so one outage costs one probe, and one doubling of the backoff, per interval.
+   */
+  private probe(n: Node): Promise<boolean> {
+    const inFlight = this.probeInFlight(n);
+    if (inFlight) return this.awaitShared(inFlight);
+    const probe: Probe = { ready: Promise.resolve(false), deadline: Date.now() + this.probeTimeoutMs + PROBE_GRACE_MS };
+    n.probe = probe;
+    probe.ready = this.runProbe(n, probe);
+    return probe.ready;
+  }
+
+  private probeInFlight(n: Node): Probe | undefined {
+    return n.probe && Date.now() < n.probe.deadline ? n.probe : undefined;
+  }
+
+  /** Another request's probe, given up on (as failed) at its deadline; the timer is cleared either way. */
+  private async awaitShared(p: Probe): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const abandoned = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), Math.max(0, p.deadline - Date.now()));
+    });
     try {
-      const r = await this.f(`${n.url}/readyz`, { signal: AbortSignal.timeout(Math.min(this.timeoutMs, 2000)) });
+      return await Promise.race([p.ready, abandoned]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async runProbe(n: Node, probe: Probe): Promise<boolean> {
+    this.counters.probes++;
+    let ready = false;
+    try {
+      const r = await this.f(`${n.url}/readyz`, { signal: AbortSignal.timeout(this.probeTimeoutMs) });
       await r.body?.cancel();
-      if (r.ok) {
-        n.openUntil = 0;
-        n.failures = 0;
-        n.backoffMs = this.backoff0;
-        return true;
-      }
+      ready = r.ok;
     } catch {
       // still down
     }
-    n.backoffMs = Math.min(n.backoffMs * 2, MAX_BACKOFF_MS);
-    n.openUntil = Date.now() + n.backoffMs;
-    return false;
+    if (n.probe !== probe) return ready; // abandoned and replaced by a newer probe, which decides
+    n.probe = undefined;
+    n.checkedAt = Date.now();
+    if (ready) {
+      n.openUntil = 0;
+      n.failures = 0;
+      n.backoffMs = this.backoff0;
+    } else {
+      n.backoffMs = Math.min(n.backoffMs * 2, this.maxBackoff);
+      n.openUntil = n.checkedAt + n.backoffMs;
+    }
+    return ready;
   }
 
+  /**
+   * Counts a failed request. Only closed circuits count: failures of requests that were already under
+   * way when the circuit opened (a killed node fails all of them at once) say nothing new, and neither
+   * they nor a failure in the meantime move the next probe or grow the backoff — only a failed probe does.
+   */
   private failed(n: Node): void {
+    if (n.openUntil > 0) return;
     n.failures++;
-    if (n.failures >= this.threshold || n.openUntil > 0) n.openUntil = Date.now() + n.backoffMs;
+    if (n.failures >= this.threshold) {
+      n.checkedAt = Date.now();
+      n.openUntil = n.checkedAt + n.backoffMs;
+    }
   }
 
   /** `n` failed this request: count it, skip it from now on, forget it as the session's home. */
@@ -174,12 +242,32 @@ export class PoolClient implements TargetVerifier {
     n.waiters.shift()?.();
   }
 
-  /** Next node for a session, skipping `tried`; the affine node first while it is usable. */
+  /**
+   * Next node for a session, skipping `tried`: the affine node first, then rendezvous order; the first
+   * closed circuit wins. An open node due for a probe is probed (and waited for) by the request that finds
+   * it due; a node whose probe another request has in flight is passed over while a later node is up.
+   * With every node down, the request waits for the probes in flight and, if none of them was due, still
+   * probes the least recently checked node once MAX_PROBE_INTERVAL_MS has passed (a backoff set higher
+   * must not keep a restarted node unused while no other node can serve).
+   */
   private async pick(session: string, tried: Set<Node>): Promise<Node | undefined> {
     const home = this.affinity.get(session);
-    if (home && !tried.has(home) && (await this.usable(home))) return home;
-    for (const n of this.rank(session)) if (!tried.has(n) && (await this.usable(n))) return n;
-    return undefined;
+    const order = home && !tried.has(home) ? [home, ...this.rank(session).filter((n) => n !== home && !tried.has(n))] : this.rank(session).filter((n) => !tried.has(n));
+    const othersProbing: { node: Node; probe: Probe }[] = [];
+    for (const n of order) {
+      if (n.openUntil === 0) return n;
+      const inFlight = this.probeInFlight(n);
+      if (inFlight) othersProbing.push({ node: n, probe: inFlight });
+      else if (Date.now() >= n.openUntil && (await this.probe(n))) return n;
+    }
+    // No candidate is up: the probes in flight decide, their results shared.
+    for (const { node, probe } of othersProbing) if (await this.awaitShared(probe)) return node;
+    if (othersProbing.length === 0) {
+      const stalest = order.filter((n) => n.openUntil > 0 && !this.probeInFlight(n)).sort((a, b) => a.checkedAt - b.checkedAt)[0];
+      if (stalest && Date.now() >= stalest.checkedAt + MAX_PROBE_INTERVAL_MS && (await this.probe(stalest))) return stalest;
+    }
+    // Closed by another request while this one waited.
+    return order.find((n) => n.openUntil === 0);
   }
 
   /**
