@@ -56,7 +56,8 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
       if (!parsed.success) return c.json(schemaError(parsed.error), 400);
       const end = metrics.roundSeconds.startTimer();
       try {
-        const res = await verifier.round(parsed.data);
+        // The client's abort reaches the round: a session opened for a client gone is not kept (issue 14).
+        const res = await verifier.round(parsed.data, c.req.raw.signal);
         end();
         return c.json(res);
       } catch (e) {
@@ -79,6 +80,11 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
       if (e instanceof VerifyError) return verifyErrorResponse(c, e);
       throw e;
     }
+    // The client is already gone (it went during the first pass): no stream to start.
+    if (c.req.raw.signal.aborted) {
+      await events.return(undefined);
+      return c.body(null, 204);
+    }
     return streamSSE(c, async (sse) => {
       sse.onAbort(() => void events.return(undefined));
       try {
@@ -93,6 +99,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
     });
   });
 
+  // A session whose round is in flight is closed too (204): that round is answered, then its cache freed.
   app.delete("/v1/sessions/:id", (c) => (verifier.close(c.req.param("id")) ? c.body(null, 204) : c.json(errorBody("no such session", "invalid_request_error", "session_not_found"), 404)));
 
   app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404));

@@ -1,7 +1,8 @@
 // Per-session KV caches of the verifier, under a byte budget: least-recently-used sessions are evicted
 // when the budget or the session count is exceeded, idle ones after a TTL, and clients may close theirs.
-// A session in the middle of a forward pass is never evicted. The clock is injected so that tests (and
-// the metrics) need no real waiting.
+// A session in the middle of a forward pass is never evicted by the budget or the TTL; an explicit close or
+// a replacement removes it at once, and `onEvict` must then defer freeing what the pass still uses. The
+// clock is injected so that tests (and the metrics) need no real waiting.
 
 export interface KvHolder {
   /** Bytes held by this session's KV cache now. */
@@ -63,6 +64,11 @@ export class SessionKvStore<T extends KvHolder> {
     e.lastUsed = this.now();
     this.entries.set(id, e);
     return e.value;
+  }
+
+  /** The session's value as held now, without marking it used or expiring it (identity checks). */
+  peek(id: string): T | undefined {
+    return this.entries.get(id)?.value;
   }
 
   /** Add or replace a session, then evict others as the budget requires. */

@@ -1,7 +1,9 @@
 // The verifier's core, independent of HTTP: sessions with KV caches, exactly-once rounds (a repeated
-// sequence number is answered from the stored result), re-open by full history, and exact verification.
-// One round feeds [last committed token, ...drafts] to the target engine in one pass and scores γ+1
-// positions.
+// sequence number with the same content is answered from the stored result), re-open by full history,
+// and exact verification. One round feeds [last committed token, ...drafts] to the target engine in one
+// pass and scores γ+1 positions. A session runs one round at a time; closing or evicting it mid-round
+// frees its sequence only once that round has ended.
+import { createHash } from "node:crypto";
 import { GENERATE_LOAD_EVERY, MAX_GAMMA, VerifyError, type PoolLoad, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/common/protocol.ts";
 import { SeededRng, argmax, sampleIndex, targetDistribution, type SamplingParams } from "../src/common/sampling.ts";
 import { verifyGreedy, verifySampling, type VerifyResult } from "../src/common/verification.ts";
@@ -17,8 +19,12 @@ interface Session {
   sampling?: SamplingParams & { seed: number };
   lastSeq: number;
   lastResponse?: VerifyResponse;
-  /** A round is queued or running. */
-  active: boolean;
+  /** Content hash of the request `lastResponse` answered: only the same request gets it again. */
+  lastHash?: string;
+  /** Settles when the round in flight (queued or running) has ended; undefined when none is. */
+  running?: Promise<void>;
+  /** Left the store (closed, evicted, replaced) while a round ran: that round frees the sequence. */
+  released: boolean;
   /** The KvSequence interface the store needs. */
   readonly kvBytes: number;
   readonly busy: boolean;
@@ -27,6 +33,15 @@ interface Session {
 /** Random streams of /v1/generate (per position) start here, far from the verify rounds' (per seq). */
 const GENERATE_STREAM = 0x40000000;
 
+/**
+ * A DELETE of a session the verifier does not hold may have overtaken the round opening it (still in its
+ * prefill, or behind on another connection): it is remembered this long, at most this many at once, and
+ * applies to an opening round that arrived before it or at most TOMBSTONE_GRACE_MS after it.
+ */
+const TOMBSTONE_TTL_MS = 10_000;
+const MAX_TOMBSTONES = 4096;
+const TOMBSTONE_GRACE_MS = 1000;
+
 export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict"> & {
   /** Most drafts per round (≤ the protocol's MAX_GAMMA). */
   maxGamma?: number;
@@ -34,25 +49,54 @@ export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict"> & 
   maxContext?: number;
 };
 
+/** What identifies a round's content: a retry must repeat it exactly to get the stored answer. */
+export function roundHash(r: VerifyRequest): string {
+  const s = r.sampling;
+  const content = [r.session, r.seq, r.history ?? null, r.committed ?? null, r.drafts, r.q?.map((d) => [d.ids, d.probs]) ?? null, s ? [s.temperature, s.top_p, s.top_k, s.seed] : null];
+  return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
+}
+
+const clientClosed = (session: string) => new VerifyError("client_closed", `session ${session}: the client went away before its round ran`);
+
 export class Verifier {
   readonly sessions: SessionKvStore<Session>;
   /** Running totals for /metrics. */
   readonly counters = { rounds: 0, retries: 0, drafted: 0, accepted: 0, generated: 0 };
   readonly maxGamma: number;
   readonly maxContext: number;
+  /** DELETEs of sessions not held (id → when), oldest first. */
+  private readonly tombstones = new Map<string, number>();
+  private readonly now: () => number;
 
   constructor(
     readonly engine: TargetEngine,
     opts: VerifierOptions,
   ) {
-    this.sessions = new SessionKvStore<Session>({ ...opts, onEvict: (_id, s) => s.seq.reset() });
+    this.sessions = new SessionKvStore<Session>({ ...opts, onEvict: (_id, s) => this.free(s) });
     this.maxGamma = Math.min(opts.maxGamma ?? MAX_GAMMA, MAX_GAMMA);
     this.maxContext = Math.min(opts.maxContext ?? engine.maxPositions, engine.maxPositions);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** A session left the store: free its sequence now, or when its round in flight ends (a pass may be using it). */
+  private free(s: Session): void {
+    s.released = true;
+    if (!s.running) s.seq.reset();
   }
 
   private checkTokens(tokens: readonly number[]): void {
     const vocab = this.engine.vocab;
-    for (const t of tokens) if (t >= vocab) throw new VerifyError("invalid_request", `token id ${t} outside the vocabulary (0..${vocab - 1})`);
+    for (const t of tokens) if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new VerifyError("invalid_request", `token id ${t} outside the vocabulary (0..${vocab - 1})`);
+  }
+
+  /** Everything in a round's body that names a token, and q̃'s probabilities, before anything runs. */
+  private checkRequest(req: VerifyRequest): void {
+    if (req.drafts.length > this.maxGamma) throw new VerifyError("invalid_request", `${req.drafts.length} drafts: this verifier takes at most ${this.maxGamma} per round`);
+    this.checkTokens([...req.drafts, ...(req.committed ?? []), ...(req.history ?? [])]);
+    for (const [i, d] of (req.q ?? []).entries()) {
+      this.checkTokens(d.ids);
+      if (d.ids.length !== d.probs.length || d.probs.some((p) => !(Number.isFinite(p) && p >= 0 && p <= 1))) throw new VerifyError("invalid_request", `q[${i}]: one probability in [0, 1] per id`);
+    }
   }
 
   /** Sampling parameters as the verification math takes them; greedy (undefined) at temperature 0. */
@@ -64,38 +108,65 @@ export class Verifier {
     return { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed };
   }
 
-  async round(req: VerifyRequest): Promise<VerifyResponse> {
-    if (req.drafts.length > this.maxGamma) throw new VerifyError("invalid_request", `${req.drafts.length} drafts: this verifier takes at most ${this.maxGamma} per round`);
-    this.checkTokens([...req.drafts, ...(req.committed ?? []), ...(req.history ?? [])]);
-    let session = req.history ? undefined : this.sessions.get(req.session);
-    if (!req.history) {
-      if (!session) throw new VerifyError("session_not_found", `session ${req.session} is unknown or was evicted; re-open it with its full history`);
-      if (req.seq === session.lastSeq && session.lastResponse) {
+  /**
+   * One verify round. `signal` aborts when the client goes away before it has the answer (over HTTP: the
+   * request's signal). Aborted before the pass starts, the round is refused (`client_closed`); a session
+   * this round opened is closed again once its pass has ended, or when the abort comes later.
+   */
+  async round(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResponse> {
+    const arrived = this.now();
+    this.checkRequest(req);
+    const hash = roundHash(req);
+    let session = this.sessions.get(req.session);
+    // One round at a time per session: a retry racing its original, or a duplicate, waits for it and is
+    // then judged against its answer. The running promise never rejects.
+    while (session?.running) {
+      await session.running;
+      session = this.sessions.get(req.session);
+    }
+    if (session && req.seq === session.lastSeq && session.lastResponse) {
+      if (session.lastHash === hash) {
         this.counters.retries++;
         return session.lastResponse;
       }
-      if (req.seq !== session.lastSeq + 1) throw new VerifyError("seq_out_of_order", `session ${req.session}: expected round ${session.lastSeq + 1} (or a retry of ${session.lastSeq}), got ${req.seq}`);
+      // A re-open by history rebuilds whatever was there; a continuation must not pass as the stored round.
+      if (!req.history) throw new VerifyError("seq_conflict", `session ${req.session}: round ${req.seq} was already answered for a different request; a retry must repeat it exactly`);
+    }
+    if (signal?.aborted) throw clientClosed(req.session);
+    let opened = false;
+    if (!req.history) {
+      const s: Session | undefined = session;
+      if (!s) throw new VerifyError("session_not_found", `session ${req.session} is unknown or was evicted; re-open it with its full history`);
+      if (req.seq !== s.lastSeq + 1) throw new VerifyError("seq_out_of_order", `session ${req.session}: expected round ${s.lastSeq + 1} (or a retry of ${s.lastSeq}), got ${req.seq}`);
       const got = req.committed ?? [];
-      if (got.length !== session.expectCommitted.length || got.some((t, i) => t !== session!.expectCommitted[i]))
-        throw new VerifyError("history_mismatch", `session ${req.session}: committed tokens [${got}] differ from the verifier's [${session.expectCommitted}]; re-open with the full history`);
+      if (got.length !== s.expectCommitted.length || got.some((t, i) => t !== s.expectCommitted[i]))
+        throw new VerifyError("history_mismatch", `session ${req.session}: committed tokens [${got}] differ from the verifier's [${s.expectCommitted}]; re-open with the full history`);
+      if (s.seq.length + 1 + req.drafts.length > this.maxContext) throw new VerifyError("context_too_long", `session ${req.session} would exceed the ${this.maxContext}-token context`);
+      if (s.sampling && req.drafts.length && req.q?.length !== req.drafts.length) throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
     } else {
       const history = req.history;
       if (history.length + req.drafts.length > this.maxContext)
         throw new VerifyError("context_too_long", `history of ${history.length} tokens plus ${req.drafts.length} drafts exceeds the ${this.maxContext}-token context`);
       const sampling = this.samplingParams(req.sampling);
+      if (sampling && req.drafts.length && req.q?.length !== req.drafts.length) throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
       const seq = await this.engine.open(history.slice(0, -1));
+      // The client went away during the prefill: keep nothing, run nothing.
+      if (signal?.aborted) {
+        seq.reset();
+        throw clientClosed(req.session);
+      }
       session = {
         seq,
         pendingToken: history[history.length - 1],
         expectCommitted: [],
         sampling,
         lastSeq: req.seq - 1,
-        active: false,
+        released: false,
         get kvBytes() {
           return seq.kvBytes;
         },
         get busy() {
-          return this.active || seq.busy;
+          return this.running !== undefined || seq.busy;
         },
       };
       try {
@@ -104,13 +175,14 @@ export class Verifier {
         if (e instanceof SessionTooLargeError) throw new VerifyError("context_too_long", e.message);
         throw e;
       }
+      opened = true;
     }
-    const s = session;
-    if (s.seq.length + 1 + req.drafts.length > this.maxContext) throw new VerifyError("context_too_long", `session ${req.session} would exceed the ${this.maxContext}-token context`);
-    if (s.sampling && req.drafts.length && req.q?.length !== req.drafts.length) throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
+    const s: Session = session!;
 
     const t0 = performance.now();
-    s.active = true; // queued for a batch: not evictable from here on
+    let ended!: () => void;
+    s.running = new Promise<void>((r) => (ended = r)); // queued for a batch: not evictable from here on
+    let response: VerifyResponse;
     let result: VerifyResult;
     const base = s.seq.length;
     try {
@@ -122,38 +194,59 @@ export class Verifier {
       } else result = verifyGreedy(req.drafts, rows);
       // Partial rows (top-K) cannot normalise: the engine's own log-probs are the true ones.
       if (tokenLogprobs) result.draftLogprobs = tokenLogprobs;
+      // Keep the pending token and the accepted drafts; the new token is fed next round. Done before the
+      // round ends, so that a close waiting for it finds a consistent sequence to free.
+      s.seq.truncate(base + 1 + result.accepted);
+      s.pendingToken = result.token;
+      s.expectCommitted = [...req.drafts.slice(0, result.accepted), result.token];
+      s.lastSeq = req.seq;
+      s.lastHash = hash;
+      response = s.lastResponse = {
+        session: req.session,
+        seq: req.seq,
+        accepted: result.accepted,
+        token: result.token,
+        draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
+        load: this.load(s.seq),
+        server_ms: performance.now() - t0,
+      };
     } catch (e) {
-      s.seq.truncate(Math.min(base, s.seq.length));
+      if (!s.seq.busy) s.seq.truncate(Math.min(base, s.seq.length));
+      // Nobody got an answer for a session this round opened: it must not stay behind.
+      if (opened) this.closeHeld(req.session, s);
       if (e instanceof RangeError) throw new VerifyError("invalid_request", e.message);
       throw e;
     } finally {
-      s.active = false;
+      s.running = undefined;
+      ended();
+      if (s.released && !s.seq.busy) s.seq.reset();
     }
-    // Keep the pending token and the accepted drafts; the new token is fed next round.
-    s.seq.truncate(base + 1 + result.accepted);
-    s.pendingToken = result.token;
-    s.expectCommitted = [...req.drafts.slice(0, result.accepted), result.token];
-    s.lastSeq = req.seq;
-    s.lastResponse = {
-      session: req.session,
-      seq: req.seq,
-      accepted: result.accepted,
-      token: result.token,
-      draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
-      load: this.load(s.seq),
-      server_ms: performance.now() - t0,
-    };
-    this.sessions.resized(req.session);
-    this.engine.roundAnswered?.(s.seq, result.accepted === req.drafts.length);
+    if (this.sessions.peek(req.session) === s) {
+      try {
+        this.sessions.resized(req.session);
+      } catch (e) {
+        // Grown past the whole budget: the store dropped it; the answer stands, the next round re-opens (413).
+        if (!(e instanceof SessionTooLargeError)) throw e;
+      }
+      this.engine.roundAnswered?.(s.seq, result.accepted === req.drafts.length);
+    }
+    // A session opened for a client that went away, or closed while this round was opening it, would
+    // otherwise be held until the idle TTL. The client may also go while the answer is on its way (on
+    // Node the request's signal aborts only while the response is undelivered): the session is closed
+    // then, unless a later round or a re-open has made it someone's.
+    if (opened) {
+      if (signal?.aborted || this.takeTombstone(req.session, arrived)) this.closeHeld(req.session, s);
+      else signal?.addEventListener("abort", () => s.lastResponse === response && this.closeHeld(req.session, s), { once: true });
+    }
     this.counters.rounds++;
     this.counters.drafted += req.drafts.length;
     this.counters.accepted += result.accepted;
-    return s.lastResponse;
+    return response;
   }
 
   /** Plain autoregressive decoding, one event per token; stops early when `signal` aborts. */
   async *generate(req: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerateEvent> {
-    this.checkTokens(req.history);
+    this.checkTokens([...req.history, ...req.stop_ids]);
     if (req.history.length + req.max_tokens > this.maxContext)
       throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
     const params = this.samplingParams(req.sampling);
@@ -161,6 +254,7 @@ export class Verifier {
     const seq = await this.engine.open(req.history.slice(0, -1));
     let next: Promise<ChunkScores> | undefined;
     try {
+      if (signal?.aborted) return;
       let rows = (await this.engine.score(seq, req.history.slice(-1))).rows;
       for (let n = 1; ; n++) {
         const row = rows[rows.length - 1];
@@ -171,12 +265,13 @@ export class Verifier {
         const last = req.stop_ids.includes(token) || n === req.max_tokens;
         // Queue the next pass before handing the token over, as a continuous-batching engine keeps a running
         // generation in its next step: every generation served by the last pass joins the next one.
-        if (!last) next = this.engine.score(seq, [token]);
+        // A client already gone gets no further pass.
+        if (!last && !signal?.aborted) next = this.engine.score(seq, [token]);
         yield n === 1 ? { token, load: this.load(seq), server_ms: performance.now() - t0 } : (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: this.load(seq) } : { token };
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
         if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };
-        if (signal?.aborted) return;
-        rows = (await next!).rows;
+        if (signal?.aborted || !next) return;
+        rows = (await next).rows;
         next = undefined;
       }
     } finally {
@@ -190,7 +285,33 @@ export class Verifier {
     return { queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions, ...this.engine.accounting.report(seq, seq.length, this.maxGamma + 1, performance.now()) };
   }
 
+  /**
+   * DELETE: false if the session was not held. A round in flight on it is answered, and its sequence is
+   * freed when the round ends; a DELETE of a session not held is remembered briefly (TOMBSTONE_TTL_MS),
+   * since the round opening it may still be on its way, and that round then closes the session after its pass.
+   */
   close(session: string): boolean {
-    return this.sessions.close(session);
+    if (this.sessions.close(session)) return true;
+    const now = this.now();
+    this.tombstones.delete(session);
+    this.tombstones.set(session, now);
+    for (const [id, at] of this.tombstones) {
+      if (now - at <= TOMBSTONE_TTL_MS && this.tombstones.size <= MAX_TOMBSTONES) break;
+      this.tombstones.delete(id);
+    }
+    return false;
+  }
+
+  /** Whether a DELETE of `session` came for an opening round that arrived at `arrived` (consumed). */
+  private takeTombstone(session: string, arrived: number): boolean {
+    const at = this.tombstones.get(session);
+    if (at === undefined) return false;
+    this.tombstones.delete(session);
+    return at >= arrived - TOMBSTONE_GRACE_MS && this.now() - at <= TOMBSTONE_TTL_MS;
+  }
+
+  /** Close `session` if the store still holds this very value (not a newer re-open under the same id). */
+  private closeHeld(id: string, s: Session): void {
+    if (this.sessions.peek(id) === s) this.sessions.close(id);
   }
 }

@@ -93,6 +93,19 @@ describe("SessionKvStore", () => {
     expect(store.stats()).toMatchObject({ sessions: 0, bytes: 0, evictedIdle: 2 });
   });
 
+  it("peeks at a session without marking it used or expiring it", () => {
+    const { store, evicted, advance } = setup({ maxSessions: 2, idleTtlMs: 1000 });
+    const a = new Fake(1);
+    store.put("a", a);
+    store.put("b", new Fake(1));
+    expect(store.peek("a")).toBe(a); // not made more recent than b by looking
+    store.put("c", new Fake(1));
+    expect(evicted).toEqual([["a", "lru"]]);
+    advance(5000);
+    expect(store.peek("b")).toBeDefined(); // idle past the TTL, but only get() and sweep() expire
+    expect(store.peek("a")).toBeUndefined();
+  });
+
   it("closes explicitly, and replacing a session frees the old value", () => {
     const { store, evicted } = setup();
     store.put("a", new Fake(5));

@@ -5,7 +5,7 @@ import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
 import { Verifier } from "../gpu-backend/verifier.ts";
 import type { CausalLM } from "../src/common/models/causal-lm.ts";
 import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
-import { VerifyRequestSchema, type VerifyRequest } from "../src/common/protocol.ts";
+import { VerifyError, VerifyRequestSchema, type VerifyRequest } from "../src/common/protocol.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
@@ -51,11 +51,15 @@ describe("Verifier core (greedy)", () => {
   it("answers a retried round from the stored result without applying it twice", async () => {
     const v = new Verifier(new OnnxEngine(target), store);
     const prompt = tok.encode("La vida es");
-    const first = await v.round(req({ session: "r", seq: 0, history: prompt, drafts: await draft.greedy(prompt, 3) }));
-    const again = await v.round(req({ session: "r", seq: 0, drafts: [] }));
+    const opening = req({ session: "r", seq: 0, history: prompt, drafts: await draft.greedy(prompt, 3) });
+    const first = await v.round(opening);
+    const again = await v.round(opening);
     expect(again).toEqual(first);
+    const next = req({ session: "r", seq: 1, committed: [first.token], drafts: [5, 6] });
+    const r1 = await v.round(next);
     const kv = v.sessions.stats().bytes;
-    await v.round(req({ session: "r", seq: 0, drafts: [] }));
+    expect(await v.round(next)).toEqual(r1);
+    expect(v.counters.retries).toBe(2);
     expect(v.sessions.stats().bytes).toBe(kv);
   });
 
@@ -122,5 +126,116 @@ describe("Verifier core (sampling)", () => {
       return [r0, r1].map((r) => [r.accepted, r.token]);
     };
     expect(await run()).toEqual(await run());
+  });
+});
+
+// Issue 14: closes racing rounds, replayed sequence numbers, clients that go away, ids beyond the vocabulary.
+describe("Verifier core (sessions under races)", () => {
+  const held = (v: Verifier) => v.sessions.stats().sessions;
+  /** Resolves once the session's sequence is inside a forward pass. */
+  const inPass = async (v: Verifier, id: string) => {
+    for (let i = 0; i < 10_000 && !v.sessions.peek(id)?.seq.busy; i++) await new Promise((r) => setImmediate(r));
+    expect(v.sessions.peek(id)?.seq.busy).toBe(true);
+  };
+
+  it("a close while the round is queued or in its pass answers the round, then frees the session", async () => {
+    const prompt = tok.encode(SPANISH_PROMPTS[3]); // longer than a round's chunk, as the probe's sessions were
+    // Queued: the batch window holds the pass back while the close comes.
+    const queued = new Verifier(new OnnxEngine(target, { windowMs: 30, maxBatch: 8, maxQueue: 64 }), store);
+    const o = await queued.round(req({ session: "q", seq: 0, history: prompt }));
+    const round = queued.round(req({ session: "q", seq: 1, committed: [o.token], drafts: [5, 6, 7] }));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(queued.close("q")).toBe(true);
+    await expect(round).resolves.toMatchObject({ seq: 1 });
+    expect(held(queued)).toBe(0);
+    await expect(queued.round(req({ session: "q", seq: 2, committed: [1] }))).rejects.toMatchObject({ code: "session_not_found" });
+    // In the pass: the sequence is busy when the close comes.
+    const running = new Verifier(new OnnxEngine(target), store);
+    const p = await running.round(req({ session: "b", seq: 0, history: prompt }));
+    const r = running.round(req({ session: "b", seq: 1, committed: [p.token], drafts: [5, 6, 7] }));
+    await inPass(running, "b");
+    const seq = running.sessions.peek("b")!.seq;
+    expect(running.close("b")).toBe(true);
+    await expect(r).resolves.toMatchObject({ seq: 1 });
+    expect(seq.length).toBe(0); // freed once the pass was over
+    // The id can be opened afresh at once.
+    await expect(running.round(req({ session: "b", seq: 0, history: prompt }))).resolves.toMatchObject({ seq: 0 });
+  });
+
+  it("a re-open by history while the session's round runs waits for it; duplicates of a round in flight get its answer", async () => {
+    const prompt = tok.encode("El perro");
+    const v = new Verifier(new OnnxEngine(target), store);
+    const o = await v.round(req({ session: "d", seq: 0, history: prompt }));
+    const body = req({ session: "d", seq: 1, committed: [o.token], drafts: [5, 6] });
+    const [a, b] = await Promise.all([v.round(body), v.round(body)]);
+    expect(b).toEqual(a);
+    expect(v.counters.retries).toBe(1);
+    const c = v.round(req({ session: "d", seq: 2, committed: [...[5, 6].slice(0, a.accepted), a.token], drafts: [7] }));
+    const reopened = v.round(req({ session: "d", seq: 2, history: [...prompt, o.token, ...[5, 6].slice(0, a.accepted), a.token], drafts: [7] }));
+    const [rc, rr] = await Promise.all([c, reopened]);
+    expect(rr).toMatchObject({ seq: 2, accepted: rc.accepted, token: rc.token });
+    expect(held(v)).toBe(1);
+  });
+
+  it("a repeated seq gets the stored answer only for the same request; other content is 409 seq_conflict", async () => {
+    const prompt = tok.encode("Hoy es");
+    const v = new Verifier(new OnnxEngine(target), store);
+    const o = await v.round(req({ session: "h", seq: 0, history: prompt }));
+    const r1 = await v.round(req({ session: "h", seq: 1, committed: [o.token], drafts: [5, 6] }));
+    await expect(v.round(req({ session: "h", seq: 1, committed: [o.token], drafts: [5, 7] }))).rejects.toMatchObject({ code: "seq_conflict", status: 409 });
+    await expect(v.round(req({ session: "h", seq: 1, committed: [o.token], drafts: [] }))).rejects.toMatchObject({ code: "seq_conflict" });
+    await expect(v.round(req({ session: "h", seq: 1, committed: [o.token], drafts: [5, 6] }))).resolves.toEqual(r1);
+    // The session was not touched by the refused requests: the next round still lines up.
+    await expect(v.round(req({ session: "h", seq: 2, committed: [...[5, 6].slice(0, r1.accepted), r1.token] }))).resolves.toMatchObject({ seq: 2 });
+  });
+
+  it("an opening round whose client went away leaves no session, before or during its pass", async () => {
+    const prompt = tok.encode("La luna");
+    const v = new Verifier(new OnnxEngine(target), store);
+    const gone = new AbortController();
+    gone.abort();
+    await expect(v.round(req({ session: "a0", seq: 0, history: prompt }), gone.signal)).rejects.toMatchObject({ code: "client_closed" });
+    const ctl = new AbortController();
+    const r = v.round(req({ session: "a1", seq: 0, history: prompt, drafts: [5, 6] }), ctl.signal);
+    await inPass(v, "a1");
+    ctl.abort();
+    await expect(r).resolves.toMatchObject({ seq: 0 }); // answered (to nobody), then closed
+    expect(held(v)).toBe(0);
+    // A continuing round's session belongs to a client that knows it: it is kept (the edge DELETEs it).
+    const o = await v.round(req({ session: "a2", seq: 0, history: prompt }));
+    const ctl2 = new AbortController();
+    const r2 = v.round(req({ session: "a2", seq: 1, committed: [o.token] }), ctl2.signal);
+    await inPass(v, "a2");
+    ctl2.abort();
+    await r2;
+    expect(held(v)).toBe(1);
+  });
+
+  it("a close that overtakes the round opening the session closes it after that round; later openings are kept", async () => {
+    let now = 0;
+    const prompt = tok.encode("El sol");
+    const v = new Verifier(new OnnxEngine(target), { ...store, now: () => now });
+    const r = v.round(req({ session: "t", seq: 0, history: prompt })); // in its prefill now
+    expect(v.close("t")).toBe(false);
+    await expect(r).resolves.toMatchObject({ seq: 0 });
+    expect(held(v)).toBe(0);
+    // A close for a session never opened does not outlive its grace: an opening that comes well after is kept.
+    expect(v.close("u")).toBe(false);
+    now += 5000;
+    await v.round(req({ session: "u", seq: 0, history: prompt }));
+    expect(held(v)).toBe(1);
+  });
+
+  it("token ids beyond the vocabulary, anywhere in a body, are invalid_request", async () => {
+    const prompt = tok.encode("El agua");
+    const v = new Verifier(new OnnxEngine(target), store);
+    const big = 1_000_000_000;
+    const sampling = { temperature: 1, top_p: 1, top_k: 0, seed: 1 };
+    await expect(v.round(req({ session: "v", seq: 0, history: prompt, drafts: [5], q: [{ ids: [5, big], probs: [0.5, 0.5] }], sampling }))).rejects.toMatchObject({ code: "invalid_request", status: 400 });
+    await expect(v.round(req({ session: "v", seq: 0, history: prompt, drafts: [5], q: [{ ids: [big], probs: [1] }] }))).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(v.round({ session: "v", seq: 0, history: prompt, drafts: [5], q: [{ ids: [5], probs: [Number.NaN] }], sampling })).rejects.toMatchObject({ code: "invalid_request" });
+    const gen = v.generate({ history: prompt, max_tokens: 2, stop_ids: [big] });
+    await expect(gen.next()).rejects.toBeInstanceOf(VerifyError);
+    expect(held(v)).toBe(0);
   });
 });

@@ -27,7 +27,7 @@ export type Sampling = z.infer<typeof SamplingSchema>;
 export const VerifyRequestSchema = z
   .object({
     session: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "session id: 1–128 letters, digits, '_' or '-'"),
-    /** Round number: 0 for the first round, +1 each round; a repeated number is a retry. */
+    /** Round number: 0 for the first round, +1 each round; a repeated number with the same body is a retry. */
     seq: z.number().int().min(0),
     /** Whole token history (prompt + everything committed): opens or re-opens the session. */
     history: z.array(tokenId).min(1).optional(),
@@ -112,6 +112,10 @@ export const VERIFY_ERRORS = {
   session_not_found: 404,
   seq_out_of_order: 409,
   history_mismatch: 409,
+  /** The round's seq was already answered for a request with other content (a retry must repeat it exactly). */
+  seq_conflict: 409,
+  /** The client went away before its round ran (nobody reads this answer; 499 as in nginx). */
+  client_closed: 499,
   context_too_long: 413,
   overloaded: 503,
   /** The engine behind the verifier failed (SGLang unreachable, timed out or answered an error). */

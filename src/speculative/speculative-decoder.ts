@@ -95,14 +95,20 @@ export class SpeculativeDecoder {
       if (this.o.signal?.aborted) return; // cancelled: the caller went away; nothing to report
       throw e;
     } finally {
-      // A check still running ends in its own time: the caller does not wait for it, the reset does.
-      const reset = (this.observing ?? Promise.resolve()).then(() => this.proposer.reset());
-      if (!this.observing) await reset;
-      else reset.catch(() => {});
-      this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
-      if (this.stats.rounds > 0 || this.stats.generatedTokens > 0) this.o.priors?.for(this.proposer.name).learn(this.policy.measured());
-      // Close the verifier's session whether the generation ended or the client went away.
-      await this.o.pool.close(this.o.session);
+      try {
+        // A check still running ends in its own time: the caller does not wait for it, the reset does.
+        const reset = (this.observing ?? Promise.resolve()).then(() => this.proposer.reset());
+        if (!this.observing) await reset;
+        else reset.catch(() => {});
+        this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
+        if (this.stats.rounds > 0 || this.stats.generatedTokens > 0) this.o.priors?.for(this.proposer.name).learn(this.policy.measured());
+      } finally {
+        // Close the verifier's session whether the generation ended, failed or the client went away (even
+        // mid-round: the verifier answers the round in flight, then frees the session), whatever the
+        // bookkeeping above threw. The pool knows no node for a session whose opening round was cut off:
+        // the verifier closes that one itself when its client goes before the answer.
+        await this.o.pool.close(this.o.session);
+      }
     }
   }
 
