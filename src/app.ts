@@ -63,7 +63,9 @@ export function createApp(deps: AppDeps): Hono {
   );
   const limit = bodyLimit({
     maxSize: deps.maxBodyBytes,
-    onError: (c) => c.json(errorBody(`request body over ${deps.maxBodyBytes} bytes`, "invalid_request_error", "request_too_large"), 413),
+    // The rest of the body is left unread on the connection, so it cannot carry another request: say so
+    // (clients then open a new one) rather than promise keep-alive and cut it.
+    onError: (c) => c.json(errorBody(`request body over ${deps.maxBodyBytes} bytes`, "invalid_request_error", "request_too_large"), 413, { Connection: "close" }),
   });
   app.post("/v1/completions", limit, api.completions);
   app.post("/v1/chat/completions", limit, api.chat);

@@ -10,6 +10,7 @@ import { checkModelStoreConfig, ModelStoreConfigSchema } from "./common/models/m
 export const ConfigSchema = ModelStoreConfigSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(8787).describe("HTTP port of the Node edge"),
   HOST: z.string().min(1).default("127.0.0.1").describe("Interface the Node edge listens on"),
+  ALLOW_UNAUTHENTICATED: envBool.default(false).describe("Node: start on a non-loopback HOST without API_KEYS (an open API; only behind something that authenticates)"),
   POOL_NODES: z
     .string()
     .default("http://127.0.0.1:8788")

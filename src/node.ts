@@ -51,8 +51,21 @@ async function startEmbeddedVerifier(config: Config): Promise<ChildProcess | und
   return child;
 }
 
+/**
+ * Refuses an open API on a reachable interface, as the verifier refuses a non-loopback host without a
+ * token: anyone who can reach it could spend the pool's GPUs. ALLOW_UNAUTHENTICATED=true when something in
+ * front authenticates.
+ */
+function checkExposure(config: Pick<Config, "HOST" | "API_KEYS" | "ALLOW_UNAUTHENTICATED">): void {
+  if (LOOPBACK_HOSTS.has(config.HOST) || config.API_KEYS?.length || config.ALLOW_UNAUTHENTICATED) return;
+  throw new ConfigError(
+    `invalid configuration: HOST=${config.HOST} is not loopback and API_KEYS is not set, so anyone who can reach it could use the API; set API_KEYS (comma-separated keys), listen on HOST=127.0.0.1, or set ALLOW_UNAUTHENTICATED=true if something in front authenticates`,
+  );
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  checkExposure(config);
   const store = openModelStore(config);
   // One after the other so that the two progress lines do not overwrite each other on a terminal. Suffix
   // drafting needs no draft bundle.

@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { generationFromStats } from "../observability/edge-metrics.ts";
 import { recordGeneration } from "../observability/request-observer.ts";
+import { rateLimitedWriter } from "../observability/log.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import type { Sampling } from "../common/protocol.ts";
 import type { ProposerFactory } from "../speculative/proposer-factory.ts";
@@ -32,6 +33,7 @@ import {
   type ErrorResponse,
 } from "./schemas.ts";
 import { continuationDecoder, replyDecoder, type ServedModel } from "../model-pair/served-model.ts";
+import type { TextPart } from "../common/models/tokenizer.ts";
 
 export interface ApiDeps {
   model: ServedModel;
@@ -97,24 +99,39 @@ export function createCompletionHandlers(deps: ApiDeps) {
   let running = 0;
   const { model } = deps;
 
-  /** Prompt ids, budget, stop settings and sampling of a validated request. */
-  function prepare(kind: Kind, req: CompletionRequest | ChatRequest) {
+  /**
+   * Prompt ids, budget, stop settings and sampling of a validated request. Text from the client is
+   * encoded with special-token strings as plain text (special tokens come from the chat template only),
+   * after a bound on its length alone (no tokenisation) and without holding the event loop for long.
+   */
+  async function prepare(kind: Kind, req: CompletionRequest | ChatRequest) {
     if (req.model !== model.id) throw new ApiError(404, errorBody(`The model '${req.model}' does not exist; this server serves '${model.id}'`, "invalid_request_error", "model_not_found", "model"));
+    const param = kind === "chat" ? "messages" : "prompt";
+    const tooLong = (n: number | string) => invalid(`This model's maximum context length is ${model.maxPositions} tokens; the ${param} has ${n}`, param, "context_length_exceeded");
+    /** Encodes text parts, refusing them as soon as they certainly do not fit. */
+    const encode = async (parts: TextPart[]) => {
+      // A token stands for at most longestTokenChars characters: above this, the prompt cannot fit.
+      const chars = parts.reduce((n, x) => n + x.text.length, 0);
+      const atLeast = model.tokenizer.minTokens(chars);
+      if (atLeast >= model.maxPositions) throw tooLong(`at least ${atLeast}`);
+      const r = await model.tokenizer.encodeAsync(parts, { stopAfter: model.maxPositions - 1 });
+      if (!r.complete) throw tooLong(`more than ${model.maxPositions - 1}`);
+      return r.ids;
+    };
     let prompt: number[];
     if (kind === "chat") {
       const r = req as ChatRequest;
-      prompt = model.tokenizer.encode(model.renderChat(r.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }))));
+      prompt = await encode(model.chatParts(r.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }))));
     } else {
       // Text is encoded (with BOS); token ids are used as they are, once known to be in the vocabulary.
       const p = promptOf((req as CompletionRequest).prompt);
       const outside = "ids" in p ? tokenIdProblem(p.ids, vocabularySize(model.tokenizer), p.at) : undefined;
       if (outside) throw invalid(outside.message, outside.param);
-      prompt = "ids" in p ? p.ids : model.tokenizer.encode(p.text);
+      prompt = "ids" in p ? p.ids : await encode([{ text: p.text, special: false }]);
     }
     const room = model.maxPositions - prompt.length;
     const asked = kind === "chat" ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
-    const param = kind === "chat" ? "messages" : "prompt";
-    if (room < 1) throw invalid(`This model's maximum context length is ${model.maxPositions} tokens; the ${param} has ${prompt.length}`, param, "context_length_exceeded");
+    if (room < 1) throw tooLong(prompt.length);
     if (asked != null && asked > room)
       throw invalid(
         `This model's maximum context length is ${model.maxPositions} tokens: ${prompt.length} in the ${param} + ${asked} requested`,
@@ -139,7 +156,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
         throw invalid(message, param);
       }
       const req = parsed.data;
-      const p = prepare(kind, req);
+      const p = await prepare(kind, req);
       if (running >= deps.maxConcurrent) throw new ApiError(429, errorBody(`too many generations at once (${deps.maxConcurrent}); retry shortly`, "rate_limit_error", "rate_limit_exceeded"), { "Retry-After": "1" });
       running++;
       const ctl = new AbortController();
@@ -258,13 +275,17 @@ export function createCompletionHandlers(deps: ApiDeps) {
   };
 }
 
+/** Error lines for the operator, one per distinct message every 10 s (with a count of those held back):
+ * with the pool down every request fails the same way. */
+const logError = rateLimitedWriter((line) => console.error(line));
+
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof PoolError) {
-    console.error(`pool: ${e.message}`); // the operator's view; clients get no internal addresses
+    logError(`pool: ${e.message}`); // the operator's view; clients get no internal addresses
     if (e.status === 503) return new ApiError(503, UNAVAILABLE.body, UNAVAILABLE.headers);
     return new ApiError(e.status, errorBody(e.message, e.status >= 500 ? "server_error" : "invalid_request_error", e.code));
   }
-  console.error(e);
+  logError(e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : `internal error: ${String(e)}`);
   return new ApiError(500, errorBody("internal error", "server_error", "internal_error"));
 }

@@ -235,7 +235,16 @@ const Message = object(
             : `expected one of ${ROLES.join(", ")}, got ${got(iss.input)}`,
     }),
     content: z.union(
-      [text(1_000_000), z.array(ContentPart, err(expecting("an array of text parts"))).min(1, "the array of content parts is empty; send at least one text part")],
+      [
+        text(1_000_000),
+        z
+          .array(ContentPart, err(expecting("an array of text parts")))
+          .min(1, "the array of content parts is empty; send at least one text part")
+          .max(
+            1024,
+            err((iss) => `at most 1024 content parts (got ${count(iss.input)}); join the texts`),
+          ),
+      ],
       err(expecting(`a string or an array of text parts ({"type": "text", "text": …})`)),
     ),
     name: text(64).optional(),
@@ -282,7 +291,12 @@ export const ChatRequestSchema = z.strictObject(
       .nullable()
       .optional(),
     store: z.literal(false, notServed("false")).nullable().optional(),
-    metadata: z.record(text(64, "a string"), text(512, "a string")).nullable().optional(),
+    // OpenAI's bounds: 16 pairs, keys of 64 and values of 512 characters.
+    metadata: z
+      .record(text(64, "a string"), text(512, "a string"), err(expecting("an object of up to 16 string values")))
+      .refine((m) => Object.keys(m).length <= 16, { error: (iss) => `at most 16 key-value pairs (got ${Object.keys(iss.input as object).length})` })
+      .nullable()
+      .optional(),
   },
   err(expecting("a JSON object (the request body)")),
 );

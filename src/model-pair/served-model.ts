@@ -4,7 +4,7 @@ import { Template } from "@huggingface/jinja";
 import { eosIds, type Manifest, type ModelConfig, type TokenizerConfig } from "../common/models/bundle.ts";
 import type { CausalLM } from "../common/models/causal-lm.ts";
 import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
-import type { TextTokenizer } from "../common/models/tokenizer.ts";
+import type { TextPart, TextTokenizer } from "../common/models/tokenizer.ts";
 
 export interface ServedModel {
   /** The id clients send as `model` (the target bundle's id). */
@@ -27,7 +27,21 @@ export interface ServedModel {
   /** Context: prompt + completion tokens. */
   maxPositions: number;
   renderChat(messages: { role: string; content: string }[]): string;
+  /**
+   * The rendered chat prompt as parts to encode: the template's text, whose special tokens are special
+   * tokens, and the special-token strings found in the messages' contents, which are plain text — special
+   * tokens come from the template only, never from a client.
+   */
+  chatParts(messages: { role: string; content: string }[]): TextPart[];
 }
+
+/** Random hex, to make placeholders no client can guess. */
+function nonce(): string {
+  const b = new Uint8Array(8);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 export function servedModel(o: {
   /** tokenizer_config.json (chat template, special tokens): the target's, else the draft's (identical files). */
@@ -44,6 +58,29 @@ export function servedModel(o: {
   const stopIds = eosIds(o.target.config);
   const imEnd = o.tokenizer.tokenToId("<|im_end|>");
   const str = (v: unknown) => (typeof v === "string" ? v : "");
+  const render = (messages: { role: string; content: string }[]) => template.render({ messages, add_generation_prompt: true, bos_token: str(tc.bos_token), eos_token: str(tc.eos_token) });
+  const specials = [...o.tokenizer.specialTokens].sort((a, b) => b.length - a.length);
+  const specialRe = specials.length ? new RegExp(specials.map(escapeRe).join("|"), "g") : undefined;
+  /**
+   * Each special-token string in a content is swapped for a placeholder (private-use characters and a
+   * random nonce: whatever the template does to a content — trim, case — leaves it whole) before
+   * rendering; the rendered text is then cut at the placeholders, which become plain-text parts.
+   */
+  const chatParts = (messages: { role: string; content: string }[]): TextPart[] => {
+    if (!specialRe || !messages.some((m) => m.content.search(specialRe) !== -1)) return [{ text: render(messages), special: true }];
+    const tag = nonce();
+    const literals: string[] = [];
+    const escaped = messages.map((m) => ({ ...m, content: m.content.replace(specialRe, (x) => `\uE000${tag}${literals.push(x) - 1}\uE001`) }));
+    const rendered = render(escaped);
+    const parts: TextPart[] = [];
+    let at = 0;
+    for (const m of rendered.matchAll(new RegExp(`\uE000${tag}(\\d+)\uE001`, "g"))) {
+      parts.push({ text: rendered.slice(at, m.index), special: true }, { text: literals[Number(m[1])], special: false });
+      at = m.index + m[0].length;
+    }
+    parts.push({ text: rendered.slice(at), special: true });
+    return parts;
+  };
   return {
     id: o.target.manifest.id,
     bundle: label(o.target.manifest),
@@ -55,7 +92,8 @@ export function servedModel(o: {
     stopIds,
     chatStopIds: imEnd === undefined ? stopIds : [...stopIds, imEnd],
     maxPositions: Math.min(o.target.config.max_position_embeddings, o.draft?.config.max_position_embeddings ?? Infinity),
-    renderChat: (messages) => template.render({ messages, add_generation_prompt: true, bos_token: str(tc.bos_token), eos_token: str(tc.eos_token) }),
+    renderChat: render,
+    chatParts,
   };
 }
 

@@ -26,3 +26,28 @@ export function createLogger(o: { level?: LogLevel; write?: (line: string) => vo
     },
   };
 }
+
+/**
+ * One line per distinct message per `intervalMs` (a failing pool would otherwise log every request: tens
+ * of thousands of identical lines a minute). The lines held back are counted, and the next line of that
+ * message let through says how many ("(N more like it in the last S s)"). At most `maxKeys` messages are
+ * remembered (the oldest is forgotten), so varied messages cannot grow memory.
+ */
+export function rateLimitedWriter(write: (line: string) => void, o: { intervalMs?: number; maxKeys?: number; now?: () => number } = {}): (line: string) => void {
+  const interval = o.intervalMs ?? 10_000;
+  const maxKeys = o.maxKeys ?? 256;
+  const now = o.now ?? Date.now;
+  const seen = new Map<string, { at: number; held: number }>();
+  return (line) => {
+    const t = now();
+    const s = seen.get(line);
+    if (s && t - s.at < interval) {
+      s.held++;
+      return;
+    }
+    seen.delete(line); // re-inserted last: Map order is then oldest-first
+    seen.set(line, { at: t, held: 0 });
+    if (seen.size > maxKeys) seen.delete(seen.keys().next().value!);
+    write(s?.held ? `${line} (${s.held} more like it in the last ${Math.round((t - s.at) / 1000)} s)` : line);
+  };
+}
