@@ -243,6 +243,16 @@ export class PoolClient implements TargetVerifier {
   }
 
   /**
+   * The caller left while a round was at `node`: the node may have opened (or already answered) the
+   * session anyway, so it becomes the session's home and the caller's close() reaches it — the verifier
+   * closes what it holds, or remembers a close that overtook the opening round.
+   */
+  private abandoned(session: string, node: Node, reason: unknown): unknown {
+    this.affinity.set(session, node);
+    return reason;
+  }
+
+  /**
    * Next node for a session, skipping `tried`: the affine node first, then rendezvous order; the first
    * closed circuit wins. An open node due for a probe is probed (and waited for) by the request that finds
    * it due; a node whose probe another request has in flight is passed over while a later node is up.
@@ -296,7 +306,7 @@ export class PoolClient implements TargetVerifier {
         });
       } catch (e) {
         this.release(node);
-        if (signal?.aborted) throw e;
+        if (signal?.aborted) throw this.abandoned(session, node, e);
         lastError = this.failOver(node, tried, (e as Error).message, session);
         continue;
       }
@@ -306,6 +316,7 @@ export class PoolClient implements TargetVerifier {
       } finally {
         this.release(node);
       }
+      if (signal?.aborted) throw this.abandoned(session, node, signal.reason);
       if (res.ok) {
         const parsed = VerifyResponseSchema.safeParse(json);
         if (!parsed.success) {
