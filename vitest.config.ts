@@ -17,6 +17,7 @@ const UNIT = [
   "test/gamma-policy.test.ts",
   "test/generation-peek.test.ts",
   "test/import-boundaries.test.ts",
+  "test/log-rate-limit.test.ts",
   "test/metrics-registry.test.ts",
   "test/output-tracker.test.ts",
   "test/pass-accounting.test.ts",
@@ -29,6 +30,7 @@ const UNIT = [
   "test/session-kv-store.test.ts",
   "test/stop-strings.test.ts",
   "test/tokenizer-pair.test.ts",
+  "test/tokenizer-pieces.test.ts",
   "test/training-docs.test.ts",
   "test/verification.test.ts",
 ];
