@@ -2,6 +2,7 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
+import { GenerationAdmission } from "./api/admission.ts";
 import { createCompletionHandlers, type ApiDeps } from "./api/openai.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import type { Health, Model, ModelList, Ready, TranslateStats } from "./api/schemas.ts";
@@ -32,7 +33,9 @@ export const healthz = (c: Context) => c.json({ status: "ok" } satisfies Health)
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
-  const api = createCompletionHandlers(deps);
+  // One set of MAX_CONCURRENT slots for chat, completions and translation sentences, fair across API keys.
+  const admission = deps.admission ?? new GenerationAdmission({ slots: deps.maxConcurrent, maxWaitMs: deps.maxQueueWaitMs ?? 0 });
+  const api = createCompletionHandlers({ ...deps, admission });
   const { model } = deps;
   // First, so that it sees every request: x-request-id, one JSON log line per request, metrics, GET /metrics.
   const metrics = observe(app, deps.observability, { api, pool: deps.pool, translator: deps.translation?.translator });
@@ -70,7 +73,8 @@ export function createApp(deps: AppDeps): Hono {
   app.post("/v1/completions", limit, api.completions);
   app.post("/v1/chat/completions", limit, api.chat);
   if (deps.translation) {
-    const tr = createTranslateHandlers(deps.translation.translator, deps.translation.settings);
+    // With keys, every answer is a key holder's: never for shared caches (translate.ts).
+    const tr = createTranslateHandlers(deps.translation.translator, { ...deps.translation.settings, keyed: !!deps.apiKeys?.length }, admission);
     app.get("/v1/translate", tr.get);
     app.post("/v1/translate", limit, tr.post);
     app.get("/v1/translate/stats", (c) => c.json({ ...deps.translation!.translator.counters, tier_errors: deps.translation!.translator.tierErrors() } satisfies TranslateStats));
@@ -98,6 +102,7 @@ export function createAppFromConfig(config: Config, model: ServedModel, tiers: C
     proposers,
     defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
     maxConcurrent: config.MAX_CONCURRENT,
+    maxQueueWaitMs: config.MAX_QUEUE_WAIT_MS,
     apiKeys: config.API_KEYS,
     maxBodyBytes: config.MAX_BODY_BYTES,
     observability: { logRequests: config.LOG_REQUESTS, logLevel: config.LOG_LEVEL, metricsToken: config.METRICS_TOKEN },

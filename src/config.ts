@@ -57,7 +57,13 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     .default(1024 * 1024)
     .describe("Largest request body (413 beyond)"),
   DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(256).describe("Chat completion budget when the request names none"),
-  MAX_CONCURRENT: z.coerce.number().int().positive().default(64).describe("Generations at once per edge process (429 beyond)"),
+  MAX_CONCURRENT: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64)
+    .describe("Generations at once per edge process, shared fairly by API keys (a chat or completion is one, a translation one per sentence it computes); beyond, requests wait (MAX_QUEUE_WAIT_MS), then 429"),
+  MAX_QUEUE_WAIT_MS: z.coerce.number().int().min(0).default(2000).describe("Longest wait for a generation slot when MAX_CONCURRENT are running (then 429; 0: 429 at once); at most MAX_CONCURRENT requests wait"),
   TRANSLATE_MAX_CHARS: z.coerce.number().int().positive().default(10_000).describe("Longest text /v1/translate accepts (characters, all texts of a batch together)"),
   TRANSLATE_MAX_AGE_S: z.coerce.number().int().min(0).default(86_400).describe("Cache-Control max-age of translations (browsers)"),
   TRANSLATE_S_MAXAGE_S: z.coerce.number().int().min(0).default(604_800).describe("Cache-Control s-maxage of translations (CDNs) and the Cache API tier's TTL"),

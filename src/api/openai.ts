@@ -6,6 +6,7 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
+import { AdmissionRefused, GenerationAdmission, type ReleaseSlot } from "./admission.ts";
 import { generationFromStats } from "../observability/edge-metrics.ts";
 import { recordGeneration } from "../observability/request-observer.ts";
 import { rateLimitedWriter } from "../observability/log.ts";
@@ -43,8 +44,12 @@ export interface ApiDeps {
   proposers: ProposerFactory;
   /** Default completion budget of chat requests without max tokens (completions default to 16, as OpenAI). */
   defaultMaxTokens: number;
-  /** Generations at once; beyond: 429 with Retry-After. */
+  /** Generations at once; beyond: wait up to maxQueueWaitMs, then 429 with Retry-After. */
   maxConcurrent: number;
+  /** Longest wait for a generation slot (default 0: 429 at once when all are busy). */
+  maxQueueWaitMs?: number;
+  /** The slots, when shared with other handlers (translation); else the handlers' own from the two above. */
+  admission?: GenerationAdmission;
 }
 
 type Kind = "completion" | "chat";
@@ -96,7 +101,7 @@ class ApiError extends Error {
 const invalid = (message: string, param: string | null, code: string | null = null) => new ApiError(400, errorBody(message, "invalid_request_error", code, param));
 
 export function createCompletionHandlers(deps: ApiDeps) {
-  let running = 0;
+  const admission = deps.admission ?? new GenerationAdmission({ slots: deps.maxConcurrent, maxWaitMs: deps.maxQueueWaitMs ?? 0 });
   const { model } = deps;
 
   /**
@@ -157,27 +162,42 @@ export function createCompletionHandlers(deps: ApiDeps) {
       }
       const req = parsed.data;
       const p = await prepare(kind, req);
-      if (running >= deps.maxConcurrent) throw new ApiError(429, errorBody(`too many generations at once (${deps.maxConcurrent}); retry shortly`, "rate_limit_error", "rate_limit_exceeded"), { "Retry-After": "1" });
-      running++;
-      const ctl = new AbortController();
       const clientGone = c.req.raw.signal;
+      // A slot, fairly among API keys: waits while all are busy, up to the queue's bounds (admission.ts).
+      let release: ReleaseSlot;
+      try {
+        release = await admission.acquire(tenantOf(c), clientGone);
+      } catch (e) {
+        if (e instanceof AdmissionRefused)
+          throw new ApiError(429, errorBody(`too many generations at once (${deps.maxConcurrent}); retry shortly`, "rate_limit_error", "rate_limit_exceeded"), { "Retry-After": String(e.retryAfterS) });
+        if (clientGone.aborted) throw new ApiError(499, errorBody("the client closed the request while it waited", "invalid_request_error", "client_closed_request")); // nobody reads it; logged as cancelled
+        throw e;
+      }
+      const ctl = new AbortController();
       const onGone = () => ctl.abort();
       clientGone.addEventListener("abort", onGone);
-      const decoder = new SpeculativeDecoder({
-        proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, seeded: p.seeded, tenant: tenantOf(c) }),
-        pool: deps.pool,
-        maxTokens: p.maxTokens,
-        stopIds: p.stopIds,
-        stop: p.stop,
-        decode: kind === "chat" ? replyDecoder(model.tokenizer) : continuationDecoder(model.tokenizer, p.prompt),
-        sampling: p.sampling,
-        seeded: p.seeded,
-        ...deps.speculation,
-        session: randomId("s-"),
-        signal: ctl.signal,
-      });
+      let decoder: SpeculativeDecoder;
+      try {
+        decoder = new SpeculativeDecoder({
+          proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, seeded: p.seeded, tenant: tenantOf(c) }),
+          pool: deps.pool,
+          maxTokens: p.maxTokens,
+          stopIds: p.stopIds,
+          stop: p.stop,
+          decode: kind === "chat" ? replyDecoder(model.tokenizer) : continuationDecoder(model.tokenizer, p.prompt),
+          sampling: p.sampling,
+          seeded: p.seeded,
+          ...deps.speculation,
+          session: randomId("s-"),
+          signal: ctl.signal,
+        });
+      } catch (e) {
+        release();
+        clientGone.removeEventListener("abort", onGone);
+        throw e;
+      }
       const done = () => {
-        running--;
+        release();
         clientGone.removeEventListener("abort", onGone);
         // Every generation's end (finished, failed, cancelled; JSON or end of stream): metrics and log line.
         recordGeneration(c, generationFromStats(decoder.stats, { promptTokens: p.prompt.length, completionTokens: decoder.output.length, finishReason: decoder.finishReason, cancelled: ctl.signal.aborted }));
@@ -269,8 +289,16 @@ export function createCompletionHandlers(deps: ApiDeps) {
   return {
     completions: (c: Context) => handle(c, "completion"),
     chat: (c: Context) => handle(c, "chat"),
+    /** Generations holding a slot now (translation sentences included when the admission is shared). */
     get running() {
-      return running;
+      return admission.running;
+    },
+    /** Generations waiting for a slot now, and requests refused one so far. */
+    get waiting() {
+      return admission.waiting;
+    },
+    get refused() {
+      return admission.refused;
     },
   };
 }

@@ -1,9 +1,12 @@
-// GET /v1/translate?text=…&source=es&target=ca (cacheable by any CDN) and POST /v1/translate for batches
-// and long texts. The body holds only the translation, so that a repeated request gets the same bytes
-// and the same strong ETag; cache statistics travel in headers (X-Cache, X-Alia-Sentences).
+// GET /v1/translate?text=…&source=es&target=ca (cacheable by any CDN when the deployment is open) and
+// POST /v1/translate for batches and long texts. The body holds only the translation, so that a repeated
+// request gets the same bytes and the same strong ETag; cache statistics travel in headers (X-Cache,
+// X-Alia-Sentences). Computed sentences take generation slots (admission.ts) and stop when the client leaves.
 import type { Context } from "hono";
+import type { UnofficialStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
+import { AdmissionRefused, type GenerationAdmission } from "./admission.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import { LANGUAGES, languageName } from "../translate/languages.ts";
 import { sha256Hex } from "../common/hash.ts";
@@ -14,7 +17,12 @@ export interface TranslateSettings {
   maxChars: number;
   maxAgeS: number;
   sMaxAgeS: number;
+  /** API keys are required: answers are for the key holder only, never for shared caches (set by createApp). */
+  keyed?: boolean;
 }
+
+/** Whose request: its API key, "" without one (as openai.ts: the tenant of admission's fairness). */
+const tenantOf = (c: Context) => c.req.header("authorization")?.replace(/^Bearer\s+/i, "") ?? "";
 
 const lang = z.string().min(1).max(32);
 const GetQuery = z.strictObject({ text: z.string(), source: lang.optional(), target: lang });
@@ -27,7 +35,13 @@ const PostBody = z.strictObject({
 
 const bad = (c: Context, message: string, param: string | null, code = "invalid_request") => c.json(errorBody(message, "invalid_request_error", code, param), 400);
 
-export function createTranslateHandlers(translator: Translator, s: TranslateSettings) {
+/** `admission`: the generation slots shared with chat (none: sentences are computed without a limit). */
+export function createTranslateHandlers(translator: Translator, s: TranslateSettings, admission?: GenerationAdmission) {
+  // Open deployments: one answer for everyone, cacheable by CDNs. With keys a shared cache would hand a
+  // keyed answer to anyone without a key (a request with Authorization may only be stored by shared caches
+  // when the response says `public`): private, and varying by key for the browser's own cache.
+  const cacheControl = s.keyed ? `private, max-age=${s.maxAgeS}` : `public, max-age=${s.maxAgeS}, s-maxage=${s.sMaxAgeS}`;
+
   async function run(c: Context, texts: string[], sourceIn: string | undefined, targetIn: string, single: boolean): Promise<Response> {
     if (!sourceIn) return bad(c, "source is required: alia-edge does not guess the language of a text", "source");
     const source = sourceIn.toLowerCase();
@@ -42,10 +56,14 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
 
     const stats: TranslationStats = { sentences: 0, computed: 0, hits: {} };
     let out: string[];
+    const clientGone = c.req.raw.signal;
     try {
-      out = await Promise.all(texts.map((t) => translator.translate(t, source, target, stats)));
+      out = await translator.translateAll(texts, source, target, stats, { signal: clientGone, slots: admission?.request(tenantOf(c)) });
     } catch (e) {
+      // The client went away: nobody reads this answer (the request log records the cancellation).
+      if (clientGone.aborted) return c.body(null, 499 as UnofficialStatusCode); // nginx's "client closed request"
       if (e instanceof RangeError) return bad(c, e.message, "text", "text_too_long");
+      if (e instanceof AdmissionRefused) return c.json(errorBody(`too many generations at once; retry shortly (${e.message})`, "rate_limit_error", "rate_limit_exceeded"), 429, { "Retry-After": String(e.retryAfterS) });
       if (e instanceof PoolError && e.status === 503) return c.json(UNAVAILABLE.body, 503, UNAVAILABLE.headers);
       throw e;
     }
@@ -54,7 +72,8 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     const tiers = Object.keys(stats.hits);
     const headers: Record<string, string> = {
       ETag: etag,
-      "Cache-Control": `public, max-age=${s.maxAgeS}, s-maxage=${s.sMaxAgeS}`,
+      "Cache-Control": cacheControl,
+      ...(s.keyed ? { Vary: "Authorization" } : {}),
       "X-Cache": stats.computed ? "MISS" : `HIT ${tiers.join(",")}`,
       "X-Alia-Sentences": [`total=${stats.sentences}`, `computed=${stats.computed}`, ...tiers.map((t) => `${t}=${stats.hits[t]}`)].join(", "),
     };

@@ -34,8 +34,11 @@ export interface GenerationRecord {
 
 /** Read at scrape time; all optional so that any app (tests included) can be observed. */
 export interface MetricSources {
-  /** Generations running now (the API's concurrency counter). */
+  /** Generations holding an admission slot now (chat, completions, translation sentences). */
   generationsInFlight?: () => number;
+  /** Generations waiting for a slot, and requests refused one (429), since the start. */
+  generationsWaiting?: () => number;
+  admissionRefused?: () => number;
   /** PoolClient.counters: failovers, re-opens, breaker probes, requests no node could serve. */
   poolCounters?: () => Partial<Record<"reopened" | "failovers" | "probes" | "errors", number>>;
   /** Translator.counters: sentences computed, joined to one in flight, served from a cache tier. */
@@ -72,8 +75,21 @@ export class EdgeMetrics {
     this.requestsInFlight = r.gauge({ name: "alia_edge_requests_in_flight", help: "Requests being answered (streams until they end)" });
     r.gauge({
       name: "alia_edge_generations_in_flight",
-      help: "Completions and chat completions generating now",
+      help: "Generations holding one of the MAX_CONCURRENT slots now (completions, chat completions, translation sentences)",
       collect: (g) => g.set(undefined, sources.generationsInFlight?.() ?? 0),
+    });
+    r.gauge({
+      name: "alia_edge_generations_waiting",
+      help: "Generations waiting for a slot (all MAX_CONCURRENT busy)",
+      collect: (g) => g.set(undefined, sources.generationsWaiting?.() ?? 0),
+    });
+    r.counter({
+      name: "alia_edge_admission_refused_total",
+      help: "Requests refused a generation slot (429: the wait queue full or MAX_QUEUE_WAIT_MS passed)",
+      collect: (c) => {
+        c.reset();
+        c.inc(undefined, sources.admissionRefused?.() ?? 0);
+      },
     });
     this.promptTokens = r.counter({ name: "alia_edge_prompt_tokens_total", help: "Prompt tokens of generations" });
     this.completionTokens = r.counter({ name: "alia_edge_completion_tokens_total", help: "Completion tokens generated (as usage.completion_tokens)" });

@@ -26,7 +26,7 @@ export interface ObservabilitySettings {
 
 /** The app's parts whose numbers /metrics reads at scrape time (duck-typed: any of them may be absent). */
 export interface ObservedParts {
-  api?: { readonly running: number };
+  api?: { readonly running: number; readonly waiting?: number; readonly refused?: number };
   pool?: object;
   translator?: { readonly counters: Partial<Record<"computed" | "coalesced" | "hits", number>> };
 }
@@ -105,6 +105,8 @@ function watchBody(body: ReadableStream<Uint8Array>, end: (cancelled: boolean) =
 export function observe(app: Hono, settings: ObservabilitySettings | undefined, parts: ObservedParts = {}): EdgeMetrics {
   const sources: MetricSources = {
     generationsInFlight: parts.api ? () => parts.api!.running : undefined,
+    generationsWaiting: parts.api ? () => parts.api!.waiting ?? 0 : undefined,
+    admissionRefused: parts.api ? () => parts.api!.refused ?? 0 : undefined,
     poolCounters: () => (parts.pool as { counters?: Record<string, number> } | undefined)?.counters ?? {},
     translatorCounters: parts.translator ? () => parts.translator!.counters : undefined,
   };
