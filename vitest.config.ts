@@ -5,6 +5,7 @@ import { configDefaults, defineConfig } from "vitest/config";
 // unit: pure and fast — no child processes, no servers, no models (seconds). Listed by name; these files
 // run in parallel, as none of them shares state with another.
 const UNIT = [
+  "test/admission.test.ts",
   "test/bench-report.test.ts",
   "test/chrf.test.ts",
   "test/company-wait.test.ts",

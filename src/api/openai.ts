@@ -3,6 +3,7 @@
 // Server-Sent Events (`data: {...}` chunks, then `data: [DONE]`). Text is streamed as soon as it is
 // committed, minus what could still be part of a stop string or an incomplete UTF-8 character.
 import type { Context } from "hono";
+import { bearerTokenOf } from "../common/bearer-auth.ts";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
@@ -53,9 +54,6 @@ export interface ApiDeps {
 }
 
 type Kind = "completion" | "chat";
-
-/** Whose request: its API key (suffix caches are per key; the key never leaves memory), "" without one. */
-const tenantOf = (c: Context) => c.req.header("authorization")?.replace(/^Bearer\s+/i, "") ?? "";
 
 /** Speculation statistics of one request (the `alia_speculation` extension field). */
 export function speculationSummary(s: DecodeStats, completionTokens: number) {
@@ -166,7 +164,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
       // A slot, fairly among API keys: waits while all are busy, up to the queue's bounds (admission.ts).
       let release: ReleaseSlot;
       try {
-        release = await admission.acquire(tenantOf(c), clientGone);
+        release = await admission.acquire(bearerTokenOf(c), clientGone);
       } catch (e) {
         if (e instanceof AdmissionRefused)
           throw new ApiError(429, errorBody(`too many generations at once (${deps.maxConcurrent}); retry shortly`, "rate_limit_error", "rate_limit_exceeded"), { "Retry-After": String(e.retryAfterS) });
@@ -179,7 +177,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
       let decoder: SpeculativeDecoder;
       try {
         decoder = new SpeculativeDecoder({
-          proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, seeded: p.seeded, tenant: tenantOf(c) }),
+          proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, seeded: p.seeded, tenant: bearerTokenOf(c) }),
           pool: deps.pool,
           maxTokens: p.maxTokens,
           stopIds: p.stopIds,

@@ -3,6 +3,7 @@
 // request gets the same bytes and the same strong ETag; cache statistics travel in headers (X-Cache,
 // X-Alia-Sentences). Computed sentences take generation slots (admission.ts) and stop when the client leaves.
 import type { Context } from "hono";
+import { bearerTokenOf } from "../common/bearer-auth.ts";
 import type { UnofficialStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
@@ -20,9 +21,6 @@ export interface TranslateSettings {
   /** API keys are required: answers are for the key holder only, never for shared caches (set by createApp). */
   keyed?: boolean;
 }
-
-/** Whose request: its API key, "" without one (as openai.ts: the tenant of admission's fairness). */
-const tenantOf = (c: Context) => c.req.header("authorization")?.replace(/^Bearer\s+/i, "") ?? "";
 
 const lang = z.string().min(1).max(32);
 const GetQuery = z.strictObject({ text: z.string(), source: lang.optional(), target: lang });
@@ -58,7 +56,7 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     let out: string[];
     const clientGone = c.req.raw.signal;
     try {
-      out = await translator.translateAll(texts, source, target, stats, { signal: clientGone, slots: admission?.request(tenantOf(c)) });
+      out = await translator.translateAll(texts, source, target, stats, { signal: clientGone, slots: admission?.request(bearerTokenOf(c)) });
     } catch (e) {
       // The client went away: nobody reads this answer (the request log records the cancellation).
       if (clientGone.aborted) return c.body(null, 499 as UnofficialStatusCode); // nginx's "client closed request"

@@ -1,6 +1,6 @@
 // Bearer-token checks for the edge's API keys, the verifier's pool token and the metrics token: Hono's
 // bearer-auth (constant-time comparison) with OpenAI-shaped 401 bodies, so clients see typed errors.
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { errorBody } from "./errors.ts";
 
@@ -27,3 +27,6 @@ export function requireBearer(tokens: readonly string[], m: BearerMessages): Mid
     invalidToken: { message: reply(m.wrong) },
   });
 }
+
+/** The bearer token a request carries ("" without one): whose request it is (the API key, once checked). */
+export const bearerTokenOf = (c: Context): string => c.req.header("authorization")?.replace(/^Bearer\s+/i, "") ?? "";

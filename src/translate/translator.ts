@@ -191,7 +191,8 @@ export class Translator {
   private async compute(sentence: string, source: string, target: string, signal: AbortSignal, slots: SentenceSlots | undefined): Promise<string> {
     const { model } = this.o;
     const prompt = translationPrompt(source, target, normalizeSentence(sentence), this.o.promptTemplate);
-    const ids = model.tokenizer.encode(prompt);
+    // The sentence is a client's text: special-token strings in it stay characters (the template has none).
+    const ids = model.tokenizer.encode(prompt, { specialTokens: "text" });
     const room = model.maxPositions - ids.length;
     if (room < 2) throw new RangeError(`a sentence of ${ids.length} tokens is too long to translate`);
     // A slot per sentence while it generates: translation shares MAX_CONCURRENT with chat.
