@@ -18,7 +18,7 @@ export function reliabilitySection(r: ReliabilityResult): string {
   const soakOk = Math.abs(r.soak.rss_change) <= 0.1;
   return [
     RELIABILITY_START,
-    `Run of ${r.date.slice(0, 10)} (${r.machine}, shared with nothing else): one edge over two verifiers on loopback, the committed fixture pair.`,
+    `Run of ${r.date.slice(0, 10)} (${r.machine}): one edge over two verifiers on loopback, the committed fixture pair.`,
     "",
     "| part | streams | requests | greedy / seeded | failed | changed outputs | p50 ms | p99 ms |",
     "|---|---|---|---|---|---|---|---|",
@@ -29,7 +29,7 @@ export function reliabilitySection(r: ReliabilityResult): string {
     "| target | measured | |",
     "|---|---|---|",
     `| 0 failed requests, 0 changed outputs with one of two verifiers killed under 64 streams | ${kill.failed} failed, ${kill.changed} changed | ${met(kill.failed === 0 && kill.changed === 0)} |`,
-    `| a restarted verifier back in rotation within 2 s of ready | ${kill.back_in_rotation_ms === null ? "not within 15 s" : `${kill.back_in_rotation_ms} ms`} | ${met(kill.back_in_rotation_ms !== null && kill.back_in_rotation_ms <= 2000)} |`,
+    `| a restarted verifier back in rotation within 2 s of ready | ${kill.back_in_rotation_ms === null ? "not within 15 s" : `${kill.back_in_rotation_ms} ms`} to its first verify or generate request (the edge's own /healthz meanwhile: p50 ${kill.edge_healthz_p50_ms} ms, p99 ${kill.edge_healthz_p99_ms} ms) | ${met(kill.back_in_rotation_ms !== null && kill.back_in_rotation_ms <= 2000)} |`,
     `| both verifiers down: clients get 503 + Retry-After, nothing else | ${both.status_503} of ${both.requests} answered 503 (${both.other_errors} otherwise); first 200 ${both.first_200_after_restart_ms ?? "—"} ms after both were back | ${met(both.other_errors === 0)} |`,
     `| \`/healthz\` p99 < 50 ms while 4 × 1 MB prompts arrive | p99 ${h.p99_ms} ms, max ${h.max_ms} ms over ${h.probes} probes while ${h.prompts} prompts of ${(h.prompt_bytes / 2 ** 20).toFixed(2)} MB arrived (answered ${h.prompt_statuses.join(", ")}) | ${met(h.p99_ms < 50)} |`,
     `| 0 × 5xx over every hostile case | ${r.hostile.status_5xx} of ${r.hostile.cases} crafted + ${r.hostile.fuzzed} fuzzed (statuses: ${Object.entries(r.hostile.by_status)

@@ -36,7 +36,7 @@ export interface ReliabilityResult {
   machine: string;
   load: LoadFigures[];
   faults: {
-    kill: LoadFigures & { back_in_rotation_ms: number | null };
+    kill: LoadFigures & { back_in_rotation_ms: number | null; edge_healthz_p50_ms: number; edge_healthz_p99_ms: number };
     sigstop: LoadFigures & { stopped_ms: number };
     both_down: { requests: number; status_503: number; other_errors: number; first_200_after_restart_ms: number | null };
   };
@@ -60,11 +60,6 @@ const poolAuth = { authorization: `Bearer ${POOL_TOKEN}` };
 
 async function startVerifier(port: number): Promise<ListeningProcess> {
   return startVerifierProcess({ VERIFIER_TOKEN: POOL_TOKEN, VERIFIER_PORT: String(port) });
-}
-
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-  return Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1] ?? Number.NaN);
 }
 
 async function verifierSessions(url: string): Promise<number> {
@@ -190,6 +185,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function killAndRestart(c: Cluster, ex: Expected, log: Log) {
   let stop = false;
   const load = runLoad(c, ex, 64, 1000, () => stop);
+  // The edge's own responsiveness meanwhile (its event loop serves the pool client's probes too).
+  const lag: number[] = [];
+  const lagProbe = (async () => {
+    while (!stop) {
+      const t0 = performance.now();
+      await fetch(`${c.edge.url}/healthz`, { signal: AbortSignal.timeout(30_000) })
+        .then((r) => r.body?.cancel())
+        .catch(() => undefined);
+      lag.push(performance.now() - t0);
+      await sleep(100);
+    }
+  })();
   await sleep(2000);
   const urlA = c.verifiers[0]!.url;
   await c.verifiers[0]!.stop("SIGKILL");
@@ -199,17 +206,22 @@ async function killAndRestart(c: Cluster, ex: Expected, log: Log) {
   const ready = performance.now();
   log("verifier A restarted and ready");
   let back: number | null = null;
-  for (const deadline = ready + 15_000; performance.now() < deadline; await sleep(50)) {
-    const served = (await metric(urlA, "alia_verifier_rounds_total").catch(() => 0)) + (await metric(urlA, "alia_verifier_generated_tokens_total").catch(() => 0));
-    if (served > 0) {
+  // In rotation once a verify or generate request reaches it (counted on arrival, before any pass).
+  const holding = async () => {
+    const text = await (await fetch(`${urlA}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    return [...text.matchAll(/^alia_verifier_requests_total\{[^}]*\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+  for (const deadline = ready + 15_000; performance.now() < deadline; await sleep(20)) {
+    if ((await holding().catch(() => 0)) > 0) {
       back = round(performance.now() - ready);
       break;
     }
   }
-  log(`verifier A back in rotation ${back === null ? "never (15 s)" : `after ${back} ms`}`);
+  log(`verifier A back in rotation ${back === null ? "never (15 s)" : `after ${back} ms`} (its first verify or generate request)`);
   await sleep(1000);
   stop = true;
-  return { ...(await load), back_in_rotation_ms: back };
+  await lagProbe;
+  return { ...(await load), back_in_rotation_ms: back, edge_healthz_p50_ms: round(quantile(lag, 0.5)), edge_healthz_p99_ms: round(quantile(lag, 0.99)) };
 }
 
 /** Load while verifier B is frozen (SIGSTOP) for a few seconds: its requests time out and fail over. */

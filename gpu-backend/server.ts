@@ -39,6 +39,12 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
   app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
   app.get("/readyz", (c) => (o.isReady() ? c.json({ status: "ready" }) : c.json({ status: "draining" }, 503)));
 
+  // Counted on arrival, before auth and parsing: when a node gets traffic again after a restart.
+  const counted = new Set(["/v1/verify", "/v1/generate"]);
+  app.use("/v1/*", async (c, next) => {
+    if (c.req.method === "POST" && counted.has(c.req.path)) metrics.requests.inc({ route: c.req.path });
+    await next();
+  });
   if (o.token) app.use("/v1/*", requireBearer([o.token], { missing: "missing bearer token", wrong: "wrong bearer token", code: "unauthorized" }));
   app.get("/v1/info", (c) => c.json({ ...o.info, sessions: verifier.sessions.stats() }));
 
@@ -56,7 +62,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
       if (!parsed.success) return c.json(schemaError(parsed.error), 400);
       const end = metrics.roundSeconds.startTimer();
       try {
-        // The client's abort reaches the round: a session opened for a client gone is not kept (issue 14).
+        // The client's abort reaches the round: a session opened for a client gone is not kept.
         const res = await verifier.round(parsed.data, c.req.raw.signal);
         end();
         return c.json(res);

@@ -8,6 +8,8 @@ import type { Verifier } from "./verifier.ts";
 export interface VerifierMetrics {
   registry: Registry;
   roundSeconds: Histogram;
+  /** Verify and generate requests as they arrive (before parsing): when a node gets traffic again. */
+  requests: Counter<"route">;
 }
 
 export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
@@ -87,5 +89,6 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
     registers: [registry],
   });
-  return { registry, roundSeconds };
+  const requests = new Counter({ name: "alia_verifier_requests_total", help: "Verify and generate requests received, by route (refused ones included)", labelNames: ["route"], registers: [registry] });
+  return { registry, roundSeconds, requests };
 }

@@ -13,7 +13,7 @@ const result: ReliabilityResult = {
   machine: "2 cores",
   load: [load(16), load(64)],
   faults: {
-    kill: { ...load(64), back_in_rotation_ms: 850 },
+    kill: { ...load(64), back_in_rotation_ms: 850, edge_healthz_p50_ms: 3.1, edge_healthz_p99_ms: 40.2 },
     sigstop: { ...load(64, 0, 0), stopped_ms: 4000 },
     both_down: { requests: 40, status_503: 40, other_errors: 0, first_200_after_restart_ms: 210 },
   },

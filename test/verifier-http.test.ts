@@ -160,6 +160,9 @@ describe("verifier over HTTP", () => {
     expect(value("alia_verifier_generated_tokens_total")).toBeGreaterThanOrEqual(24);
     expect(value("alia_verifier_sessions_closed_total")).toBeGreaterThanOrEqual(10);
     expect(text).toMatch(/alia_verifier_round_seconds_bucket\{le="0.005"\}/);
+    // Requests are counted on arrival: every answered round was one, and refused ones count too.
+    expect(value('alia_verifier_requests_total{route="/v1/verify"}')).toBeGreaterThanOrEqual(value("alia_verifier_rounds_total"));
+    expect(value('alia_verifier_requests_total{route="/v1/generate"}')).toBeGreaterThan(0);
     // The concurrent sampling trials above ran through batched passes of more than one session.
     const batched = [...text.matchAll(/^alia_verifier_batches_total\{size="(\d+)"\} (\d+)$/gm)].filter(([, size]) => Number(size) > 1);
     expect(batched.length).toBeGreaterThan(0);
