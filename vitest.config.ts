@@ -23,6 +23,8 @@ const UNIT = [
   "test/output-tracker.test.ts",
   "test/pass-accounting.test.ts",
   "test/pass-cost-model.test.ts",
+  "test/prices.test.ts",
+  "test/rate-limit.test.ts",
   "test/regimes-report.test.ts",
   "test/reliability-report.test.ts",
   "test/session-gamma.test.ts",
