@@ -15,6 +15,9 @@ import { Translator } from "./translate/translator.ts";
 import { proposerFactoryFromConfig, speculationSettingsFromConfig } from "./speculative/settings.ts";
 import { requireBearer } from "./common/bearer-auth.ts";
 import { errorBody } from "./common/errors.ts";
+import { accountOf, requireAccountKey } from "./api/billing.ts";
+import type { AccountStore } from "./billing/account-store.ts";
+import { DEFAULT_PRICE_TABLE, eur, parsePriceTable } from "./billing/prices.ts";
 import { generationFromStats } from "./observability/edge-metrics.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 
@@ -27,6 +30,9 @@ export interface AppDeps extends ApiDeps {
   /** Request logs and the /metrics token (unset: no request logs; /metrics open). */
   observability?: ObservabilitySettings;
 }
+
+/** A reservation outlives its request by far; it only ends early if the edge holding it died. */
+const RESERVATION_TTL_MS = 15 * 60_000;
 
 /** Liveness: the process answers (needs no model, no pool). */
 export const healthz = (c: Context) => c.json({ status: "ok" } satisfies Health);
@@ -52,7 +58,9 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/readyz", (c) => c.json({ status: "ready", model: model.id, bundle: model.bundle, proposer: deps.proposers.kind, ...(draft ? { draft } : {}) } satisfies Ready));
   app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
-  if (deps.apiKeys?.length) app.use("/v1/*", requireBearer(deps.apiKeys, { missing: "You didn't provide an API key (Authorization: Bearer <key>).", wrong: "Incorrect API key provided.", code: "invalid_api_key" }));
+  // Keys: account keys from the billing store (and the static ones beside them), or the static ones alone.
+  if (deps.billing) app.use("/v1/*", requireAccountKey(deps.billing.store, deps.apiKeys));
+  else if (deps.apiKeys?.length) app.use("/v1/*", requireBearer(deps.apiKeys, { missing: "You didn't provide an API key (Authorization: Bearer <key>).", wrong: "Incorrect API key provided.", code: "invalid_api_key" }));
   app.get("/v1/models", (c) =>
     c.json({
       object: "list",
@@ -70,11 +78,60 @@ export function createApp(deps: AppDeps): Hono {
     // (clients then open a new one) rather than promise keep-alive and cut it.
     onError: (c) => c.json(errorBody(`request body over ${deps.maxBodyBytes} bytes`, "invalid_request_error", "request_too_large"), 413, { Connection: "close" }),
   });
+  if (deps.billing) {
+    const { store } = deps.billing;
+    // The calling key's limits and spend, and its usage by day and model (a static key has neither).
+    const noAccount = (c: Context) => c.json(errorBody("this key has no account (a static API_KEYS key): no budget or usage is kept for it", "invalid_request_error", "no_account"), 404);
+    app.get("/v1/key", async (c) => {
+      const key = accountOf(c);
+      if (!key) return noAccount(c);
+      const b = await store.budgetState(key.keyId);
+      const eurOrNull = (m: number | null | undefined) => (m == null ? null : eur(m));
+      return c.json({
+        key_id: key.keyId,
+        name: key.name,
+        scopes: key.scopes,
+        budget: eurOrNull(b?.budgetMicroEur),
+        budget_period: key.budgetPeriod,
+        spent: eur(b?.spentMicroEur ?? 0),
+        reserved: eur(b?.reservedMicroEur ?? 0),
+        remaining: b?.budgetMicroEur == null ? null : eur(Math.max(0, b.budgetMicroEur - b.spentMicroEur - b.reservedMicroEur)),
+        currency: "EUR",
+        rpm_limit: key.rpmLimit,
+        tpm_limit: key.tpmLimit,
+      });
+    });
+    app.get("/v1/usage", async (c) => {
+      const key = accountOf(c);
+      if (!key) return noAccount(c);
+      const day = /^\d{4}-\d{2}-\d{2}$/;
+      const to = c.req.query("to") ?? new Date().toISOString().slice(0, 10);
+      const from = c.req.query("from") ?? new Date(Date.parse(to) - 29 * 86_400_000).toISOString().slice(0, 10);
+      if (!day.test(from) || !day.test(to) || from > to) return c.json(errorBody("from and to must be days (YYYY-MM-DD), from ≤ to", "invalid_request_error", "invalid_request", "from"), 400);
+      const days = await store.usageByDay(key.keyId, from, to);
+      return c.json({
+        object: "list",
+        from,
+        to,
+        currency: "EUR",
+        data: days.map((d) => ({
+          day: d.day,
+          model: d.model,
+          requests: d.requests,
+          prompt_tokens: d.promptTokens,
+          completion_tokens: d.completionTokens,
+          target_passes: d.targetPasses,
+          cost: eur(d.costMicroEur),
+          saving: eur(d.savingMicroEur),
+        })),
+      });
+    });
+  }
   app.post("/v1/completions", limit, api.completions);
   app.post("/v1/chat/completions", limit, api.chat);
   if (deps.translation) {
     // With keys, every answer is a key holder's: never for shared caches (translate.ts).
-    const tr = createTranslateHandlers(deps.translation.translator, { ...deps.translation.settings, keyed: !!deps.apiKeys?.length }, admission);
+    const tr = createTranslateHandlers(deps.translation.translator, { ...deps.translation.settings, keyed: !!deps.apiKeys?.length || !!deps.billing }, admission);
     app.get("/v1/translate", tr.get);
     app.post("/v1/translate", limit, tr.post);
     app.get("/v1/translate/stats", (c) => c.json({ ...deps.translation!.translator.counters, tier_errors: deps.translation!.translator.tierErrors() } satisfies TranslateStats));
@@ -91,7 +148,7 @@ export function createApp(deps: AppDeps): Hono {
 
 /** The app as a runtime configures it: the pool and every setting from the config; the runtime gives the
  * served model and its sentence cache tiers. */
-export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[]): Hono {
+export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[], accounts?: AccountStore): Hono {
   const pool = poolClientFromConfig(config);
   const speculation = speculationSettingsFromConfig(config);
   const proposers = proposerFactoryFromConfig(config, model.draft, model.draftVocabulary);
@@ -104,6 +161,7 @@ export function createAppFromConfig(config: Config, model: ServedModel, tiers: C
     maxConcurrent: config.MAX_CONCURRENT,
     maxQueueWaitMs: config.MAX_QUEUE_WAIT_MS,
     apiKeys: config.API_KEYS,
+    ...(accounts ? { billing: { store: accounts, prices: config.PRICES ? parsePriceTable(config.PRICES, "PRICES") : DEFAULT_PRICE_TABLE, reservationTtlMs: RESERVATION_TTL_MS } } : {}),
     maxBodyBytes: config.MAX_BODY_BYTES,
     observability: { logRequests: config.LOG_REQUESTS, logLevel: config.LOG_LEVEL, metricsToken: config.METRICS_TOKEN },
     translation: {

@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "./common/bearer-auth.ts";
 import { ConfigError, envBool, parseEnv } from "./common/env.ts";
+import { parsePriceTable } from "./billing/prices.ts";
 import { LOG_LEVELS } from "./observability/log.ts";
 import { PROPOSER_KINDS } from "./speculative/proposer.ts";
 import { checkModelStoreConfig, ModelStoreConfigSchema } from "./common/models/model-store-config.ts";
@@ -50,6 +51,12 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     )
     .refine((keys) => !keys || keys.every((k) => BEARER_TOKEN.test(k)), `each key may hold only ${BEARER_TOKEN_HINT}`)
     .describe("Comma-separated API keys accepted as Bearer tokens on /v1/* (unset: no key needed)"),
+  BILLING_DATABASE_URL: z
+    .string()
+    .regex(/^(postgres(ql)?:\/\/.+|pglite:.*)$/, "postgres://… (a PostgreSQL server) or pglite:[directory] (embedded; in memory without a directory)")
+    .optional()
+    .describe("Pay-per-request keys, budgets and usage (docs/BILLING.md): where they are stored; unset: no billing (API_KEYS alone)"),
+  PRICES: z.string().optional().describe("Price table as JSON (docs/BILLING.md); unset: the built-in table"),
   MAX_BODY_BYTES: z.coerce
     .number()
     .int()
@@ -104,6 +111,13 @@ export type Config = z.infer<typeof ConfigSchema>;
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const c = parseEnv(ConfigSchema, env);
   checkModelStoreConfig(c);
+  if (c.PRICES !== undefined) {
+    try {
+      parsePriceTable(c.PRICES, "PRICES");
+    } catch (e) {
+      throw new ConfigError(`invalid configuration: ${(e as Error).message}`);
+    }
+  }
   if (typeof c.SPEC_GAMMA === "number" && c.SPEC_GAMMA > c.SPEC_MAX_GAMMA) throw new ConfigError(`invalid configuration: SPEC_GAMMA (${c.SPEC_GAMMA}) is above SPEC_MAX_GAMMA (${c.SPEC_MAX_GAMMA})`);
   return c;
 }

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import { createAppFromConfig } from "./app.ts";
+import { openAccountStore } from "./billing/open-account-store.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { ConfigError, LOOPBACK_HOSTS } from "./common/env.ts";
 import { DirectoryBundleReader } from "./model-pair/directory-bundle-reader.ts";
@@ -56,8 +57,8 @@ async function startEmbeddedVerifier(config: Config): Promise<ChildProcess | und
  * token: anyone who can reach it could spend the pool's GPUs. ALLOW_UNAUTHENTICATED=true when something in
  * front authenticates.
  */
-function checkExposure(config: Pick<Config, "HOST" | "API_KEYS" | "ALLOW_UNAUTHENTICATED">): void {
-  if (LOOPBACK_HOSTS.has(config.HOST) || config.API_KEYS?.length || config.ALLOW_UNAUTHENTICATED) return;
+function checkExposure(config: Pick<Config, "HOST" | "API_KEYS" | "ALLOW_UNAUTHENTICATED" | "BILLING_DATABASE_URL">): void {
+  if (LOOPBACK_HOSTS.has(config.HOST) || config.API_KEYS?.length || config.BILLING_DATABASE_URL || config.ALLOW_UNAUTHENTICATED) return;
   throw new ConfigError(
     `invalid configuration: HOST=${config.HOST} is not loopback and API_KEYS is not set, so anyone who can reach it could use the API; set API_KEYS (comma-separated keys), listen on HOST=127.0.0.1, or set ALLOW_UNAUTHENTICATED=true if something in front authenticates`,
   );
@@ -75,7 +76,10 @@ async function main(): Promise<void> {
   const { served } = await loadModelPair(new DirectoryBundleReader(targetDir), draftDir ? { reader: new DirectoryBundleReader(draftDir), load: loadDraftModel } : undefined);
   const verifier = await startEmbeddedVerifier(config);
 
-  const app = createAppFromConfig(config, served, nodeCacheTiers(config));
+  // Pay-per-request keys, budgets and usage, when configured (a server, or PGlite in this process).
+  const accounts = config.BILLING_DATABASE_URL ? await openAccountStore(config.BILLING_DATABASE_URL) : undefined;
+  if (accounts) console.log(`billing: account keys, budgets and usage in ${accounts.label}`);
+  const app = createAppFromConfig(config, served, nodeCacheTiers(config), accounts?.store);
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const url = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}`;
     console.log(`alia-edge serving ${served.bundle} (${served.draftBundle ? `draft ${served.draftBundle}` : "suffix drafting, no draft model"}) from ${store.name}`);

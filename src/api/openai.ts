@@ -8,6 +8,7 @@ import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { AdmissionRefused, GenerationAdmission, type ReleaseSlot } from "./admission.ts";
+import { QuotaRefused, RequestMeter, accountOf, type BillingSettings, type MeteredCost } from "./billing.ts";
 import { generationFromStats } from "../observability/edge-metrics.ts";
 import { recordGeneration } from "../observability/request-observer.ts";
 import { rateLimitedWriter } from "../observability/log.ts";
@@ -51,6 +52,8 @@ export interface ApiDeps {
   maxQueueWaitMs?: number;
   /** The slots, when shared with other handlers (translation); else the handlers' own from the two above. */
   admission?: GenerationAdmission;
+  /** Pay-per-request: requests with an account key reserve their maximum cost and settle what they cost. */
+  billing?: BillingSettings;
 }
 
 type Kind = "completion" | "chat";
@@ -171,6 +174,15 @@ export function createCompletionHandlers(deps: ApiDeps) {
         if (clientGone.aborted) throw new ApiError(499, errorBody("the client closed the request while it waited", "invalid_request_error", "client_closed_request")); // nobody reads it; logged as cancelled
         throw e;
       }
+      // An account key's budget must hold the request's maximum cost before a token is generated.
+      const account = deps.billing && accountOf(c);
+      let meter: RequestMeter | undefined;
+      try {
+        if (account) meter = await RequestMeter.start(deps.billing!, account, { model: model.id, promptTokens: p.prompt.length, maxTokens: p.maxTokens });
+      } catch (e) {
+        release();
+        throw e;
+      }
       const ctl = new AbortController();
       const onGone = () => ctl.abort();
       clientGone.addEventListener("abort", onGone);
@@ -191,6 +203,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
         });
       } catch (e) {
         release();
+        void meter?.release();
         clientGone.removeEventListener("abort", onGone);
         throw e;
       }
@@ -203,14 +216,27 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const id = randomId(kind === "chat" ? "chatcmpl-" : "cmpl-");
       const created = Math.floor(Date.now() / 1000);
       const base = { id, object: kind === "chat" ? "chat.completion" : "text_completion", created, model: model.id, system_fingerprint: model.fingerprint };
-      const usage = (n: number) => ({ prompt_tokens: p.prompt.length, completion_tokens: n, total_tokens: p.prompt.length + n });
+      const usage = (n: number, cost?: MeteredCost) => ({ prompt_tokens: p.prompt.length, completion_tokens: n, total_tokens: p.prompt.length + n, ...(cost ? { cost: cost.usage } : {}) });
+      /** A finished generation's cost, settled into the key's ledger; a failed or abandoned one is released. */
+      const settle = async (): Promise<MeteredCost | undefined> => {
+        if (!meter) return undefined;
+        const n = decoder.output.length;
+        const m = meter.cost(decoder.stats, p.prompt.length, n);
+        await meter.settle(id, decoder.stats, m, { promptTokens: p.prompt.length, completionTokens: n });
+        return m;
+      };
       const events = decoder.run(p.prompt);
 
       if (!req.stream) {
         let text = "";
+        let cost: MeteredCost | undefined;
         try {
           for await (const ev of events) text += ev.text;
+          if (ctl.signal.aborted)
+            void meter?.release(); // the client left: nothing is charged
+          else cost = await settle();
         } catch (e) {
+          void meter?.release();
           done();
           throw e;
         }
@@ -223,15 +249,16 @@ export function createCompletionHandlers(deps: ApiDeps) {
                 ...base,
                 object: "chat.completion",
                 choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }],
-                usage: usage(decoder.output.length),
+                usage: usage(decoder.output.length, cost),
                 alia_speculation: spec,
               }
-            : { ...base, object: "text_completion", choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage: usage(decoder.output.length), alia_speculation: spec };
+            : { ...base, object: "text_completion", choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage: usage(decoder.output.length, cost), alia_speculation: spec };
         // Rates exist only once something was drafted: no header rather than a 0 that reads "all rejected".
         return c.json(body, 200, {
           ...(spec.tokens_per_round === null ? {} : { "x-alia-tokens-per-round": String(spec.tokens_per_round) }),
           ...(spec.acceptance_rate === null ? {} : { "x-alia-acceptance-rate": String(spec.acceptance_rate) }),
           "x-alia-target-passes-saved": String(spec.target_passes_saved),
+          ...(cost ? { "x-alia-cost": cost.header } : {}),
         });
       }
 
@@ -240,13 +267,14 @@ export function createCompletionHandlers(deps: ApiDeps) {
       try {
         first = await events.next();
       } catch (e) {
+        void meter?.release();
         done();
         throw e;
       }
       const chunkBase = { ...base, object: kind === "chat" ? ("chat.completion.chunk" as const) : ("text_completion" as const) };
       const includeUsage = req.stream_options?.include_usage === true;
       const event = (body: ChatCompletionChunk | CompletionChunk) => JSON.stringify(body);
-      const chunk = (delta: string | null, finish: FinishReason | null, extra: { alia_speculation?: AliaSpeculation } = {}) => {
+      const chunk = (delta: string | null, finish: FinishReason | null, extra: { alia_speculation?: AliaSpeculation; usage?: ReturnType<typeof usage> } = {}) => {
         const tail = { ...(includeUsage ? { usage: null } : {}), ...extra };
         return event(
           kind === "chat"
@@ -265,16 +293,19 @@ export function createCompletionHandlers(deps: ApiDeps) {
           for await (const ev of events) if (ev.text) await sse.writeSSE({ data: chunk(ev.text, null) });
           if (ctl.signal.aborted) return;
           const n = decoder.output.length;
-          // The statistics ride on the last chunk before [DONE]: the usage chunk when asked for, else the finish chunk.
+          const cost = await settle();
+          // The statistics ride on the last chunk before [DONE]: the usage chunk when asked for, else the finish
+          // chunk — which also carries the usage when the request was metered (its cost is known only now).
           const spec = { alia_speculation: speculationSummary(decoder.stats, n) };
-          await sse.writeSSE({ data: chunk(null, decoder.finishReason ?? "length", includeUsage ? {} : spec) });
-          if (includeUsage) await sse.writeSSE({ data: event({ ...chunkBase, choices: [], usage: usage(n), ...spec }) });
+          await sse.writeSSE({ data: chunk(null, decoder.finishReason ?? "length", includeUsage ? {} : { ...spec, ...(cost ? { usage: usage(n, cost) } : {}) }) });
+          if (includeUsage) await sse.writeSSE({ data: event({ ...chunkBase, choices: [], usage: usage(n, cost), ...spec }) });
           await sse.writeSSE({ data: "[DONE]" });
         } catch (e) {
           // Headers are out: the error becomes the last event, as OpenAI streams do.
           const { body } = toApiError(e);
           await sse.writeSSE({ data: JSON.stringify(body satisfies ErrorResponse) });
         } finally {
+          void meter?.release(); // a no-op once settled: an abandoned or failed stream is not charged
           done();
         }
       });
@@ -307,6 +338,10 @@ const logError = rateLimitedWriter((line) => console.error(line));
 
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  if (e instanceof QuotaRefused) {
+    const body = errorBody(e.message, "insufficient_quota", "insufficient_quota");
+    return new ApiError(402, { error: { ...body.error, limit_source: "key" } });
+  }
   if (e instanceof PoolError) {
     logError(`pool: ${e.message}`); // the operator's view; clients get no internal addresses
     if (e.status === 503) return new ApiError(503, UNAVAILABLE.body, UNAVAILABLE.headers);

@@ -325,7 +325,21 @@ export type ModelList = z.infer<typeof ModelListSchema>;
 
 export const FinishReasonSchema = z.enum(["stop", "length"]).meta({ description: "stop: EOS or a stop sequence; length: max tokens or the context." });
 
-export const UsageSchema = z.strictObject({ prompt_tokens: z.int().min(0), completion_tokens: z.int().min(0), total_tokens: z.int().min(0) });
+/** What a request cost, in euros (pay-per-request keys only): the charge, and what it would have been without speculation. */
+export const UsageCostSchema = z.strictObject({
+  currency: z.literal("EUR"),
+  total: z.number().min(0),
+  input: z.number().min(0),
+  output: z.number().min(0),
+  without_speculation: z.number().min(0),
+  saving: z.number().min(0),
+});
+export const UsageSchema = z.strictObject({
+  prompt_tokens: z.int().min(0),
+  completion_tokens: z.int().min(0),
+  total_tokens: z.int().min(0),
+  cost: UsageCostSchema.optional().meta({ description: "With a pay-per-request key: the request's cost in euros and the saving from speculation (docs/BILLING.md)" }),
+});
 export type Usage = z.infer<typeof UsageSchema>;
 
 const count0 = () => z.int().min(0);
@@ -457,9 +471,10 @@ export const ErrorResponseSchema = z
   .strictObject({
     error: z.strictObject({
       message: z.string(),
-      type: z.enum(["invalid_request_error", "authentication_error", "rate_limit_error", "server_error"]),
+      type: z.enum(["invalid_request_error", "authentication_error", "permission_error", "insufficient_quota", "rate_limit_error", "server_error"]),
       param: z.string().nullable().meta({ description: "The request parameter at fault, when there is one." }),
       code: z.string().nullable(),
+      limit_source: z.enum(["key", "org"]).optional().meta({ description: "402 insufficient_quota: whose budget refused the request" }),
     }),
   })
   .meta({ description: "OpenAI's error shape; in a stream that already started, the last event." });

@@ -1,8 +1,9 @@
 // Error bodies in OpenAI's shape, so that OpenAI clients surface them as typed errors.
-export type ErrorType = "invalid_request_error" | "authentication_error" | "rate_limit_error" | "server_error";
+export type ErrorType = "invalid_request_error" | "authentication_error" | "permission_error" | "insufficient_quota" | "rate_limit_error" | "server_error";
 
 export interface ErrorBody {
-  error: { message: string; type: ErrorType; param: string | null; code: string | null };
+  /** `limit_source`: on 402 insufficient_quota, whose budget refused (OpenRouter's field). */
+  error: { message: string; type: ErrorType; param: string | null; code: string | null; limit_source?: "key" | "org" };
 }
 
 export function errorBody(message: string, type: ErrorType, code: string | null = null, param: string | null = null): ErrorBody {

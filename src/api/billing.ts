@@ -1,0 +1,119 @@
+// Pay-per-request at the edge (docs/BILLING.md): who is calling (an account key, or a static API_KEYS
+// key), what the key may do (scopes), and each generation's metering — its maximum cost reserved against
+// the key's budget before it starts, the actual cost settled into the usage ledger when it ends, the
+// reservation released when it fails or its client leaves. The store keeps every edge process to one budget.
+import type { Context, MiddlewareHandler } from "hono";
+import { bearerTokenOf } from "../common/bearer-auth.ts";
+import { errorBody } from "../common/errors.ts";
+import type { AccountStore, KeyRecord, Scope } from "../billing/account-store.ts";
+import { costHeader, costWithoutSpeculation, maximumCost, targetWorkOf, usageCost, type CostWithSaving, type PriceTable } from "../billing/prices.ts";
+import type { DecodeStats } from "../speculative/speculative-decoder.ts";
+
+export interface BillingSettings {
+  store: AccountStore;
+  prices: PriceTable;
+  /** How long a reservation holds if its edge dies without settling it (the store expires it after). */
+  reservationTtlMs: number;
+}
+
+/** The key behind a request: an account key's record, or undefined for a static API_KEYS key. */
+const accounts = new WeakMap<Request, KeyRecord>();
+export const accountOf = (c: Context): KeyRecord | undefined => accounts.get(c.req.raw);
+
+/** The scope a route needs (none: any valid key). */
+function scopeOf(path: string): Scope | undefined {
+  if (path === "/v1/chat/completions" || path === "/v1/completions") return "chat";
+  if (path.startsWith("/v1/translate")) return "translate";
+  if (path.startsWith("/v1/admin")) return "admin";
+  return undefined;
+}
+
+const reply = (status: 401 | 403, message: string, type: "authentication_error" | "permission_error", code: string) =>
+  new Response(JSON.stringify(errorBody(message, type, code)), { status, headers: { "content-type": "application/json" } });
+
+/**
+ * /v1/* needs a key: one of the static API_KEYS (a single-user install; every scope) or an account key
+ * from the store, checked on every request so that a revocation holds at once.
+ */
+export function requireAccountKey(store: AccountStore, staticKeys: readonly string[] = []): MiddlewareHandler {
+  const fixed = new Set(staticKeys);
+  return async (c, next) => {
+    const header = c.req.header("authorization");
+    if (!header) return reply(401, "You didn't provide an API key (Authorization: Bearer <key>).", "authentication_error", "invalid_api_key");
+    const token = bearerTokenOf(c);
+    if (!fixed.has(token)) {
+      const key = /^Bearer\s+/i.test(header) ? await store.verifyKey(token) : undefined;
+      if (!key) return reply(401, "Incorrect API key provided.", "authentication_error", "invalid_api_key");
+      const needed = scopeOf(c.req.path);
+      if (needed && !key.scopes.includes(needed)) return reply(403, `This key may not use ${c.req.path} (it needs the '${needed}' scope).`, "permission_error", "permission_denied");
+      accounts.set(c.req.raw, key);
+    }
+    await next();
+  };
+}
+
+/** A generation refused for its key's budget: 402 insufficient_quota. */
+export class QuotaRefused extends Error {
+  constructor(readonly reason: "budget" | "revoked" | "unknown_key") {
+    super(reason === "budget" ? "This key's budget cannot cover the request (its maximum cost is reserved up front: lower max_tokens or raise the budget)." : "This key is no longer valid.");
+  }
+}
+
+export interface MeteredCost {
+  cost: CostWithSaving;
+  /** `usage.cost` of the response. */
+  usage: ReturnType<typeof usageCost>;
+  header: string;
+}
+
+/** One generation's metering: reserved when created, then settled (with what it cost) or released. */
+export class RequestMeter {
+  private done = false;
+
+  private constructor(
+    private readonly b: BillingSettings,
+    private readonly key: KeyRecord,
+    private readonly reservationId: string,
+    private readonly model: string,
+  ) {}
+
+  /** Reserves the request's maximum cost (every prompt token and max_tokens output tokens) on the key. */
+  static async start(b: BillingSettings, key: KeyRecord, r: { model: string; promptTokens: number; maxTokens: number }): Promise<RequestMeter> {
+    const res = await b.store.reserve(key.keyId, maximumCost(b.prices, r), b.reservationTtlMs);
+    if ("refused" in res) throw new QuotaRefused(res.reason);
+    return new RequestMeter(b, key, res.id, r.model);
+  }
+
+  /** What the finished generation cost (and would have cost without speculation). */
+  cost(stats: DecodeStats, promptTokens: number, completionTokens: number): MeteredCost {
+    const cost = costWithoutSpeculation(this.b.prices, { model: this.model, promptTokens, completionTokens }, targetWorkOf(stats));
+    return { cost, usage: usageCost(cost), header: costHeader(cost.total) };
+  }
+
+  /** Records the generation in the ledger and counts its cost against the budget (once). */
+  async settle(requestId: string, stats: DecodeStats, m: MeteredCost, usage: { promptTokens: number; completionTokens: number }, status = "completed"): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.b.store.settle(this.reservationId, {
+      requestId,
+      model: this.model,
+      promptTokens: usage.promptTokens,
+      completionTokens: usage.completionTokens,
+      targetPasses: stats.targetPasses,
+      costMicroEur: m.cost.total,
+      costWithoutSpeculationMicroEur: m.cost.withoutSpeculation,
+      status,
+    });
+  }
+
+  /** A generation that failed or whose client left: nothing is charged. */
+  async release(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.b.store.release(this.reservationId).catch(() => false); // expires anyway
+  }
+
+  get keyId(): string {
+    return this.key.keyId;
+  }
+}
