@@ -16,10 +16,12 @@ import { proposerFactoryFromConfig, speculationSettingsFromConfig } from "./spec
 import { requireBearer } from "./common/bearer-auth.ts";
 import { errorBody } from "./common/errors.ts";
 import { accountOf, requireAccountKey } from "./api/billing.ts";
+import { registerKeyAdmin } from "./api/admin.ts";
 import type { AccountStore } from "./billing/account-store.ts";
 import { DEFAULT_PRICE_TABLE, eur, parsePriceTable } from "./billing/prices.ts";
 import { generationFromStats } from "./observability/edge-metrics.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
+import { registerUsagePage } from "./api/usage-page.ts";
 
 export interface AppDeps extends ApiDeps {
   /** Bearer keys accepted on /v1/*; none: open (the local default). */
@@ -80,6 +82,8 @@ export function createApp(deps: AppDeps): Hono {
   });
   if (deps.billing) {
     const { store } = deps.billing;
+    registerUsagePage(app);
+    registerKeyAdmin(app, store);
     // The calling key's limits and spend, and its usage by day and model (a static key has neither).
     const noAccount = (c: Context) => c.json(errorBody("this key has no account (a static API_KEYS key): no budget or usage is kept for it", "invalid_request_error", "no_account"), 404);
     app.get("/v1/key", async (c) => {

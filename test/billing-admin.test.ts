@@ -1,0 +1,67 @@
+// The key admin API through an edge process on the real PostgreSQL (a fresh schema): an admin key creates,
+// lists, limits and revokes keys; the secret appears in the creating answer only; a key without the
+// `admin` scope is refused (403), a revoked key at once (401).
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountStore } from "../src/billing/account-store.ts";
+import { migrate } from "../src/billing/migrations.ts";
+import { PgSqlClient } from "../src/billing/pg-sql-client.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { startEdgeProcess, type EdgeProcess } from "./harness/processes.ts";
+
+const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
+const schema = `t_admin_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+let admin: PgSqlClient;
+let db: PgSqlClient;
+let store: AccountStore;
+let edge: EdgeProcess;
+let modelId: string;
+
+beforeAll(async () => {
+  ({ modelId } = await loadDefaultPair());
+  admin = new PgSqlClient({ connectionString: PG_URL });
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  db = new PgSqlClient({ connectionString: PG_URL, schema });
+  await migrate(db);
+  store = new AccountStore(db);
+  edge = await startEdgeProcess({ BILLING_DATABASE_URL: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, LOG_REQUESTS: "false" });
+});
+afterAll(async () => {
+  await edge?.stop("SIGKILL");
+  await db?.close();
+  await admin?.query(`DROP SCHEMA ${schema} CASCADE`);
+  await admin?.close();
+});
+
+const call = (key: string, method: string, path: string, body?: unknown) =>
+  fetch(`${edge.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
+
+describe("key admin API", () => {
+  it("creates a key shown once, lists it without its secret, limits it and revokes it at once", async () => {
+    const { key: root } = await store.createKey({ name: "ops", scopes: ["admin"] });
+    const made = await call(root, "POST", "/v1/admin/keys", { name: "acme", scopes: ["chat"], budget_eur: 2.5, budget_period: "month", rpm_limit: 60 });
+    expect(made.status).toBe(201);
+    const k = (await made.json()) as { key: string; key_id: string; budget_eur: number; scopes: string[] };
+    expect(k.key).toMatch(/^sk-alia-/);
+    expect(k).toMatchObject({ budget_eur: 2.5, scopes: ["chat"] });
+
+    const client = new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: k.key, maxRetries: 0 });
+    const r = await client.completions.create({ model: modelId, prompt: "La vida es", max_tokens: 4, temperature: 0 });
+    expect(r.choices[0].text.length).toBeGreaterThan(0);
+
+    const list = await (await call(root, "GET", "/v1/admin/keys")).text();
+    expect(list).toContain(k.key_id);
+    expect(list).not.toContain(k.key.split("_").at(-1)); // the secret is never listed
+
+    const limited = (await (await call(root, "PATCH", `/v1/admin/keys/${k.key_id}`, { budget_eur: null, tpm_limit: 1000 })).json()) as { budget_eur: number | null; tpm_limit: number };
+    expect(limited).toMatchObject({ budget_eur: null, tpm_limit: 1000 });
+    expect((await call(root, "PATCH", `/v1/admin/keys/${k.key_id}`, { budget_eur: 0.0000001 })).status).toBe(400);
+
+    // Without the admin scope: 403; the key itself cannot make keys.
+    expect((await call(k.key, "POST", "/v1/admin/keys", { name: "x" })).status).toBe(403);
+
+    expect((await call(root, "DELETE", `/v1/admin/keys/${k.key_id}`)).status).toBe(204);
+    await expect(client.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((await call(root, "DELETE", "/v1/admin/keys/aaaaaaaaaaaa")).status).toBe(404);
+  });
+});
