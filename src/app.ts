@@ -135,7 +135,7 @@ export function createApp(deps: AppDeps): Hono {
   app.post("/v1/chat/completions", limit, api.chat);
   if (deps.translation) {
     // With keys, every answer is a key holder's: never for shared caches (translate.ts).
-    const tr = createTranslateHandlers(deps.translation.translator, { ...deps.translation.settings, keyed: !!deps.apiKeys?.length || !!deps.billing }, admission);
+    const tr = createTranslateHandlers(deps.translation.translator, { ...deps.translation.settings, keyed: !!deps.apiKeys?.length || !!deps.billing }, admission, deps.billing);
     app.get("/v1/translate", tr.get);
     app.post("/v1/translate", limit, tr.post);
     app.get("/v1/translate/stats", (c) => c.json({ ...deps.translation!.translator.counters, tier_errors: deps.translation!.translator.tierErrors() } satisfies TranslateStats));

@@ -1,11 +1,13 @@
-// The key admin API through an edge process on the real PostgreSQL (a fresh schema): an admin key creates,
-// lists, limits and revokes keys; the secret appears in the creating answer only; a key without the
-// `admin` scope is refused (403), a revoked key at once (401).
+// The key admin API and paid translations through an edge process on the real PostgreSQL (a fresh
+// schema): an admin key creates, lists, limits and revokes keys; the secret appears in the creating answer
+// only; a key without the `admin` scope is refused (403), a revoked key at once (401); a translation is
+// paid per sentence, computed or from the edge's cache.
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountStore } from "../src/billing/account-store.ts";
 import { migrate } from "../src/billing/migrations.ts";
 import { PgSqlClient } from "../src/billing/pg-sql-client.ts";
+import { DEFAULT_PRICE_TABLE, translationCost } from "../src/billing/prices.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startEdgeProcess, type EdgeProcess } from "./harness/processes.ts";
 
@@ -63,5 +65,23 @@ describe("key admin API", () => {
     expect((await call(root, "DELETE", `/v1/admin/keys/${k.key_id}`)).status).toBe(204);
     await expect(client.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     expect((await call(root, "DELETE", "/v1/admin/keys/aaaaaaaaaaaa")).status).toBe(404);
+  });
+
+  it("charges a translation per sentence — computed, then from the cache — and refuses one the budget cannot hold", async () => {
+    const computed = translationCost(DEFAULT_PRICE_TABLE, { computed: 1, cached: 0 });
+    const cached = translationCost(DEFAULT_PRICE_TABLE, { computed: 0, cached: 1 });
+    const { key, keyId } = await store.createKey({ name: "web", scopes: ["translate"], budgetMicroEur: 2 * computed + cached, budgetPeriod: "month" });
+    const url = `/v1/translate?text=${encodeURIComponent("El perro de San Roque no tiene rabo.")}&source=es&target=ca`;
+    const first = await call(key, "GET", url);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("cache-control")).toMatch(/^private/);
+    expect((await store.budgetState(keyId))!.spentMicroEur).toBe(computed);
+    expect((await call(key, "GET", url)).headers.get("x-cache")).toMatch(/^HIT/);
+    expect((await store.budgetState(keyId))!.spentMicroEur).toBe(computed + cached);
+    // Each sentence is reserved at the computed price: two of them are more than is left.
+    const two = await call(key, "POST", "/v1/translate", { text: "Hola amigo. Buenos días a todos.", source: "es", target: "ca" });
+    expect(two.status).toBe(402);
+    expect((await two.json()) as unknown).toMatchObject({ error: { code: "insufficient_quota", limit_source: "key" } });
+    expect((await store.budgetState(keyId))!).toMatchObject({ spentMicroEur: computed + cached, reservedMicroEur: 0 });
   });
 });

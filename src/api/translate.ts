@@ -8,6 +8,9 @@ import type { UnofficialStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { AdmissionRefused, type GenerationAdmission } from "./admission.ts";
+import { QuotaRefused, accountOf, type BillingSettings } from "./billing.ts";
+import { translationCost } from "../billing/prices.ts";
+import { splitSentences } from "../translate/sentences.ts";
 import { PoolError } from "../pool/pool-client.ts";
 import { LANGUAGES, languageName } from "../translate/languages.ts";
 import { sha256Hex } from "../common/hash.ts";
@@ -34,7 +37,7 @@ const PostBody = z.strictObject({
 const bad = (c: Context, message: string, param: string | null, code = "invalid_request") => c.json(errorBody(message, "invalid_request_error", code, param), 400);
 
 /** `admission`: the generation slots shared with chat (none: sentences are computed without a limit). */
-export function createTranslateHandlers(translator: Translator, s: TranslateSettings, admission?: GenerationAdmission) {
+export function createTranslateHandlers(translator: Translator, s: TranslateSettings, admission?: GenerationAdmission, billing?: BillingSettings) {
   // Open deployments: one answer for everyone, cacheable by CDNs. With keys a shared cache would hand a
   // keyed answer to anyone without a key (a request with Authorization may only be stored by shared caches
   // when the response says `public`): private, and varying by key for the browser's own cache.
@@ -52,12 +55,40 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     const chars = texts.reduce((n, t) => n + t.length, 0);
     if (chars > s.maxChars) return bad(c, `text has ${chars} characters; the limit is ${s.maxChars} (split it into several requests)`, "text", "text_too_long");
 
+    // An account key pays per sentence: every sentence computed is reserved up front, the cached ones and
+    // the computed ones are settled at their prices once answered; nothing is charged for a failure.
+    const account = billing && accountOf(c);
+    let reservation: string | undefined;
+    if (account) {
+      const sentences = texts.reduce((n, t) => n + splitSentences(t, source).filter((p) => p.kind === "sentence").length, 0);
+      const r = await billing!.store.reserve(account.keyId, translationCost(billing!.prices, { computed: sentences, cached: 0 }), billing!.reservationTtlMs);
+      if ("refused" in r) {
+        const refused = new QuotaRefused(r.reason);
+        return c.json({ error: { ...errorBody(refused.message, "insufficient_quota", "insufficient_quota").error, limit_source: "key" as const } }, 402);
+      }
+      reservation = r.id;
+    }
     const stats: TranslationStats = { sentences: 0, computed: 0, hits: {} };
     let out: string[];
     const clientGone = c.req.raw.signal;
     try {
       out = await translator.translateAll(texts, source, target, stats, { signal: clientGone, slots: admission?.request(bearerTokenOf(c)) });
+      if (reservation) {
+        const cost = translationCost(billing!.prices, { computed: stats.computed, cached: stats.sentences - stats.computed });
+        await billing!.store.settle(reservation, {
+          requestId: `tr-${randomHex(12)}`,
+          model: `translate:${source}-${target}`,
+          promptTokens: 0,
+          completionTokens: 0,
+          targetPasses: 0,
+          costMicroEur: cost,
+          costWithoutSpeculationMicroEur: cost,
+          status: "completed",
+        });
+        reservation = undefined;
+      }
     } catch (e) {
+      if (reservation) await billing!.store.release(reservation).catch(() => false);
       // The client went away: nobody reads this answer (the request log records the cancellation).
       if (clientGone.aborted) return c.body(null, 499 as UnofficialStatusCode); // nginx's "client closed request"
       if (e instanceof RangeError) return bad(c, e.message, "text", "text_too_long");
@@ -102,4 +133,10 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       return run(c, typeof b.text === "string" ? [b.text] : b.text, b.source, b.target, typeof b.text === "string");
     },
   };
+}
+
+function randomHex(bytes: number): string {
+  const b = new Uint8Array(bytes);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
