@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountStore } from "../src/billing/account-store.ts";
 import { migrate } from "../src/billing/migrations.ts";
 import { PgSqlClient } from "../src/billing/pg-sql-client.ts";
-import { DEFAULT_PRICE_TABLE, translationCost } from "../src/billing/prices.ts";
+import { DEFAULT_PRICE_TABLE, maximumCost, translationCost } from "../src/billing/prices.ts";
+import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startEdgeProcess, type EdgeProcess } from "./harness/processes.ts";
 
@@ -18,9 +19,10 @@ let db: PgSqlClient;
 let store: AccountStore;
 let edge: EdgeProcess;
 let modelId: string;
+let tok: TextTokenizer;
 
 beforeAll(async () => {
-  ({ modelId } = await loadDefaultPair());
+  ({ modelId, tok } = await loadDefaultPair());
   admin = new PgSqlClient({ connectionString: PG_URL });
   await admin.query(`CREATE SCHEMA ${schema}`);
   db = new PgSqlClient({ connectionString: PG_URL, schema });
@@ -83,5 +85,36 @@ describe("key admin API", () => {
     expect(two.status).toBe(402);
     expect((await two.json()) as unknown).toMatchObject({ error: { code: "insufficient_quota", limit_source: "key" } });
     expect((await store.budgetState(keyId))!).toMatchObject({ spentMicroEur: computed + cached, reservedMicroEur: 0 });
+  });
+
+  it("holds one budget across three edge processes sharing the database: 50 concurrent requests never overspend", async () => {
+    const env = { BILLING_DATABASE_URL: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, LOG_REQUESTS: "false", POOL_NODES: edge.pool, EMBEDDED_VERIFIER: "false" };
+    const others = await Promise.all([startEdgeProcess(env), startEdgeProcess(env)]);
+    try {
+      const edges = [edge, ...others];
+      const prompt = tok.encode("El amor");
+      const perRequest = maximumCost(DEFAULT_PRICE_TABLE, { model: modelId, promptTokens: prompt.length, maxTokens: 12 });
+      const budget = 10 * perRequest;
+      const { key, keyId } = await store.createKey({ name: "shared", scopes: ["chat"], budgetMicroEur: budget, budgetPeriod: "month" });
+      const statuses = await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => {
+          const r = await fetch(`${edges[i % 3].url}/v1/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+            body: JSON.stringify({ model: modelId, prompt, max_tokens: 12, temperature: 0 }),
+          });
+          await r.body?.cancel();
+          return r.status;
+        }),
+      );
+      const ok = statuses.filter((x) => x === 200).length;
+      expect(ok).toBeGreaterThanOrEqual(10);
+      expect(statuses.filter((x) => x === 402).length).toBe(50 - ok);
+      const state = (await store.budgetState(keyId))!;
+      expect(state.spentMicroEur).toBeLessThanOrEqual(budget);
+      expect(state.reservedMicroEur).toBe(0);
+    } finally {
+      await Promise.all(others.map((e) => e.stop("SIGKILL")));
+    }
   });
 });
