@@ -1,7 +1,7 @@
 // The key holder's usage page (GET /usage) in headless Chromium: `npm start`'s entry with BILLING_DATABASE_URL
 // on the real PostgreSQL server (a fresh schema, as billing-api.test.ts), a key with some completions, then
 // Debian's chromium through playwright-core types the key and waits for the SVG charts. Chromium is
-// installed by .ci/run (apt); without it this test fails — it never skips.
+// installed by `npm test`'s pretest (scripts/ensure-chromium.sh, apt); without it this test fails — it never skips.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -28,7 +28,7 @@ let quietKey: string;
 let modelId: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium (apt-get install chromium)`);
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test's pretest (scripts/ensure-chromium.sh) installs Debian's chromium`);
   ({ modelId } = await loadDefaultPair());
   admin = new PgSqlClient({ connectionString: PG_URL });
   await admin.query(`CREATE SCHEMA ${schema}`);
