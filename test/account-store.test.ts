@@ -1,8 +1,8 @@
 // The billing store (src/billing) against real databases: the same suite on PGlite (in memory, the embedded
 // default) and on the PostgreSQL server at 127.0.0.1:5432 (CI has one; unreachable = these tests fail, they
 // do not skip). Each Postgres run works in fresh schemas, dropped afterwards, so runs never collide. The
-// Postgres half adds what only a shared server can show: three processes spending one budget, and an edge
-// killed with -9 in the middle of a request.
+// Postgres half adds what only a shared server can show: three processes spending one budget, three taking
+// from one key's requests per minute, and an edge killed with -9 in the middle of a request.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -256,7 +256,96 @@ for (const make of [pgliteBackend, postgresBackend]) {
       expect(new Set(exported)).toEqual(new Set(all.rows.map((r) => r.id)));
     });
 
+    it("rate limits: 10 concurrent takes against 3 rpm admit exactly 3, by the database clock, with OpenAI's headers", async () => {
+      const { keyId } = await store.createKey({ name: "rpm", scopes: ["chat"], rpmLimit: 3 });
+      const before = Date.now();
+      const takes = await Promise.all(Array.from({ length: 10 }, () => store.takeRateLimit(keyId, 5)));
+      const decisions = takes.map((t) => {
+        if ("refused" in t) throw new Error(`key refused: ${t.reason}`);
+        return t;
+      });
+      const ok = decisions.filter((d) => d.allowed);
+      expect(ok.length).toBe(3);
+      expect(ok.map((d) => d.headers["x-ratelimit-remaining-requests"]).sort()).toEqual(["0", "1", "2"]);
+      for (const d of decisions.filter((x) => !x.allowed)) {
+        expect(d).toMatchObject({ refusedBy: ["requests"], tooLarge: false, limits: { requestsPerMinute: 3, tokensPerMinute: null } });
+        expect(d.retryAfterS).toBeGreaterThanOrEqual(1);
+        expect(d.retryAfterS).toBeLessThanOrEqual(20);
+        expect(d.headers).toMatchObject({ "x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "0" });
+        expect(d.headers["x-ratelimit-limit-tokens"]).toBeUndefined();
+      }
+      // The state is on the database's clock (ms), which here is the same machine's: within a few seconds.
+      const { rows } = await db.query<{ at_ms: unknown; request_ticks: unknown }>("SELECT at_ms, request_ticks FROM rate_limit_state WHERE key_id = $1", [keyId]);
+      expect(Math.abs(Number(rows[0].at_ms) - before)).toBeLessThan(5_000);
+      expect(Number(rows[0].request_ticks)).toBeGreaterThan(2 * 60_000);
+    });
+
+    it("rate limits: tokens per minute, refunds of unused tokens, a request too large for a minute, keys without limits", async () => {
+      const { keyId } = await store.createKey({ name: "tpm", scopes: ["chat"], tpmLimit: 100 });
+      const take = async (tokens: number) => {
+        const t = await store.takeRateLimit(keyId, tokens);
+        if ("refused" in t) throw new Error(`key refused: ${t.reason}`);
+        return t;
+      };
+      expect(await take(80)).toMatchObject({ allowed: true, headers: { "x-ratelimit-limit-tokens": "100", "x-ratelimit-remaining-tokens": "20" } });
+      expect(await take(30)).toMatchObject({ allowed: false, refusedBy: ["tokens"], tooLarge: false });
+      await store.refundRateLimitTokens(keyId, 50); // the request used 30 of its 80
+      expect((await take(30)).allowed).toBe(true);
+      expect(await take(101)).toMatchObject({ allowed: false, tooLarge: true, refusedBy: ["tokens"] });
+
+      const { keyId: free } = await store.createKey({ name: "free", scopes: ["chat"] });
+      expect(await store.takeRateLimit(free, 1_000_000)).toMatchObject({ allowed: true, headers: {} });
+      expect((await db.query("SELECT 1 FROM rate_limit_state WHERE key_id = $1", [free])).rows).toEqual([]);
+      await store.refundRateLimitTokens(free, 10); // no limit: nothing to give back, no error
+
+      expect(await store.takeRateLimit("aaaaaaaaaaaa", 1)).toEqual({ refused: "key", reason: "unknown_key" });
+      await store.revokeKey(keyId);
+      expect(await store.takeRateLimit(keyId, 1)).toEqual({ refused: "key", reason: "revoked" });
+    });
+
     if (backend.name === "postgres") {
+      it("three edge processes taking from one key at once never pass its 10 requests per minute", async () => {
+        const rpm = 10;
+        const { keyId } = await store.createKey({ name: "three-rpm", scopes: ["chat"], rpmLimit: rpm, tpmLimit: 1_000 });
+        const schema = (await db.query<{ s: string }>("SELECT current_schema() AS s")).rows[0].s;
+        const gate = 8_000_000 + Math.floor(Math.random() * 1_000_000);
+        let open!: () => void;
+        const gateOpen = new Promise<void>((r) => (open = r));
+        let locked!: () => void;
+        const gateLocked = new Promise<void>((r) => (locked = r));
+        const holding = db.transaction(async (tx) => {
+          await tx.query("SELECT pg_advisory_xact_lock($1)", [gate]);
+          locked();
+          await gateOpen;
+        });
+        await gateLocked;
+        const procs = [0, 1, 2].map(() => startProcess("test/harness/billing-rate-burst.ts", { DATABASE_URL: PG_URL, SCHEMA: schema, KEY_ID: keyId, COUNT: "15", TOKENS: "7", GATE: String(gate) }));
+        try {
+          await Promise.all(procs.map((p) => p.waitFor(/^ready$/m, 60_000)));
+          for (let waiting = 0; waiting < 3; await sleep(50)) {
+            const q = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1", [gate]);
+            waiting = Number(q.rows[0].n);
+          }
+          const started = Date.now();
+          open();
+          await holding;
+          const results = await Promise.all(procs.map(async (p) => JSON.parse((await p.waitFor(/^result (.*)$/m, 60_000))[1])));
+          const elapsed = Date.now() - started;
+          for (const p of procs) expect((await p.exited()).code).toBe(0);
+          const allowed = results.reduce((s, r) => s + r.allowed, 0);
+          // A minute's burst (10), plus one more for each 6 s the burst itself took (GCRA's steady rate).
+          expect(allowed).toBeGreaterThanOrEqual(rpm);
+          expect(allowed).toBeLessThanOrEqual(rpm + Math.floor((elapsed * rpm) / 60_000));
+          expect(results.reduce((s, r) => s + r.refused, 0)).toBe(45 - allowed);
+          for (const r of results) if (r.refused) expect(r.minRetryAfterS).toBeGreaterThanOrEqual(1);
+          const { rows } = await db.query<{ token_ticks: unknown }>("SELECT token_ticks FROM rate_limit_state WHERE key_id = $1", [keyId]);
+          expect(Number(rows[0].token_ticks)).toBeLessThanOrEqual(allowed * 7 * 60_000);
+        } finally {
+          open();
+          for (const p of procs) await p.stop("SIGKILL");
+        }
+      });
+
       it("three edge processes sharing the server spend one budget of 10 exactly", async () => {
         const { keyId } = await store.createKey({ name: "three", scopes: ["chat"], budgetMicroEur: 10 });
         const schema = (await db.query<{ s: string }>("SELECT current_schema() AS s")).rows[0].s;

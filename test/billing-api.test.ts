@@ -77,6 +77,46 @@ describe("pay-per-request keys on the Node edge (PostgreSQL)", () => {
     await expect(client(revoked).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
+  it("limits a key to 3 requests per minute: the 4th gets 429 rate_limit_exceeded with Retry-After and x-ratelimit-*", async () => {
+    const { key } = await store.createKey({ name: "rpm3", scopes: ["chat"], rpmLimit: 3, tpmLimit: 10_000 });
+    const prompt = tok.encode("La vida es");
+    const post = (body: Record<string, unknown>) =>
+      fetch(`${edge.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+        body: JSON.stringify({ model: modelId, prompt, max_tokens: 2, temperature: 0, ...body }),
+      });
+    // A burst: two plain requests and a stream, all admitted, each with the key's headers (known before a stream starts).
+    const ok = await Promise.all([post({}), post({}), post({ stream: true })]);
+    for (const r of ok) {
+      expect(r.status).toBe(200);
+      expect(r.headers.get("x-ratelimit-limit-requests")).toBe("3");
+      expect(r.headers.get("x-ratelimit-limit-tokens")).toBe("10000");
+      expect(r.headers.get("x-ratelimit-reset-requests")).toMatch(/^\d+(\.\d+)?(ms|s)$|^\d+m[\d.]+s$/);
+      await r.text();
+    }
+    expect(ok.map((r) => r.headers.get("x-ratelimit-remaining-requests")).sort()).toEqual(["0", "1", "2"]);
+
+    const refused = await post({});
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(refused.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(((await refused.json()) as { error: { type: string; code: string } }).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+    await expect(client(key).completions.create({ model: modelId, prompt, max_tokens: 2 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+
+    // Larger than a whole minute's tokens: 429 that says so, and that no client should retry.
+    const { key: small } = await store.createKey({ name: "tpm8", scopes: ["chat"], tpmLimit: 8 });
+    const tooLarge = await fetch(`${edge.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${small}` },
+      body: JSON.stringify({ model: modelId, prompt, max_tokens: 16 }),
+    });
+    expect(tooLarge.status).toBe(429);
+    expect(tooLarge.headers.get("retry-after")).toBeNull();
+    expect(tooLarge.headers.get("x-should-retry")).toBe("false");
+    expect(((await tooLarge.json()) as { error: { message: string } }).error.message).toMatch(/can never be admitted/);
+  });
+
   it("never lets 50 concurrent requests spend past a budget that allows 10; the rest get 402 insufficient_quota", async () => {
     const prompt = tok.encode("La vida es");
     const maxTokens = 12;

@@ -1,11 +1,13 @@
 // Pay-per-request at the edge (docs/BILLING.md): who is calling (an account key, or a static API_KEYS
-// key), what the key may do (scopes), and each generation's metering — its maximum cost reserved against
-// the key's budget before it starts, the actual cost settled into the usage ledger when it ends, the
-// reservation released when it fails or its client leaves. The store keeps every edge process to one budget.
+// key), what the key may do (scopes), and each generation's metering — its requests and tokens per minute
+// taken (429 beyond them), its maximum cost reserved against the key's budget before it starts, the actual
+// cost settled into the usage ledger when it ends, the reservation released when it fails or its client
+// leaves. The store keeps every edge process to one budget and one set of per-minute limits.
 import type { Context, MiddlewareHandler } from "hono";
 import { bearerTokenOf } from "../common/bearer-auth.ts";
 import { errorBody } from "../common/errors.ts";
 import type { AccountStore, KeyRecord, Scope } from "../billing/account-store.ts";
+import type { RateLimitDecision, RateLimitHeaders, RateLimits } from "../billing/rate-limit.ts";
 import { costHeader, costWithoutSpeculation, maximumCost, targetWorkOf, usageCost, type CostWithSaving, type PriceTable } from "../billing/prices.ts";
 import type { DecodeStats } from "../speculative/speculative-decoder.ts";
 
@@ -59,6 +61,36 @@ export class QuotaRefused extends Error {
   }
 }
 
+/**
+ * A generation refused by its key's requests or tokens per minute: 429 rate_limit_exceeded with Retry-After
+ * and the x-ratelimit-* headers. `tooLarge`: prompt + max_tokens exceed a whole minute's tokens, so waiting
+ * never admits it: still 429 (as OpenAI answers "Request too large"), but without Retry-After and with
+ * `x-should-retry: false`, which OpenAI's clients honour instead of retrying in vain.
+ */
+export class RateLimitRefused extends Error {
+  constructor(
+    readonly decision: RateLimitDecision,
+    readonly limits: RateLimits,
+    readonly requestedTokens: number,
+  ) {
+    super(
+      decision.tooLarge
+        ? `Request too large: it needs ${requestedTokens} tokens (prompt + max_tokens) but this key's limit is ${limits.tokensPerMinute} tokens per minute, so it can never be admitted; lower max_tokens or shorten the prompt.`
+        : `Rate limit reached for this key (${describeLimits(decision, limits)}); retry in ${decision.retryAfterS} s.`,
+    );
+  }
+
+  get headers(): Record<string, string> {
+    return { ...rateLimitHeaderRecord(this.decision.headers), ...(this.decision.tooLarge ? { "x-should-retry": "false" } : { "Retry-After": String(this.decision.retryAfterS) }) };
+  }
+}
+
+function describeLimits(d: RateLimitDecision, l: RateLimits): string {
+  return d.refusedBy.map((x) => (x === "requests" ? `${l.requestsPerMinute} requests per minute` : `${l.tokensPerMinute} tokens per minute`)).join(", ");
+}
+
+const rateLimitHeaderRecord = (h: RateLimitHeaders): Record<string, string> => Object.fromEntries(Object.entries(h).filter((e): e is [string, string] => e[1] !== undefined));
+
 export interface MeteredCost {
   cost: CostWithSaving;
   /** `usage.cost` of the response. */
@@ -75,13 +107,41 @@ export class RequestMeter {
     private readonly key: KeyRecord,
     private readonly reservationId: string,
     private readonly model: string,
+    /** Completion tokens taken from the key's tokens per minute (max_tokens; 0 when not limited). */
+    private readonly limitedMaxTokens: number,
+    /** The x-ratelimit-* headers of the admitted request (empty for a key without limits). */
+    readonly rateLimitHeaders: Record<string, string>,
   ) {}
 
-  /** Reserves the request's maximum cost (every prompt token and max_tokens output tokens) on the key. */
+  /**
+   * Takes the request (1 request, prompt + max_tokens tokens) from the key's per-minute limits, then reserves
+   * its maximum cost (every prompt token and max_tokens output tokens) on the key. RateLimitRefused or
+   * QuotaRefused when either refuses; a request refused for its budget gives its tokens back (it still
+   * counts as a request).
+   */
   static async start(b: BillingSettings, key: KeyRecord, r: { model: string; promptTokens: number; maxTokens: number }): Promise<RequestMeter> {
+    let limited = 0;
+    let headers: Record<string, string> = {};
+    if (key.rpmLimit !== null || key.tpmLimit !== null) {
+      const tokens = r.promptTokens + r.maxTokens;
+      const take = await b.store.takeRateLimit(key.keyId, tokens);
+      if ("refused" in take) throw new QuotaRefused(take.reason);
+      if (!take.allowed) throw new RateLimitRefused(take, take.limits, tokens);
+      headers = rateLimitHeaderRecord(take.headers);
+      if (take.limits.tokensPerMinute !== null) limited = tokens;
+    }
     const res = await b.store.reserve(key.keyId, maximumCost(b.prices, r), b.reservationTtlMs);
-    if ("refused" in res) throw new QuotaRefused(res.reason);
-    return new RequestMeter(b, key, res.id, r.model);
+    if ("refused" in res) {
+      if (limited) await b.store.refundRateLimitTokens(key.keyId, limited).catch(() => {});
+      throw new QuotaRefused(res.reason);
+    }
+    return new RequestMeter(b, key, res.id, r.model, limited ? r.maxTokens : 0, headers);
+  }
+
+  /** Gives back the completion tokens taken but not generated; in the background (the response need not wait). */
+  private refundUnused(completionTokens: number): void {
+    const unused = this.limitedMaxTokens - completionTokens;
+    if (unused > 0) void this.b.store.refundRateLimitTokens(this.key.keyId, unused).catch(() => {}); // lost: the key waits a little longer
   }
 
   /** What the finished generation cost (and would have cost without speculation). */
@@ -94,6 +154,7 @@ export class RequestMeter {
   async settle(requestId: string, stats: DecodeStats, m: MeteredCost, usage: { promptTokens: number; completionTokens: number }, status = "completed"): Promise<void> {
     if (this.done) return;
     this.done = true;
+    this.refundUnused(usage.completionTokens);
     await this.b.store.settle(this.reservationId, {
       requestId,
       model: this.model,
@@ -106,10 +167,11 @@ export class RequestMeter {
     });
   }
 
-  /** A generation that failed or whose client left: nothing is charged. */
+  /** A generation that failed or whose client left: nothing is charged, and its completion tokens go back to the key's tokens per minute. */
   async release(): Promise<void> {
     if (this.done) return;
     this.done = true;
+    this.refundUnused(0);
     await this.b.store.release(this.reservationId).catch(() => false); // expires anyway
   }
 

@@ -8,7 +8,7 @@ import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { AdmissionRefused, GenerationAdmission, type ReleaseSlot } from "./admission.ts";
-import { QuotaRefused, RequestMeter, accountOf, type BillingSettings, type MeteredCost } from "./billing.ts";
+import { QuotaRefused, RateLimitRefused, RequestMeter, accountOf, type BillingSettings, type MeteredCost } from "./billing.ts";
 import { generationFromStats } from "../observability/edge-metrics.ts";
 import { recordGeneration } from "../observability/request-observer.ts";
 import { rateLimitedWriter } from "../observability/log.ts";
@@ -174,7 +174,8 @@ export function createCompletionHandlers(deps: ApiDeps) {
         if (clientGone.aborted) throw new ApiError(499, errorBody("the client closed the request while it waited", "invalid_request_error", "client_closed_request")); // nobody reads it; logged as cancelled
         throw e;
       }
-      // An account key's budget must hold the request's maximum cost before a token is generated.
+      // An account key's per-minute limits must admit the request, and its budget hold the request's maximum
+      // cost, before a token is generated (429 rate_limit_exceeded / 402 insufficient_quota otherwise).
       const account = deps.billing && accountOf(c);
       let meter: RequestMeter | undefined;
       try {
@@ -259,6 +260,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
           ...(spec.acceptance_rate === null ? {} : { "x-alia-acceptance-rate": String(spec.acceptance_rate) }),
           "x-alia-target-passes-saved": String(spec.target_passes_saved),
           ...(cost ? { "x-alia-cost": cost.header } : {}),
+          ...meter?.rateLimitHeaders,
         });
       }
 
@@ -282,6 +284,8 @@ export function createCompletionHandlers(deps: ApiDeps) {
             : { ...base, object: "text_completion", choices: [{ index: 0, text: delta ?? "", logprobs: null, finish_reason: finish }], ...tail },
         );
       };
+      // The key's x-ratelimit-* headers are known before the stream starts (its request was admitted).
+      for (const [name, value] of Object.entries(meter?.rateLimitHeaders ?? {})) c.header(name, value);
       return streamSSE(c, async (sse) => {
         sse.onAbort(() => ctl.abort());
         try {
@@ -338,6 +342,7 @@ const logError = rateLimitedWriter((line) => console.error(line));
 
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  if (e instanceof RateLimitRefused) return new ApiError(429, errorBody(e.message, "rate_limit_error", "rate_limit_exceeded"), e.headers);
   if (e instanceof QuotaRefused) {
     const body = errorBody(e.message, "insufficient_quota", "insufficient_quota");
     return new ApiError(402, { error: { ...body.error, limit_source: "key" } });

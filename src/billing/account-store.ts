@@ -3,7 +3,7 @@
 // Budget invariant: for every key with a budget, settled spend in the current period plus the open, unexpired
 // reservations never exceeds the budget — whatever number of edge processes share the database.
 //
-// Why it is race-free (reserve, settle, renew): each takes `SELECT … FOR UPDATE` on the key's api_keys row
+// Why it is race-free (reserve, settle, renew, takeRateLimit): each takes `SELECT … FOR UPDATE` on the key's api_keys row
 // first, in a READ COMMITTED transaction, so those operations on one key run one at a time in the server,
 // whichever process or connection issues them. In READ COMMITTED every statement takes a fresh snapshot, so
 // the statement after the lock sees every reservation and spend committed by earlier lock holders; the check
@@ -14,6 +14,7 @@
 // Expiry is judged by the database's clock_timestamp() only — one clock for every edge.
 // PGlite has one connection and runs one transaction at a time: the same code is trivially serial there.
 import { sha256Hex } from "../common/hash.ts";
+import { checkRateLimit, EMPTY_RATE_LIMIT_STATE, type RateLimitDecision, type RateLimits, type RateLimitState, refundTokens } from "./rate-limit.ts";
 import { type SqlClient, type SqlQueryable, toInt, toIntOrNull } from "./sql-client.ts";
 
 export const SCOPES = ["chat", "translate", "admin"] as const;
@@ -24,7 +25,7 @@ export interface KeyLimits {
   /** Spend allowed per period, in micro-euros; null = unlimited. */
   budgetMicroEur: number | null;
   budgetPeriod: BudgetPeriod;
-  /** Requests and tokens per minute; null = no limit. Stored here, enforced by the edge. */
+  /** Requests and tokens per minute; null = no limit. Enforced by takeRateLimit (state in rate_limit_state). */
   rpmLimit: number | null;
   tpmLimit: number | null;
 }
@@ -48,6 +49,11 @@ export interface Reservation {
   amountMicroEur: number;
   expiresAt: Date;
 }
+
+/** takeRateLimit()'s decision, with the limits it was judged by (the key row's, read under its lock). */
+export type RateLimitTake = RateLimitDecision & { limits: RateLimits };
+
+const RATE_LIMIT_MAX = 1_000_000_000;
 
 /** reserve() could not hold the amount: over budget, or the key is revoked or unknown. Maps to 402 / 401. */
 export interface ReserveRefusal {
@@ -306,6 +312,47 @@ export class AccountStore {
     return r ? { budgetMicroEur: toIntOrNull(r.budget_micro_eur), spentMicroEur: toInt(r.spent), reservedMicroEur: toInt(r.reserved) } : undefined;
   }
 
+  // ---- rate limits ----
+  //
+  // Requests and tokens per minute (src/billing/rate-limit.ts, GCRA), one state row per key. Race-free across
+  // processes for the same reason as reserve(): the state is read, checked and written under the key's
+  // api_keys row lock, in a READ COMMITTED transaction, so takes on one key run one at a time in the server
+  // and each reads the state the previous holder committed. `now` is the database's clock_timestamp() in ms,
+  // read after the lock is held, so edges with skewed clocks share one clock and a later lock holder never
+  // sees an earlier `now` than the state it reads (and the GCRA state never runs backwards anyway).
+  // The limits are the locked row's: a change by `npm run keys -- limits` holds from the next request.
+
+  /**
+   * Admits one request of `tokens` tokens (prompt + max_tokens) against the key's rpm/tpm, or refuses it
+   * (nothing spent). A key with neither limit is admitted without touching the state (headers empty).
+   */
+  async takeRateLimit(keyId: string, tokens: number): Promise<RateLimitTake | ReserveRefusal> {
+    return this.db.transaction(async (tx) => {
+      await readCommitted(tx);
+      const key = await lockKeyLimits(tx, keyId);
+      if (!key) return { refused: "key", reason: "unknown_key" } as const;
+      if (key.revoked) return { refused: "key", reason: "revoked" } as const;
+      const limits = key.limits;
+      if (limits.requestsPerMinute === null && limits.tokensPerMinute === null) return { ...checkRateLimit(limits, EMPTY_RATE_LIMIT_STATE, 0, 0), limits };
+      const now = await dbNowMs(tx);
+      const decision = checkRateLimit(limits, await readRateState(tx, keyId), now, tokens);
+      if (decision.allowed) await writeRateState(tx, keyId, decision.state);
+      return { ...decision, limits };
+    });
+  }
+
+  /** Gives back `tokens` of a request's reservation that it did not use (max_tokens − completion tokens). */
+  async refundRateLimitTokens(keyId: string, tokens: number): Promise<void> {
+    if (tokens <= 0) return;
+    await this.db.transaction(async (tx) => {
+      await readCommitted(tx);
+      const key = await lockKeyLimits(tx, keyId);
+      if (!key || key.limits.tokensPerMinute === null) return;
+      const now = await dbNowMs(tx);
+      await writeRateState(tx, keyId, refundTokens(key.limits, await readRateState(tx, keyId), now, tokens));
+    });
+  }
+
   // ---- usage ----
 
   /** Usage per UTC day and model, `from` and `to` (YYYY-MM-DD) inclusive. */
@@ -417,6 +464,39 @@ async function readCommitted(tx: SqlQueryable): Promise<void> {
 async function lockKey(tx: SqlQueryable, keyId: string): Promise<{ revoked: boolean } | undefined> {
   const { rows } = await tx.query<{ revoked: boolean }>("SELECT revoked_at IS NOT NULL AS revoked FROM api_keys WHERE key_id = $1 FOR UPDATE", [keyId]);
   return rows[0];
+}
+
+/** The key's row locked (as lockKey), with its rate limits. */
+async function lockKeyLimits(tx: SqlQueryable, keyId: string): Promise<{ revoked: boolean; limits: RateLimits } | undefined> {
+  const { rows } = await tx.query<{ revoked: boolean; rpm_limit: unknown; tpm_limit: unknown }>("SELECT revoked_at IS NOT NULL AS revoked, rpm_limit, tpm_limit FROM api_keys WHERE key_id = $1 FOR UPDATE", [keyId]);
+  const r = rows[0];
+  if (!r) return undefined;
+  // rate-limit.ts takes limits up to 10^9 (exact integer ticks); a larger one is no limit in practice.
+  const cap = (v: unknown) => {
+    const n = toIntOrNull(v);
+    return n === null ? null : Math.min(n, RATE_LIMIT_MAX);
+  };
+  return { revoked: r.revoked, limits: { requestsPerMinute: cap(r.rpm_limit), tokensPerMinute: cap(r.tpm_limit) } };
+}
+
+/** The database clock in integer ms: one clock for every edge. A statement of its own, run after the lock. */
+async function dbNowMs(tx: SqlQueryable): Promise<number> {
+  const { rows } = await tx.query<{ now_ms: unknown }>("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms");
+  return toInt(rows[0].now_ms);
+}
+
+async function readRateState(tx: SqlQueryable, keyId: string): Promise<RateLimitState> {
+  const { rows } = await tx.query<{ at_ms: unknown; request_ticks: unknown; token_ticks: unknown }>("SELECT at_ms, request_ticks, token_ticks FROM rate_limit_state WHERE key_id = $1", [keyId]);
+  const r = rows[0];
+  return r ? { at: toInt(r.at_ms), requestTicks: toInt(r.request_ticks), tokenTicks: toInt(r.token_ticks) } : EMPTY_RATE_LIMIT_STATE;
+}
+
+async function writeRateState(tx: SqlQueryable, keyId: string, s: RateLimitState): Promise<void> {
+  await tx.query(
+    `INSERT INTO rate_limit_state (key_id, at_ms, request_ticks, token_ticks, updated_at) VALUES ($1, $2::bigint, $3::bigint, $4::bigint, clock_timestamp())
+     ON CONFLICT (key_id) DO UPDATE SET at_ms = EXCLUDED.at_ms, request_ticks = EXCLUDED.request_ticks, token_ticks = EXCLUDED.token_ticks, updated_at = EXCLUDED.updated_at`,
+    [keyId, String(s.at), String(s.requestTicks), String(s.tokenTicks)],
+  );
 }
 
 function keyRecord(r: KeyRow): KeyRecord {

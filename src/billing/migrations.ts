@@ -90,6 +90,22 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX export_outbox_by_object ON export_outbox (object_name) WHERE object_name IS NOT NULL",
     ],
   },
+  {
+    version: 2,
+    name: "rate limit state per key",
+    statements: [
+      // The GCRA buckets of src/billing/rate-limit.ts (RateLimitState), one row per key that was ever
+      // rate-limited: at_ms is the database clock in ms, the ticks are exact integers (≤ 6·10^13: bigint).
+      // Read and written only under the key's api_keys row lock (AccountStore.takeRateLimit).
+      `CREATE TABLE rate_limit_state (
+        key_id text PRIMARY KEY REFERENCES api_keys,
+        at_ms bigint NOT NULL CHECK (at_ms >= 0),
+        request_ticks bigint NOT NULL CHECK (request_ticks >= 0),
+        token_ticks bigint NOT NULL CHECK (token_ticks >= 0),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
 
 /**
