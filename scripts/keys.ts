@@ -2,6 +2,7 @@
 // docs/BILLING.md) administered straight in the account store that BILLING_DATABASE_URL names — the same
 // database the edges read, so a revocation or a new limit holds on the next request (the store keeps no cache).
 // Every argument is checked before the database is opened: a typo never half-applies.
+import { keyJson } from "../src/api/admin.ts";
 import { type AccountStore, type BudgetPeriod, type KeyLimits, type KeyRecord, SCOPES, type Scope } from "../src/billing/account-store.ts";
 import { type OpenedAccountStore, openAccountStore } from "../src/billing/open-account-store.ts";
 import { eur, formatEur, toMicro } from "../src/billing/prices.ts";
@@ -356,20 +357,6 @@ function describe(k: KeyRecord): string {
   const budget = k.budgetMicroEur === null ? "no budget" : `budget ${formatEur(k.budgetMicroEur)} € ${k.budgetPeriod === "none" ? "in total" : `per ${k.budgetPeriod} (UTC)`}`;
   const rate = (n: number | null, unit: string) => (n === null ? `no ${unit} limit` : `${n} ${unit}`);
   return `"${printable(k.name)}", scopes ${k.scopes.join(",")}, ${budget}, ${rate(k.rpmLimit, "rpm")}, ${rate(k.tpmLimit, "tpm")}`;
-}
-
-function keyJson(k: KeyRecord) {
-  return {
-    key_id: k.keyId,
-    name: k.name,
-    scopes: k.scopes,
-    budget_eur: k.budgetMicroEur === null ? null : eur(k.budgetMicroEur),
-    budget_period: k.budgetPeriod,
-    rpm_limit: k.rpmLimit,
-    tpm_limit: k.tpmLimit,
-    created_at: k.createdAt.toISOString(),
-    revoked_at: k.revokedAt?.toISOString() ?? null,
-  };
 }
 
 /** A name as one table cell: control characters (a newline in a name) would break the rows. */

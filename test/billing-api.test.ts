@@ -4,18 +4,14 @@
 // overrun by concurrent requests (each reserves its maximum cost first); usage and limits are readable.
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AccountStore } from "../src/billing/account-store.ts";
-import { migrate } from "../src/billing/migrations.ts";
-import { PgSqlClient } from "../src/billing/pg-sql-client.ts";
+import type { AccountStore } from "../src/billing/account-store.ts";
+import { billingSchema, type BillingSchema } from "./harness/billing-schema.ts";
 import { DEFAULT_PRICE_TABLE, maximumCost } from "../src/billing/prices.ts";
 import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startEdgeProcess, type EdgeProcess } from "./harness/processes.ts";
 
-const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
-const schema = `t_billing_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
-let admin: PgSqlClient;
-let db: PgSqlClient;
+let billing: BillingSchema;
 let store: AccountStore;
 let edge: EdgeProcess;
 let modelId: string;
@@ -23,18 +19,13 @@ let tok: TextTokenizer;
 
 beforeAll(async () => {
   ({ modelId, tok } = await loadDefaultPair());
-  admin = new PgSqlClient({ connectionString: PG_URL });
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  db = new PgSqlClient({ connectionString: PG_URL, schema });
-  await migrate(db);
-  store = new AccountStore(db);
-  edge = await startEdgeProcess({ BILLING_DATABASE_URL: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, LOG_REQUESTS: "false" });
+  billing = await billingSchema("billing");
+  store = billing.store;
+  edge = await startEdgeProcess({ BILLING_DATABASE_URL: billing.url, LOG_REQUESTS: "false" });
 });
 afterAll(async () => {
   await edge?.stop("SIGKILL");
-  await db?.close();
-  await admin?.query(`DROP SCHEMA ${schema} CASCADE`);
-  await admin?.close();
+  await billing?.close();
 });
 
 const client = (key: string) => new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: key, maxRetries: 0 });

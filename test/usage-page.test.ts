@@ -7,18 +7,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AccountStore } from "../src/billing/account-store.ts";
-import { migrate } from "../src/billing/migrations.ts";
-import { PgSqlClient } from "../src/billing/pg-sql-client.ts";
+import type { AccountStore } from "../src/billing/account-store.ts";
+import { billingSchema, type BillingSchema } from "./harness/billing-schema.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
 import { startEdgeProcess, type EdgeProcess } from "./harness/processes.ts";
 
-const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
 const CHROMIUM = "/usr/bin/chromium";
-const schema = `t_usage_page_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
 const SENT = 3;
-let admin: PgSqlClient;
-let db: PgSqlClient;
+let billing: BillingSchema;
 let store: AccountStore;
 let edge: EdgeProcess;
 let browser: Browser;
@@ -30,12 +26,9 @@ let modelId: string;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test's pretest (scripts/ensure-chromium.sh) installs Debian's chromium`);
   ({ modelId } = await loadDefaultPair());
-  admin = new PgSqlClient({ connectionString: PG_URL });
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  db = new PgSqlClient({ connectionString: PG_URL, schema });
-  await migrate(db);
-  store = new AccountStore(db);
-  edge = await startEdgeProcess({ BILLING_DATABASE_URL: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, LOG_REQUESTS: "false" });
+  billing = await billingSchema("usage");
+  store = billing.store;
+  edge = await startEdgeProcess({ BILLING_DATABASE_URL: billing.url, LOG_REQUESTS: "false" });
   ({ key } = await store.createKey({ name: "charts", scopes: ["chat"], budgetMicroEur: 5_000_000, budgetPeriod: "month" }));
   ({ key: quietKey } = await store.createKey({ name: "quiet", scopes: ["chat"] }));
   for (let i = 0; i < SENT; i++) {
@@ -53,9 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await edge?.stop("SIGKILL");
-  await db?.close();
-  await admin?.query(`DROP SCHEMA ${schema} CASCADE`);
-  await admin?.close();
+  await billing?.close();
   if (shots) rmSync(shots, { recursive: true, force: true });
 });
 

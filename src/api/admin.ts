@@ -31,7 +31,8 @@ function limitsOf(b: z.infer<typeof Limits>): Partial<KeyLimits> {
   };
 }
 
-const keyJson = (k: KeyRecord) => ({
+/** A key as the admin API and `npm run keys -- … --json` show it: never its secret or hash. */
+export const keyJson = (k: KeyRecord) => ({
   object: "api_key",
   key_id: k.keyId,
   name: k.name,
