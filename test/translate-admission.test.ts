@@ -121,7 +121,9 @@ describe("/v1/translate admission and cancellation", () => {
     await leaving;
     const r = await staying;
     expect(r.status).toBe(200);
-    expect(r.headers.get("x-alia-sentences")).toBe("total=24, computed=24");
+    // Every sentence answered: joined while the leaving request computed it (an aborted shared computation
+    // would have failed this request), started here, or cached by the leaving request before it left.
+    expect(r.headers.get("x-alia-sentences")).toMatch(/^total=24, computed=\d+/);
     const { translation } = (await r.json()) as { translation: string };
     // What was cached is whole: the same text again is all hits and the same translation.
     const again = await translate(KEY_A, text);
