@@ -173,6 +173,20 @@ async function runLoad(c: Cluster, ex: Expected, streams: number, perStream: num
 
 const round = (x: number) => Math.round(x * 10) / 10;
 
+/** How long each GET /healthz took (ms), one every `everyMs`, until `done()`. */
+async function healthzTimes(edge: string, done: () => boolean, everyMs: number): Promise<number[]> {
+  const times: number[] = [];
+  while (!done()) {
+    const t0 = performance.now();
+    await fetch(`${edge}/healthz`, { signal: AbortSignal.timeout(30_000) })
+      .then((r) => r.body?.cancel())
+      .catch(() => undefined);
+    times.push(performance.now() - t0);
+    await sleep(everyMs);
+  }
+  return times;
+}
+
 /** The q-quantile of `xs` (nearest rank); NaN when empty. */
 function quantile(xs: readonly number[], q: number): number {
   if (!xs.length) return Number.NaN;
@@ -186,17 +200,7 @@ async function killAndRestart(c: Cluster, ex: Expected, log: Log) {
   let stop = false;
   const load = runLoad(c, ex, 64, 1000, () => stop);
   // The edge's own responsiveness meanwhile (its event loop serves the pool client's probes too).
-  const lag: number[] = [];
-  const lagProbe = (async () => {
-    while (!stop) {
-      const t0 = performance.now();
-      await fetch(`${c.edge.url}/healthz`, { signal: AbortSignal.timeout(30_000) })
-        .then((r) => r.body?.cancel())
-        .catch(() => undefined);
-      lag.push(performance.now() - t0);
-      await sleep(100);
-    }
-  })();
+  const lagProbe = healthzTimes(c.edge.url, () => stop, 100);
   await sleep(2000);
   const urlA = c.verifiers[0]!.url;
   await c.verifiers[0]!.stop("SIGKILL");
@@ -220,7 +224,7 @@ async function killAndRestart(c: Cluster, ex: Expected, log: Log) {
   log(`verifier A back in rotation ${back === null ? "never (15 s)" : `after ${back} ms`} (its first verify or generate request)`);
   await sleep(1000);
   stop = true;
-  await lagProbe;
+  const lag = await lagProbe;
   return { ...(await load), back_in_rotation_ms: back, edge_healthz_p50_ms: round(quantile(lag, 0.5)), edge_healthz_p99_ms: round(quantile(lag, 0.99)) };
 }
 
@@ -415,15 +419,7 @@ async function healthzUnderLargePrompts(c: Cluster, log: Log) {
       statuses.push(status);
     }
   });
-  const probes: number[] = [];
-  while (performance.now() < end) {
-    const t0 = performance.now();
-    await fetch(`${c.edge.url}/healthz`, { signal: AbortSignal.timeout(30_000) })
-      .then((r) => r.body?.cancel())
-      .catch(() => undefined);
-    probes.push(performance.now() - t0);
-    await sleep(10);
-  }
+  const probes = await healthzTimes(c.edge.url, () => performance.now() >= end, 10);
   await Promise.all(senders);
   const byStatus = [...new Set(statuses)].map((st) => `${st} ×${statuses.filter((x) => x === st).length}`);
   const r = {

@@ -5,7 +5,7 @@
 // leaves. The store keeps every edge process to one budget and one set of per-minute limits.
 import type { Context, MiddlewareHandler } from "hono";
 import { bearerTokenOf } from "../common/bearer-auth.ts";
-import { errorBody } from "../common/errors.ts";
+import { errorBody, type ErrorBody } from "../common/errors.ts";
 import type { AccountStore, KeyRecord, Scope } from "../billing/account-store.ts";
 import type { RateLimitDecision, RateLimitHeaders, RateLimits } from "../billing/rate-limit.ts";
 import { costHeader, costWithoutSpeculation, maximumCost, targetWorkOf, usageCost, type CostWithSaving, type PriceTable } from "../billing/prices.ts";
@@ -58,6 +58,12 @@ export function requireAccountKey(store: AccountStore, staticKeys: readonly stri
 export class QuotaRefused extends Error {
   constructor(readonly reason: "budget" | "revoked" | "unknown_key") {
     super(reason === "budget" ? "This key's budget cannot cover the request (its maximum cost is reserved up front: lower max_tokens or raise the budget)." : "This key is no longer valid.");
+  }
+
+  /** The 402 body (OpenAI's shape, with OpenRouter's `limit_source`). */
+  get body(): ErrorBody {
+    const { error } = errorBody(this.message, "insufficient_quota", "insufficient_quota");
+    return { error: { ...error, limit_source: "key" } };
   }
 }
 

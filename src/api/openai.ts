@@ -343,10 +343,7 @@ const logError = rateLimitedWriter((line) => console.error(line));
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof RateLimitRefused) return new ApiError(429, errorBody(e.message, "rate_limit_error", "rate_limit_exceeded"), e.headers);
-  if (e instanceof QuotaRefused) {
-    const body = errorBody(e.message, "insufficient_quota", "insufficient_quota");
-    return new ApiError(402, { error: { ...body.error, limit_source: "key" } });
-  }
+  if (e instanceof QuotaRefused) return new ApiError(402, e.body);
   if (e instanceof PoolError) {
     logError(`pool: ${e.message}`); // the operator's view; clients get no internal addresses
     if (e.status === 503) return new ApiError(503, UNAVAILABLE.body, UNAVAILABLE.headers);

@@ -62,10 +62,7 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     if (account) {
       const sentences = texts.reduce((n, t) => n + splitSentences(t, source).filter((p) => p.kind === "sentence").length, 0);
       const r = await billing!.store.reserve(account.keyId, translationCost(billing!.prices, { computed: sentences, cached: 0 }), billing!.reservationTtlMs);
-      if ("refused" in r) {
-        const refused = new QuotaRefused(r.reason);
-        return c.json({ error: { ...errorBody(refused.message, "insufficient_quota", "insufficient_quota").error, limit_source: "key" as const } }, 402);
-      }
+      if ("refused" in r) return c.json(new QuotaRefused(r.reason).body, 402);
       reservation = r.id;
     }
     const stats: TranslationStats = { sentences: 0, computed: 0, hits: {} };
