@@ -33,9 +33,6 @@ export interface AppDeps extends ApiDeps {
   observability?: ObservabilitySettings;
 }
 
-/** A reservation outlives its request by far; it only ends early if the edge holding it died. */
-const RESERVATION_TTL_MS = 15 * 60_000;
-
 /** Liveness: the process answers (needs no model, no pool). */
 export const healthz = (c: Context) => c.json({ status: "ok" } satisfies Health);
 
@@ -165,7 +162,7 @@ export function createAppFromConfig(config: Config, model: ServedModel, tiers: C
     maxConcurrent: config.MAX_CONCURRENT,
     maxQueueWaitMs: config.MAX_QUEUE_WAIT_MS,
     apiKeys: config.API_KEYS,
-    ...(accounts ? { billing: { store: accounts, prices: config.PRICES ? parsePriceTable(config.PRICES, "PRICES") : DEFAULT_PRICE_TABLE, reservationTtlMs: RESERVATION_TTL_MS } } : {}),
+    ...(accounts ? { billing: { store: accounts, prices: config.PRICES ? parsePriceTable(config.PRICES, "PRICES") : DEFAULT_PRICE_TABLE, reservationTtlMs: config.BILLING_RESERVATION_TTL_S * 1000 } } : {}),
     maxBodyBytes: config.MAX_BODY_BYTES,
     observability: { logRequests: config.LOG_REQUESTS, logLevel: config.LOG_LEVEL, metricsToken: config.METRICS_TOKEN },
     translation: {

@@ -56,6 +56,18 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     .regex(/^(postgres(ql)?:\/\/.+|pglite:.*)$/, "postgres://… (a PostgreSQL server) or pglite:[directory] (embedded; in memory without a directory)")
     .optional()
     .describe("Pay-per-request keys, budgets and usage (docs/BILLING.md): where they are stored; unset: no billing (API_KEYS alone)"),
+  BILLING_DB_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, "a lower-case PostgreSQL schema name")
+    .optional()
+    .describe("Worker only: the PostgreSQL schema of the billing tables behind the BILLING_DB Hyperdrive binding (Node puts search_path in BILLING_DATABASE_URL's options); unset: the server's default"),
+  BILLING_RESERVATION_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(3600)
+    .default(120)
+    .describe("How long a request's budget reservation holds without renewal: a running request renews it every third of this; an edge killed mid-request frees its reservation after at most this long"),
   PRICES: z.string().optional().describe("Price table as JSON (docs/BILLING.md); unset: the built-in table"),
   MAX_BODY_BYTES: z.coerce
     .number()

@@ -6,6 +6,9 @@
 // matching alone and carries no model runtime at all.
 import { Hono } from "hono";
 import { createAppFromConfig, healthz } from "./app.ts";
+import { AccountStore } from "./billing/account-store.ts";
+import { HyperdriveSqlClient } from "./billing/hyperdrive-sql-client.ts";
+import { migrate } from "./billing/migrations.ts";
 import { loadConfig } from "./config.ts";
 import { loadModelPair, type DraftSource, type ModelPair } from "./model-pair/load-model-pair.ts";
 import { R2BundleReader, type R2BucketLike } from "./model-pair/r2-bundle-reader.ts";
@@ -22,6 +25,8 @@ export interface Env {
   TARGET_BUNDLE_PREFIX?: string;
   /** Shared sentence cache of /v1/translate (optional; without it the Cache API tier alone). */
   TRANSLATIONS?: R2Like;
+  /** Pay-per-request keys, budgets and usage: a Hyperdrive binding to the PostgreSQL the Node edges use (unset: API_KEYS alone). */
+  BILLING_DB?: { connectionString: string };
   /** "1" enables /__test/* routes; only tests set it. */
   ENABLE_TEST_ROUTES?: string;
 }
@@ -64,7 +69,14 @@ export function createWorker(o: { loadDraft?: DraftSource["load"]; routes?: (w: 
     // Sentence cache: this data centre's Cache API, then the R2 bucket every location shares.
     const tiers: CacheTier[] = [new CacheApiTier((globalThis as unknown as { caches: { default: CacheLike } }).caches.default, config.TRANSLATE_S_MAXAGE_S)];
     if (env.TRANSLATIONS) tiers.push(new R2Tier(env.TRANSLATIONS, config.TRANSLATE_S3_PREFIX));
-    return { app: createAppFromConfig(config, pair.served, tiers), pair };
+    // Billing: the same store, migrations and metering as a Node edge, over Hyperdrive.
+    let accounts: AccountStore | undefined;
+    if (env.BILLING_DB) {
+      const db = new HyperdriveSqlClient(env.BILLING_DB.connectionString, config.BILLING_DB_SCHEMA);
+      await migrate(db);
+      accounts = new AccountStore(db);
+    }
+    return { app: createAppFromConfig(config, pair.served, tiers, accounts), pair };
   }
 
   const worker: WorkerApp = new Hono();

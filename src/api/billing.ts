@@ -14,8 +14,18 @@ import type { DecodeStats } from "../speculative/speculative-decoder.ts";
 export interface BillingSettings {
   store: AccountStore;
   prices: PriceTable;
-  /** How long a reservation holds if its edge dies without settling it (the store expires it after). */
+  /** How long a reservation holds if its edge dies without settling it (the store expires it after); a running request renews it. */
   reservationTtlMs: number;
+}
+
+/**
+ * Renews a reservation every third of its TTL until the returned stop is called, so that a request longer
+ * than the TTL keeps its budget held (an expired reservation no longer counts against the budget), while an
+ * edge that dies frees it within one TTL. A failed renewal is retried at the next tick.
+ */
+export function keepReserved(b: BillingSettings, reservationId: string): () => void {
+  const timer = setInterval(() => void b.store.renew(reservationId, b.reservationTtlMs).catch(() => false), Math.max(500, b.reservationTtlMs / 3));
+  return () => clearInterval(timer);
 }
 
 /** The key behind a request: an account key's record, or undefined for a static API_KEYS key. */
@@ -107,6 +117,7 @@ export interface MeteredCost {
 /** One generation's metering: reserved when created, then settled (with what it cost) or released. */
 export class RequestMeter {
   private done = false;
+  private readonly stopRenewing: () => void;
 
   private constructor(
     private readonly b: BillingSettings,
@@ -117,7 +128,9 @@ export class RequestMeter {
     private readonly limitedMaxTokens: number,
     /** The x-ratelimit-* headers of the admitted request (empty for a key without limits). */
     readonly rateLimitHeaders: Record<string, string>,
-  ) {}
+  ) {
+    this.stopRenewing = keepReserved(b, reservationId);
+  }
 
   /**
    * Takes the request (1 request, prompt + max_tokens tokens) from the key's per-minute limits, then reserves
@@ -160,6 +173,7 @@ export class RequestMeter {
   async settle(requestId: string, stats: DecodeStats, m: MeteredCost, usage: { promptTokens: number; completionTokens: number }, status = "completed"): Promise<void> {
     if (this.done) return;
     this.done = true;
+    this.stopRenewing();
     this.refundUnused(usage.completionTokens);
     await this.b.store.settle(this.reservationId, {
       requestId,
@@ -177,6 +191,7 @@ export class RequestMeter {
   async release(): Promise<void> {
     if (this.done) return;
     this.done = true;
+    this.stopRenewing();
     this.refundUnused(0);
     await this.b.store.release(this.reservationId).catch(() => false); // expires anyway
   }

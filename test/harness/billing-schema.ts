@@ -9,6 +9,8 @@ export const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
 
 export interface BillingSchema {
   store: AccountStore;
+  /** The schema's name (a Worker's BILLING_DB_SCHEMA). */
+  schema: string;
   /** BILLING_DATABASE_URL for an edge process on this schema. */
   url: string;
   close(): Promise<void>;
@@ -22,6 +24,7 @@ export async function billingSchema(prefix: string): Promise<BillingSchema> {
   await migrate(db);
   return {
     store: new AccountStore(db),
+    schema,
     url: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`,
     async close() {
       await db.close();

@@ -57,8 +57,11 @@ export async function bundleWorker(o: { env?: string; config?: string } = {}): P
   }
 }
 
-/** Runs a bundled Worker in Miniflare on loopback, with files put into its MODELS R2 bucket. */
-export async function runWorker(b: WorkerBundle, o: { bindings: Record<string, string>; models: Record<string, Uint8Array> }): Promise<{ url: string; mf: Miniflare }> {
+/**
+ * Runs a bundled Worker in Miniflare on loopback, with files put into its MODELS R2 bucket. `hyperdrives`:
+ * Hyperdrive bindings and the local PostgreSQL each points at (wrangler dev's localConnectionString).
+ */
+export async function runWorker(b: WorkerBundle, o: { bindings: Record<string, string>; models: Record<string, Uint8Array>; hyperdrives?: Record<string, string> }): Promise<{ url: string; mf: Miniflare }> {
   const main = b.modules.find((f) => f.endsWith(".js"));
   if (!main) throw new Error(`wrangler emitted no JavaScript module: ${b.modules.join(", ")}`);
   const w = b.options;
@@ -72,6 +75,7 @@ export async function runWorker(b: WorkerBundle, o: { bindings: Record<string, s
     compatibilityFlags: w.compatibilityFlags,
     r2Buckets: w.r2Buckets,
     bindings: { ...w.bindings, ...o.bindings },
+    ...(o.hyperdrives ? { hyperdrives: o.hyperdrives } : {}),
   });
   try {
     const url = (await mf.ready).origin;
@@ -84,7 +88,7 @@ export async function runWorker(b: WorkerBundle, o: { bindings: Record<string, s
   }
 }
 
-export async function startWorkerd(o: { env?: string; bindings: Record<string, string>; models: Record<string, Uint8Array> }): Promise<WorkerdEdge> {
+export async function startWorkerd(o: { env?: string; bindings: Record<string, string>; models: Record<string, Uint8Array>; hyperdrives?: Record<string, string> }): Promise<WorkerdEdge> {
   const b = await bundleWorker({ env: o.env });
   try {
     const { url, mf } = await runWorker(b, o);

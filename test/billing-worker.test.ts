@@ -1,0 +1,160 @@
+// Pay-per-request in workerd: the suffix-drafting Worker (bundled by wrangler as for deploy) with a Hyperdrive
+// binding to the real PostgreSQL server (a fresh schema), beside a Node edge process on the same schema and
+// one verifier behind both. Account keys, scopes, rate limits and costs behave as on Node, with the official
+// `openai` client's typed errors; and a budget is never overrun: 50 concurrent requests to the Worker, or split between
+// the Worker and the Node edge after the Worker spent part of it, never spend past a budget that allows 10.
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AccountStore } from "../src/billing/account-store.ts";
+import { DEFAULT_PRICE_TABLE, maximumCost } from "../src/billing/prices.ts";
+import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
+import { TARGET_FACTS } from "../src/model-pair/load-model-pair.ts";
+import { billingSchema, PG_URL, type BillingSchema } from "./harness/billing-schema.ts";
+import { loadDefaultPair } from "./harness/default-pair.ts";
+import { startEdgeProcess, startVerifierProcess, type EdgeProcess, type ListeningProcess } from "./harness/processes.ts";
+import { bundleObjects, startWorkerd, type WorkerdEdge } from "./harness/workerd.ts";
+
+const TOKEN = "billing-worker-token-0123456789";
+
+let billing: BillingSchema;
+let store: AccountStore;
+let verifier: ListeningProcess;
+let worker: WorkerdEdge;
+let node: EdgeProcess;
+let modelId: string;
+let tok: TextTokenizer;
+
+beforeAll(async () => {
+  const pair = await loadDefaultPair();
+  ({ modelId, tok } = pair);
+  billing = await billingSchema("worker");
+  store = billing.store;
+  verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
+  // Hyperdrive's local mode wants a password; the server trusts loopback, so any will do.
+  const pg = new URL(PG_URL);
+  pg.password = "local";
+  [worker, node] = await Promise.all([
+    startWorkerd({
+      env: "suffix",
+      bindings: { TARGET_BUNDLE_PREFIX: "bundles/target/", POOL_NODES: verifier.url, POOL_TOKEN: TOKEN, SPEC_GAMMA: "4", BILLING_DB_SCHEMA: billing.schema },
+      models: await bundleObjects(pair.targetDir, "bundles/target/", ["manifest.json", ...TARGET_FACTS]),
+      hyperdrives: { BILLING_DB: pg.href },
+    }),
+    startEdgeProcess({ POOL_NODES: verifier.url, POOL_TOKEN: TOKEN, BILLING_DATABASE_URL: billing.url, LOG_REQUESTS: "false" }),
+  ]);
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await node?.stop("SIGKILL");
+  await verifier?.stop("SIGKILL");
+  await billing?.close();
+});
+
+const client = (key: string) => new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: key, maxRetries: 0, timeout: 60_000 });
+
+describe("pay-per-request keys in workerd (Hyperdrive to PostgreSQL)", () => {
+  it("answers with the request's cost, plain and streamed, and records both in the ledger", async () => {
+    const { key, keyId } = await store.createKey({ name: "acme", scopes: ["chat"] });
+    const r = await fetch(`${worker.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: modelId, prompt: "La vida es", max_tokens: 12, temperature: 0 }),
+    });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { id: string; usage: { cost: { total: number; without_speculation: number } } };
+    expect(body.usage.cost.total).toBeGreaterThan(0);
+    expect(r.headers.get("x-alia-cost")).toBe(`${body.usage.cost.total.toFixed(6)} EUR`);
+
+    const stream = await client(key).chat.completions.create({ model: modelId, messages: [{ role: "user", content: "Hola" }], max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let last: OpenAI.Chat.Completions.ChatCompletionChunk | undefined;
+    for await (const chunk of stream) last = chunk;
+    const streamed = (last?.usage as unknown as { cost?: { total: number } } | undefined)?.cost;
+    expect(streamed?.total).toBeGreaterThan(0);
+
+    // Settled before the answers ended: nothing is left reserved, both requests are in the ledger.
+    const state = await store.budgetState(keyId);
+    expect(state).toMatchObject({ reservedMicroEur: 0 });
+    expect(state!.spentMicroEur).toBeCloseTo(Math.round(1e6 * body.usage.cost.total) + Math.round(1e6 * streamed!.total), -1);
+    expect(await store.usageEvent(body.id)).toMatchObject({ keyId, status: "completed" });
+    const days = await store.usageByDay(keyId, "2000-01-01", "2100-01-01");
+    expect(days.reduce((n, d) => n + d.requests, 0)).toBe(2);
+  });
+
+  it("gives the openai client its typed errors: unknown key, wrong scope, revoked key, rate limit", async () => {
+    await expect(client("sk-alia-unknown_0123456789abcdef").models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const { key: translateOnly } = await store.createKey({ name: "web", scopes: ["translate"] });
+    const denied = await client(translateOnly)
+      .completions.create({ model: modelId, prompt: "Hola", max_tokens: 2 })
+      .catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect((denied as InstanceType<typeof OpenAI.PermissionDeniedError>).code).toBe("permission_denied");
+
+    const { key: limited } = await store.createKey({ name: "slow", scopes: ["chat"], rpmLimit: 1 });
+    await client(limited).completions.create({ model: modelId, prompt: "Hola", max_tokens: 2, temperature: 0 });
+    const refused = await client(limited)
+      .completions.create({ model: modelId, prompt: "Hola", max_tokens: 2 })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const rl = refused as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(rl.code).toBe("rate_limit_exceeded");
+    expect(Number(rl.headers?.get("retry-after"))).toBeGreaterThan(0);
+    expect(rl.headers?.get("x-ratelimit-limit-requests")).toBe("1");
+
+    const { key: gone, keyId } = await store.createKey({ name: "gone", scopes: ["chat"] });
+    await client(gone).models.list();
+    expect(await store.revokeKey(keyId)).toBe(true);
+    await expect(client(gone).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  /** One completion by `key` at `edge`: its status, a 402 checked for its OpenAI shape. */
+  const complete = async (edge: string, key: string, prompt: number[], maxTokens: number) => {
+    const r = await fetch(`${edge}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: modelId, prompt, max_tokens: maxTokens, temperature: 0 }),
+    });
+    const j = (await r.json()) as { error?: { code: string; limit_source?: string } };
+    if (r.status === 402) expect(j.error).toMatchObject({ code: "insufficient_quota", limit_source: "key" });
+    return r.status;
+  };
+  /** 50 concurrent completions, request i sent to `edgeOf(i)`. */
+  const burst = (key: string, prompt: number[], maxTokens: number, edgeOf: (i: number) => string) => Promise.all(Array.from({ length: 50 }, (_, i) => complete(edgeOf(i), key, prompt, maxTokens)));
+
+  /** A key whose budget holds exactly `n` requests' maximum cost. */
+  const keyFor = async (n: number, prompt: number[], maxTokens: number) => {
+    const budget = n * maximumCost(DEFAULT_PRICE_TABLE, { model: modelId, promptTokens: prompt.length, maxTokens });
+    return { budget, ...(await store.createKey({ name: "small", scopes: ["chat"], budgetMicroEur: budget, budgetPeriod: "month" })) };
+  };
+
+  /** The key's ledger: spend within budget, nothing left reserved, one event per request served. */
+  const expectLedger = async (keyId: string, budget: number, served: number) => {
+    const state = await store.budgetState(keyId);
+    expect(state!.spentMicroEur).toBeLessThanOrEqual(budget);
+    expect(state!.reservedMicroEur).toBe(0);
+    const days = await store.usageByDay(keyId, "2000-01-01", "2100-01-01");
+    expect(days.reduce((n, d) => n + d.requests, 0)).toBe(served);
+  };
+
+  it("never lets 50 concurrent requests to the Worker spend past a budget that allows 10; the rest get 402", async () => {
+    const prompt = tok.encode("La vida es");
+    const { key, keyId, budget } = await keyFor(10, prompt, 12);
+    const statuses = await burst(key, prompt, 12, () => worker.url);
+    const ok = statuses.filter((s) => s === 200).length;
+    expect(ok).toBeGreaterThanOrEqual(10);
+    expect(statuses.filter((s) => s === 402).length).toBe(50 - ok);
+    await expectLedger(keyId, budget, ok);
+  });
+
+  it("holds one budget across the Worker and a Node edge sharing the database", async () => {
+    const prompt = tok.encode("El que madruga");
+    const { key, keyId, budget } = await keyFor(10, prompt, 12);
+    // The Worker spends first, then both runtimes draw on what is left at once.
+    for (let i = 0; i < 4; i++) expect(await complete(worker.url, key, prompt, 12)).toBe(200);
+    const statuses = await burst(key, prompt, 12, (i) => (i % 2 ? worker.url : node.url));
+    const ok = statuses.filter((s) => s === 200).length;
+    expect(ok).toBeGreaterThanOrEqual(6);
+    expect(statuses.filter((s) => s === 402).length).toBe(50 - ok);
+    await expectLedger(keyId, budget, 4 + ok);
+  });
+});
