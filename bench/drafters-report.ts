@@ -25,9 +25,9 @@ export function draftersSection(r: DraftersResult): string {
   return [
     DRAFTERS_START,
     "",
-    `Run of ${r.date.slice(0, 10)} (Node ${r.machine.node}, ${r.machine.cpus} CPUs): one stream at a time, RTT ${r.rtt_ms} ms, the verifier's GPU the measured ALIA-40b/H200 cost model at ${r.past} tokens of context, at most ${r.tokens_per_stream} tokens per stream (rewriting and translation end where the answer ends). Ratios are to the autoregressive row of the same workload, measured in the same run.`,
+    `Run of ${r.date.slice(0, 10)} (Node ${r.machine.node}, ${r.machine.cpus} CPUs): one stream at a time, RTT ${r.rtt_ms} ms, the verifier's GPU the measured ALIA-40b/H200 cost model at ${r.past} tokens of context, at most ${r.tokens_per_stream} tokens per stream (rewriting and translation end where the answer ends), γ at most ${r.max_gamma ?? 8} (SPEC_MAX_GAMMA). Ratios are to the autoregressive row of the same workload, measured in the same run.`,
     "",
-    ...r.workloads.map((w) => `- **${w.name}** (${w.streams} streams): ${w.what}.`),
+    ...r.workloads.map((w) => `- **${w.name}** (${w.streams} streams${w.tokens !== undefined && w.tokens !== r.tokens_per_stream ? `, at most ${w.tokens} tokens each` : ""}): ${w.what}.`),
     "",
     "| workload | drafter | tokens/s | vs autoregressive | rounds | accepted per round | tokens per round | pool-generated | drafting ms per round | GPU-ms per token |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -6,6 +6,7 @@
 // sentences and of near-duplicates of sentences translated before. Modes: autoregressive, the fixture's
 // draft model (adaptive γ), suffix matching at a fixed γ and adaptive, and the hybrid. Also the suffix
 // proposer's own cost per round with a 32k-token tenant index, and the fixture target's chrF.
+import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadTargetModel } from "../gpu-backend/target-model.ts";
@@ -25,8 +26,8 @@ import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { continuationDecoder } from "../src/model-pair/served-model.ts";
 import type { OutputLimits } from "../src/speculative/output-tracker.ts";
 import { translationPrompt } from "../src/translate/translator.ts";
-import { startDelayProxy } from "../test/harness/delay-proxy.ts";
-import { startVerifierProcess } from "../test/harness/processes.ts";
+import { startDelayProxy, type DelayProxy } from "../test/harness/delay-proxy.ts";
+import { startVerifierProcess, type ListeningProcess } from "../test/harness/processes.ts";
 import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
 
@@ -64,6 +65,10 @@ interface Workload {
   primers?: number[][];
   /** Where a prompt's answer ends (default: after the tokens per stream). */
   limits?: (prompt: number[]) => Partial<OutputLimits>;
+  /** Most tokens per stream (default: the run's tokens per stream). */
+  tokens?: number;
+  /** The verifier's MODEL_DIR, whose `target` bundle it serves (default: the default pair's folder). */
+  modelDir?: string;
 }
 
 /** `text` with one word of four letters or more (not the first) replaced by a word of `other`: a near-duplicate sentence. */
@@ -82,7 +87,10 @@ export interface DraftersResult {
   rtt_ms: number;
   past: number;
   tokens_per_stream: number;
-  workloads: { name: string; what: string; streams: number }[];
+  /** Largest γ of every speculating mode (SPEC_MAX_GAMMA); absent in runs before it was recorded (8). */
+  max_gamma?: number;
+  /** `tokens`: most tokens per stream; absent in runs before it was recorded (tokens_per_stream). */
+  workloads: { name: string; what: string; streams: number; tokens?: number }[];
   cells: DrafterCell[];
   /** The fixture target's greedy translations of the held-out sentences against Apertium's. */
   translation?: { source: string; target: string; sentences: number; chrf: number; chrf_copying_source: number; example: { text: string; model: string; apertium: string } }[];
@@ -92,6 +100,13 @@ export interface DraftersResult {
 
 const RTT_MS = 20;
 const PAST = 2048;
+/**
+ * SPEC_MAX_GAMMA: the protocol's limit. A verify pass of 17 tokens costs the measured H200 22.97 ms at this
+ * context against 22.84 ms for 9, so a long suffix match should be checked in one round, not two.
+ */
+const MAX_GAMMA = 16;
+/** The copy fixture: the default target fine-tuned to rewrite passages (scripts/train-copy-target.ts). */
+const COPY_DIR = path.join(DEFAULT_PAIR_DIR, "..", "copy");
 
 async function passGpuMs(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -177,6 +192,8 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
   const translate = (text: string) => tok.encode(translationPrompt("es", "ca", text));
   const translationStop = (prompt: number[]): Partial<OutputLimits> => ({ stop: ["\n"], decode: continuationDecoder(tok, prompt), stopIds: [EOS_ID] });
   const chatStop = (): Partial<OutputLimits> => ({ stopIds: [EOS_ID, IM_END_ID] });
+  const passages = existsSync(path.join(COPY_DIR, "target")) ? (await readRewriteCases(COPY_DIR)).slice(0, streams) : [];
+  if (!passages.length) o.log("no copy fixture in fixtures/copy/ (npm run fixtures:train-copy): the passage-rewriting workload is left out");
   const workloads: Workload[] = [
     { name: "open chat", what: `${streams} Spanish prompts, ${tokens} tokens each`, prompts: chat, repeat: false },
     { name: "repeated requests", what: "the same prompts asked again by the same API key (measured: the second asking)", prompts: chat, repeat: true },
@@ -188,6 +205,19 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
       repeat: false,
       limits: chatStop,
     },
+    ...(passages.length
+      ? [
+          {
+            name: "passage rewriting",
+            what: 'held-out passages of two to five validation quotes (38–65 tokens) with spelling slips, "Corrige la ortografía:" in a chat turn, answered by the copy fixture (the default target fine-tuned to rewrite passages, scripts/train-copy-target.ts): the answer is the passage put right (ends at the end of the turn)',
+            prompts: passages.map((r) => tok.encode(rewritePrompt(r.slipped))),
+            repeat: false,
+            limits: chatStop,
+            tokens: 160,
+            modelDir: COPY_DIR,
+          },
+        ]
+      : []),
     {
       name: "translation es→ca",
       what: "held-out sentences in the translator's prompt (SalamandraTA's format; the answer ends at the line break), one after another by one key",
@@ -205,13 +235,23 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
     },
   ];
 
-  const v = await startVerifierProcess({ VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true", VERIFIER_SIMULATED_PAST: String(PAST) });
-  const proxy = await startDelayProxy({ target: v.url, delayMs: RTT_MS / 2 });
+  // One verifier (and its delay proxy) per target: the default pair's, and the copy fixture's.
+  const verifiers = new Map<string, { v: ListeningProcess; proxy: DelayProxy; pool: PoolClient }>();
+  const verifierFor = async (modelDir = DEFAULT_PAIR_DIR) => {
+    let x = verifiers.get(modelDir);
+    if (!x) {
+      const v = await startVerifierProcess({ VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true", VERIFIER_SIMULATED_PAST: String(PAST), MODEL_DIR: modelDir });
+      const proxy = await startDelayProxy({ target: v.url, delayMs: RTT_MS / 2 });
+      x = { v, proxy, pool: new PoolClient({ nodes: [proxy.url], timeoutMs: 300_000 }) };
+      verifiers.set(modelDir, x);
+    }
+    return x;
+  };
   const cells: DrafterCell[] = [];
   try {
-    const pool = new PoolClient({ nodes: [proxy.url], timeoutMs: 300_000 });
     let session = 0;
     for (const w of workloads) {
+      const { v, pool } = await verifierFor(w.modelDir);
       let ar = NaN;
       for (const mode of DRAFTER_MODES) {
         const kind = mode === "suffix-4" ? "suffix" : mode === "autoregressive" ? "model" : mode;
@@ -224,8 +264,8 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
             proposer: factory.create({ promptLength: prompt.length, tenant: "bench" }),
             pool,
             gamma: mode === "autoregressive" ? 0 : mode === "suffix-4" ? 4 : "adaptive",
-            maxGamma: 8,
-            maxTokens: tokens,
+            maxGamma: MAX_GAMMA,
+            maxTokens: w.tokens ?? tokens,
             priors,
             session: `d${session++}`,
           });
@@ -274,8 +314,10 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
       }
     }
   } finally {
-    await proxy.close();
-    v.child.kill("SIGKILL");
+    for (const { v, proxy } of verifiers.values()) {
+      await proxy.close();
+      v.child.kill("SIGKILL");
+    }
     await draft.dispose();
   }
   const cost = suffixCost();
@@ -286,7 +328,8 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
     rtt_ms: RTT_MS,
     past: PAST,
     tokens_per_stream: tokens,
-    workloads: workloads.map((w) => ({ name: w.name, what: w.what, streams: w.prompts.length })),
+    max_gamma: MAX_GAMMA,
+    workloads: workloads.map((w) => ({ name: w.name, what: w.what, streams: w.prompts.length, tokens: w.tokens ?? tokens })),
     cells,
     translation,
     suffix_cost: cost,

@@ -28,7 +28,11 @@ const result: DraftersResult = {
   rtt_ms: 20,
   past: 2048,
   tokens_per_stream: 64,
-  workloads: [{ name: "copying", what: "a passage and its opening", streams: 10 }],
+  max_gamma: 16,
+  workloads: [
+    { name: "copying", what: "a passage and its opening", streams: 10, tokens: 64 },
+    { name: "passage rewriting", what: "passages put right", streams: 12, tokens: 160 },
+  ],
   cells: [cell("copying", "autoregressive", 40), cell("copying", "suffix", 122)],
   translation: [{ source: "es", target: "ca", sentences: 100, chrf: 61.25, chrf_copying_source: 38.5, example: { text: "La vida es sueño.", model: "La vida és somni.", apertium: "La vida és somni." } }],
   suffix_cost: { tenant_tokens: 32_768, session_tokens: 2048, rounds: 2000, us_per_round_p50: 12.3, us_per_round_p99: 45.6, tenant_index_mib: 21.5 },
@@ -40,6 +44,9 @@ describe("drafters report", () => {
     expect(s.startsWith(DRAFTERS_START) && s.endsWith(DRAFTERS_END)).toBe(true);
     expect(s).toContain("| copying | suffix matching, adaptive γ | 122.0 | 3.05× | 100 | 3.25 | 4.25 | 10 % | 0.012 | 6.50 |");
     expect(s).toContain("| copying | autoregressive (pool generation) | 40.0 | 1.00× |");
+    expect(s).toContain("γ at most 16");
+    expect(s).toContain("- **copying** (10 streams): a passage and its opening.");
+    expect(s).toContain("- **passage rewriting** (12 streams, at most 160 tokens each): passages put right.");
     expect(s).toContain("12.3 µs per round at the median, 45.6 µs at p99, with a tenant index of 32768 tokens (21.5 MiB)");
     expect(s).toContain(
       'Translation es→ca by the fixture target (greedy, what every drafter outputs): chrF 61.3 against Apertium on 100 held-out sentences; copying the source unchanged scores 38.5. For example "La vida es sueño." → "La vida és somni."',

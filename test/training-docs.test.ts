@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
 import { misspell, pairDocs, rewriteHeldOut, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
+import { PASSAGE_TOKENS, passageCases } from "../fixtures/generate/passages.ts";
 import { seededRandom } from "../fixtures/generate/random-weights.ts";
 import { TRANSLATION_DIRECTIONS, type ParallelSentence, type TranslationDirection } from "../fixtures/generate/translation-corpus.ts";
 import { translationPrompt } from "../src/translate/translator.ts";
@@ -120,5 +121,36 @@ describe("near-duplicate sentences (the translation benchmark's templated text)"
     expect(b).toHaveLength(a.length);
     expect(a.filter((w, i) => w !== b[i])).toHaveLength(1);
     expect(b[0]).toBe("El");
+  });
+});
+
+describe("passage rewriting cases (the copy fixture's task)", () => {
+  const count = (t: string) => [...t].length / 4; // about four characters a token
+  const quotes = [...QUOTES.slice(0, 40), "Una cita\ncon dos líneas.", "Otra\tcon tabulador.", ...QUOTES.slice(40, 80)];
+
+  it("joins one-line quotes in order into passages within the token bounds, each with a slip or two per changed quote", () => {
+    const cases = passageCases(quotes, count, seededRandom(9), Number.POSITIVE_INFINITY);
+    expect(cases.length).toBeGreaterThan(10);
+    let at = 0;
+    for (const c of cases) {
+      const parts = c.original.split(/(?<=\.) /).length;
+      expect(parts).toBeGreaterThanOrEqual(2);
+      expect(parts).toBeLessThanOrEqual(5);
+      if (parts < 5) expect(count(c.original)).toBeGreaterThanOrEqual(PASSAGE_TOKENS.min - parts);
+      expect(count(c.original)).toBeLessThanOrEqual(PASSAGE_TOKENS.max);
+      expect(c.original).not.toMatch(/[\n\t]/);
+      // Consecutive quotes of the corpus, joined by a space.
+      const first = quotes.indexOf(c.original.slice(0, c.original.indexOf(".") + 1), at);
+      expect(first).toBeGreaterThanOrEqual(at);
+      at = first + 1;
+      const [a, b] = [c.original.split(" "), c.slipped.split(" ")];
+      expect(b.length).toBe(a.length);
+      expect(a.filter((w, i) => w !== b[i]).length).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it("stops at the count asked for, and the same seed gives the same cases", () => {
+    expect(passageCases(quotes, count, seededRandom(9), 3)).toHaveLength(3);
+    expect(passageCases(quotes, count, seededRandom(4), 5)).toEqual(passageCases(quotes, count, seededRandom(4), 5));
   });
 });
