@@ -28,6 +28,7 @@ const UNIT = [
   "test/regimes-report.test.ts",
   "test/reliability-report.test.ts",
   "test/session-gamma.test.ts",
+  "test/signed-url.test.ts",
   "test/speculation-prior.test.ts",
   "test/suffix-proposer.test.ts",
   "test/session-kv-store.test.ts",

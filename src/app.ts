@@ -22,6 +22,7 @@ import { DEFAULT_PRICE_TABLE, eur, parsePriceTable } from "./billing/prices.ts";
 import { generationFromStats } from "./observability/edge-metrics.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 import { registerUsagePage } from "./api/usage-page.ts";
+import { signedUrlRoutes } from "./api/signed-urls.ts";
 
 export interface AppDeps extends ApiDeps {
   /** Bearer keys accepted on /v1/*; none: open (the local default). */
@@ -31,6 +32,8 @@ export interface AppDeps extends ApiDeps {
   translation?: { translator: Translator; settings: TranslateSettings };
   /** Request logs and the /metrics token (unset: no request logs; /metrics open). */
   observability?: ObservabilitySettings;
+  /** URL_SIGNING_SECRET, then URL_SIGNING_SECRET_PREVIOUS: signed translation URLs (none: off). */
+  urlSigningSecrets?: readonly string[];
 }
 
 /** Liveness: the process answers (needs no model, no pool). */
@@ -57,6 +60,11 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/readyz", (c) => c.json({ status: "ready", model: model.id, bundle: model.bundle, proposer: deps.proposers.kind, ...(draft ? { draft } : {}) } satisfies Ready));
   app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
+  // With keys, every answer is a key holder's: never for shared caches (translate.ts).
+  const tr = deps.translation && createTranslateHandlers(deps.translation.translator, { ...deps.translation.settings, keyed: !!deps.apiKeys?.length || !!deps.billing }, admission, deps.billing);
+  const signed = deps.translation && tr && signedUrlRoutes({ secrets: deps.urlSigningSecrets ?? [], billing: deps.billing, translate: tr, settings: deps.translation.settings });
+  // A signed translation URL is its own authorization (key id, expiry, signature): checked ahead of the keys.
+  if (signed) app.use("/v1/translate", signed.gate);
   // Keys: account keys from the billing store (and the static ones beside them), or the static ones alone.
   if (deps.billing) app.use("/v1/*", requireAccountKey(deps.billing.store, deps.apiKeys));
   else if (deps.apiKeys?.length) app.use("/v1/*", requireBearer(deps.apiKeys, { missing: "You didn't provide an API key (Authorization: Bearer <key>).", wrong: "Incorrect API key provided.", code: "invalid_api_key" }));
@@ -130,11 +138,10 @@ export function createApp(deps: AppDeps): Hono {
   }
   app.post("/v1/completions", limit, api.completions);
   app.post("/v1/chat/completions", limit, api.chat);
-  if (deps.translation) {
-    // With keys, every answer is a key holder's: never for shared caches (translate.ts).
-    const tr = createTranslateHandlers(deps.translation.translator, { ...deps.translation.settings, keyed: !!deps.apiKeys?.length || !!deps.billing }, admission, deps.billing);
+  if (deps.translation && tr && signed) {
     app.get("/v1/translate", tr.get);
     app.post("/v1/translate", limit, tr.post);
+    app.post("/v1/translate/sign", limit, signed.sign);
     app.get("/v1/translate/stats", (c) => c.json({ ...deps.translation!.translator.counters, tier_errors: deps.translation!.translator.tierErrors() } satisfies TranslateStats));
   }
 
@@ -165,6 +172,7 @@ export function createAppFromConfig(config: Config, model: ServedModel, tiers: C
     ...(accounts ? { billing: { store: accounts, prices: config.PRICES ? parsePriceTable(config.PRICES, "PRICES") : DEFAULT_PRICE_TABLE, reservationTtlMs: config.BILLING_RESERVATION_TTL_S * 1000 } } : {}),
     maxBodyBytes: config.MAX_BODY_BYTES,
     observability: { logRequests: config.LOG_REQUESTS, logLevel: config.LOG_LEVEL, metricsToken: config.METRICS_TOKEN },
+    urlSigningSecrets: [config.URL_SIGNING_SECRET, config.URL_SIGNING_SECRET_PREVIOUS].filter((x): x is string => !!x),
     translation: {
       translator: new Translator({ model, pool, tiers, speculation, proposers }),
       settings: { maxChars: config.TRANSLATE_MAX_CHARS, maxAgeS: config.TRANSLATE_MAX_AGE_S, sMaxAgeS: config.TRANSLATE_S_MAXAGE_S },

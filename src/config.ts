@@ -69,6 +69,8 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     .default(120)
     .describe("How long a request's budget reservation holds without renewal: a running request renews it every third of this; an edge killed mid-request frees its reservation after at most this long"),
   PRICES: z.string().optional().describe("Price table as JSON (docs/BILLING.md); unset: the built-in table"),
+  URL_SIGNING_SECRET: z.string().min(32, "at least 32 characters").optional().describe('Secret that signs translation URLs for account keys (docs/BILLING.md, "Signed translation URLs"); unset: signed URLs off'),
+  URL_SIGNING_SECRET_PREVIOUS: z.string().min(32, "at least 32 characters").optional().describe("The secret being retired: URLs it signed are still accepted (rotation); never signs"),
   MAX_BODY_BYTES: z.coerce
     .number()
     .int()
@@ -130,6 +132,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       throw new ConfigError(`invalid configuration: ${(e as Error).message}`);
     }
   }
+  if (c.URL_SIGNING_SECRET_PREVIOUS && !c.URL_SIGNING_SECRET) throw new ConfigError("invalid configuration: URL_SIGNING_SECRET_PREVIOUS needs URL_SIGNING_SECRET (the secret that signs now)");
   if (typeof c.SPEC_GAMMA === "number" && c.SPEC_GAMMA > c.SPEC_MAX_GAMMA) throw new ConfigError(`invalid configuration: SPEC_GAMMA (${c.SPEC_GAMMA}) is above SPEC_MAX_GAMMA (${c.SPEC_MAX_GAMMA})`);
   return c;
 }

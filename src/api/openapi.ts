@@ -19,6 +19,8 @@ import {
   ModelListSchema,
   ModelSchema,
   ReadySchema,
+  SignedTranslationUrlSchema,
+  SignTranslationRequestSchema,
   TranslateStatsSchema,
   TranslationBatchSchema,
   TranslationSchema,
@@ -28,7 +30,7 @@ import {
 type Json = Record<string, unknown>;
 
 /** Request bodies: JSON Schema of what the API accepts. */
-const REQUEST_SCHEMAS: Record<string, z.ZodType> = { CompletionRequest: CompletionRequestSchema, ChatRequest: ChatRequestSchema };
+const REQUEST_SCHEMAS: Record<string, z.ZodType> = { CompletionRequest: CompletionRequestSchema, ChatRequest: ChatRequestSchema, SignTranslationRequest: SignTranslationRequestSchema };
 /** Response bodies (and the pieces they share): JSON Schema of what the API sends. */
 const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   Model: ModelSchema,
@@ -44,6 +46,7 @@ const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   Translation: TranslationSchema,
   TranslationBatch: TranslationBatchSchema,
   TranslateStats: TranslateStatsSchema,
+  SignedTranslationUrl: SignedTranslationUrlSchema,
   Health: HealthSchema,
   Ready: ReadySchema,
   Error: ErrorResponseSchema,
@@ -99,6 +102,7 @@ const errorResponse = (description: string, headers: Json = {}) => ({ descriptio
 const ERRORS = {
   "400": errorResponse("Invalid request: the message names the parameter, what is wrong and what is allowed; `context_length_exceeded` when the prompt and the requested tokens exceed the context."),
   "401": errorResponse("Missing or wrong API key (`invalid_api_key`), when the server has API_KEYS set."),
+  "403": errorResponse("The key lacks the route's scope (`permission_denied`); a signed URL that expired (`signature_expired`); a static key asked to sign (`no_account`)."),
   "404": errorResponse("No such model (`model_not_found`)."),
   "413": errorResponse("The request body is over MAX_BODY_BYTES (`request_too_large`)."),
   "429": errorResponse("MAX_CONCURRENT generations are running (`rate_limit_exceeded`); retry after Retry-After.", { "Retry-After": h("RetryAfter") }),
@@ -147,6 +151,19 @@ const translated = (schema: Json) => ({
 });
 const notModified = { description: "Not modified: `If-None-Match` holds the current ETag.", headers: { ETag: h("ETag"), "Cache-Control": h("CacheControl"), "X-Cache": h("XCache"), "X-Alia-Sentences": h("Sentences") } };
 const ifNoneMatch = { name: "If-None-Match", in: "header", required: false, schema: { type: "string" }, description: "ETags of a cached response: 304 when it is still current." };
+
+// A signed URL (POST /v1/translate/sign) carries these instead of Authorization.
+const SIGNED_URL_PARAMS = [
+  { name: "kid", in: "query", required: false, schema: { type: "string" }, description: "Signed URL: the key that pays." },
+  { name: "exp", in: "query", required: false, schema: { type: "integer" }, description: "Signed URL: unix seconds after which it is refused (403 `signature_expired`)." },
+  {
+    name: "sig",
+    in: "query",
+    required: false,
+    schema: { type: "string" },
+    description: "Signed URL: HMAC-SHA256 of the other parameters (docs/BILLING.md). With kid, exp and sig no Authorization is sent, and the answer is `Cache-Control: public` until exp.",
+  },
+];
 
 let components: Record<string, Json> | undefined;
 
@@ -216,9 +233,10 @@ export function openApiDocument(serverUrl?: string): Json {
             { name: "text", in: "query", required: true, schema: { type: "string" } },
             { name: "source", in: "query", required: true, schema: languages },
             { name: "target", in: "query", required: true, schema: languages },
+            ...SIGNED_URL_PARAMS,
             ifNoneMatch,
           ],
-          responses: { "200": translated(ref("Translation")), "304": notModified, ...errors("400", "401", "500", "503") },
+          responses: { "200": translated(ref("Translation")), "304": notModified, ...errors("400", "401", "403", "500", "503") },
         },
         post: {
           operationId: "translateTexts",
@@ -228,6 +246,22 @@ export function openApiDocument(serverUrl?: string): Json {
           parameters: [ifNoneMatch],
           requestBody: { required: true, content: { "application/json": { schema: ref("TranslateRequest") } } },
           responses: { "200": translated({ oneOf: [ref("Translation"), ref("TranslationBatch")] }), "304": notModified, ...errors("400", "401", "413", "500", "503") },
+        },
+      },
+      "/v1/translate/sign": {
+        post: {
+          operationId: "signTranslationUrl",
+          summary: "A signed, public, CDN-cacheable translation URL paid by the calling account key",
+          description:
+            "Returns `/v1/translate?exp=…&kid=…&sig=…&source=…&target=…&text=…` (use it exactly as returned): anyone may GET it without a key until `expires_at`, and any CDN may cache the answer (never past `expires_at`). " +
+            "The key pays each request that reaches the server (computed sentences at the computed price, the edge's cache hits at the hit price); a CDN hit costs nothing. Account keys only (`no_account` for a static key); 404 `signed_urls_disabled` without URL_SIGNING_SECRET.",
+          tags: ["Translation"],
+          security: BEARER,
+          requestBody: { required: true, content: { "application/json": { schema: ref("SignTranslationRequest") } } },
+          responses: {
+            "200": { description: "The signed URL.", headers: { "x-request-id": h("RequestId") }, content: { "application/json": { schema: ref("SignedTranslationUrl") } } },
+            ...errors("400", "401", "403", "404", "413", "500"),
+          },
         },
       },
       "/v1/translate/stats": {

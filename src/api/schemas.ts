@@ -11,6 +11,7 @@ import { z } from "zod";
 import type { ErrorBody } from "../common/errors.ts";
 import { issuePath } from "../common/zod-issues.ts";
 import { LANGUAGES } from "../translate/languages.ts";
+import { DEFAULT_EXPIRES_IN_S, MAX_EXPIRES_IN_S } from "../billing/signed-url.ts";
 import { PROPOSER_KINDS } from "../speculative/proposer.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -435,6 +436,31 @@ export type Translation = z.infer<typeof TranslationSchema>;
 
 export const TranslationBatchSchema = z.strictObject({ translations: z.array(z.string()).meta({ description: "In the order of the texts." }), source: LanguageSchema, target: LanguageSchema });
 export type TranslationBatch = z.infer<typeof TranslationBatchSchema>;
+
+/** POST /v1/translate/sign: the translation a signed URL is made for (the parameters of GET /v1/translate), and its life. */
+export const SignTranslationRequestSchema = z
+  .strictObject({
+    text: z.string().meta({ description: "The text (one; a batch has no GET form)." }),
+    source: z.string().min(1).max(32).meta({ description: "The language of the text (required: alia-edge does not guess)." }),
+    target: z.string().min(1).max(32).meta({ description: "The language to translate into." }),
+    expires_in: z
+      .int()
+      .min(1)
+      .max(MAX_EXPIRES_IN_S)
+      .default(DEFAULT_EXPIRES_IN_S)
+      .meta({ description: `Seconds the URL stays valid (and cacheable): 1 to ${MAX_EXPIRES_IN_S} (30 days); default ${DEFAULT_EXPIRES_IN_S}.` }),
+  })
+  .meta({ description: "A translation to sign a public URL for; its key pays for it." });
+
+export const SignedTranslationUrlSchema = z
+  .strictObject({
+    object: z.literal("translate.signed_url"),
+    url: z.string().meta({ description: "Path and query (`/v1/translate?exp=…&kid=…&sig=…&source=…&target=…&text=…`), to be used exactly as it is: put the edge's public origin (or its CDN's) in front." }),
+    expires_at: z.int().meta({ description: "Unix seconds after which the URL is refused; caches keep its answer no longer." }),
+    key_id: z.string().meta({ description: "The key that pays (`kid` in the URL)." }),
+  })
+  .meta({ description: "A signed translation URL: anyone may fetch it without a key, and any CDN may cache the answer, until expires_at." });
+export type SignedTranslationUrl = z.infer<typeof SignedTranslationUrlSchema>;
 
 export const TranslateStatsSchema = z
   .strictObject({

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { AdmissionRefused, type GenerationAdmission } from "./admission.ts";
 import { QuotaRefused, accountOf, type BillingSettings } from "./billing.ts";
+import type { KeyRecord } from "../billing/account-store.ts";
 import { translationCost } from "../billing/prices.ts";
 import { splitSentences } from "../translate/sentences.ts";
 import { PoolError } from "../pool/pool-client.ts";
@@ -43,21 +44,15 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
   // when the response says `public`): private, and varying by key for the browser's own cache.
   const cacheControl = s.keyed ? `private, max-age=${s.maxAgeS}` : `public, max-age=${s.maxAgeS}, s-maxage=${s.sMaxAgeS}`;
 
-  async function run(c: Context, texts: string[], sourceIn: string | undefined, targetIn: string, single: boolean): Promise<Response> {
-    if (!sourceIn) return bad(c, "source is required: alia-edge does not guess the language of a text", "source");
-    const source = sourceIn.toLowerCase();
-    const target = targetIn.toLowerCase();
-    const known = Object.keys(LANGUAGES).join(", ");
-    if (!languageName(source)) return bad(c, `unknown source language '${sourceIn}' (known: ${known})`, "source", "unsupported_language");
-    if (!languageName(target)) return bad(c, `unknown target language '${targetIn}' (known: ${known})`, "target", "unsupported_language");
-    if (source === target) return bad(c, "source and target are the same language", "target", "unsupported_language_pair");
-    if (texts.some((t) => !t.trim())) return bad(c, "text is empty", "text", "empty_text");
-    const chars = texts.reduce((n, t) => n + t.length, 0);
-    if (chars > s.maxChars) return bad(c, `text has ${chars} characters; the limit is ${s.maxChars} (split it into several requests)`, "text", "text_too_long");
+  /** `payer`: a signed URL's key and cache policy (signed-urls.ts); otherwise the request's bearer key. */
+  async function run(c: Context, texts: string[], sourceIn: string | undefined, targetIn: string, single: boolean, payer?: SignedPayer): Promise<Response> {
+    const checked = checkTranslation(s.maxChars, texts, sourceIn, targetIn);
+    if ("message" in checked) return bad(c, checked.message, checked.param, checked.code);
+    const { source, target } = checked;
 
     // An account key pays per sentence: every sentence computed is reserved up front, the cached ones and
     // the computed ones are settled at their prices once answered; nothing is charged for a failure.
-    const account = billing && accountOf(c);
+    const account = payer ? payer.account : billing && accountOf(c);
     let reservation: string | undefined;
     if (account) {
       const sentences = texts.reduce((n, t) => n + splitSentences(t, source).filter((p) => p.kind === "sentence").length, 0);
@@ -69,11 +64,11 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     let out: string[];
     const clientGone = c.req.raw.signal;
     try {
-      out = await translator.translateAll(texts, source, target, stats, { signal: clientGone, slots: admission?.request(bearerTokenOf(c)) });
+      out = await translator.translateAll(texts, source, target, stats, { signal: clientGone, slots: admission?.request(payer?.tenant ?? bearerTokenOf(c)) });
       if (reservation) {
         const cost = translationCost(billing!.prices, { computed: stats.computed, cached: stats.sentences - stats.computed });
         await billing!.store.settle(reservation, {
-          requestId: `tr-${randomHex(12)}`,
+          requestId: `${payer ? "trs" : "tr"}-${randomHex(12)}`, // trs-: paid through a signed URL
           model: `translate:${source}-${target}`,
           promptTokens: 0,
           completionTokens: 0,
@@ -98,8 +93,9 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     const tiers = Object.keys(stats.hits);
     const headers: Record<string, string> = {
       ETag: etag,
-      "Cache-Control": cacheControl,
-      ...(s.keyed ? { Vary: "Authorization" } : {}),
+      // A signed URL's answer is the same for everyone who holds the URL: public, whatever the deployment.
+      "Cache-Control": payer ? payer.cacheControl() : cacheControl,
+      ...(s.keyed && !payer ? { Vary: "Authorization" } : {}),
       "X-Cache": stats.computed ? "MISS" : `HIT ${tiers.join(",")}`,
       "X-Alia-Sentences": [`total=${stats.sentences}`, `computed=${stats.computed}`, ...tiers.map((t) => `${t}=${stats.hits[t]}`)].join(", "),
     };
@@ -129,7 +125,35 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       const b = parsed.data;
       return run(c, typeof b.text === "string" ? [b.text] : b.text, b.source, b.target, typeof b.text === "string");
     },
+    /** A signed URL's translation (its signature and key already checked), paid by `payer`. */
+    signed: (c: Context, q: { text: string; source: string; target: string }, payer: SignedPayer) => run(c, [q.text], q.source, q.target, true, payer),
   };
+}
+
+export type TranslateHandlers = ReturnType<typeof createTranslateHandlers>;
+
+/** Who pays for a signed URL's translation, and how long caches may keep the answer. */
+export interface SignedPayer {
+  account: KeyRecord;
+  /** Read when the answer is ready, so the lifetime is counted to `exp` from then. */
+  cacheControl: () => string;
+  /** Whose generation slots (admission.ts) its sentences take. */
+  tenant: string;
+}
+
+/** The checks every translation passes (and a URL is signed for): the languages lower-cased, or the 400 to answer. */
+export function checkTranslation(maxChars: number, texts: string[], sourceIn: string | undefined, targetIn: string): { source: string; target: string } | { message: string; param: string; code: string } {
+  if (!sourceIn) return { message: "source is required: alia-edge does not guess the language of a text", param: "source", code: "invalid_request" };
+  const source = sourceIn.toLowerCase();
+  const target = targetIn.toLowerCase();
+  const known = Object.keys(LANGUAGES).join(", ");
+  if (!languageName(source)) return { message: `unknown source language '${sourceIn}' (known: ${known})`, param: "source", code: "unsupported_language" };
+  if (!languageName(target)) return { message: `unknown target language '${targetIn}' (known: ${known})`, param: "target", code: "unsupported_language" };
+  if (source === target) return { message: "source and target are the same language", param: "target", code: "unsupported_language_pair" };
+  if (texts.some((t) => !t.trim())) return { message: "text is empty", param: "text", code: "empty_text" };
+  const chars = texts.reduce((n, t) => n + t.length, 0);
+  if (chars > maxChars) return { message: `text has ${chars} characters; the limit is ${maxChars} (split it into several requests)`, param: "text", code: "text_too_long" };
+  return { source, target };
 }
 
 function randomHex(bytes: number): string {
