@@ -1,7 +1,7 @@
 // Pay-per-request in workerd: the suffix-drafting Worker (bundled by wrangler as for deploy) with a Hyperdrive
 // binding to the real PostgreSQL server (a fresh schema), beside a Node edge process on the same schema and
 // one verifier behind both. Account keys, scopes, rate limits and costs behave as on Node, with the official
-// `openai` client's typed errors; and a budget is never overrun: 50 concurrent requests to the Worker, or split between
+// `openai` client's typed errors, translations are rate-limited and signed translation URLs served; and a budget is never overrun: 50 concurrent requests to the Worker, or split between
 // the Worker and the Node edge after the Worker spent part of it, never spend past a budget that allows 10.
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import { startEdgeProcess, startVerifierProcess, type EdgeProcess, type Listenin
 import { bundleObjects, startWorkerd, type WorkerdEdge } from "./harness/workerd.ts";
 
 const TOKEN = "billing-worker-token-0123456789";
+const SIGNING_SECRET = "billing-worker-url-signing-secret-0123456789";
 
 let billing: BillingSchema;
 let store: AccountStore;
@@ -36,7 +37,7 @@ beforeAll(async () => {
   [worker, node] = await Promise.all([
     startWorkerd({
       env: "suffix",
-      bindings: { TARGET_BUNDLE_PREFIX: "bundles/target/", POOL_NODES: verifier.url, POOL_TOKEN: TOKEN, SPEC_GAMMA: "4", BILLING_DB_SCHEMA: billing.schema },
+      bindings: { TARGET_BUNDLE_PREFIX: "bundles/target/", POOL_NODES: verifier.url, POOL_TOKEN: TOKEN, SPEC_GAMMA: "4", BILLING_DB_SCHEMA: billing.schema, URL_SIGNING_SECRET: SIGNING_SECRET },
       models: await bundleObjects(pair.targetDir, "bundles/target/", ["manifest.json", ...TARGET_FACTS]),
       hyperdrives: { BILLING_DB: pg.href },
     }),
@@ -105,6 +106,34 @@ describe("pay-per-request keys in workerd (Hyperdrive to PostgreSQL)", () => {
     await client(gone).models.list();
     expect(await store.revokeKey(keyId)).toBe(true);
     await expect(client(gone).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  it("limits a key's translations per minute and serves a signed translation URL without a key, billed to it", async () => {
+    const { key, keyId } = await store.createKey({ name: "site", scopes: ["translate"], rpmLimit: 1 });
+    const url = `${worker.url}/v1/translate?text=${encodeURIComponent("El perro de San Roque no tiene rabo.")}&source=es&target=ca`;
+    const first = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-ratelimit-limit-requests")).toBe("1");
+    const second = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
+    expect(second.status).toBe(429);
+    expect((await second.json()) as unknown).toMatchObject({ error: { code: "rate_limit_exceeded" } });
+    expect(Number(second.headers.get("retry-after"))).toBeGreaterThan(0);
+
+    const { key: signer, keyId: signerId } = await store.createKey({ name: "page", scopes: ["translate"] });
+    const signed = await fetch(`${worker.url}/v1/translate/sign`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${signer}` },
+      body: JSON.stringify({ text: "Buenos días a todos.", source: "es", target: "gl", expires_in: 600 }),
+    });
+    expect(signed.status).toBe(200);
+    const { url: path } = (await signed.json()) as { url: string };
+    const open = await fetch(`${worker.url}${path}`);
+    expect(open.status).toBe(200);
+    expect(open.headers.get("cache-control")).toMatch(/^public/);
+    expect(((await open.json()) as { translation: string }).translation.length).toBeGreaterThan(0);
+    expect((await store.budgetState(signerId))!.spentMicroEur).toBeGreaterThan(0);
+    expect((await fetch(`${worker.url}${path.replace("gl", "ca")}`)).status).toBe(401);
+    expect((await store.budgetState(keyId))!.spentMicroEur).toBeGreaterThan(0); // the limited key's one translation
   });
 
   /** One completion by `key` at `edge`: its status, a 402 checked for its OpenAI shape. */

@@ -88,10 +88,12 @@ export class RateLimitRefused extends Error {
     readonly decision: RateLimitDecision,
     readonly limits: RateLimits,
     readonly requestedTokens: number,
+    /** What the tokens counted are, for the message. */
+    counted = "prompt + max_tokens",
   ) {
     super(
       decision.tooLarge
-        ? `Request too large: it needs ${requestedTokens} tokens (prompt + max_tokens) but this key's limit is ${limits.tokensPerMinute} tokens per minute, so it can never be admitted; lower max_tokens or shorten the prompt.`
+        ? `Request too large: it needs ${requestedTokens} tokens (${counted}) but this key's limit is ${limits.tokensPerMinute} tokens per minute, so it can never be admitted; lower max_tokens or shorten the prompt.`
         : `Rate limit reached for this key (${describeLimits(decision, limits)}); retry in ${decision.retryAfterS} s.`,
     );
   }
@@ -106,6 +108,19 @@ function describeLimits(d: RateLimitDecision, l: RateLimits): string {
 }
 
 const rateLimitHeaderRecord = (h: RateLimitHeaders): Record<string, string> => Object.fromEntries(Object.entries(h).filter((e): e is [string, string] => e[1] !== undefined));
+
+/**
+ * Takes one request and `tokens` tokens from an account key's per-minute limits (nothing for a key without
+ * limits): the admitted request's x-ratelimit-* headers, and the tokens taken (0 when tokens are not
+ * limited). RateLimitRefused, or QuotaRefused for a key revoked meanwhile.
+ */
+export async function takeRequestLimits(b: BillingSettings, key: KeyRecord, tokens: number, counted?: string): Promise<{ headers: Record<string, string>; tokensTaken: number }> {
+  if (key.rpmLimit === null && key.tpmLimit === null) return { headers: {}, tokensTaken: 0 };
+  const take = await b.store.takeRateLimit(key.keyId, tokens);
+  if ("refused" in take) throw new QuotaRefused(take.reason);
+  if (!take.allowed) throw new RateLimitRefused(take, take.limits, tokens, counted);
+  return { headers: rateLimitHeaderRecord(take.headers), tokensTaken: take.limits.tokensPerMinute !== null ? tokens : 0 };
+}
 
 export interface MeteredCost {
   cost: CostWithSaving;
@@ -139,16 +154,7 @@ export class RequestMeter {
    * counts as a request).
    */
   static async start(b: BillingSettings, key: KeyRecord, r: { model: string; promptTokens: number; maxTokens: number }): Promise<RequestMeter> {
-    let limited = 0;
-    let headers: Record<string, string> = {};
-    if (key.rpmLimit !== null || key.tpmLimit !== null) {
-      const tokens = r.promptTokens + r.maxTokens;
-      const take = await b.store.takeRateLimit(key.keyId, tokens);
-      if ("refused" in take) throw new QuotaRefused(take.reason);
-      if (!take.allowed) throw new RateLimitRefused(take, take.limits, tokens);
-      headers = rateLimitHeaderRecord(take.headers);
-      if (take.limits.tokensPerMinute !== null) limited = tokens;
-    }
+    const { headers, tokensTaken: limited } = await takeRequestLimits(b, key, r.promptTokens + r.maxTokens);
     const res = await b.store.reserve(key.keyId, maximumCost(b.prices, r), b.reservationTtlMs);
     if ("refused" in res) {
       if (limited) await b.store.refundRateLimitTokens(key.keyId, limited).catch(() => {});

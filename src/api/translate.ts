@@ -8,7 +8,7 @@ import type { UnofficialStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { AdmissionRefused, type GenerationAdmission } from "./admission.ts";
-import { QuotaRefused, accountOf, type BillingSettings } from "./billing.ts";
+import { QuotaRefused, RateLimitRefused, accountOf, takeRequestLimits, type BillingSettings } from "./billing.ts";
 import type { KeyRecord } from "../billing/account-store.ts";
 import { translationCost } from "../billing/prices.ts";
 import { splitSentences } from "../translate/sentences.ts";
@@ -54,7 +54,17 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     // the computed ones are settled at their prices once answered; nothing is charged for a failure.
     const account = payer ? payer.account : billing && accountOf(c);
     let reservation: string | undefined;
+    let limitHeaders: Record<string, string> = {};
     if (account) {
+      // A key's per-minute limits count the request and its text's tokens twice (the text and a translation
+      // about as long), before anything is reserved or computed.
+      try {
+        ({ headers: limitHeaders } = await takeRequestLimits(billing!, account, 2 * translator.countTokens(texts), "the text's tokens, twice: the text and its translation"));
+      } catch (e) {
+        if (e instanceof RateLimitRefused) return c.json(errorBody(e.message, "rate_limit_error", "rate_limit_exceeded"), 429, e.headers);
+        if (e instanceof QuotaRefused) return c.json(e.body, 402);
+        throw e;
+      }
       const sentences = texts.reduce((n, t) => n + splitSentences(t, source).filter((p) => p.kind === "sentence").length, 0);
       const r = await billing!.store.reserve(account.keyId, translationCost(billing!.prices, { computed: sentences, cached: 0 }), billing!.reservationTtlMs);
       if ("refused" in r) return c.json(new QuotaRefused(r.reason).body, 402);
@@ -96,6 +106,8 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       // A signed URL's answer is the same for everyone who holds the URL: public, whatever the deployment.
       "Cache-Control": payer ? payer.cacheControl() : cacheControl,
       ...(s.keyed && !payer ? { Vary: "Authorization" } : {}),
+      // A key's own limits, not for the public answer of a signed URL that caches keep.
+      ...(payer ? {} : limitHeaders),
       "X-Cache": stats.computed ? "MISS" : `HIT ${tiers.join(",")}`,
       "X-Alia-Sentences": [`total=${stats.sentences}`, `computed=${stats.computed}`, ...tiers.map((t) => `${t}=${stats.hits[t]}`)].join(", "),
     };

@@ -86,6 +86,11 @@ export class Translator {
     return sha256Hex(JSON.stringify([this.o.model.fingerprint, source, target, normalizeSentence(sentence)]));
   }
 
+  /** The texts' tokens under the target's tokenizer (what a key's tokens per minute count). */
+  countTokens(texts: readonly string[]): number {
+    return texts.reduce((n, t) => n + this.o.model.tokenizer.encode(t, { specialTokens: "text" }).length, 0);
+  }
+
   async translate(text: string, source: string, target: string, stats: TranslationStats, request: TranslateRequest = {}): Promise<string> {
     return (await this.translateAll([text], source, target, stats, request))[0];
   }
