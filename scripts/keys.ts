@@ -1,9 +1,9 @@
-// `npm run keys -- create|list|revoke|limits|usage`: API keys of pay-per-request billing (issue 15,
+// `npm run keys -- create|list|revoke|limits|usage|org`: API keys and orgs of pay-per-request billing (issue 15,
 // docs/BILLING.md) administered straight in the account store that BILLING_DATABASE_URL names — the same
 // database the edges read, so a revocation or a new limit holds on the next request (the store keeps no cache).
 // Every argument is checked before the database is opened: a typo never half-applies.
-import { keyJson } from "../src/api/admin.ts";
-import { type AccountStore, type BudgetPeriod, type KeyLimits, type KeyRecord, SCOPES, type Scope } from "../src/billing/account-store.ts";
+import { keyJson, orgJson } from "../src/api/admin.ts";
+import { type AccountStore, type BudgetPeriod, type KeyChanges, type KeyRecord, type OrgLimits, type OrgState, SCOPES, type Scope, UnknownOrgError } from "../src/billing/account-store.ts";
 import { type OpenedAccountStore, openAccountStore } from "../src/billing/open-account-store.ts";
 import { eur, formatEur, toMicro } from "../src/billing/prices.ts";
 import { choiceFlag, cliFail, intFlag, parseCli } from "./cli.ts";
@@ -11,6 +11,7 @@ import { choiceFlag, cliFail, intFlag, parseCli } from "./cli.ts";
 const SCRIPT = "keys";
 const PERIODS = ["month", "day", "none"] as const;
 const KEY_ID = /^[a-z2-7]{12}$/;
+const ORG_ID = /^org-[a-z2-7]{12}$/;
 /** rpm/tpm are 32-bit integer columns. */
 const MAX_RATE = 2 ** 31 - 1;
 
@@ -24,8 +25,11 @@ Commands:
   create --name NAME [options]   a new key, shown once
   list                           every key with its limits and this period's spend
   revoke KEY_ID                  revoke a key (immediately: the next request is refused)
-  limits KEY_ID [options]        change a key's budget, period or rate limits
+  limits KEY_ID [options]        change a key's budget, period, rate limits or org
   usage KEY_ID [--from --to]     usage per UTC day and model
+  org create --name NAME [opts]  a new org: a budget its keys share (create --org ORG_ID adds a key)
+  org list                       every org with its budget and this period's spend
+  org limits ORG_ID [options]    change an org's budget or period
 
 Run \`npm run keys -- <command> --help\` for a command's options; --json on any command prints JSON.
 
@@ -43,6 +47,7 @@ Options:
   --period P             month | day | none (budget for the key's lifetime) (default: month; UTC)
   --rpm N                requests per minute (default: no limit)
   --tpm N                tokens per minute (default: no limit)
+  --org ORG_ID           the org whose budget the key also spends (see \`org list\`; default: none)
   --json                 print JSON
   -h, --help             this text
 
@@ -52,7 +57,7 @@ ${DB_HELP}
 const LIST_USAGE = `Usage: npm run keys -- list [--json]
 
 Every key: id, name, scopes, budget, period, spent this period (and held by open reservations),
-rate limits, created, revoked. Never the key itself, nor its hash.
+rate limits, org, created, revoked. Never the key itself, nor its hash.
 
 ${DB_HELP}
 `;
@@ -75,6 +80,7 @@ Options:
   --period P             month | day | none (UTC)
   --rpm N|none           requests per minute
   --tpm N|none           tokens per minute
+  --org ORG_ID|none      move the key into an org (its open reservations count there from now), or out
   --json                 print JSON
   -h, --help             this text
 
@@ -85,6 +91,58 @@ const USAGE_USAGE = `Usage: npm run keys -- usage KEY_ID [--from YYYY-MM-DD] [--
 
 Requests, tokens, target passes, cost and saving (vs. no speculation) per UTC day and model, both
 dates inclusive (default: from the first of this month to today, UTC).
+
+${DB_HELP}
+`;
+
+const ORG_USAGE = `Usage: npm run keys -- org <create|list|limits> [options]
+
+An org is a budget shared by its keys: a key in an org may spend only what both its own budget and the
+org's allow (a request refused by the org's gets 402 with limit_source "org"). Add a key to an org with
+\`create --org ORG_ID\` or \`limits KEY_ID --org ORG_ID\`.
+
+  org create --name NAME [--budget-eur EUR] [--period month|day|none] [--json]
+  org list [--json]
+  org limits ORG_ID [--budget-eur EUR|none] [--period month|day|none] [--json]
+
+Run \`npm run keys -- org <command> --help\` for a command's options.
+
+${DB_HELP}
+`;
+
+const ORG_CREATE_USAGE = `Usage: npm run keys -- org create --name NAME [options]
+
+Creates an org and prints its id (org-…), for \`create --org\` and \`limits KEY_ID --org\`.
+
+Options:
+  --name NAME            who the org is (required)
+  --budget-eur EUR       spend allowed per period for all its keys together, at most 6 decimals
+                         (default: none, unlimited)
+  --period P             month | day | none (budget for the org's lifetime) (default: month; UTC)
+  --json                 print JSON
+  -h, --help             this text
+
+${DB_HELP}
+`;
+
+const ORG_LIST_USAGE = `Usage: npm run keys -- org list [--json]
+
+Every org: id, name, budget, period, spent this period by its keys (and held by their open
+reservations), remaining, number of keys, created.
+
+${DB_HELP}
+`;
+
+const ORG_LIMITS_USAGE = `Usage: npm run keys -- org limits ORG_ID [options]
+
+Changes only the limits given, then prints the org's. A budget lowered below this period's spend refuses
+its keys' further requests; nothing is undone. Without options: prints the current limits.
+
+Options:
+  --budget-eur EUR|none  spend allowed per period, at most 6 decimals; none = unlimited
+  --period P             month | day | none (UTC)
+  --json                 print JSON
+  -h, --help             this text
 
 ${DB_HELP}
 `;
@@ -112,6 +170,8 @@ function main(argv: string[]): Promise<void> | undefined {
       return limits(args);
     case "usage":
       return usage(args);
+    case "org":
+      return org(args);
     default:
       process.stderr.write(`${SCRIPT}: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
       process.exit(2);
@@ -131,6 +191,7 @@ function create(args: string[]): Promise<void> {
       period: { type: "string", default: "month" },
       rpm: { type: "string" },
       tpm: { type: "string" },
+      org: { type: "string" },
       json: { type: "boolean" },
     },
   });
@@ -143,6 +204,7 @@ function create(args: string[]): Promise<void> {
     budgetPeriod: choiceFlag(name, "period", v.period, PERIODS) as BudgetPeriod,
     rpmLimit: rateFlag(name, "rpm", v.rpm) ?? null,
     tpmLimit: rateFlag(name, "tpm", v.tpm) ?? null,
+    orgId: v.org === undefined ? null : orgIdFlag(name, v.org),
   };
   return withStore(v.json, async (store, out) => {
     const { key, keyId } = await store.createKey(input);
@@ -169,7 +231,7 @@ function list(args: string[]): Promise<void> {
         rows.length === 0
           ? "No keys.\n"
           : table(
-              ["KEY ID", "NAME", "SCOPES", "BUDGET €", "PERIOD", "SPENT €", "HELD €", "RPM", "TPM", "CREATED (UTC)", "REVOKED (UTC)"],
+              ["KEY ID", "NAME", "SCOPES", "BUDGET €", "PERIOD", "SPENT €", "HELD €", "RPM", "TPM", "ORG", "CREATED (UTC)", "REVOKED (UTC)"],
               rows.map(({ key: k, spent, reserved }) => [
                 k.keyId,
                 printable(k.name),
@@ -180,6 +242,7 @@ function list(args: string[]): Promise<void> {
                 formatEur(reserved),
                 k.rpmLimit === null ? "-" : String(k.rpmLimit),
                 k.tpmLimit === null ? "-" : String(k.tpmLimit),
+                k.orgId ?? "-",
                 minute(k.createdAt),
                 k.revokedAt ? minute(k.revokedAt) : "-",
               ]),
@@ -210,14 +273,15 @@ function limits(args: string[]): Promise<void> {
   const { values: v, positionals } = parseCli(name, LIMITS_USAGE, {
     args,
     allowPositionals: true,
-    options: { "budget-eur": { type: "string" }, period: { type: "string" }, rpm: { type: "string" }, tpm: { type: "string" }, json: { type: "boolean" } },
+    options: { "budget-eur": { type: "string" }, period: { type: "string" }, rpm: { type: "string" }, tpm: { type: "string" }, org: { type: "string" }, json: { type: "boolean" } },
   });
   const keyId = keyIdArg(name, positionals);
-  const change: Partial<KeyLimits> = {};
+  const change: KeyChanges = {};
   if (v["budget-eur"] !== undefined) change.budgetMicroEur = v["budget-eur"] === "none" ? null : moneyFlag(name, "budget-eur", v["budget-eur"]);
   if (v.period !== undefined) change.budgetPeriod = choiceFlag(name, "period", v.period, PERIODS);
   if (v.rpm !== undefined) change.rpmLimit = v.rpm === "none" ? null : rateFlag(name, "rpm", v.rpm);
   if (v.tpm !== undefined) change.tpmLimit = v.tpm === "none" ? null : rateFlag(name, "tpm", v.tpm);
+  if (v.org !== undefined) change.orgId = v.org === "none" ? null : orgIdFlag(name, v.org);
   return withStore(v.json, async (store, out) => {
     const record = (await store.setLimits(keyId, change)) ?? (await existing(store, keyId));
     const b = await store.budgetState(keyId);
@@ -226,8 +290,102 @@ function limits(args: string[]): Promise<void> {
     out(
       () =>
         `${Object.keys(change).length ? "New limits of" : "Limits of"} key ${keyId}${record.revokedAt ? " (revoked)" : ""}: ${describe(record)}; spent this period ${formatEur(spent)} €` +
-        `${over ? " (over the new budget: further requests are refused until the period ends)" : ""}\n`,
-      () => ({ ...keyJson(record), spent_eur: eur(spent), reserved_eur: eur(b?.reservedMicroEur ?? 0) }),
+        `${over ? " (over the new budget: further requests are refused until the period ends)" : ""}\n` +
+        (b?.org ? `Org ${b.org.orgId} (${printable(b.org.name)}): ${describeOrg(b.org)}\n` : ""),
+      () => ({ ...keyJson(record), spent_eur: eur(spent), reserved_eur: eur(b?.reservedMicroEur ?? 0), ...(b?.org ? { org: orgJson(b.org) } : {}) }),
+    );
+  });
+}
+
+function org(argv: string[]): Promise<void> | undefined {
+  const [command, ...args] = argv;
+  switch (command) {
+    case "create":
+      return orgCreate(args);
+    case "list":
+      return orgList(args);
+    case "limits":
+      return orgLimits(args);
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(ORG_USAGE);
+      return;
+    default:
+      process.stderr.write(`${SCRIPT} org: ${command === undefined ? "missing command" : `unknown command ${JSON.stringify(command)}`}\n\n${ORG_USAGE}`);
+      process.exit(2);
+  }
+}
+
+function orgCreate(args: string[]): Promise<void> {
+  const name = `${SCRIPT} org create`;
+  const { values: v, positionals } = parseCli(name, ORG_CREATE_USAGE, {
+    args,
+    options: { name: { type: "string" }, "budget-eur": { type: "string" }, period: { type: "string", default: "month" }, json: { type: "boolean" } },
+  });
+  noPositionals(name, positionals);
+  if (!v.name?.trim()) cliFail(name, "--name is required (who the org is)");
+  const input = { name: v.name.trim(), budgetMicroEur: moneyFlag(name, "budget-eur", v["budget-eur"]) ?? null, budgetPeriod: choiceFlag(name, "period", v.period, PERIODS) as BudgetPeriod };
+  return withStore(v.json, async (store, out) => {
+    const { orgId } = await store.createOrg(input);
+    const o = await existingOrg(store, orgId);
+    out(
+      () => `Created org ${orgId} ("${printable(o.name)}", ${describeOrg(o)})\nAdd keys with \`npm run keys -- create --org ${orgId} …\` or \`limits KEY_ID --org ${orgId}\`.\n`,
+      () => orgJson(o),
+    );
+  });
+}
+
+function orgList(args: string[]): Promise<void> {
+  const name = `${SCRIPT} org list`;
+  const { values: v, positionals } = parseCli(name, ORG_LIST_USAGE, { args, options: { json: { type: "boolean" } } });
+  noPositionals(name, positionals);
+  return withStore(v.json, async (store, out) => {
+    const orgs = await store.listOrgs();
+    out(
+      () =>
+        orgs.length === 0
+          ? "No orgs.\n"
+          : table(
+              ["ORG ID", "NAME", "BUDGET €", "PERIOD", "SPENT €", "HELD €", "REMAINING €", "KEYS", "CREATED (UTC)"],
+              orgs.map((o) => [
+                o.orgId,
+                printable(o.name),
+                o.budgetMicroEur === null ? "unlimited" : formatEur(o.budgetMicroEur),
+                o.budgetPeriod,
+                formatEur(o.spentMicroEur),
+                formatEur(o.reservedMicroEur),
+                o.budgetMicroEur === null ? "-" : formatEur(Math.max(0, o.budgetMicroEur - o.spentMicroEur - o.reservedMicroEur)),
+                String(o.keyCount),
+                minute(o.createdAt),
+              ]),
+              [2, 4, 5, 6, 7],
+            ),
+      () => orgs.map(orgJson),
+    );
+  });
+}
+
+function orgLimits(args: string[]): Promise<void> {
+  const name = `${SCRIPT} org limits`;
+  const { values: v, positionals } = parseCli(name, ORG_LIMITS_USAGE, {
+    args,
+    allowPositionals: true,
+    options: { "budget-eur": { type: "string" }, period: { type: "string" }, json: { type: "boolean" } },
+  });
+  if (positionals.length !== 1) cliFail(name, positionals.length ? `expected one ORG_ID, got ${positionals.length} arguments` : "missing ORG_ID");
+  const orgId = orgIdFlag(name, positionals[0]);
+  const change: Partial<OrgLimits> = {};
+  if (v["budget-eur"] !== undefined) change.budgetMicroEur = v["budget-eur"] === "none" ? null : moneyFlag(name, "budget-eur", v["budget-eur"]);
+  if (v.period !== undefined) change.budgetPeriod = choiceFlag(name, "period", v.period, PERIODS);
+  return withStore(v.json, async (store, out) => {
+    const o = (await store.setOrgLimits(orgId, change)) ?? (await existingOrg(store, orgId));
+    const over = o.budgetMicroEur !== null && o.spentMicroEur > o.budgetMicroEur;
+    out(
+      () =>
+        `${Object.keys(change).length ? "New limits of" : "Limits of"} org ${orgId} ("${printable(o.name)}"): ${describeOrg(o)}` +
+        `${over ? " (over the new budget: its keys' further requests are refused until the period ends)" : ""}\n`,
+      () => orgJson(o),
     );
   });
 }
@@ -298,6 +456,12 @@ async function withStore(json: boolean | undefined, fn: (store: AccountStore, ou
 
 class UnknownKey extends Error {}
 
+async function existingOrg(store: AccountStore, orgId: string): Promise<OrgState> {
+  const o = await store.getOrg(orgId);
+  if (!o) throw new UnknownOrgError(orgId);
+  return o;
+}
+
 async function existing(store: AccountStore, keyId: string): Promise<KeyRecord> {
   const record = await store.getKey(keyId);
   if (!record) throw new UnknownKey(`no key ${keyId} (see \`npm run keys -- list\`)`);
@@ -317,6 +481,11 @@ function keyIdArg(name: string, positionals: string[]): string {
   if (id.startsWith("sk-alia-")) cliFail(name, "expected a key id, not the key: the id is the 12 characters after sk-alia- (see `list`)");
   if (!KEY_ID.test(id)) cliFail(name, `not a key id: ${JSON.stringify(id)} (12 characters of a-z and 2-7; see \`list\`)`);
   return id;
+}
+
+function orgIdFlag(name: string, value: string): string {
+  if (!ORG_ID.test(value)) cliFail(name, `not an org id: ${JSON.stringify(value)} (org- and 12 characters of a-z and 2-7; see \`org list\`)`);
+  return value;
 }
 
 function scopesFlag(name: string, value: string): Scope[] {
@@ -356,7 +525,12 @@ function dateFlag(name: string, flag: string, value: string | undefined): string
 function describe(k: KeyRecord): string {
   const budget = k.budgetMicroEur === null ? "no budget" : `budget ${formatEur(k.budgetMicroEur)} € ${k.budgetPeriod === "none" ? "in total" : `per ${k.budgetPeriod} (UTC)`}`;
   const rate = (n: number | null, unit: string) => (n === null ? `no ${unit} limit` : `${n} ${unit}`);
-  return `"${printable(k.name)}", scopes ${k.scopes.join(",")}, ${budget}, ${rate(k.rpmLimit, "rpm")}, ${rate(k.tpmLimit, "tpm")}`;
+  return `"${printable(k.name)}", scopes ${k.scopes.join(",")}, ${budget}, ${rate(k.rpmLimit, "rpm")}, ${rate(k.tpmLimit, "tpm")}${k.orgId ? `, org ${k.orgId}` : ""}`;
+}
+
+function describeOrg(o: OrgState): string {
+  const budget = o.budgetMicroEur === null ? "no budget" : `budget ${formatEur(o.budgetMicroEur)} € ${o.budgetPeriod === "none" ? "in total" : `per ${o.budgetPeriod} (UTC)`}`;
+  return `${budget}, spent this period ${formatEur(o.spentMicroEur)} €, held ${formatEur(o.reservedMicroEur)} €, ${o.keyCount} key(s)`;
 }
 
 /** A name as one table cell: control characters (a newline in a name) would break the rows. */
@@ -384,6 +558,7 @@ try {
   await main(process.argv.slice(2));
 } catch (e) {
   // A known-bad request (unknown key) or a database error: exit 1, the message without a stack.
-  process.stderr.write(`${SCRIPT}: ${e instanceof UnknownKey ? "" : "error: "}${(e as Error).message}\n`);
+  const known = e instanceof UnknownKey || e instanceof UnknownOrgError;
+  process.stderr.write(`${SCRIPT}: ${known ? "" : "error: "}${(e as Error).message}${e instanceof UnknownOrgError ? " (see `npm run keys -- org list`)" : ""}\n`);
   process.exit(1);
 }

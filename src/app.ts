@@ -108,6 +108,18 @@ export function createApp(deps: AppDeps): Hono {
         currency: "EUR",
         rpm_limit: key.rpmLimit,
         tpm_limit: key.tpmLimit,
+        // The key's org, whose budget it spends too: it can spend no more than either `remaining`.
+        org: b?.org
+          ? {
+              org_id: b.org.orgId,
+              name: b.org.name,
+              budget: eurOrNull(b.org.budgetMicroEur),
+              budget_period: b.org.budgetPeriod,
+              spent: eur(b.org.spentMicroEur),
+              reserved: eur(b.org.reservedMicroEur),
+              remaining: b.org.budgetMicroEur === null ? null : eur(Math.max(0, b.org.budgetMicroEur - b.org.spentMicroEur - b.org.reservedMicroEur)),
+            }
+          : null,
       });
     });
     app.get("/v1/usage", async (c) => {

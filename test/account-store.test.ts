@@ -1,14 +1,15 @@
 // The billing store (src/billing) against real databases: the same suite on PGlite (in memory, the embedded
 // default) and on the PostgreSQL server at 127.0.0.1:5432 (CI has one; unreachable = these tests fail, they
 // do not skip). Each Postgres run works in fresh schemas, dropped afterwards, so runs never collide. The
-// Postgres half adds what only a shared server can show: three processes spending one budget, three taking
-// from one key's requests per minute, and an edge killed with -9 in the middle of a request.
+// Postgres half adds what only a shared server can show: three processes spending one budget (a key's, and
+// an org's over two keys), three taking from one key's requests per minute, and an edge killed with -9 in
+// the middle of a request.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AccountStore, type Reservation, type ReserveRefusal, type UsageEventInput } from "../src/billing/account-store.ts";
+import { AccountStore, type Reservation, type ReserveRefusal, UnknownOrgError, type UsageEventInput } from "../src/billing/account-store.ts";
 import { MIGRATIONS, migrate } from "../src/billing/migrations.ts";
 import { PgSqlClient } from "../src/billing/pg-sql-client.ts";
 import { PgliteSqlClient } from "../src/billing/pglite-sql-client.ts";
@@ -303,7 +304,153 @@ for (const make of [pgliteBackend, postgresBackend]) {
       expect(await store.takeRateLimit(keyId, 1)).toEqual({ refused: "key", reason: "revoked" });
     });
 
+    it("org budgets: a key with room left is refused once its org's budget is spent; the key's own budget still holds", async () => {
+      const org = await store.createOrg({ name: "acme", budgetMicroEur: 10, budgetPeriod: "month" });
+      expect(org).toMatchObject({ name: "acme", budgetMicroEur: 10, budgetPeriod: "month" });
+      expect(org.orgId).toMatch(/^org-[a-z2-7]{12}$/);
+      const { keyId: a } = await store.createKey({ name: "acme-a", scopes: ["chat"], budgetMicroEur: 100, budgetPeriod: "month", orgId: org.orgId });
+      const { keyId: b } = await store.createKey({ name: "acme-b", scopes: ["chat"], orgId: org.orgId });
+      expect(await store.getKey(a)).toMatchObject({ orgId: org.orgId, budgetMicroEur: 100 });
+
+      const ra = held(await store.reserve(a, 6, 60_000));
+      expect(await store.reserve(b, 5, 60_000)).toEqual({ refused: "org", reason: "org_budget" });
+      const rb = held(await store.reserve(b, 4, 60_000));
+      await store.settle(ra.id, usage(requestId("org-a"), 6));
+      await store.settle(rb.id, usage(requestId("org-b"), 3));
+      // Key a has 94 left of its own, but the org only 1.
+      expect(await store.budgetState(a)).toEqual({
+        budgetMicroEur: 100,
+        spentMicroEur: 6,
+        reservedMicroEur: 0,
+        org: { ...org, spentMicroEur: 9, reservedMicroEur: 0, keyCount: 2 },
+      });
+      expect(await store.reserve(a, 2, 60_000)).toEqual({ refused: "org", reason: "org_budget" });
+      const last = held(await store.reserve(a, 1, 60_000));
+      expect(await store.renew(last.id, 60_000)).toBe(true);
+      expect(await store.reserve(b, 1, 60_000)).toEqual({ refused: "org", reason: "org_budget" });
+      expect((await store.getOrg(org.orgId))!).toMatchObject({ spentMicroEur: 9, reservedMicroEur: 1, keyCount: 2 });
+
+      // When the key's own budget is the one out of room, the refusal names the key.
+      const { keyId: c } = await store.createKey({ name: "acme-c", scopes: ["chat"], budgetMicroEur: 0, orgId: org.orgId });
+      expect(await store.reserve(c, 1, 60_000)).toEqual({ refused: "key", reason: "budget" });
+
+      // Raising the org's budget frees room at once; null is unlimited; a key out of the org is free of it.
+      await store.setOrgLimits(org.orgId, { budgetMicroEur: 11 });
+      held(await store.reserve(b, 1, 60_000));
+      expect(await store.reserve(b, 1, 60_000)).toEqual({ refused: "org", reason: "org_budget" });
+      expect((await store.setLimits(b, { orgId: null }))!.orgId).toBeNull();
+      held(await store.reserve(b, 1_000, 60_000));
+      expect((await store.budgetState(b))!.org).toBeUndefined();
+      expect(await store.setOrgLimits(org.orgId, { budgetMicroEur: null, budgetPeriod: "day" })).toMatchObject({ budgetMicroEur: null, budgetPeriod: "day", keyCount: 2 });
+      held(await store.reserve(a, 50, 60_000));
+
+      // Unknown orgs are refused by name; listOrgs has the org; a malformed id is simply not found.
+      await expect(store.createKey({ name: "x", scopes: ["chat"], orgId: "org-aaaaaaaaaaaa" })).rejects.toBeInstanceOf(UnknownOrgError);
+      await expect(store.setLimits(a, { orgId: "nope" })).rejects.toThrow(/no org 'nope'/);
+      expect((await store.getKey(a))!.orgId).toBe(org.orgId);
+      expect((await store.listOrgs()).map((o) => o.orgId)).toContain(org.orgId);
+      expect(await store.getOrg("org-aaaaaaaaaaaa")).toBeUndefined();
+      expect(await store.setOrgLimits("x", { budgetMicroEur: 1 })).toBeUndefined();
+    });
+
+    it("two keys of one org, 50 concurrent reservations that the org allows 10 of: exactly 10 hold, the rest are refused for the org", async () => {
+      const org = await store.createOrg({ name: "burst-org", budgetMicroEur: 10, budgetPeriod: "day" });
+      const keys = await Promise.all([0, 1].map((i) => store.createKey({ name: `burst-org-${i}`, scopes: ["chat"], budgetMicroEur: 1_000, orgId: org.orgId })));
+      const { keyId: mover } = await store.createKey({ name: "mover", scopes: ["chat"] });
+      // A key attached and detached meanwhile takes the org lock too: no deadlock, no overrun.
+      const moves = (async () => {
+        for (let i = 0; i < 6; i++) await store.setLimits(mover, { orgId: i % 2 === 0 ? org.orgId : null });
+      })();
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.reserve(keys[i % 2].keyId, 1, 60_000)));
+      await moves;
+      const ok = results.filter((r): r is Reservation => !("refused" in r));
+      expect(ok).toHaveLength(10);
+      expect(results.filter((r) => "refused" in r)).toEqual(Array.from({ length: 40 }, () => ({ refused: "org", reason: "org_budget" })));
+      expect((await store.getOrg(org.orgId))!).toMatchObject({ spentMicroEur: 0, reservedMicroEur: 10 });
+
+      await Promise.all(ok.map((r, i) => store.settle(r.id, usage(requestId(`org-burst-${i}`), 1))));
+      const state = (await store.getOrg(org.orgId))!;
+      expect(state).toMatchObject({ budgetMicroEur: 10, spentMicroEur: 10, reservedMicroEur: 0 });
+      const perKey = await Promise.all(keys.map((k) => store.budgetState(k.keyId)));
+      expect(perKey.reduce((s, b) => s + b!.spentMicroEur, 0)).toBe(10);
+      for (const k of keys) expect(await store.reserve(k.keyId, 1, 60_000)).toEqual({ refused: "org", reason: "org_budget" });
+    });
+
+    it("ten keys of one org, three rounds of 50 concurrent reservations: never more than the org's 10 held", async () => {
+      // Ten keys lock ten different key rows, so only the org lock keeps their checks apart (on PostgreSQL,
+      // without it about every other round held 11 or more).
+      for (let round = 0; round < 3; round++) {
+        const org = await store.createOrg({ name: `ten-${round}`, budgetMicroEur: 10 });
+        const keys = await Promise.all(Array.from({ length: 10 }, (_, i) => store.createKey({ name: `ten-${round}-${i}`, scopes: ["chat"], orgId: org.orgId })));
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.reserve(keys[i % 10].keyId, 1, 60_000)));
+        expect(results.filter((r) => !("refused" in r))).toHaveLength(10);
+        expect((await store.getOrg(org.orgId))!.reservedMicroEur).toBe(10);
+      }
+    });
+
     if (backend.name === "postgres") {
+      it("reserve locks the org's row, then the key's; creating keys in the org and settling never wait for the org lock", async () => {
+        const org = await store.createOrg({ name: "locks", budgetMicroEur: 5 });
+        const { keyId } = await store.createKey({ name: "locks-a", scopes: ["chat"], orgId: org.orgId });
+        const { keyId: other } = await store.createKey({ name: "locks-b", scopes: ["chat"], orgId: org.orgId });
+        const before = held(await store.reserve(other, 1, 60_000));
+        /** A row lock held by a transaction of the test's until release(); xid: its transaction id. */
+        const hold = async (sql: string, param: string) => {
+          let release!: () => void;
+          const released = new Promise<void>((r) => (release = r));
+          let lockedBy!: (xid: string) => void;
+          const xid = new Promise<string>((r) => (lockedBy = r));
+          const done = db.transaction(async (tx) => {
+            await tx.query(sql, [param]);
+            lockedBy((await tx.query<{ x: string }>("SELECT txid_current()::text AS x")).rows[0].x);
+            await released;
+          });
+          return { xid: await xid, release, done };
+        };
+        /** Until some transaction waits for `xid`'s lock (bounded). */
+        const waitedOn = async (xid: string) => {
+          for (let i = 0; i < 400; i++, await sleep(25)) {
+            const q = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted AND transactionid::text = $1", [xid]);
+            if (q.rows[0].n !== "0") return;
+          }
+          throw new Error(`nothing waited on transaction ${xid}`);
+        };
+        const bounded = <T>(p: Promise<T>, what: string) => Promise.race([p, sleep(10_000).then(() => Promise.reject(new Error(`${what} waited on a lock`)))]);
+
+        // The org row held: reserve waits for it, without holding the key row meanwhile.
+        const orgHeld = await hold("SELECT 1 FROM orgs WHERE org_id = $1 FOR NO KEY UPDATE", org.orgId);
+        try {
+          const pending = store.reserve(keyId, 1, 60_000);
+          await waitedOn(orgHeld.xid);
+          await bounded(
+            db.transaction((tx) => tx.query("SELECT 1 FROM api_keys WHERE key_id = $1 FOR UPDATE NOWAIT", [keyId])),
+            "locking the key",
+          );
+          orgHeld.release();
+          held(await pending);
+        } finally {
+          orgHeld.release();
+          await orgHeld.done;
+        }
+
+        // The key row held: reserve takes the org row first and waits for the key with it — in a mode that
+        // lets a new key of the org (a foreign key check) and a settle into the org's spend through.
+        const keyHeld = await hold("SELECT 1 FROM api_keys WHERE key_id = $1 FOR UPDATE", keyId);
+        try {
+          const pending = store.reserve(keyId, 1, 60_000);
+          await waitedOn(keyHeld.xid);
+          await expect(db.transaction((tx) => tx.query("SELECT 1 FROM orgs WHERE org_id = $1 FOR NO KEY UPDATE NOWAIT", [org.orgId]))).rejects.toThrow(/could not obtain lock/);
+          await bounded(store.createKey({ name: "locks-c", scopes: ["chat"], orgId: org.orgId }), "createKey");
+          expect(await bounded(store.settle(before.id, usage(requestId("locks"), 1)), "settle")).toMatchObject({ recorded: true });
+          keyHeld.release();
+          held(await pending);
+        } finally {
+          keyHeld.release();
+          await keyHeld.done;
+        }
+        expect((await store.getOrg(org.orgId))!).toMatchObject({ spentMicroEur: 1, reservedMicroEur: 2, keyCount: 3 });
+      });
+
       it("three edge processes taking from one key at once never pass its 10 requests per minute", async () => {
         const rpm = 10;
         const { keyId } = await store.createKey({ name: "three-rpm", scopes: ["chat"], rpmLimit: rpm, tpmLimit: 1_000 });
@@ -379,6 +526,55 @@ for (const make of [pgliteBackend, postgresBackend]) {
           expect(results.reduce((s, r) => s + r.recorded, 0)).toBe(10);
           expect(await store.budgetState(keyId)).toEqual({ budgetMicroEur: 10, spentMicroEur: 10, reservedMicroEur: 0 });
           const ledger = await db.query<{ spent: string }>("SELECT sum(cost_micro_eur)::text AS spent FROM usage_events WHERE key_id = $1", [keyId]);
+          expect(ledger.rows[0].spent).toBe("10");
+        } finally {
+          open();
+          for (const p of procs) await p.stop("SIGKILL");
+        }
+      });
+
+      it("three edge processes reserving on two keys of one org spend the org's budget of 10 exactly", async () => {
+        const org = await store.createOrg({ name: "three-org", budgetMicroEur: 10, budgetPeriod: "month" });
+        const keyIds = await Promise.all([0, 1].map(async (i) => (await store.createKey({ name: `three-org-${i}`, scopes: ["chat"], budgetMicroEur: 100, orgId: org.orgId })).keyId));
+        const schema = (await db.query<{ s: string }>("SELECT current_schema() AS s")).rows[0].s;
+        const gate = 9_000_000 + Math.floor(Math.random() * 1_000_000);
+        let open!: () => void;
+        const gateOpen = new Promise<void>((r) => (open = r));
+        let locked!: () => void;
+        const gateLocked = new Promise<void>((r) => (locked = r));
+        const holding = db.transaction(async (tx) => {
+          await tx.query("SELECT pg_advisory_xact_lock($1)", [gate]);
+          locked();
+          await gateOpen;
+        });
+        await gateLocked;
+        const procs = [0, 1, 2].map((i) =>
+          startProcess("test/harness/billing-reserve-burst.ts", {
+            MODE: "burst",
+            DATABASE_URL: PG_URL,
+            SCHEMA: schema,
+            KEY_ID: keyIds.join(","),
+            COUNT: "20",
+            TTL_MS: "60000",
+            GATE: String(gate),
+            TAG: `${schema}-org-p${i}`,
+          }),
+        );
+        try {
+          await Promise.all(procs.map((p) => p.waitFor(/^ready$/m, 60_000)));
+          for (let waiting = 0; waiting < 3; await sleep(50)) {
+            const q = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1", [gate]);
+            waiting = Number(q.rows[0].n);
+          }
+          open();
+          await holding;
+          const results = await Promise.all(procs.map(async (p) => JSON.parse((await p.waitFor(/^result (.*)$/m, 60_000))[1])));
+          for (const p of procs) expect((await p.exited()).code).toBe(0);
+          expect(results.reduce((s, r) => s + r.reserved, 0)).toBe(10);
+          expect(results.reduce((s, r) => s + r.refusedByOrg, 0)).toBe(50);
+          expect(results.reduce((s, r) => s + r.recorded, 0)).toBe(10);
+          expect(await store.getOrg(org.orgId)).toMatchObject({ budgetMicroEur: 10, spentMicroEur: 10, reservedMicroEur: 0 });
+          const ledger = await db.query<{ spent: string }>("SELECT sum(cost_micro_eur)::text AS spent FROM usage_events WHERE key_id = ANY($1::text[])", [keyIds]);
           expect(ledger.rows[0].spent).toBe("10");
         } finally {
           open();

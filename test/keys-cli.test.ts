@@ -117,6 +117,30 @@ describe("npm run keys: arguments", () => {
     expect(help).toMatchObject({ code: 0 });
     expect(help.stdout).toMatch(/Usage: npm run keys -- create --name NAME[\s\S]*--budget-eur/);
   });
+
+  it("org: a bad org id, a missing or unknown org command, and a missing name exit 2 before touching a database", async () => {
+    const db = "pglite:/nonexistent/never-opened";
+    const [badOrgOnKey, badOrgId, noCommand, unknownCommand, noName, help] = await Promise.all([
+      keys(db, "create", "--name", "x", "--org", "acme"),
+      keys(db, "org", "limits", "org-ABC", "--budget-eur", "1"),
+      keys(db, "org"),
+      keys(db, "org", "delete"),
+      keys(db, "org", "create", "--budget-eur", "1"),
+      keys(undefined, "org", "create", "--help"),
+    ]);
+    expect(badOrgOnKey).toMatchObject({ code: 2, stdout: "" });
+    expect(badOrgOnKey.stderr).toContain('not an org id: "acme"');
+    expect(badOrgId).toMatchObject({ code: 2 });
+    expect(badOrgId.stderr).toContain("not an org id");
+    expect(noCommand).toMatchObject({ code: 2 });
+    expect(noCommand.stderr).toMatch(/missing command[\s\S]*Usage: npm run keys -- org/);
+    expect(unknownCommand).toMatchObject({ code: 2 });
+    expect(unknownCommand.stderr).toContain('unknown command "delete"');
+    expect(noName).toMatchObject({ code: 2 });
+    expect(noName.stderr).toContain("--name is required");
+    expect(help).toMatchObject({ code: 0 });
+    expect(help.stdout).toMatch(/Usage: npm run keys -- org create --name NAME[\s\S]*--budget-eur/);
+  });
 });
 
 for (const make of [pgliteBackend, postgresBackend]) {
@@ -175,6 +199,56 @@ for (const make of [pgliteBackend, postgresBackend]) {
         to: today,
         days: [{ day: today, model: "alia-40b", requests: 1, prompt_tokens: 10, completion_tokens: 20, target_passes: 6, cost_eur: 0.001234, saving_eur: 0.001766 }],
       });
+    });
+
+    it("org create, create --org, org list, org limits and limits --org: the org's budget binds its keys; an unknown org exits 1", async () => {
+      const made = await keys(b.url, "org", "create", "--name", "acme org", "--budget-eur", "0.001", "--json");
+      expect(made.code, made.stderr).toBe(0);
+      const org = JSON.parse(made.stdout) as { org_id: string };
+      expect(org).toMatchObject({ object: "organization", name: "acme org", budget_eur: 0.001, budget_period: "month", spent_eur: 0, key_count: 0 });
+      expect(org.org_id).toMatch(/^org-[a-z2-7]{12}$/);
+
+      const k = await keys(b.url, "create", "--name", "org key", "--budget-eur", "5", "--org", org.org_id, "--json");
+      expect(k.code, k.stderr).toBe(0);
+      const orgKey = JSON.parse(k.stdout) as { key_id: string };
+      expect(orgKey).toMatchObject({ org_id: org.org_id, budget_eur: 5 });
+      await b.withStore(async (store) => {
+        const r = await store.reserve(orgKey.key_id, 1_000, 60_000);
+        if ("refused" in r) throw new Error(`refused: ${r.reason}`);
+        // The key has 5 € of its own, the org nothing more.
+        expect(await store.reserve(orgKey.key_id, 1, 60_000)).toEqual({ refused: "org", reason: "org_budget" });
+        await store.settle(r.id, {
+          requestId: `keys-cli-org-${orgKey.key_id}`,
+          model: "alia-40b",
+          promptTokens: 1,
+          completionTokens: 1,
+          targetPasses: 1,
+          costMicroEur: 600,
+          costWithoutSpeculationMicroEur: 600,
+          status: "completed",
+        });
+      });
+
+      const list = await keys(b.url, "org", "list");
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout.split("\n").find((l) => l.startsWith(org.org_id))).toMatch(/acme org\s+0\.001000\s+month\s+0\.000600\s+0\.000000\s+0\.000400\s+1\s/);
+      expect((await keys(b.url, "list")).stdout.split("\n").find((l) => l.startsWith(orgKey.key_id))).toContain(org.org_id);
+
+      const raised = await keys(b.url, "org", "limits", org.org_id, "--budget-eur", "0.002", "--period", "day", "--json");
+      expect(raised.code, raised.stderr).toBe(0);
+      expect(JSON.parse(raised.stdout)).toMatchObject({ org_id: org.org_id, budget_eur: 0.002, budget_period: "day" });
+
+      const out = await keys(b.url, "limits", orgKey.key_id, "--org", "none", "--json");
+      expect(out.code, out.stderr).toBe(0);
+      expect(JSON.parse(out.stdout)).toMatchObject({ key_id: orgKey.key_id, org_id: null });
+      expect(await b.withStore(async (store) => (await store.getOrg(org.org_id))?.keyCount)).toBe(0);
+
+      const unknownOnCreate = await keys(b.url, "create", "--name", "x", "--org", "org-aaaaaaaaaaaa");
+      expect(unknownOnCreate.code).toBe(1);
+      expect(unknownOnCreate.stderr).toContain("no org 'org-aaaaaaaaaaaa'");
+      const unknown = await keys(b.url, "org", "limits", "org-aaaaaaaaaaaa", "--budget-eur", "1");
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain("no org 'org-aaaaaaaaaaaa' (see `npm run keys -- org list`)");
     });
 
     it("revoke takes effect at once; an unknown key exits 1", async () => {

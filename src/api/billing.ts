@@ -6,7 +6,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { bearerTokenOf } from "../common/bearer-auth.ts";
 import { errorBody, type ErrorBody } from "../common/errors.ts";
-import type { AccountStore, KeyRecord, Scope } from "../billing/account-store.ts";
+import type { AccountStore, KeyRecord, ReserveRefusal, Scope } from "../billing/account-store.ts";
 import type { RateLimitDecision, RateLimitHeaders, RateLimits } from "../billing/rate-limit.ts";
 import { costHeader, costWithoutSpeculation, maximumCost, targetWorkOf, usageCost, type CostWithSaving, type PriceTable } from "../billing/prices.ts";
 import type { DecodeStats } from "../speculative/speculative-decoder.ts";
@@ -64,16 +64,23 @@ export function requireAccountKey(store: AccountStore, staticKeys: readonly stri
   };
 }
 
-/** A generation refused for its key's budget: 402 insufficient_quota. */
+const QUOTA_MESSAGES: Record<ReserveRefusal["reason"], string> = {
+  budget: "This key's budget cannot cover the request (its maximum cost is reserved up front: lower max_tokens or raise the budget).",
+  org_budget: "This key's organization budget cannot cover the request (its maximum cost is reserved up front: lower max_tokens or raise the organization's budget).",
+  revoked: "This key is no longer valid.",
+  unknown_key: "This key is no longer valid.",
+};
+
+/** A generation refused for its key's budget or its org's: 402 insufficient_quota. */
 export class QuotaRefused extends Error {
-  constructor(readonly reason: "budget" | "revoked" | "unknown_key") {
-    super(reason === "budget" ? "This key's budget cannot cover the request (its maximum cost is reserved up front: lower max_tokens or raise the budget)." : "This key is no longer valid.");
+  constructor(readonly reason: ReserveRefusal["reason"]) {
+    super(QUOTA_MESSAGES[reason]);
   }
 
-  /** The 402 body (OpenAI's shape, with OpenRouter's `limit_source`). */
+  /** The 402 body (OpenAI's shape, with OpenRouter's `limit_source`: whose budget refused). */
   get body(): ErrorBody {
     const { error } = errorBody(this.message, "insufficient_quota", "insufficient_quota");
-    return { error: { ...error, limit_source: "key" } };
+    return { error: { ...error, limit_source: this.reason === "org_budget" ? "org" : "key" } };
   }
 }
 

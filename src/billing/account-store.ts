@@ -1,16 +1,25 @@
 // Keys, budgets and the usage ledger over a SqlClient (PostgreSQL server or PGlite; schema in migrations.ts).
 //
 // Budget invariant: for every key with a budget, settled spend in the current period plus the open, unexpired
-// reservations never exceeds the budget — whatever number of edge processes share the database.
+// reservations never exceeds the budget — whatever number of edge processes share the database. The same holds
+// for every org with a budget, over the spend settled under it and the open reservations of all its keys.
 //
 // Why it is race-free (reserve, settle, renew, takeRateLimit): each takes `SELECT … FOR UPDATE` on the key's api_keys row
-// first, in a READ COMMITTED transaction, so those operations on one key run one at a time in the server,
+// first (reserve and renew: right after the row of the key's org, see Orgs below), in a READ COMMITTED transaction, so those operations on one key run one at a time in the server,
 // whichever process or connection issues them. In READ COMMITTED every statement takes a fresh snapshot, so
 // the statement after the lock sees every reservation and spend committed by earlier lock holders; the check
 // (spend + open reservations + amount <= budget) and the insert are then one statement under that lock. Without
 // the lock two transactions could each check a snapshot lacking the other's uncommitted row and both insert.
 // release and expiry only ever shrink the open set, so they need no key lock. Lock order is always key row,
 // then reservation rows (expiry skips locked rows), so these operations cannot deadlock with one another.
+//
+// Orgs: reserve and renew of a key in an org first lock the org's row, then the key's (always that order; see
+// withOrgAndKeyLocked), so every operation that can grow an org's held amount runs one at a time per org, and
+// the statement that checks both budgets and inserts sees every earlier holder's reservations and spend,
+// whichever of the org's keys they were for. Attaching a key to an org (setLimits) takes the org lock too,
+// since the key's open reservations count for the org from then on. The org row is locked FOR NO KEY UPDATE,
+// which does not conflict with the FOR KEY SHARE lock a foreign key check takes: creating a key in the org or
+// settling (which adds to org_spend under the key lock only) never waits on the org lock, so no lock cycle.
 // Expiry is judged by the database's clock_timestamp() only — one clock for every edge.
 // PGlite has one connection and runs one transaction at a time: the same code is trivially serial there.
 import { sha256Hex } from "../common/hash.ts";
@@ -36,11 +45,50 @@ export interface KeyRecord extends KeyLimits {
   scopes: Scope[];
   createdAt: Date;
   revokedAt: Date | null;
+  /** The org whose budget the key also spends; null = only the key's own budget. */
+  orgId: string | null;
 }
 
 export interface CreateKeyInput extends Partial<KeyLimits> {
   name: string;
   scopes: Scope[];
+  orgId?: string | null;
+}
+
+/** What setLimits() may change: the limits given, and the key's org (null detaches it). */
+export interface KeyChanges extends Partial<KeyLimits> {
+  orgId?: string | null;
+}
+
+/** An org's budget: the same semantics as a key's (µ€ per UTC period; null = unlimited). */
+export interface OrgLimits {
+  budgetMicroEur: number | null;
+  budgetPeriod: BudgetPeriod;
+}
+
+export interface CreateOrgInput extends Partial<OrgLimits> {
+  name: string;
+}
+
+export interface OrgRecord extends OrgLimits {
+  orgId: string;
+  name: string;
+  createdAt: Date;
+}
+
+/** An org with its spend settled this period and what its keys' open reservations hold. */
+export interface OrgState extends OrgRecord {
+  spentMicroEur: number;
+  reservedMicroEur: number;
+  /** Keys in the org, revoked ones included. */
+  keyCount: number;
+}
+
+/** createKey() or setLimits() named an org that does not exist. */
+export class UnknownOrgError extends Error {
+  constructor(readonly orgId: string) {
+    super(`no org '${orgId}'`);
+  }
 }
 
 export interface Reservation {
@@ -55,11 +103,12 @@ export type RateLimitTake = RateLimitDecision & { limits: RateLimits };
 
 const RATE_LIMIT_MAX = 1_000_000_000;
 
-/** reserve() could not hold the amount: over budget, or the key is revoked or unknown. Maps to 402 / 401. */
-export interface ReserveRefusal {
-  refused: "key";
-  reason: "budget" | "revoked" | "unknown_key";
-}
+/**
+ * reserve() could not hold the amount: over the key's budget, over its org's (`refused: "org"`), or the key
+ * is revoked or unknown. Maps to 402 / 401. The reason alone names the limit too ("org_budget"), so a caller
+ * that passes on only the reason still reports the right one.
+ */
+export type ReserveRefusal = { refused: "key"; reason: "budget" | "revoked" | "unknown_key" } | { refused: "org"; reason: "org_budget" };
 
 export interface UsageEventInput {
   /** The request id; the ledger's primary key. */
@@ -94,6 +143,8 @@ export interface BudgetState {
   budgetMicroEur: number | null;
   spentMicroEur: number;
   reservedMicroEur: number;
+  /** The key's org, present only when it has one: the key can spend no more than either allows. */
+  org?: OrgState;
 }
 
 export interface UsageDay {
@@ -120,7 +171,15 @@ const KEY_PREFIX = "sk-alia-";
 const KEY_RE = /^sk-alia-([a-z2-7]{12})_([A-Za-z0-9_-]{43})$/;
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
-const KEY_COLUMNS = "key_id, name, scopes, created_at, revoked_at, budget_micro_eur, budget_period, rpm_limit, tpm_limit";
+const KEY_COLUMNS = "key_id, name, scopes, created_at, revoked_at, budget_micro_eur, budget_period, rpm_limit, tpm_limit, org_id";
+const ORG_ID_RE = /^org-[a-z2-7]{12}$/;
+
+/** An org row with its spend this period, its keys' open reservations and its key count; `WHERE` follows. */
+const ORG_STATE_SELECT = `SELECT o.org_id, o.name, o.budget_micro_eur, o.budget_period, o.created_at,
+  coalesce((SELECT s.spent_micro_eur FROM org_spend s WHERE s.org_id = o.org_id AND s.period_start = billing_period_start(o.budget_period, clock_timestamp())), 0)::text AS spent,
+  coalesce((SELECT sum(r.amount_micro_eur) FROM reservations r JOIN api_keys k ON k.key_id = r.key_id WHERE k.org_id = o.org_id AND r.state = 'open' AND r.expires_at > clock_timestamp()), 0)::text AS reserved,
+  (SELECT count(*) FROM api_keys k WHERE k.org_id = o.org_id)::text AS key_count
+  FROM orgs o`;
 
 const EVENT_COLUMNS = `e.id, e.key_id, e.model, e.prompt_tokens, e.completion_tokens, e.target_passes, e.cost_micro_eur,
   e.cost_without_speculation_micro_eur, e.status, to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at`;
@@ -135,12 +194,16 @@ export class AccountStore {
     if (!input.name) throw new TypeError("a key needs a name");
     const scopes = checkScopes(input.scopes);
     const limits = checkLimits(input);
+    const orgId = input.orgId ?? null;
     const keyId = randomBase32(12);
     const secret = randomBase64Url(32);
+    // No org lock: a new key holds no reservations, so it cannot add to what the org holds. Orgs are never
+    // deleted, so the org found here is still there for the insert (whose foreign key checks it anyway).
+    if (orgId !== null && !(ORG_ID_RE.test(orgId) && (await this.db.query("SELECT 1 FROM orgs WHERE org_id = $1", [orgId])).rows.length > 0)) throw new UnknownOrgError(orgId);
     await this.db.query(
-      `INSERT INTO api_keys (key_id, secret_sha256, name, scopes, budget_micro_eur, budget_period, rpm_limit, tpm_limit)
-       VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8)`,
-      [keyId, await sha256Hex(secret), input.name, scopes, limits.budgetMicroEur ?? null, limits.budgetPeriod ?? "none", limits.rpmLimit ?? null, limits.tpmLimit ?? null],
+      `INSERT INTO api_keys (key_id, secret_sha256, name, scopes, budget_micro_eur, budget_period, rpm_limit, tpm_limit, org_id)
+       VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, $9)`,
+      [keyId, await sha256Hex(secret), input.name, scopes, limits.budgetMicroEur ?? null, limits.budgetPeriod ?? "none", limits.rpmLimit ?? null, limits.tpmLimit ?? null, orgId],
     );
     return { key: `${KEY_PREFIX}${keyId}_${secret}`, keyId };
   }
@@ -174,18 +237,71 @@ export class AccountStore {
     return rows.length > 0;
   }
 
-  /** Changes the given limits only. A budget lowered below what is spent refuses further reservations; nothing is undone. */
-  async setLimits(keyId: string, limits: Partial<KeyLimits>): Promise<KeyRecord | undefined> {
-    const l = checkLimits(limits);
+  /**
+   * Changes the given limits only, and the key's org when `orgId` is given (null detaches it; UnknownOrgError
+   * for an org that does not exist). A budget lowered below what is spent refuses further reservations, and
+   * a key attached to an org brings its open reservations into the org's; nothing is undone.
+   */
+  async setLimits(keyId: string, changes: KeyChanges): Promise<KeyRecord | undefined> {
+    const l = checkLimits(changes);
     const columns: [string, unknown][] = [];
     if (l.budgetMicroEur !== undefined) columns.push(["budget_micro_eur", l.budgetMicroEur]);
     if (l.budgetPeriod !== undefined) columns.push(["budget_period", l.budgetPeriod]);
     if (l.rpmLimit !== undefined) columns.push(["rpm_limit", l.rpmLimit]);
     if (l.tpmLimit !== undefined) columns.push(["tpm_limit", l.tpmLimit]);
+    if (l.orgId !== undefined) columns.push(["org_id", l.orgId]);
     if (columns.length === 0) return this.getKey(keyId);
     const set = columns.map(([c], i) => `${c} = $${i + 2}`).join(", ");
-    const { rows } = await this.db.query<KeyRow>(`UPDATE api_keys SET ${set} WHERE key_id = $1 RETURNING ${KEY_COLUMNS}`, [keyId, ...columns.map(([, v]) => v)]);
-    return rows[0] ? keyRecord(rows[0]) : undefined;
+    return this.db.transaction(async (tx) => {
+      // Org row before key row, as in reserve(): an attach waits for the org's reservation in flight.
+      if (l.orgId) await lockOrgOf(tx, l.orgId);
+      const { rows } = await tx.query<KeyRow>(`UPDATE api_keys SET ${set} WHERE key_id = $1 RETURNING ${KEY_COLUMNS}`, [keyId, ...columns.map(([, v]) => v)]);
+      return rows[0] ? keyRecord(rows[0]) : undefined;
+    });
+  }
+
+  // ---- orgs ----
+
+  /** A new org; its keys spend its budget as well as their own. */
+  async createOrg(input: CreateOrgInput): Promise<OrgRecord> {
+    if (!input.name) throw new TypeError("an org needs a name");
+    const l = checkOrgLimits(input);
+    const { rows } = await this.db.query<OrgRow>("INSERT INTO orgs (org_id, name, budget_micro_eur, budget_period) VALUES ($1, $2, $3, $4) RETURNING org_id, name, budget_micro_eur, budget_period, created_at", [
+      `org-${randomBase32(12)}`,
+      input.name,
+      l.budgetMicroEur ?? null,
+      l.budgetPeriod ?? "none",
+    ]);
+    return orgRecord(rows[0]);
+  }
+
+  /** The org with this period's spend and reservations; undefined for an unknown (or malformed) id. */
+  async getOrg(orgId: string): Promise<OrgState | undefined> {
+    if (!ORG_ID_RE.test(orgId)) return undefined;
+    const { rows } = await this.db.query<OrgStateRow>(`${ORG_STATE_SELECT} WHERE o.org_id = $1`, [orgId]);
+    return rows[0] ? orgState(rows[0]) : undefined;
+  }
+
+  async listOrgs(): Promise<OrgState[]> {
+    const { rows } = await this.db.query<OrgStateRow>(`${ORG_STATE_SELECT} ORDER BY o.created_at, o.org_id`);
+    return rows.map(orgState);
+  }
+
+  /**
+   * Changes the org's budget or period, as setLimits() does a key's: a budget lowered below what is spent
+   * refuses its keys' further reservations; nothing is undone. undefined for an unknown org.
+   */
+  async setOrgLimits(orgId: string, limits: Partial<OrgLimits>): Promise<OrgState | undefined> {
+    const l = checkOrgLimits(limits);
+    if (!ORG_ID_RE.test(orgId)) return undefined;
+    const columns: [string, unknown][] = [];
+    if (l.budgetMicroEur !== undefined) columns.push(["budget_micro_eur", l.budgetMicroEur]);
+    if (l.budgetPeriod !== undefined) columns.push(["budget_period", l.budgetPeriod]);
+    if (columns.length > 0) {
+      const set = columns.map(([c], i) => `${c} = $${i + 2}`).join(", ");
+      await this.db.query(`UPDATE orgs SET ${set} WHERE org_id = $1`, [orgId, ...columns.map(([, v]) => v)]);
+    }
+    return this.getOrg(orgId);
   }
 
   // ---- budgets ----
@@ -198,28 +314,40 @@ export class AccountStore {
     checkMoney(amountMicroEur, "amountMicroEur");
     checkTtl(ttlMs);
     const id = crypto.randomUUID();
-    return this.db.transaction(async (tx) => {
-      await readCommitted(tx);
-      const key = await lockKey(tx, keyId);
-      if (!key) return { refused: "key", reason: "unknown_key" } as const;
-      if (key.revoked) return { refused: "key", reason: "revoked" } as const;
+    return withOrgAndKeyLocked(this.db, keyId, async (tx, key): Promise<Reservation | ReserveRefusal> => {
+      if (!key) return { refused: "key", reason: "unknown_key" };
+      if (key.revoked) return { refused: "key", reason: "revoked" };
       // Tidy this key's stale reservations while its lock is held (they already stopped counting below).
       await tx.query("UPDATE reservations SET state = 'expired', closed_at = clock_timestamp() WHERE key_id = $1 AND state = 'open' AND expires_at <= clock_timestamp()", [keyId]);
-      // The check and the insert in one statement, under the key lock (see the top of this file).
-      const { rows } = await tx.query<{ expires_at: Date }>(
-        `INSERT INTO reservations (id, key_id, amount_micro_eur, expires_at)
-         SELECT $2::uuid, k.key_id, $3::bigint, clock_timestamp() + $4::float8 * interval '1 millisecond'
-         FROM api_keys k
-         WHERE k.key_id = $1 AND (
-           k.budget_micro_eur IS NULL OR
-           coalesce((SELECT s.spent_micro_eur FROM key_spend s WHERE s.key_id = k.key_id AND s.period_start = billing_period_start(k.budget_period, clock_timestamp())), 0)
-           + coalesce((SELECT sum(r.amount_micro_eur) FROM reservations r WHERE r.key_id = k.key_id AND r.state = 'open' AND r.expires_at > clock_timestamp()), 0)
-           + $3::bigint <= k.budget_micro_eur)
-         RETURNING expires_at`,
+      // Both checks and the insert in one statement, under the org and key locks (see the top of this file);
+      // it also says which budget had no room. A key without an org joins no org row: its org check is true.
+      const { rows } = await tx.query<{ key_room: boolean; org_room: boolean; expires_at: Date | null }>(
+        `WITH room AS (
+           SELECT k.key_id,
+             (k.budget_micro_eur IS NULL OR
+               coalesce((SELECT s.spent_micro_eur FROM key_spend s WHERE s.key_id = k.key_id AND s.period_start = billing_period_start(k.budget_period, clock_timestamp())), 0)
+               + coalesce((SELECT sum(r.amount_micro_eur) FROM reservations r WHERE r.key_id = k.key_id AND r.state = 'open' AND r.expires_at > clock_timestamp()), 0)
+               + $3::bigint <= k.budget_micro_eur) AS key_room,
+             (o.budget_micro_eur IS NULL OR
+               coalesce((SELECT s.spent_micro_eur FROM org_spend s WHERE s.org_id = o.org_id AND s.period_start = billing_period_start(o.budget_period, clock_timestamp())), 0)
+               + coalesce((SELECT sum(r.amount_micro_eur) FROM reservations r JOIN api_keys ok ON ok.key_id = r.key_id
+                           WHERE ok.org_id = o.org_id AND r.state = 'open' AND r.expires_at > clock_timestamp()), 0)
+               + $3::bigint <= o.budget_micro_eur) AS org_room
+           FROM api_keys k LEFT JOIN orgs o ON o.org_id = k.org_id
+           WHERE k.key_id = $1
+         ), held AS (
+           INSERT INTO reservations (id, key_id, amount_micro_eur, expires_at)
+           SELECT $2::uuid, key_id, $3::bigint, clock_timestamp() + $4::float8 * interval '1 millisecond' FROM room WHERE key_room AND org_room
+           RETURNING expires_at
+         )
+         SELECT room.key_room, room.org_room, (SELECT expires_at FROM held) AS expires_at FROM room`,
         [keyId, id, amountMicroEur, ttlMs],
       );
-      if (!rows[0]) return { refused: "key", reason: "budget" } as const;
-      return { id, keyId, amountMicroEur, expiresAt: new Date(rows[0].expires_at) };
+      const r = rows[0];
+      // Both full: the key's own budget is named, as raising the org's alone would not help.
+      if (!r.key_room) return { refused: "key", reason: "budget" };
+      if (!r.org_room || r.expires_at === null) return { refused: "org", reason: "org_budget" };
+      return { id, keyId, amountMicroEur, expiresAt: new Date(r.expires_at) };
     });
   }
 
@@ -254,6 +382,14 @@ export class AccountStore {
          ON CONFLICT (key_id, period_start) DO UPDATE SET spent_micro_eur = key_spend.spent_micro_eur + EXCLUDED.spent_micro_eur`,
         [keyId, event.costMicroEur],
       );
+      // The spend counts for the org the key is in now (none: no row). The FK check's KEY SHARE lock on the
+      // org row does not wait for reserve()'s NO KEY UPDATE one, so settle never waits on the org lock.
+      await tx.query(
+        `INSERT INTO org_spend (org_id, period_start, spent_micro_eur)
+         SELECT o.org_id, billing_period_start(o.budget_period, clock_timestamp()), $2::bigint FROM api_keys k JOIN orgs o ON o.org_id = k.org_id WHERE k.key_id = $1
+         ON CONFLICT (org_id, period_start) DO UPDATE SET spent_micro_eur = org_spend.spent_micro_eur + EXCLUDED.spent_micro_eur`,
+        [keyId, event.costMicroEur],
+      );
       return { recorded: true, previousState: r.state, overrunMicroEur };
     });
   }
@@ -270,12 +406,11 @@ export class AccountStore {
    */
   async renew(reservationId: string, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs);
-    return this.db.transaction(async (tx) => {
-      await readCommitted(tx);
-      const found = await tx.query<{ key_id: string }>("SELECT key_id FROM reservations WHERE id = $1::uuid", [reservationId]);
-      if (!found.rows[0]) return false;
-      // Under the key lock, so that reserve() never counts a reservation as expired that renew() then revives.
-      await lockKey(tx, found.rows[0].key_id);
+    const found = await this.db.query<{ key_id: string }>("SELECT key_id FROM reservations WHERE id = $1::uuid", [reservationId]);
+    if (!found.rows[0]) return false;
+    // Under the org and key locks, so that reserve() — of this key or of another key of its org — never
+    // counts a reservation as expired that renew() then revives.
+    return withOrgAndKeyLocked(this.db, found.rows[0].key_id, async (tx) => {
       const { rows } = await tx.query(
         `UPDATE reservations SET expires_at = clock_timestamp() + $2::float8 * interval '1 millisecond'
          WHERE id = $1::uuid AND state = 'open' AND expires_at > clock_timestamp() RETURNING id`,
@@ -299,17 +434,20 @@ export class AccountStore {
     return rows.length;
   }
 
-  /** The key's budget, settled spend this period, and what open reservations hold. */
+  /** The key's budget, settled spend this period, and what open reservations hold; its org's too when it has one. */
   async budgetState(keyId: string): Promise<BudgetState | undefined> {
-    const { rows } = await this.db.query<{ budget_micro_eur: unknown; spent: unknown; reserved: unknown }>(
-      `SELECT k.budget_micro_eur,
+    const { rows } = await this.db.query<{ budget_micro_eur: unknown; spent: unknown; reserved: unknown; org_id: string | null }>(
+      `SELECT k.budget_micro_eur, k.org_id,
          coalesce((SELECT s.spent_micro_eur FROM key_spend s WHERE s.key_id = k.key_id AND s.period_start = billing_period_start(k.budget_period, clock_timestamp())), 0)::text AS spent,
          coalesce((SELECT sum(r.amount_micro_eur) FROM reservations r WHERE r.key_id = k.key_id AND r.state = 'open' AND r.expires_at > clock_timestamp()), 0)::text AS reserved
        FROM api_keys k WHERE k.key_id = $1`,
       [keyId],
     );
     const r = rows[0];
-    return r ? { budgetMicroEur: toIntOrNull(r.budget_micro_eur), spentMicroEur: toInt(r.spent), reservedMicroEur: toInt(r.reserved) } : undefined;
+    if (!r) return undefined;
+    const state: BudgetState = { budgetMicroEur: toIntOrNull(r.budget_micro_eur), spentMicroEur: toInt(r.spent), reservedMicroEur: toInt(r.reserved) };
+    const org = r.org_id ? await this.getOrg(r.org_id) : undefined;
+    return org ? { ...state, org } : state;
   }
 
   // ---- rate limits ----
@@ -437,6 +575,21 @@ interface KeyRow {
   budget_period: BudgetPeriod;
   rpm_limit: unknown;
   tpm_limit: unknown;
+  org_id: string | null;
+}
+
+interface OrgRow {
+  org_id: string;
+  name: string;
+  budget_micro_eur: unknown;
+  budget_period: BudgetPeriod;
+  created_at: Date;
+}
+
+interface OrgStateRow extends OrgRow {
+  spent: unknown;
+  reserved: unknown;
+  key_count: unknown;
 }
 
 interface EventRow {
@@ -464,6 +617,35 @@ async function readCommitted(tx: SqlQueryable): Promise<void> {
 async function lockKey(tx: SqlQueryable, keyId: string): Promise<{ revoked: boolean } | undefined> {
   const { rows } = await tx.query<{ revoked: boolean }>("SELECT revoked_at IS NOT NULL AS revoked FROM api_keys WHERE key_id = $1 FOR UPDATE", [keyId]);
   return rows[0];
+}
+
+const MOVED = Symbol("key moved to another org");
+
+/**
+ * Runs `fn` in a READ COMMITTED transaction holding the key's org row (if it has one) and then the key's
+ * row, locked — the order every org-aware operation follows. The org is read before the key is locked, so a
+ * key moved between orgs in that moment is retried with its new org (a few tries: moves are admin actions).
+ * `key` is undefined for an unknown key.
+ */
+async function withOrgAndKeyLocked<T>(db: SqlClient, keyId: string, fn: (tx: SqlQueryable, key: { revoked: boolean; orgId: string | null } | undefined) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const result = await db.transaction(async (tx): Promise<T | typeof MOVED> => {
+      await readCommitted(tx);
+      const org = await tx.query<{ org_id: string }>("SELECT o.org_id FROM orgs o WHERE o.org_id = (SELECT k.org_id FROM api_keys k WHERE k.key_id = $1) FOR NO KEY UPDATE", [keyId]);
+      const orgId = org.rows[0]?.org_id ?? null;
+      const { rows } = await tx.query<{ revoked: boolean; org_id: string | null }>("SELECT revoked_at IS NOT NULL AS revoked, org_id FROM api_keys WHERE key_id = $1 FOR UPDATE", [keyId]);
+      if (rows[0] && rows[0].org_id !== orgId) return MOVED;
+      return fn(tx, rows[0] && { revoked: rows[0].revoked, orgId });
+    });
+    if (result !== MOVED) return result;
+    if (attempt >= 5) throw new Error(`key ${keyId} kept moving between orgs; try again`);
+  }
+}
+
+/** Locks the org's row as reserve() does (before any key row); UnknownOrgError if there is none. */
+async function lockOrgOf(tx: SqlQueryable, orgId: string): Promise<void> {
+  const { rows } = ORG_ID_RE.test(orgId) ? await tx.query("SELECT 1 FROM orgs WHERE org_id = $1 FOR NO KEY UPDATE", [orgId]) : { rows: [] };
+  if (rows.length === 0) throw new UnknownOrgError(orgId);
 }
 
 /** The key's row locked (as lockKey), with its rate limits. */
@@ -510,7 +692,16 @@ function keyRecord(r: KeyRow): KeyRecord {
     budgetPeriod: r.budget_period,
     rpmLimit: toIntOrNull(r.rpm_limit),
     tpmLimit: toIntOrNull(r.tpm_limit),
+    orgId: r.org_id,
   };
+}
+
+function orgRecord(r: OrgRow): OrgRecord {
+  return { orgId: r.org_id, name: r.name, budgetMicroEur: toIntOrNull(r.budget_micro_eur), budgetPeriod: r.budget_period, createdAt: new Date(r.created_at) };
+}
+
+function orgState(r: OrgStateRow): OrgState {
+  return { ...orgRecord(r), spentMicroEur: toInt(r.spent), reservedMicroEur: toInt(r.reserved), keyCount: toInt(r.key_count) };
 }
 
 function usageEvent(r: EventRow): UsageEvent {
@@ -535,12 +726,17 @@ function checkScopes(scopes: readonly string[]): Scope[] {
 }
 
 function checkLimits<T extends Partial<KeyLimits>>(l: T): T {
-  if (l.budgetMicroEur !== undefined && l.budgetMicroEur !== null) checkMoney(l.budgetMicroEur, "budgetMicroEur");
-  if (l.budgetPeriod !== undefined && !["none", "day", "month"].includes(l.budgetPeriod)) throw new TypeError(`budgetPeriod: ${l.budgetPeriod}`);
+  checkOrgLimits(l);
   for (const f of ["rpmLimit", "tpmLimit"] as const) {
     const v = l[f];
     if (v !== undefined && v !== null && (!Number.isSafeInteger(v) || v <= 0 || v > 2 ** 31 - 1)) throw new RangeError(`${f} must be a positive integer`);
   }
+  return l;
+}
+
+function checkOrgLimits<T extends Partial<OrgLimits>>(l: T): T {
+  if (l.budgetMicroEur !== undefined && l.budgetMicroEur !== null) checkMoney(l.budgetMicroEur, "budgetMicroEur");
+  if (l.budgetPeriod !== undefined && !["none", "day", "month"].includes(l.budgetPeriod)) throw new TypeError(`budgetPeriod: ${l.budgetPeriod}`);
   return l;
 }
 

@@ -106,6 +106,31 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    name: "organisations: a budget shared by their keys",
+    statements: [
+      // An org's budget has the key budget's semantics: µ€ per period (billing_period_start), null = unlimited.
+      `CREATE TABLE orgs (
+        org_id text PRIMARY KEY CHECK (org_id ~ '^org-[a-z2-7]{12}$'),
+        name text NOT NULL,
+        budget_micro_eur bigint CHECK (budget_micro_eur >= 0),
+        budget_period text NOT NULL DEFAULT 'none' CHECK (budget_period IN ('none', 'day', 'month')),
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      // Null: the key has no org and only its own budget applies, as before this migration.
+      "ALTER TABLE api_keys ADD COLUMN org_id text REFERENCES orgs",
+      "CREATE INDEX api_keys_by_org ON api_keys (org_id) WHERE org_id IS NOT NULL",
+      // Settled spend per org and period, added in the settle transaction for the key's org at that moment
+      // (as key_spend is for the key): reserve reads one row instead of summing the ledger of every key.
+      `CREATE TABLE org_spend (
+        org_id text NOT NULL REFERENCES orgs,
+        period_start date NOT NULL,
+        spent_micro_eur bigint NOT NULL CHECK (spent_micro_eur >= 0),
+        PRIMARY KEY (org_id, period_start)
+      )`,
+    ],
+  },
 ];
 
 /**

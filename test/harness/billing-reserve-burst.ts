@@ -2,7 +2,8 @@
 // edge processes do. Environment: DATABASE_URL, SCHEMA, KEY_ID, TTL_MS, and MODE:
 // - "burst": waits at a gate (a shared advisory lock the test holds exclusively, GATE), then makes COUNT
 //   concurrent reserve() calls of 1 micro-euro, settles each success (request id TAG-i, cost 1), prints
-//   `result {"reserved":…,"refused":…,"recorded":…}` and exits;
+//   `result {"reserved":…,"refused":…,"refusedByOrg":…,"recorded":…}` and exits. KEY_ID may be a
+//   comma-separated list (keys of one org): call i reserves on key i mod n;
 // - "hold": reserves 1, prints `reserved <id>`, and waits to be killed (an edge dying mid-stream).
 import { AccountStore } from "../../src/billing/account-store.ts";
 import { PgSqlClient } from "../../src/billing/pg-sql-client.ts";
@@ -14,7 +15,8 @@ const env = (name: string): string => {
 };
 
 const mode = env("MODE");
-const keyId = env("KEY_ID");
+const keyIds = env("KEY_ID").split(",");
+const keyId = keyIds[0];
 const ttlMs = Number(env("TTL_MS"));
 const count = mode === "burst" ? Number(env("COUNT")) : 1;
 // One connection per concurrent call, so that all of them reach the server at once.
@@ -31,7 +33,7 @@ if (mode === "hold") {
   const tag = env("TAG");
   console.log("ready");
   await db.transaction((tx) => tx.query("SELECT pg_advisory_xact_lock_shared($1)", [gate]));
-  const results = await Promise.all(Array.from({ length: count }, () => store.reserve(keyId, 1, ttlMs)));
+  const results = await Promise.all(Array.from({ length: count }, (_, i) => store.reserve(keyIds[i % keyIds.length], 1, ttlMs)));
   let recorded = 0;
   await Promise.all(
     results.map(async (r, i) => {
@@ -50,6 +52,7 @@ if (mode === "hold") {
     }),
   );
   const reserved = results.filter((r) => !("refused" in r)).length;
-  console.log(`result ${JSON.stringify({ reserved, refused: count - reserved, recorded })}`);
+  const refusedByOrg = results.filter((r) => "refused" in r && r.refused === "org").length;
+  console.log(`result ${JSON.stringify({ reserved, refused: count - reserved, refusedByOrg, recorded })}`);
   await db.close();
 }
