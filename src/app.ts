@@ -18,7 +18,8 @@ import { errorBody } from "./common/errors.ts";
 import { accountOf, requireAccountKey } from "./api/billing.ts";
 import { registerKeyAdmin } from "./api/admin.ts";
 import type { AccountStore } from "./billing/account-store.ts";
-import { DEFAULT_PRICE_TABLE, eur, parsePriceTable } from "./billing/prices.ts";
+import { DEFAULT_PRICE_TABLE, eur, parsePriceTable, type PassTimer } from "./billing/prices.ts";
+import { passCostModel } from "./common/h200-alia-40b.ts";
 import { generationFromStats } from "./observability/edge-metrics.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 import { registerUsagePage } from "./api/usage-page.ts";
@@ -168,6 +169,13 @@ export function createApp(deps: AppDeps): Hono {
 
 /** The app as a runtime configures it: the pool and every setting from the config; the runtime gives the
  * served model and its sentence cache tiers. */
+/** BILLING_GPU_COST_MODEL as the billing's pass timer (a past beyond the measured ones costs as the longest measured). */
+function gpuTimer(config: Config): { gpu?: PassTimer } {
+  if (config.BILLING_GPU_COST_MODEL === "none") return {};
+  const model = passCostModel(config.BILLING_GPU_COST_MODEL);
+  return { gpu: { passMs: (batch, chunk, past) => model.passMsClampingPast(batch, chunk, past) } };
+}
+
 export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[], accounts?: AccountStore): Hono {
   const pool = poolClientFromConfig(config);
   const speculation = speculationSettingsFromConfig(config);
@@ -181,7 +189,9 @@ export function createAppFromConfig(config: Config, model: ServedModel, tiers: C
     maxConcurrent: config.MAX_CONCURRENT,
     maxQueueWaitMs: config.MAX_QUEUE_WAIT_MS,
     apiKeys: config.API_KEYS,
-    ...(accounts ? { billing: { store: accounts, prices: config.PRICES ? parsePriceTable(config.PRICES, "PRICES") : DEFAULT_PRICE_TABLE, reservationTtlMs: config.BILLING_RESERVATION_TTL_S * 1000 } } : {}),
+    ...(accounts
+      ? { billing: { store: accounts, prices: config.PRICES ? parsePriceTable(config.PRICES, "PRICES") : DEFAULT_PRICE_TABLE, reservationTtlMs: config.BILLING_RESERVATION_TTL_S * 1000, ...gpuTimer(config) } }
+      : {}),
     maxBodyBytes: config.MAX_BODY_BYTES,
     observability: { logRequests: config.LOG_REQUESTS, logLevel: config.LOG_LEVEL, metricsToken: config.METRICS_TOKEN },
     urlSigningSecrets: [config.URL_SIGNING_SECRET, config.URL_SIGNING_SECRET_PREVIOUS].filter((x): x is string => !!x),

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { BEARER_TOKEN, BEARER_TOKEN_HINT } from "./common/bearer-auth.ts";
 import { ConfigError, envBool, parseEnv } from "./common/env.ts";
 import { parsePriceTable } from "./billing/prices.ts";
+import { PASS_COST_MODELS } from "./common/h200-alia-40b.ts";
 import { LOG_LEVELS } from "./observability/log.ts";
 import { PROPOSER_KINDS } from "./speculative/proposer.ts";
 import { checkModelStoreConfig, ModelStoreConfigSchema } from "./common/models/model-store-config.ts";
@@ -69,6 +70,12 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
     .default(120)
     .describe("How long a request's budget reservation holds without renewal: a running request renews it every third of this; an edge killed mid-request frees its reservation after at most this long"),
   PRICES: z.string().optional().describe("Price table as JSON (docs/BILLING.md); unset: the built-in table"),
+  BILLING_GPU_COST_MODEL: z
+    .enum(["none", ...PASS_COST_MODELS])
+    .default("h200-alia-40b")
+    .describe(
+      "GPU cost model behind each response's cost without speculation: target GPU time of its passes as run vs plain decoding, at the rows per pass the verifier reports (1 when it reports none); none: target pass counts",
+    ),
   URL_SIGNING_SECRET: z.string().min(32, "at least 32 characters").optional().describe('Secret that signs translation URLs for account keys (docs/BILLING.md, "Signed translation URLs"); unset: signed URLs off'),
   URL_SIGNING_SECRET_PREVIOUS: z.string().min(32, "at least 32 characters").optional().describe("The secret being retired: URLs it signed are still accepted (rotation); never signs"),
   MAX_BODY_BYTES: z.coerce

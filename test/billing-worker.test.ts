@@ -6,11 +6,12 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AccountStore } from "../src/billing/account-store.ts";
-import { DEFAULT_PRICE_TABLE, maximumCost } from "../src/billing/prices.ts";
+import { DEFAULT_PRICE_TABLE, maximumCost, requestCost } from "../src/billing/prices.ts";
 import type { TextTokenizer } from "../src/common/models/tokenizer.ts";
 import { TARGET_FACTS } from "../src/model-pair/load-model-pair.ts";
 import { billingSchema, PG_URL, type BillingSchema } from "./harness/billing-schema.ts";
 import { loadDefaultPair } from "./harness/default-pair.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 import { startEdgeProcess, startVerifierProcess, type EdgeProcess, type ListeningProcess } from "./harness/processes.ts";
 import { bundleObjects, startWorkerd, type WorkerdEdge } from "./harness/workerd.ts";
 
@@ -80,6 +81,37 @@ describe("pay-per-request keys in workerd (Hyperdrive to PostgreSQL)", () => {
     expect(await store.usageEvent(body.id)).toMatchObject({ keyId, status: "completed" });
     const days = await store.usageByDay(keyId, "2000-01-01", "2100-01-01");
     expect(days.reduce((n, d) => n + d.requests, 0)).toBe(2);
+  });
+
+  it("prices the saving by the H200 cost model: a verify pass of several tokens costs more than one of a single token", async () => {
+    type Body = { id: string; usage: { prompt_tokens: number; completion_tokens: number }; alia_speculation: { target_passes: number; accepted_tokens: number } };
+    const { key } = await store.createKey({ name: "again", scopes: ["chat"] });
+    const ask = async (prompt: string) =>
+      (await (
+        await fetch(`${worker.url}/v1/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+          body: JSON.stringify({ model: modelId, prompt, max_tokens: 48, temperature: 0 }),
+        })
+      ).json()) as Body;
+    // The prompt with the longest answer of a few: its cost is many micro-euros, so rounding does not decide.
+    let longest = { prompt: "", tokens: 0 };
+    for (const prompt of SPANISH_PROMPTS.slice(0, 8)) {
+      const n = (await ask(prompt)).usage.completion_tokens;
+      if (n > longest.tokens) longest = { prompt, tokens: n };
+    }
+    const again = await ask(longest.prompt); // drafted from the key's cached answer: fewer target passes than tokens
+    const { usage, alia_speculation: spec } = again;
+    expect(spec.accepted_tokens).toBeGreaterThan(0);
+    expect(spec.target_passes).toBeLessThan(usage.completion_tokens);
+    const event = (await store.usageEvent(again.id))!;
+    const listed = requestCost(DEFAULT_PRICE_TABLE, { model: modelId, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens });
+    expect(event.costMicroEur).toBe(listed.total);
+    // Counting passes alone, the output would have cost completion / passes times more; the cost model
+    // charges the verify passes their extra tokens, so the saving it shows is positive but smaller.
+    const outputWithout = event.costWithoutSpeculationMicroEur - listed.input;
+    expect(outputWithout).toBeGreaterThan(listed.output);
+    expect(outputWithout).toBeLessThan(Math.floor((listed.output * usage.completion_tokens) / spec.target_passes));
   });
 
   it("gives the openai client its typed errors: unknown key, wrong scope, revoked key, rate limit", async () => {

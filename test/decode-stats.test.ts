@@ -38,7 +38,17 @@ describe("DecodeStatsRecorder", () => {
         { gamma: 3, accepted: 3 },
       ],
       byProposer: { model: { rounds: 2, drafted: 6, accepted: 5 } },
+      passRows: { sum: 0, reports: 0 },
     });
+  });
+
+  it("sums the rows per pass the pool reports, ignoring reports without them", () => {
+    const r = new DecodeStatsRecorder("model");
+    r.load(undefined);
+    r.load(0);
+    r.load(4);
+    r.load(8);
+    expect(r.stats.passRows).toEqual({ sum: 12, reports: 2 });
   });
 
   it("a hybrid's rounds are counted per drafter, and add up to the totals", () => {

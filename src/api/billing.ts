@@ -8,7 +8,7 @@ import { bearerTokenOf } from "../common/bearer-auth.ts";
 import { errorBody, type ErrorBody } from "../common/errors.ts";
 import type { AccountStore, KeyRecord, ReserveRefusal, Scope } from "../billing/account-store.ts";
 import type { RateLimitDecision, RateLimitHeaders, RateLimits } from "../billing/rate-limit.ts";
-import { costHeader, costWithoutSpeculation, maximumCost, targetWorkOf, usageCost, type CostWithSaving, type PriceTable } from "../billing/prices.ts";
+import { costHeader, costWithoutSpeculation, maximumCost, targetWorkOf, usageCost, type CostWithSaving, type PassTimer, type PriceTable } from "../billing/prices.ts";
 import type { DecodeStats } from "../speculative/speculative-decoder.ts";
 
 export interface BillingSettings {
@@ -16,6 +16,8 @@ export interface BillingSettings {
   prices: PriceTable;
   /** How long a reservation holds if its edge dies without settling it (the store expires it after); a running request renews it. */
   reservationTtlMs: number;
+  /** Target pass times for the cost without speculation (none: every pass costs the same). */
+  gpu?: PassTimer;
 }
 
 /**
@@ -178,7 +180,11 @@ export class RequestMeter {
 
   /** What the finished generation cost (and would have cost without speculation). */
   cost(stats: DecodeStats, promptTokens: number, completionTokens: number): MeteredCost {
-    const cost = costWithoutSpeculation(this.b.prices, { model: this.model, promptTokens, completionTokens }, targetWorkOf(stats));
+    // The passes are costed at the rows the pool said they carried (other sessions' included): under load
+    // a verify chunk's extra tokens cost more, and the saving shown shrinks as it really does.
+    const rows = stats.passRows.reports ? Math.max(1, Math.round(stats.passRows.sum / stats.passRows.reports)) : 1;
+    const gpu = this.b.gpu && { timer: this.b.gpu, rowsPerPass: rows };
+    const cost = costWithoutSpeculation(this.b.prices, { model: this.model, promptTokens, completionTokens }, targetWorkOf(stats), gpu);
     return { cost, usage: usageCost(cost), header: costHeader(cost.total) };
   }
 

@@ -28,6 +28,8 @@ export interface DecodeStats {
   gammas: number[];
   /** Each verify round: drafts sent and accepted. */
   roundLog: { gamma: number; accepted: number }[];
+  /** Rows of the target's passes as the pool reported them (its last pass, at each report): sum and reports. */
+  passRows: { sum: number; reports: number };
   /** Rounds, drafts and accepted drafts per drafter (one entry, unless a hybrid drafted with several). */
   byProposer: Record<string, DrafterStats>;
 }
@@ -57,6 +59,7 @@ function emptyDecodeStats(proposer: string): DecodeStats {
     aheadDiscarded: 0,
     gammas: [],
     roundLog: [],
+    passRows: { sum: 0, reports: 0 },
     byProposer: {},
   };
 }
@@ -83,6 +86,13 @@ export class DecodeStatsRecorder {
   generated(intoOutput: boolean): void {
     this.stats.targetPasses++;
     if (intoOutput) this.stats.generatedTokens++;
+  }
+
+  /** The pool's load report (present with a verifier that models its GPU): how many rows its passes carry. */
+  load(rows: number | undefined): void {
+    if (rows === undefined || rows < 1) return;
+    this.stats.passRows.sum += rows;
+    this.stats.passRows.reports++;
   }
 
   generation(ms: number): void {

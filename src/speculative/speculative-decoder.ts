@@ -152,6 +152,7 @@ export class SpeculativeDecoder {
       let serverFirstMs: number | undefined;
       const onLoad = (load: PoolLoad, serverMs?: number) => {
         this.policy.observeLoad(load);
+        this.recorder.load(load.rows);
         serverFirstMs ??= serverMs;
       };
       // A seeded request's choices must not depend on timing: its proposer checks every token, and the
@@ -223,6 +224,7 @@ export class SpeculativeDecoder {
     st.seq++;
     const networkMs = Math.max(0, r.elapsedMs - r.server_ms);
     this.policy.observeRound(n, r.accepted, r.server_ms, reopening ? undefined : networkMs, r.load, !!peeked);
+    this.recorder.load(r.load?.rows);
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
     st.history.push(...st.lastCommitted);
     const step = this.tracker.commit(st.lastCommitted);
