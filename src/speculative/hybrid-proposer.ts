@@ -10,6 +10,8 @@ import type { SuffixProposer } from "./suffix-proposer.ts";
 export class HybridProposer implements Proposer {
   readonly name = "hybrid";
   readonly draftsBeyondPeek = true;
+  /** Its peek is the suffix's, whose index observe() updates before the model's forward starts. */
+  readonly peeksWhileObserving = true;
 
   constructor(
     readonly suffix: SuffixProposer,

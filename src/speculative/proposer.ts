@@ -55,6 +55,12 @@ export interface Proposer {
    */
   readonly draftsBeyondPeek?: boolean;
   /**
+   * peek() is a lookup that nothing observe() is still doing can change (the suffix index, updated at the
+   * start of observe): the decoder may peek at every generated token even while an observation runs (the
+   * hybrid's model forward), instead of only at a chunk's end.
+   */
+  readonly peeksWhileObserving?: boolean;
+  /**
    * Tokens committed without a proposal (the pool generated them): `token` follows `history`. Resolves to
    * whether the proposer would have proposed it first, so acceptance can be measured before speculating.
    */

@@ -115,7 +115,7 @@ export class SpeculativeDecoder {
   /** The proposer's proposal and its odds, when it can give them cheaply (Proposer.peek). */
   private async peek(history: readonly number[]): Promise<PeekedProposal | undefined> {
     if (!this.proposer.peek) return undefined;
-    await this.observing;
+    if (!this.proposer.peeksWhileObserving) await this.observing;
     const p0 = this.proposer.proposeMs;
     const proposal = this.proposer.peek(history, this.policy.maxGamma);
     this.peekMs = this.proposer.proposeMs - p0;
@@ -168,7 +168,7 @@ export class SpeculativeDecoder {
         yield step;
         if (step.done) return;
         // A proposer that knows its odds is asked at every token: a strong match ends the stream at once.
-        const peeked = this.policy.adaptive && got % chunk !== 0 && (everyToken || !this.observing) ? await this.peek(st.history) : undefined;
+        const peeked = this.policy.adaptive && got % chunk !== 0 && (everyToken || !this.observing || this.proposer.peeksWhileObserving) ? await this.peek(st.history) : undefined;
         if (peeked?.tokens.length && this.policy.choose(0, peeked.confidence, peeked.run) !== 0) return;
         if (this.policy.adaptive && got % chunk === 0) {
           const perToken = (performance.now() - tFirst) / (got - 1);
