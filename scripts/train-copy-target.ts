@@ -12,7 +12,7 @@
 // Usage: npm run fixtures:train-copy -- [--steps N] [--seed S] [--lr X] [--out DIR] [--quick]
 //   --steps  fine-tuning steps (default 700; ~1.5 s each on one core)
 //   --quick  20 steps written to .cache/fixtures-copy-quick/ (smoke test)
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { loadTargetModel, type TargetModel } from "../gpu-backend/target-model.ts";
@@ -24,7 +24,7 @@ import { archOfConfig, llamaWeightsFromOnnx } from "../fixtures/generate/llama-o
 import { PAIR_MIX, pairDocs, rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { passageCases, type PassageCase } from "../fixtures/generate/passages.ts";
 import { seededRandom } from "../fixtures/generate/random-weights.ts";
-import { DEFAULT_PAIR_DIR } from "../fixtures/generate/synthetic-bundles.ts";
+import { DEFAULT_PAIR_DIR, readTokenizerFiles } from "../fixtures/generate/synthetic-bundles.ts";
 import { loadParallelCorpus, spanishSentences } from "../fixtures/generate/translation-corpus.ts";
 import { BatchStream, evalBatches, evaluate, initTfjs, TfLlama, trainLlama } from "../fixtures/generate/train-llama-tfjs.ts";
 import { writeBundle } from "../fixtures/generate/write-bundle.ts";
@@ -57,9 +57,9 @@ const tf = await initTfjs("wasm");
 console.log(`tfjs backend: ${tf.backend}`);
 const targetDir = path.join(DEFAULT_PAIR_DIR, "target");
 const targetBundle = await loadBundle(targetDir);
-const tokenizerJson = JSON.parse(await readFile(path.join(targetDir, "tokenizer.json"), "utf8")) as unknown;
-const tokenizerConfig = JSON.parse(await readFile(path.join(targetDir, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
-const tok = new Tokenizer(tokenizerJson as object, tokenizerConfig);
+// The tokenizer files are copied as they are: the copy target shares the default pair's tokenizer.
+const { tokenizerJson, tokenizerConfigJson: tokenizerConfig } = await readTokenizerFiles(targetDir);
+const tok = new Tokenizer(tokenizerJson, tokenizerConfig);
 const encode = (text: string, bos = true): number[] => tok.encode(text, { add_special_tokens: bos }).ids;
 const decode = (ids: number[]) => tok.decode(ids, { skip_special_tokens: true });
 const countTokens = (text: string) => encode(text, false).length;

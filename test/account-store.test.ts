@@ -493,51 +493,14 @@ for (const make of [pgliteBackend, postgresBackend]) {
         }
       });
 
-      it("three edge processes sharing the server spend one budget of 10 exactly", async () => {
-        const { keyId } = await store.createKey({ name: "three", scopes: ["chat"], budgetMicroEur: 10 });
+      /**
+       * Three stand-in edge processes (billing-reserve-burst.ts) each reserving 20 × 1 µ€ on `keyIds` (spread
+       * over them) at once: a shared advisory lock held here until all three wait on it opens them together.
+       * Their results, after checking each exited cleanly.
+       */
+      async function threeProcessBurst(keyIds: string[], tag: string): Promise<{ reserved: number; refused: number; refusedByOrg: number; recorded: number }[]> {
         const schema = (await db.query<{ s: string }>("SELECT current_schema() AS s")).rows[0].s;
-        const gate = 7_000_000 + Math.floor(Math.random() * 1_000_000);
-        let open!: () => void;
-        const gateOpen = new Promise<void>((r) => (open = r));
-        // The gate: held exclusively here until all three processes wait on it, so their bursts overlap.
-        let locked!: () => void;
-        const gateLocked = new Promise<void>((r) => (locked = r));
-        const holding = db.transaction(async (tx) => {
-          await tx.query("SELECT pg_advisory_xact_lock($1)", [gate]);
-          locked();
-          await gateOpen;
-        });
-        await gateLocked;
-        const procs = [0, 1, 2].map((i) =>
-          startProcess("test/harness/billing-reserve-burst.ts", { MODE: "burst", DATABASE_URL: PG_URL, SCHEMA: schema, KEY_ID: keyId, COUNT: "20", TTL_MS: "60000", GATE: String(gate), TAG: `${schema}-p${i}` }),
-        );
-        try {
-          await Promise.all(procs.map((p) => p.waitFor(/^ready$/m, 60_000)));
-          for (let waiting = 0; waiting < 3; await sleep(50)) {
-            const q = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1", [gate]);
-            waiting = Number(q.rows[0].n);
-          }
-          open();
-          await holding;
-          const results = await Promise.all(procs.map(async (p) => JSON.parse((await p.waitFor(/^result (.*)$/m, 60_000))[1])));
-          for (const p of procs) expect((await p.exited()).code).toBe(0);
-          expect(results.reduce((s, r) => s + r.reserved, 0)).toBe(10);
-          expect(results.reduce((s, r) => s + r.refused, 0)).toBe(50);
-          expect(results.reduce((s, r) => s + r.recorded, 0)).toBe(10);
-          expect(await store.budgetState(keyId)).toEqual({ budgetMicroEur: 10, spentMicroEur: 10, reservedMicroEur: 0 });
-          const ledger = await db.query<{ spent: string }>("SELECT sum(cost_micro_eur)::text AS spent FROM usage_events WHERE key_id = $1", [keyId]);
-          expect(ledger.rows[0].spent).toBe("10");
-        } finally {
-          open();
-          for (const p of procs) await p.stop("SIGKILL");
-        }
-      });
-
-      it("three edge processes reserving on two keys of one org spend the org's budget of 10 exactly", async () => {
-        const org = await store.createOrg({ name: "three-org", budgetMicroEur: 10, budgetPeriod: "month" });
-        const keyIds = await Promise.all([0, 1].map(async (i) => (await store.createKey({ name: `three-org-${i}`, scopes: ["chat"], budgetMicroEur: 100, orgId: org.orgId })).keyId));
-        const schema = (await db.query<{ s: string }>("SELECT current_schema() AS s")).rows[0].s;
-        const gate = 9_000_000 + Math.floor(Math.random() * 1_000_000);
+        const gate = 7_000_000 + Math.floor(Math.random() * 3_000_000);
         let open!: () => void;
         const gateOpen = new Promise<void>((r) => (open = r));
         let locked!: () => void;
@@ -557,7 +520,7 @@ for (const make of [pgliteBackend, postgresBackend]) {
             COUNT: "20",
             TTL_MS: "60000",
             GATE: String(gate),
-            TAG: `${schema}-org-p${i}`,
+            TAG: `${schema}-${tag}${i}`,
           }),
         );
         try {
@@ -570,16 +533,31 @@ for (const make of [pgliteBackend, postgresBackend]) {
           await holding;
           const results = await Promise.all(procs.map(async (p) => JSON.parse((await p.waitFor(/^result (.*)$/m, 60_000))[1])));
           for (const p of procs) expect((await p.exited()).code).toBe(0);
-          expect(results.reduce((s, r) => s + r.reserved, 0)).toBe(10);
-          expect(results.reduce((s, r) => s + r.refusedByOrg, 0)).toBe(50);
-          expect(results.reduce((s, r) => s + r.recorded, 0)).toBe(10);
-          expect(await store.getOrg(org.orgId)).toMatchObject({ budgetMicroEur: 10, spentMicroEur: 10, reservedMicroEur: 0 });
-          const ledger = await db.query<{ spent: string }>("SELECT sum(cost_micro_eur)::text AS spent FROM usage_events WHERE key_id = ANY($1::text[])", [keyIds]);
-          expect(ledger.rows[0].spent).toBe("10");
+          return results;
         } finally {
           open();
           for (const p of procs) await p.stop("SIGKILL");
         }
+      }
+      const total = (results: Record<string, number>[], field: string) => results.reduce((s, r) => s + r[field], 0);
+
+      it("three edge processes sharing the server spend one budget of 10 exactly", async () => {
+        const { keyId } = await store.createKey({ name: "three", scopes: ["chat"], budgetMicroEur: 10 });
+        const results = await threeProcessBurst([keyId], "p");
+        expect([total(results, "reserved"), total(results, "refused"), total(results, "recorded")]).toEqual([10, 50, 10]);
+        expect(await store.budgetState(keyId)).toEqual({ budgetMicroEur: 10, spentMicroEur: 10, reservedMicroEur: 0 });
+        const ledger = await db.query<{ spent: string }>("SELECT sum(cost_micro_eur)::text AS spent FROM usage_events WHERE key_id = $1", [keyId]);
+        expect(ledger.rows[0].spent).toBe("10");
+      });
+
+      it("three edge processes reserving on two keys of one org spend the org's budget of 10 exactly", async () => {
+        const org = await store.createOrg({ name: "three-org", budgetMicroEur: 10, budgetPeriod: "month" });
+        const keyIds = await Promise.all([0, 1].map(async (i) => (await store.createKey({ name: `three-org-${i}`, scopes: ["chat"], budgetMicroEur: 100, orgId: org.orgId })).keyId));
+        const results = await threeProcessBurst(keyIds, "org-p");
+        expect([total(results, "reserved"), total(results, "refusedByOrg"), total(results, "recorded")]).toEqual([10, 50, 10]);
+        expect(await store.getOrg(org.orgId)).toMatchObject({ budgetMicroEur: 10, spentMicroEur: 10, reservedMicroEur: 0 });
+        const ledger = await db.query<{ spent: string }>("SELECT sum(cost_micro_eur)::text AS spent FROM usage_events WHERE key_id = ANY($1::text[])", [keyIds]);
+        expect(ledger.rows[0].spent).toBe("10");
       });
 
       it("an edge killed with -9 mid-request blocks its budget only until the reservation's TTL", async () => {
