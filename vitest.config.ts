@@ -11,6 +11,7 @@ const UNIT = [
   "test/company-wait.test.ts",
   "test/bpe.test.ts",
   "test/config.test.ts",
+  "test/containers.test.ts",
   "test/decode-stats.test.ts",
   "test/draft-vocabulary.test.ts",
   "test/drafter-shapes-report.test.ts",
