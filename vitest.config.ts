@@ -19,6 +19,7 @@ const UNIT = [
   "test/gamma-policy.test.ts",
   "test/generation-peek.test.ts",
   "test/import-boundaries.test.ts",
+  "test/k8s-manifests.test.ts",
   "test/log-rate-limit.test.ts",
   "test/metrics-registry.test.ts",
   "test/output-tracker.test.ts",
