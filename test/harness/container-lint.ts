@@ -146,6 +146,7 @@ export interface ComposeService {
   ports?: string[];
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test?: string[] | string; disable?: boolean };
+  command?: string[] | string;
   volumes?: string[];
 }
 export interface ComposeFile {
