@@ -45,4 +45,10 @@ export interface TargetEngine<S extends EngineSequence = EngineSequence> {
    * expect the session back and hold a pass for it (OnnxEngine: VERIFIER_WAIT_FOR_COMPANY).
    */
   roundAnswered?(seq: S, allAccepted: boolean): void;
+  /**
+   * Greedy generation in one streamed request (an engine that streams its own decoding: SGLang), instead
+   * of one score() per token. Yields each new token; ends after a stop id or `maxTokens`, or when `signal`
+   * aborts; throws VerifyError("engine_unavailable") when the engine fails mid-stream.
+   */
+  generateGreedy?(prefix: readonly number[], o: { maxTokens: number; stopIds: readonly number[]; signal?: AbortSignal }): AsyncGenerator<number>;
 }

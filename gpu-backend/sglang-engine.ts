@@ -21,6 +21,18 @@ const SglangResponseSchema = z.object({
   }),
 });
 
+/** A chunk of SGLang's streamed /generate: output ids (all so far, or only the new ones with --incremental-streaming-output). */
+const SglangStreamChunkSchema = z.object({
+  output_ids: z.array(z.number().int()),
+  meta_info: z.object({
+    completion_tokens: z.number().int().min(0),
+    finish_reason: z
+      .object({ type: z.string(), matched: z.union([z.number(), z.string(), z.null()]).optional() })
+      .nullable()
+      .optional(),
+  }),
+});
+
 export interface SglangEngineOptions {
   baseUrl: string;
   vocab: number;
@@ -80,6 +92,81 @@ export class SglangEngine implements TargetEngine<SglangSequence> {
     const seq = new SglangSequence();
     seq.tokens.push(...prefix); // SGLang prefills it with the first scored pass
     return seq;
+  }
+
+  /**
+   * Greedy generation as one streamed /generate request (`stream: true`, temperature 0, stop_token_ids):
+   * SGLang decodes continuously instead of answering a request per token. Output ids are taken as
+   * cumulative when a chunk holds completion_tokens of them, else as the new ones; a stop id SGLang matched
+   * but left out of output_ids is still yielded. `timeoutMs` bounds the wait for each chunk.
+   */
+  async *generateGreedy(prefix: readonly number[], o: { maxTokens: number; stopIds: readonly number[]; signal?: AbortSignal }): AsyncGenerator<number> {
+    const ctl = new AbortController();
+    const abort = () => ctl.abort();
+    o.signal?.addEventListener("abort", abort);
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => ctl.abort(new Error(`no chunk within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
+    };
+    const row = { chunk: 1, past: prefix.length, owner: ctl };
+    this.inFlight.add(row);
+    let emitted = 0;
+    let last: number | undefined;
+    try {
+      arm();
+      const res = await fetch(`${this.o.baseUrl}/generate`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(this.o.apiKey ? { authorization: `Bearer ${this.o.apiKey}` } : {}) },
+        body: JSON.stringify({ input_ids: prefix, sampling_params: { max_new_tokens: o.maxTokens, temperature: 0, stop_token_ids: o.stopIds }, stream: true }),
+        signal: ctl.signal,
+      });
+      if (!res.ok || !res.body) throw new Error(`/generate answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      const decoder = new TextDecoder();
+      let buf = "";
+      let t0 = performance.now();
+      for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+        arm();
+        buf += decoder.decode(bytes, { stream: true });
+        for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
+          const event = buf.slice(0, end).trim();
+          buf = buf.slice(end + 2);
+          if (!event.startsWith("data:")) continue;
+          const data = event.slice(5).trim();
+          if (data === "[DONE]") return;
+          const parsed = SglangStreamChunkSchema.safeParse(JSON.parse(data));
+          if (!parsed.success) throw new Error(`/generate streamed an unexpected shape: ${parsed.error.issues[0].path.join(".")}: ${parsed.error.issues[0].message}`);
+          const { output_ids: ids, meta_info: m } = parsed.data;
+          const fresh = ids.length === m.completion_tokens ? ids.slice(emitted) : ids;
+          for (const token of fresh) {
+            if (token < 0 || token >= this.o.vocab) throw new Error(`streamed token id ${token} outside the vocabulary of ${this.o.vocab}`);
+            this.accounting.record(
+              [row],
+              performance.now() - t0,
+              [...this.inFlight].filter((r) => r !== row),
+            );
+            t0 = performance.now();
+            emitted++;
+            last = token;
+            yield token;
+          }
+          const matched = m.finish_reason?.matched;
+          if (m.finish_reason?.type === "stop" && typeof matched === "number" && o.stopIds.includes(matched) && last !== matched) {
+            emitted++;
+            last = matched;
+            yield matched;
+          }
+        }
+      }
+    } catch (e) {
+      if (o.signal?.aborted) return; // the client left: not an engine failure
+      throw new VerifyError("engine_unavailable", `SGLang ${(e as Error).message}`);
+    } finally {
+      clearTimeout(idle);
+      o.signal?.removeEventListener("abort", abort);
+      ctl.abort(); // ends the request if the consumer stopped early
+      this.inFlight.delete(row);
+    }
   }
 
   async score(seq: SglangSequence, tokens: readonly number[]): Promise<ChunkScores> {

@@ -251,6 +251,22 @@ export class Verifier {
       throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
     const params = this.samplingParams(req.sampling);
     const t0 = performance.now();
+    // Greedy on an engine that streams its own decoding (SGLang): one request for the whole stream. Sampling
+    // keeps the per-token path below, whose draws are seeded per absolute position (a stream resumed on
+    // another node from its history draws the same tokens), which an engine's own sampler does not promise.
+    if (!params && this.engine.generateGreedy) {
+      let n = 0;
+      for await (const token of this.engine.generateGreedy(req.history, { maxTokens: req.max_tokens, stopIds: req.stop_ids, signal })) {
+        n++;
+        this.counters.generated++;
+        const load = () => ({ queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions });
+        yield n === 1 ? { token, load: load(), server_ms: performance.now() - t0 } : (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: load() } : { token };
+        if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
+        if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };
+      }
+      if (signal?.aborted) return;
+      throw new VerifyError("engine_unavailable", `the ${this.engine.name} engine's stream ended after ${n} of ${req.max_tokens} tokens without a stop id`);
+    }
     const seq = await this.engine.open(req.history.slice(0, -1));
     let next: Promise<ChunkScores> | undefined;
     try {

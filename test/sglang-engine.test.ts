@@ -27,12 +27,49 @@ const seen: number[][] = [];
 const requests: Record<string, unknown>[] = [];
 /** Answer the next request(s) with 500, as an overloaded or restarting SGLang would. */
 let failNext = 0;
+/** Streamed generation: output_ids only new ones per chunk (SGLang's --incremental-streaming-output), and a connection cut after this many tokens. */
+const streaming = { incremental: false, cutAfter: Number.POSITIVE_INFINITY };
 
 function topK(row: Float32Array, k: number): [number, number, null][] {
   const ids = Array.from(row.keys())
     .sort((a, b) => row[b] - row[a] || a - b)
     .slice(0, k);
   return ids.map((id) => [logSoftmaxAt(row, id), id, null]);
+}
+
+interface StreamedGenerate {
+  input_ids: number[];
+  sampling_params: { max_new_tokens: number; temperature: number; stop_token_ids?: number[] };
+}
+
+/**
+ * SGLang's streamed /generate: SSE chunks of `{text, output_ids, meta_info: {completion_tokens, finish_reason}}`
+ * (output_ids all so far, or the new ones), then `data: [DONE]`. SGLang leaves a matched stop token out of
+ * output_ids and names it in finish_reason.matched; the adapter must still yield it.
+ */
+function streamGenerate(b: StreamedGenerate): Response {
+  const p = b.sampling_params;
+  if (p.temperature !== 0) return Response.json({ error: "contract: the adapter streams greedy generation only" }, { status: 400 });
+  const stops = p.stop_token_ids ?? [];
+  const enc = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async start(ctl) {
+      const out = await target.greedy(b.input_ids, p.max_new_tokens, stops);
+      const stopped = out.length > 0 && stops.includes(out[out.length - 1]);
+      const shown = stopped ? out.slice(0, -1) : out;
+      for (let i = 0; i < shown.length; i++) {
+        if (i === streaming.cutAfter) return ctl.error(new Error("contract: connection cut"));
+        const ids = streaming.incremental ? [shown[i]] : shown.slice(0, i + 1);
+        const last = i === shown.length - 1;
+        const finish = last ? (stopped ? { type: "stop", matched: out[out.length - 1] } : { type: "length", length: p.max_new_tokens }) : null;
+        ctl.enqueue(enc.encode(`data: ${JSON.stringify({ text: "", output_ids: ids, meta_info: { prompt_tokens: b.input_ids.length, completion_tokens: i + 1, finish_reason: finish } })}\n\n`));
+        await new Promise((r) => setTimeout(r, 1)); // one decode step: each chunk leaves before the next
+      }
+      ctl.enqueue(enc.encode("data: [DONE]\n\n"));
+      ctl.close();
+    },
+  });
+  return new Response(body, { headers: { "content-type": "text/event-stream" } });
 }
 
 beforeAll(async () => {
@@ -51,6 +88,7 @@ beforeAll(async () => {
       failNext--;
       return c.json({ error: "contract: simulated failure" }, 500);
     }
+    if ((b as { stream?: boolean }).stream) return streamGenerate(b as unknown as StreamedGenerate);
     const n = b.input_ids.length;
     if (b.sampling_params?.max_new_tokens !== 1 || b.return_logprob !== true || !(b.logprob_start_len >= 0 && b.logprob_start_len < n))
       return c.json({ error: "contract: expected max_new_tokens 1, return_logprob, 0 ≤ logprob_start_len < len" }, 400);
@@ -197,11 +235,62 @@ describe("SglangEngine (against a contract server)", () => {
     }
   });
 
-  it("generate (γ = 0) over SGLang equals target-only greedy", async () => {
+  /** A generation's tokens and its end event, through a Verifier on SGLang. */
+  async function generate(v: Verifier, history: number[], max_tokens: number, stop_ids: number[] = [], sampling?: Sampling) {
+    const tokens: number[] = [];
+    let end: unknown;
+    for await (const ev of v.generate({ history, max_tokens, stop_ids, ...(sampling ? { sampling } : {}) })) {
+      if ("token" in ev) tokens.push(ev.token);
+      else end = ev;
+    }
+    return { tokens, end };
+  }
+
+  it("generate (γ = 0, greedy) streams from SGLang in one request and equals target-only greedy, stop ids included", async () => {
+    const v = new Verifier(sglang(), store);
+    for (const incremental of [false, true]) {
+      streaming.incremental = incremental;
+      for (const text of SPANISH_PROMPTS.slice(0, 6)) {
+        const prompt = tok.encode(text);
+        const before = requests.length;
+        const { tokens, end } = await generate(v, prompt, 40, [2]);
+        expect(tokens).toEqual(await target.greedy(prompt, 40, [2]));
+        expect(end).toEqual({ done: true, finish_reason: tokens.at(-1) === 2 ? "stop" : "length", tokens: tokens.length });
+        // One streamed request for the whole generation, not one per token.
+        expect(requests.slice(before)).toEqual([expect.objectContaining({ stream: true, input_ids: prompt, sampling_params: { max_new_tokens: 40, temperature: 0, stop_token_ids: [2] } })]);
+      }
+    }
+    streaming.incremental = false;
+  });
+
+  it("a stream SGLang cuts mid-way fails as engine_unavailable after the tokens it gave (the edge then fails over by history)", async () => {
     const v = new Verifier(sglang(), store);
     const prompt = tok.encode("Más vale tarde");
+    const want = await target.greedy(prompt, 16);
+    streaming.cutAfter = 5;
     const tokens: number[] = [];
-    for await (const ev of v.generate({ history: prompt, max_tokens: 16, stop_ids: [] })) if ("token" in ev) tokens.push(ev.token);
-    expect(tokens).toEqual(await target.greedy(prompt, 16));
+    try {
+      await expect(
+        (async () => {
+          for await (const ev of v.generate({ history: prompt, max_tokens: 16, stop_ids: [] })) if ("token" in ev) tokens.push(ev.token);
+        })(),
+      ).rejects.toMatchObject({ code: "engine_unavailable" });
+    } finally {
+      streaming.cutAfter = Number.POSITIVE_INFINITY;
+    }
+    expect(tokens).toEqual(want.slice(0, 5));
+    // Resumed from its history, on this node or another, the rest is the same.
+    const rest = await generate(v, [...prompt, ...tokens], 11);
+    expect([...tokens, ...rest.tokens]).toEqual(want);
+  });
+
+  it("sampled generation keeps the per-token path (draws seeded per position), one scoring request per token", async () => {
+    const v = new Verifier(sglang(), store);
+    const prompt = tok.encode("La vida es");
+    const before = requests.length;
+    const { tokens } = await generate(v, prompt, 6, [], { temperature: 0.8, top_p: 1, top_k: 5, seed: 7 });
+    expect(tokens).toHaveLength(6);
+    expect(requests.slice(before).every((r) => !r.stream && (r.sampling_params as { max_new_tokens: number }).max_new_tokens === 1)).toBe(true);
+    expect((await generate(v, prompt, 6, [], { temperature: 0.8, top_p: 1, top_k: 5, seed: 7 })).tokens).toEqual(tokens);
   });
 });
