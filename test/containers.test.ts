@@ -41,6 +41,9 @@ describe("Dockerfiles", () => {
     expect(problems).toMatch(/CMD entry src\/main\.ts does not exist/);
     expect(problems).toMatch(/ENV EMBEDED_VERIFIER is not a variable/);
     expect(lintDockerfile(good.replace(/^USER .*$/m, ""), specs.edge).join("\n")).toMatch(/no USER/);
+    // A file the sources import but the image lacks (the cost model's measurements), and a context that leaves a copied file out.
+    expect(lintDockerfile(good.replace(/^COPY measurements\/.*$/m, ""), specs.edge).join("\n")).toMatch(/measurements\/h200-pass-times\.json \(imported from src\/node\.ts or a copied script\) is not copied/);
+    expect(lintDockerfile(good, specs.edge, ["measurements"]).join("\n")).toMatch(/COPY source measurements\/h200-pass-times\.json is excluded by \.dockerignore/);
     expect(lintDockerfile("FROM node:20-bookworm-slim\nCMD node\n", specs.edge).join("\n")).toMatch(/multi-stage: 1 FROM/);
   });
 });

@@ -25,6 +25,8 @@ WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY package.json ./
 COPY src ./src
+# The measured H200 pass times behind the GPU cost models (src/common/h200-alia-40b.ts imports them).
+COPY measurements/h200-pass-times.json ./measurements/
 # The embedded verifier's entry (EMBEDDED_VERIFIER=true) and the shared protocol live here.
 COPY gpu-backend ./gpu-backend
 # The operator CLIs that make sense next to an edge: keys, bundle upload, usage export.

@@ -35,6 +35,8 @@ COPY package.json ./
 COPY gpu-backend ./gpu-backend
 # The verifier shares the protocol, model store and engines' code with the edge.
 COPY src ./src
+# The measured H200 pass times behind the GPU cost models (src/common/h200-alia-40b.ts imports them).
+COPY measurements/h200-pass-times.json ./measurements/
 # A fixed unprivileged uid: the CUDA base has no "node" user.
 RUN (getent passwd 10001 >/dev/null || useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin verifier) \
  && mkdir -p /var/cache/alia-verifier/models && chown -R 10001:10001 /var/cache/alia-verifier

@@ -70,8 +70,50 @@ function words(i: Instruction): string[] {
   return i instanceof JSONInstruction && i.getJSONStrings().length ? i.getJSONStrings().map((a) => a.getJSONValue()) : i.getArguments().map((a) => a.getValue());
 }
 
+/**
+ * Files the relative imports of `entries` reach (static and literal dynamic imports, JSON included), as
+ * repository paths. Packages are left out: they come from node_modules.
+ */
+export function importClosure(entries: string[]): Set<string> {
+  const seen = new Set<string>();
+  const todo = [...entries];
+  while (todo.length) {
+    const file = todo.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    if (!/\.[cm]?[jt]s$/.test(file)) continue;
+    const src = readFileSync(path.join(ROOT, file), "utf8");
+    for (const m of src.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+      const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), m[1]));
+      if (existsSync(path.join(ROOT, target))) todo.push(target);
+    }
+  }
+  return seen;
+}
+
+/** Whether .dockerignore-style `patterns` leave `file` out of the build context (last match wins; `dir`, `dir/*` and `!` forms). */
+export function dockerIgnored(file: string, patterns: string[]): boolean {
+  let ignored = false;
+  for (const raw of patterns) {
+    const negated = raw.startsWith("!");
+    const p = (negated ? raw.slice(1) : raw).replace(/\/$/, "");
+    const hit = p.endsWith("/*") ? file.startsWith(p.slice(0, -1)) : file === p || file.startsWith(`${p}/`) || (p.startsWith("*.") && file.endsWith(p.slice(1)));
+    if (hit) ignored = !negated;
+  }
+  return ignored;
+}
+
+function readDockerignore(): string[] {
+  const f = path.join(ROOT, ".dockerignore");
+  if (!existsSync(f)) return [];
+  return readFileSync(f, "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+}
+
 /** Problems with one Dockerfile's text, for the service `spec` describes. */
-export function lintDockerfile(text: string, spec: ServiceSpec): string[] {
+export function lintDockerfile(text: string, spec: ServiceSpec, ignore = readDockerignore()): string[] {
   const problems: string[] = [];
   const d = DockerfileParser.parse(text);
   const lines = text.split("\n");
@@ -118,12 +160,18 @@ export function lintDockerfile(text: string, spec: ServiceSpec): string[] {
     if (!spec.envKeys.has(e) && !OUTSIDE_SCHEMA.has(e)) problems.push(`ENV ${e} is not a variable of the config schema`);
   }
 
-  // Sources copied from the build context (not --from another stage) must exist in the repository.
+  // Sources copied from the build context (not --from another stage) must exist in the repository and
+  // not be left out of the context by .dockerignore.
+  const finalCopies: string[] = [];
   for (const s of stages) {
     for (const c of s.instructions.filter((i) => i.getKeyword() === "COPY" || i.getKeyword() === "ADD")) {
       if (/--from=/.test(lines.slice(c.getRange().start.line, c.getRange().end.line + 1).join("\n"))) continue;
       const args = words(c);
-      for (const src of args.slice(0, -1)) if (!existsSync(path.join(ROOT, src))) problems.push(`COPY source ${src} does not exist in the repository`);
+      for (const src of args.slice(0, -1)) {
+        if (!existsSync(path.join(ROOT, src))) problems.push(`COPY source ${src} does not exist in the repository`);
+        else if (dockerIgnored(src, ignore)) problems.push(`COPY source ${src} is excluded by .dockerignore`);
+        if (s === final) finalCopies.push(src);
+      }
     }
   }
 
@@ -135,6 +183,12 @@ export function lintDockerfile(text: string, spec: ServiceSpec): string[] {
     if (got.join(" ") !== want.join(" ")) problems.push(`CMD ${JSON.stringify(got)} is not \`npm run ${spec.script}\`'s command ${JSON.stringify(want)}`);
     const entry = got.find((w) => w.endsWith(".ts"));
     if (!entry || !existsSync(path.join(ROOT, entry))) problems.push(`CMD entry ${entry} does not exist`);
+    else {
+      // Every file the entry (and any script the image carries) imports must be in the image.
+      const scripts = finalCopies.filter((f) => f.startsWith("scripts/") && f.endsWith(".ts"));
+      const inImage = (f: string) => finalCopies.some((c) => f === c || f.startsWith(`${c}/`));
+      for (const f of importClosure([entry, ...scripts])) if (!inImage(f)) problems.push(`${f} (imported from ${entry} or a copied script) is not copied into the final stage`);
+    }
   }
   return problems;
 }
