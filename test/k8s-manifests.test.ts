@@ -19,7 +19,7 @@ import {
   yamlFiles,
 } from "./harness/k8s-manifests.ts";
 
-const OVERLAYS = ["h200", "h100-tp2"];
+const OVERLAYS = ["h200", "h100-tp2", "h100-2node-lws"];
 const render = (overlay: string) => renderKustomization(path.join(K8S_DIR, "overlays", overlay));
 
 describe("infra/k8s manifests", () => {
@@ -45,7 +45,8 @@ describe("infra/k8s manifests", () => {
   for (const overlay of OVERLAYS)
     it(`overlay ${overlay}: renders and passes every check`, () => {
       const objects = render(overlay);
-      expect(objects.map((o) => o.kind).sort()).toEqual(["ConfigMap", "PodDisruptionBudget", "PrometheusRule", "ScaledObject", "Service", "ServiceMonitor", "StatefulSet"]);
+      const workload = overlay.endsWith("-lws") ? "LeaderWorkerSet" : "StatefulSet";
+      expect(objects.map((o) => o.kind).sort()).toEqual(["ConfigMap", "PodDisruptionBudget", "PrometheusRule", "ScaledObject", "Service", "ServiceMonitor", workload].sort());
       expect(checkObjects(objects)).toEqual([]);
     });
 
@@ -59,6 +60,20 @@ describe("infra/k8s manifests", () => {
     };
     expect(sglang("h200")).toEqual({ tp: "1", gpus: 1, dtype: "bfloat16", node: "NVIDIA-H200" });
     expect(sglang("h100-tp2")).toEqual({ tp: "2", gpus: 2, dtype: "bfloat16", node: "NVIDIA-H100-80GB-HBM3" });
+  });
+
+  it("multi-node: a LeaderWorkerSet of two one-H100 pods, --tp 2 over --nnodes 2, the verifier on the leader only; KEDA scales it", () => {
+    const objects = render("h100-2node-lws");
+    const lws = objects.find((o) => o.kind === "LeaderWorkerSet") as Loose;
+    const { size, leaderTemplate, workerTemplate } = lws.spec.leaderWorkerTemplate;
+    expect(size).toBe(2);
+    const names = (t: Loose) => t.spec.containers.map((c: { name: string }) => c.name);
+    expect(names(leaderTemplate)).toEqual(["sglang", "verifier"]);
+    expect(names(workerTemplate)).toEqual(["sglang"]);
+    expect((objects.find((o) => o.kind === "ScaledObject") as Loose).spec.scaleTargetRef).toMatchObject({ kind: "LeaderWorkerSet", name: lws.metadata.name });
+    // The Service, PDB and monitors select leaders only: workers serve no HTTP.
+    const svc = objects.find((o) => o.kind === "Service") as Loose;
+    expect(Object.entries(svc.spec.selector).every(([k, v]) => leaderTemplate.metadata.labels[k] === v && workerTemplate.metadata.labels[k] !== v)).toBe(true);
   });
 
   it("alerts on error rate, p99 round latency, KV evictions and pool unavailability; KEDA scales on queue depth", () => {
@@ -221,6 +236,28 @@ describe("the checker catches broken manifests", () => {
         get("PodDisruptionBudget").spec.minAvailable = 1;
       }).join("\n"),
     ).toMatch(/exactly one of minAvailable and maxUnavailable/);
+  });
+
+  it("multi-node: --tp that ignores the group size, a Service that also selects workers", () => {
+    const lwsBroken = (edit: (lws: Loose, objects: K8sObject[]) => void) => {
+      const objects = render("h100-2node-lws");
+      edit(
+        objects.find((o) => o.kind === "LeaderWorkerSet"),
+        objects,
+      );
+      return checkObjects(objects).join("\n");
+    };
+    expect(
+      lwsBroken((lws) => {
+        const args = lws.spec.leaderWorkerTemplate.workerTemplate.spec.containers[0].args;
+        args[args.indexOf("--tp") + 1] = "1";
+      }),
+    ).toMatch(/--tp 1 ≠ its nvidia.com\/gpu limit 1 × 2 pods/);
+    expect(
+      lwsBroken((lws) => {
+        lws.spec.leaderWorkerTemplate.workerTemplate.metadata.labels["app.kubernetes.io/name"] = "alia-verifier";
+      }),
+    ).toMatch(/Service\/alia-verifier: port 8788 targetPort verifier is no containerPort/);
   });
 
   it("JSON patches whose test op fails are refused (as kustomize does)", () => {

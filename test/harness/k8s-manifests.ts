@@ -154,7 +154,7 @@ export const KustomizationSchema = z.strictObject({
   namespace: Name.optional(),
   resources: z.array(z.string()).optional(),
   labels: z.array(z.strictObject({ pairs: Labels, includeSelectors: z.boolean().optional(), includeTemplates: z.boolean().optional() })).optional(),
-  patches: z.array(z.strictObject({ path: z.string().optional(), patch: z.string().optional(), target: z.looseObject({ kind: z.string().optional(), name: z.string().optional() }) })).optional(),
+  patches: z.array(z.strictObject({ path: z.string().optional(), patch: z.string().optional(), target: z.looseObject({ kind: z.string().optional(), name: z.string().optional() }).optional() })).optional(),
   images: z.array(z.strictObject({ name: z.string(), newName: z.string().optional(), newTag: z.string().optional() })).optional(),
 });
 
@@ -214,9 +214,19 @@ export function renderKustomization(dir: string): K8sObject[] {
   for (const p of k.patches ?? []) {
     if (p.path && !existsSync(path.resolve(dir, p.path))) throw new Error(`${path.relative(ROOT, file)}: patch ${p.path} does not exist`);
     const body = p.path ? loadYaml(path.resolve(dir, p.path))[0] : parseYaml(p.patch ?? "", `${path.relative(ROOT, file)} inline patch`)[0];
-    if (!Array.isArray(body)) throw new Error(`${path.relative(ROOT, file)}: only JSON 6902 patches (a list of ops) are rendered here`);
-    const hits = objects.filter((o) => (!p.target.kind || o.kind === p.target.kind) && (!p.target.name || o.metadata.name === p.target.name));
-    if (!hits.length) throw new Error(`${path.relative(ROOT, file)}: patch target ${p.target.kind}/${p.target.name} matches nothing`);
+    if (!Array.isArray(body)) {
+      // Of strategic merge patches, only the deletion of a whole object (`$patch: delete`) is rendered here.
+      const del = z.looseObject({ $patch: z.literal("delete"), apiVersion: z.string(), kind: z.string(), metadata: z.looseObject({ name: z.string() }) }).safeParse(body);
+      if (!del.success) throw new Error(`${path.relative(ROOT, file)}: only JSON 6902 patches and $patch: delete are rendered here`);
+      const i = objects.findIndex((o) => o.apiVersion === del.data.apiVersion && o.kind === del.data.kind && o.metadata.name === del.data.metadata.name);
+      if (i < 0) throw new Error(`${path.relative(ROOT, file)}: $patch: delete of ${del.data.kind}/${del.data.metadata.name} matches nothing`);
+      objects.splice(i, 1);
+      continue;
+    }
+    if (!p.target) throw new Error(`${path.relative(ROOT, file)}: a JSON 6902 patch needs a target`);
+    const { kind, name } = p.target;
+    const hits = objects.filter((o) => (!kind || o.kind === kind) && (!name || o.metadata.name === name));
+    if (!hits.length) throw new Error(`${path.relative(ROOT, file)}: patch target ${kind}/${name} matches nothing`);
     for (const o of hits) applyJsonPatch(o, body);
   }
   for (const im of k.images ?? [])
@@ -323,15 +333,33 @@ export function checkObjects(objects: K8sObject[]): string[] {
   if (!workloads.length) problems.push("no workload (StatefulSet, Deployment or LeaderWorkerSet)");
 
   for (const w of workloads) {
-    const spec = w.spec as { selector?: { matchLabels: Record<string, string> }; serviceName?: string };
+    const spec = w.spec as { selector?: { matchLabels: Record<string, string> }; serviceName?: string; leaderWorkerTemplate?: { size: number } };
+    // Pods of one SGLang instance: an LWS group spans `size` pods (--tp counts the GPUs of all of them).
+    const groupSize = spec.leaderWorkerTemplate?.size ?? 1;
+    if (!podTemplates(w).some((t) => t.spec.containers.some((c) => c.name === "verifier"))) problems.push(`${at(w)}: no container named verifier`);
     for (const t of podTemplates(w)) {
       if (spec.selector && !subset(spec.selector.matchLabels, t.metadata.labels)) problems.push(`${at(w)}: selector does not match the pod labels`);
       const verifier = t.spec.containers.find((c) => c.name === "verifier");
       const sglang = t.spec.containers.find((c) => c.name === "sglang");
-      if (!verifier) {
-        problems.push(`${at(w)}: no container named verifier`);
-        continue;
+      const grace = t.spec.terminationGracePeriodSeconds ?? 30;
+      if (sglang) {
+        const stop = sglang.lifecycle?.preStop?.exec?.command ?? [];
+        const sleep = stop[0] === "sleep" ? Number(stop[1]) : 0;
+        if (!(sleep >= drain && sleep < grace)) problems.push(`${at(w)}: sglang preStop sleep ${sleep} s must cover the verifier's drain (${drain} s) within the grace period (${grace} s)`);
+        for (const kind of ["readinessProbe", "livenessProbe", "startupProbe"] as const) {
+          const get = sglang[kind]?.httpGet;
+          if (get && !SGLANG_HEALTH_PATHS.has(get.path)) problems.push(`${at(w)}: sglang ${kind} path ${get.path} is not an SGLang health route`);
+          if (get && resolvePort(sglang, get.port) === undefined) problems.push(`${at(w)}: sglang ${kind} port ${get.port} is not a containerPort`);
+        }
+        if (argValue(sglang, "--model-path") !== "BSC-LT/ALIA-40b") problems.push(`${at(w)}: sglang --model-path is not BSC-LT/ALIA-40b`);
+        const tp = Number(argValue(sglang, "--tp") ?? 1);
+        const gpus = Number(sglang.resources?.limits?.["nvidia.com/gpu"] ?? 0);
+        if (tp !== gpus * groupSize) problems.push(`${at(w)}: sglang --tp ${tp} ≠ its nvidia.com/gpu limit ${gpus}${groupSize > 1 ? ` × ${groupSize} pods` : ""}`);
+        const req = sglang.resources?.requests?.["nvidia.com/gpu"];
+        if (req !== undefined && Number(req) !== gpus) problems.push(`${at(w)}: sglang nvidia.com/gpu request ≠ limit`);
+        if (groupSize > 1 && argValue(sglang, "--nnodes") !== "$(LWS_GROUP_SIZE)") problems.push(`${at(w)}: sglang --nnodes must be $(LWS_GROUP_SIZE) in a group of ${groupSize}`);
       }
+      if (!verifier) continue;
       // The verifier's environment, resolved as the kubelet would (secrets as placeholders).
       const env: Record<string, string> = {};
       for (const f of verifier.envFrom ?? []) {
@@ -383,25 +411,8 @@ export function checkObjects(objects: K8sObject[]): string[] {
       }
       if (verifier.readinessProbe?.httpGet?.path !== "/readyz") problems.push(`${at(w)}: verifier readinessProbe must be GET /readyz (503 while draining)`);
       if (verifier.livenessProbe?.httpGet?.path !== "/healthz") problems.push(`${at(w)}: verifier livenessProbe must be GET /healthz`);
-      // Drain: in-flight rounds get `drain` seconds after SIGTERM; SGLang must serve them until then.
-      const grace = t.spec.terminationGracePeriodSeconds ?? 30;
+      // Drain: in-flight rounds get `drain` seconds after SIGTERM; SGLang (above) must serve them until then.
       if (grace <= drain) problems.push(`${at(w)}: terminationGracePeriodSeconds ${grace} ≤ the verifier's drain (${drain} s)`);
-      if (sglang) {
-        const stop = sglang.lifecycle?.preStop?.exec?.command ?? [];
-        const sleep = stop[0] === "sleep" ? Number(stop[1]) : 0;
-        if (!(sleep >= drain && sleep < grace)) problems.push(`${at(w)}: sglang preStop sleep ${sleep} s must cover the verifier's drain (${drain} s) within the grace period (${grace} s)`);
-        for (const kind of ["readinessProbe", "livenessProbe", "startupProbe"] as const) {
-          const get = sglang[kind]?.httpGet;
-          if (get && !SGLANG_HEALTH_PATHS.has(get.path)) problems.push(`${at(w)}: sglang ${kind} path ${get.path} is not an SGLang health route`);
-          if (get && resolvePort(sglang, get.port) === undefined) problems.push(`${at(w)}: sglang ${kind} port ${get.port} is not a containerPort`);
-        }
-        if (argValue(sglang, "--model-path") !== "BSC-LT/ALIA-40b") problems.push(`${at(w)}: sglang --model-path is not BSC-LT/ALIA-40b`);
-        const tp = Number(argValue(sglang, "--tp") ?? 1);
-        const gpus = Number(sglang.resources?.limits?.["nvidia.com/gpu"] ?? 0);
-        if (tp !== gpus) problems.push(`${at(w)}: sglang --tp ${tp} ≠ its nvidia.com/gpu limit ${gpus}`);
-        const req = sglang.resources?.requests?.["nvidia.com/gpu"];
-        if (req !== undefined && Number(req) !== gpus) problems.push(`${at(w)}: sglang nvidia.com/gpu request ≠ limit`);
-      }
     }
     if (w.kind === "StatefulSet") {
       const svc = services.find((s) => s.metadata.name === spec.serviceName);
