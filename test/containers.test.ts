@@ -45,6 +45,9 @@ describe("Dockerfiles", () => {
     expect(lintDockerfile(good.replace(/^COPY measurements\/.*$/m, ""), specs.edge).join("\n")).toMatch(/measurements\/h200-pass-times\.json \(imported from src\/node\.ts or a copied script\) is not copied/);
     expect(lintDockerfile(good, specs.edge, ["measurements"]).join("\n")).toMatch(/COPY source measurements\/h200-pass-times\.json is excluded by \.dockerignore/);
     expect(lintDockerfile("FROM node:20-bookworm-slim\nCMD node\n", specs.edge).join("\n")).toMatch(/multi-stage: 1 FROM/);
+    const oldBase = lintDockerfile(good.replace("ARG NODE_IMAGE=node:20-bookworm-slim", "ARG NODE_IMAGE=node:18-bookworm-slim").replace("--from=deps", "--from=dependencies"), specs.edge).join("\n");
+    expect(oldBase).toMatch(/FROM node:18-bookworm-slim: package.json's engines need node >= 20/);
+    expect(oldBase).toMatch(/COPY --from=dependencies: no such stage/);
   });
 });
 

@@ -12,6 +12,7 @@ import { ModelStoreConfigSchema } from "../../src/common/models/model-store-conf
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const COMPOSE_FILE = "infra/compose.yaml";
+const NODE_MAJOR = Number((JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { engines: { node: string } }).engines.node.match(/\d+/)![0]);
 
 /** Environment the processes read outside the zod schemas: the AWS SDK's credential chain and Node's own. */
 const OUTSIDE_SCHEMA = new Set(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "NODE_ENV"]);
@@ -127,6 +128,22 @@ export function lintDockerfile(text: string, spec: ServiceSpec, ignore = readDoc
     } else if (stages.length) stages.at(-1)!.instructions.push(i);
   }
   if (stages.length < 2) problems.push(`multi-stage: ${stages.length} FROM stage(s)`);
+  // Base images: ${ARG} resolved from the ARG defaults; a node image must satisfy package.json's engines.
+  const argDefaults = new Map(
+    d
+      .getInitialARGs()
+      .map((a) => a.getArguments()[0]?.getValue().split("=") ?? [])
+      .filter((kv) => kv.length === 2) as [string, string][],
+  );
+  const stageNames = new Set(stages.map((s) => s.name).filter(Boolean));
+  for (const s of stages) {
+    const image = s.image.replace(/^\$\{(\w+)\}$/, (_, k: string) => argDefaults.get(k) ?? `\${${k}}`);
+    if (image.includes("${")) problems.push(`FROM ${s.image}: no ARG default`);
+    const node = image.match(/^node:(\d+)/);
+    if (node && Number(node[1]) < NODE_MAJOR) problems.push(`FROM ${image}: package.json's engines need node >= ${NODE_MAJOR}`);
+    if (/:latest$|^[^:]+$/.test(image) && !stageNames.has(image)) problems.push(`FROM ${image}: no pinned tag`);
+  }
+  for (const m of text.matchAll(/--from=([\w.-]+)/g)) if (!stageNames.has(m[1])) problems.push(`COPY --from=${m[1]}: no such stage`);
   const final = stages.at(-1);
   if (!final) return [...problems, "no FROM"];
   const of = (k: string) => final.instructions.filter((i) => i.getKeyword() === k);
