@@ -260,6 +260,14 @@ describe("the checker catches broken manifests", () => {
     ).toMatch(/Service\/alia-verifier: port 8788 targetPort verifier is no containerPort/);
   });
 
+  it("a verifier command that is not npm run verifier's", () => {
+    expect(
+      broken((_, get) => {
+        container(get("StatefulSet"), "verifier").command = ["node", "gpu-backend/main.ts"];
+      }).join("\n"),
+    ).toMatch(/verifier command node gpu-backend\/main.ts is not npm run verifier's/);
+  });
+
   it("JSON patches whose test op fails are refused (as kustomize does)", () => {
     const obj = { spec: { args: ["--tp", "1"] } };
     expect(() => applyJsonPatch(obj, [{ op: "test", path: "/spec/args/0", value: "--dtype" }])).toThrow(/test \/spec\/args\/0 failed/);

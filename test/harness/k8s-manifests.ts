@@ -266,6 +266,12 @@ export function verifierDrainSeconds(source = read("gpu-backend/main.ts")): numb
   return Number(m[1].replaceAll("_", "")) / 1000;
 }
 
+/** The command `npm run verifier` runs (package.json), which the verifier container must run too. */
+export function verifierCommand(): string[] {
+  const script = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts.verifier;
+  return script.replace(/^exec /, "").split(/\s+/);
+}
+
 /** Metric names the verifier and the edge register (with a histogram's _bucket/_sum/_count series). */
 export function exportedMetrics(): Set<string> {
   const names = new Set<string>();
@@ -360,6 +366,8 @@ export function checkObjects(objects: K8sObject[]): string[] {
         if (groupSize > 1 && argValue(sglang, "--nnodes") !== "$(LWS_GROUP_SIZE)") problems.push(`${at(w)}: sglang --nnodes must be $(LWS_GROUP_SIZE) in a group of ${groupSize}`);
       }
       if (!verifier) continue;
+      const command = [...(verifier.command ?? []), ...(verifier.args ?? [])];
+      if (!isDeepStrictEqual(command, verifierCommand())) problems.push(`${at(w)}: verifier command ${command.join(" ")} is not npm run verifier's (${verifierCommand().join(" ")})`);
       // The verifier's environment, resolved as the kubelet would (secrets as placeholders).
       const env: Record<string, string> = {};
       for (const f of verifier.envFrom ?? []) {
