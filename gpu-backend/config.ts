@@ -10,6 +10,12 @@ export const VerifierConfigSchema = z.object({
   VERIFIER_PORT: z.coerce.number().int().min(0).max(65535).default(8788).describe("HTTP port of the verifier"),
   VERIFIER_HOST: z.string().min(1).default("127.0.0.1").describe("Interface the verifier listens on"),
   VERIFIER_TOKEN: z.string().min(16, "at least 16 characters").regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`).optional().describe("Shared bearer token the edge sends; required off loopback"),
+  VERIFIER_TOKEN_PREVIOUS: z
+    .string()
+    .min(16, "at least 16 characters")
+    .regex(BEARER_TOKEN, `only ${BEARER_TOKEN_HINT}`)
+    .optional()
+    .describe("The pool token being retired, still accepted beside VERIFIER_TOKEN while the edges move to the new one (rotation)"),
   VERIFIER_KV_BYTES: z.coerce
     .number()
     .int()
@@ -51,6 +57,7 @@ export type VerifierConfig = z.infer<typeof VerifierConfigSchema>;
 
 export function loadVerifierConfig(env: Record<string, string | undefined>): VerifierConfig {
   const c = parseEnv(VerifierConfigSchema, env);
+  if (c.VERIFIER_TOKEN_PREVIOUS && !c.VERIFIER_TOKEN) throw new ConfigError("invalid configuration: VERIFIER_TOKEN_PREVIOUS needs VERIFIER_TOKEN (the token the edges move to)");
   if (!c.VERIFIER_TOKEN && !LOOPBACK_HOSTS.has(c.VERIFIER_HOST)) throw new ConfigError(`invalid configuration: VERIFIER_TOKEN is required when VERIFIER_HOST (${c.VERIFIER_HOST}) is not loopback`);
   if (c.VERIFIER_ENGINE === "sglang" && !c.VERIFIER_SGLANG_URL) throw new ConfigError("invalid configuration: VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang");
   if (c.VERIFIER_SIMULATE_GPU && c.VERIFIER_COST_MODEL === "none") throw new ConfigError("invalid configuration: VERIFIER_SIMULATE_GPU needs a VERIFIER_COST_MODEL");

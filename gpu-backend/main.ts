@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   sweeper.unref();
   let ready = true;
   const app = createVerifierApp(verifier, {
-    token: vc.VERIFIER_TOKEN,
+    tokens: [vc.VERIFIER_TOKEN, vc.VERIFIER_TOKEN_PREVIOUS].filter((t): t is string => !!t),
     maxBodyBytes: vc.VERIFIER_MAX_BODY_BYTES,
     info: { engine: engine.name, model: label, cost_model: vc.VERIFIER_COST_MODEL, max_context: verifier.maxContext, max_gamma: verifier.maxGamma, vocab: engine.vocab, exact_top: engine.exactTop },
     isReady: () => ready,

@@ -13,7 +13,8 @@ import { createVerifierMetrics } from "./verifier-metrics.ts";
 import type { Verifier } from "./verifier.ts";
 
 export interface VerifierAppOptions {
-  token?: string;
+  /** Bearer tokens accepted on /v1/* (the current one, and one being retired); none: open (loopback only). */
+  tokens?: readonly string[];
   maxBodyBytes: number;
   info: Record<string, unknown>;
   /** False while draining for shutdown: /readyz says so and new rounds get 503. */
@@ -45,7 +46,7 @@ export function createVerifierApp(verifier: Verifier, o: VerifierAppOptions): Ho
     if (c.req.method === "POST" && counted.has(c.req.path)) metrics.requests.inc({ route: c.req.path });
     await next();
   });
-  if (o.token) app.use("/v1/*", requireBearer([o.token], { missing: "missing bearer token", wrong: "wrong bearer token", code: "unauthorized" }));
+  if (o.tokens?.length) app.use("/v1/*", requireBearer(o.tokens, { missing: "missing bearer token", wrong: "wrong bearer token", code: "unauthorized" }));
   app.get("/v1/info", (c) => c.json({ ...o.info, sessions: verifier.sessions.stats() }));
 
   app.post(

@@ -29,6 +29,7 @@ describe("loadConfig", () => {
     expect(() => loadVerifierConfig({ VERIFIER_TOKEN: "short" })).toThrow(/VERIFIER_TOKEN: at least 16 characters/);
     expect(() => loadVerifierConfig({ VERIFIER_ENGINE: "sglang" })).toThrow(/VERIFIER_SGLANG_URL is required when VERIFIER_ENGINE=sglang/);
     expect(() => loadVerifierConfig({ VERIFIER_MAX_GAMMA: "17" })).toThrow(/VERIFIER_MAX_GAMMA:/);
+    expect(() => loadVerifierConfig({ VERIFIER_TOKEN_PREVIOUS: "previous-token-0123456789" })).toThrow(/VERIFIER_TOKEN_PREVIOUS needs VERIFIER_TOKEN/);
   });
 
   it("is documented in README: every variable with its default", async () => {

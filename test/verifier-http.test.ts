@@ -11,13 +11,15 @@ import { startVerifierProcess, type ListeningProcess } from "./harness/processes
 import { SPANISH_PROMPTS } from "./harness/prompts.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
+/** The token being rotated out: still accepted beside TOKEN. */
+const PREVIOUS = "previous-token-0123456789abcdef";
 let verifier: ListeningProcess;
 let url: string;
 let target: CausalLM;
 let draft: CausalLM;
 let tok: TextTokenizer;
 
-const startVerifier = () => startVerifierProcess({ VERIFIER_TOKEN: TOKEN });
+const startVerifier = () => startVerifierProcess({ VERIFIER_TOKEN: TOKEN, VERIFIER_TOKEN_PREVIOUS: PREVIOUS });
 
 beforeAll(async () => {
   ({ target, draft, tok } = await loadDefaultPair());
@@ -38,6 +40,8 @@ describe("verifier over HTTP", () => {
     expect(r.status).toBe(401);
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
     expect((await fetch(`${url}/v1/info`)).status).toBe(401);
+    // Rotation: the token being retired still works beside the new one.
+    for (const token of [TOKEN, PREVIOUS]) expect((await fetch(`${url}/v1/info`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 
   it("greedy rounds reproduce target-only output on 50 prompts × 24 tokens", async () => {
