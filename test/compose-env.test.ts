@@ -43,7 +43,9 @@ describe("infra/compose.yaml's configuration on loopback", () => {
     const bundles = compose.services.bundles;
     const mount = bundles.volumes!.find((v) => v.endsWith(":/fixtures:ro"))!.split(":")[0];
     const fixtures = path.resolve(ROOT, "infra", mount);
-    const command = [bundles.command ?? ""].flat()[0].replaceAll("/fixtures/", `${fixtures}/`).replaceAll("/tmp/", `${work}/`);
+    // One pass over the container paths (a path at a word start): the mapped folders may themselves lie
+    // under /tmp, which a second replacement would rewrite again.
+    const command = [bundles.command ?? ""].flat()[0].replace(/(?<![\w/.-])\/(fixtures|tmp)\//g, (_, dir: string) => `${dir === "fixtures" ? fixtures : work}/`);
     await promisify(execFile)("sh", ["-c", command], {
       cwd: ROOT,
       env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH}`, ...rewritten("bundles", minio) },

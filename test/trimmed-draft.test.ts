@@ -168,7 +168,10 @@ describe("speculation with the trimmed draft over HTTP", () => {
       drafted += d.stats.drafted;
       accepted += d.stats.accepted;
     });
-    expect(drafted).toBeGreaterThan(0);
+    // Adaptive may rightly never speculate here: on loopback the pool generates a token in about a
+    // millisecond, less than a round costs, however good the drafts (a CI run saw 0 drafted). Its output must
+    // still be the target's; the fixed γ runs show the trimmed draft drafting.
+    if (gamma !== "adaptive") expect(drafted).toBeGreaterThan(0);
     if (gamma === 4 && kind === "model") expect(accepted / drafted).toBeGreaterThan(0.2); // it drafts sensibly, not at random
   });
 
