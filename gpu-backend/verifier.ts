@@ -256,10 +256,11 @@ export class Verifier {
     // another node from its history draws the same tokens), which an engine's own sampler does not promise.
     if (!params && this.engine.generateGreedy) {
       let n = 0;
+      // No sequence of ours holds the stream's tokens, so no next-pass costs: the queue and sessions only.
+      const load = () => ({ queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions });
       for await (const token of this.engine.generateGreedy(req.history, { maxTokens: req.max_tokens, stopIds: req.stop_ids, signal })) {
         n++;
         this.counters.generated++;
-        const load = () => ({ queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions });
         yield n === 1 ? { token, load: load(), server_ms: performance.now() - t0 } : (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: load() } : { token };
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
         if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };

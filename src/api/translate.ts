@@ -8,7 +8,7 @@ import type { UnofficialStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { UNAVAILABLE, errorBody } from "../common/errors.ts";
 import { AdmissionRefused, type GenerationAdmission } from "./admission.ts";
-import { QuotaRefused, RateLimitRefused, accountOf, takeRequestLimits, type BillingSettings } from "./billing.ts";
+import { QuotaRefused, RateLimitRefused, accountOf, keepReserved, takeRequestLimits, type BillingSettings } from "./billing.ts";
 import type { KeyRecord } from "../billing/account-store.ts";
 import { translationCost } from "../billing/prices.ts";
 import { splitSentences } from "../translate/sentences.ts";
@@ -55,6 +55,8 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
     const account = payer ? payer.account : billing && accountOf(c);
     let reservation: string | undefined;
     let limitHeaders: Record<string, string> = {};
+    // Renewed like a generation's (a large batch under load may outlast the TTL), until settled or released.
+    let stopRenewing = () => {};
     if (account) {
       // A key's per-minute limits count the request and its text's tokens twice (the text and a translation
       // about as long), before anything is reserved or computed.
@@ -69,6 +71,7 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       const r = await billing!.store.reserve(account.keyId, translationCost(billing!.prices, { computed: sentences, cached: 0 }), billing!.reservationTtlMs);
       if ("refused" in r) return c.json(new QuotaRefused(r.reason).body, 402);
       reservation = r.id;
+      stopRenewing = keepReserved(billing!, r.id);
     }
     const stats: TranslationStats = { sentences: 0, computed: 0, hits: {} };
     let out: string[];
@@ -97,6 +100,8 @@ export function createTranslateHandlers(translator: Translator, s: TranslateSett
       if (e instanceof AdmissionRefused) return c.json(errorBody(`too many generations at once; retry shortly (${e.message})`, "rate_limit_error", "rate_limit_exceeded"), 429, { "Retry-After": String(e.retryAfterS) });
       if (e instanceof PoolError && e.status === 503) return c.json(UNAVAILABLE.body, 503, UNAVAILABLE.headers);
       throw e;
+    } finally {
+      stopRenewing();
     }
     const body = JSON.stringify(single ? ({ translation: out[0], source, target } satisfies Translation) : ({ translations: out, source, target } satisfies TranslationBatch));
     const etag = `"${await sha256Hex(body)}"`;
