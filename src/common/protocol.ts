@@ -6,6 +6,8 @@ import { z } from "zod";
 
 export const MAX_GAMMA = 16;
 export const MAX_Q_SUPPORT = 64;
+/** Most alternatives per token in log-prob answers (OpenAI's top_logprobs limit). */
+export const MAX_TOP_LOGPROBS = 20;
 
 const tokenId = z.number().int().min(0);
 
@@ -41,9 +43,18 @@ export const VerifyRequestSchema = z
     q: z.array(SparseDistSchema).max(MAX_GAMMA).optional(),
     /** Omitted: greedy. Only read when the session is opened. */
     sampling: SamplingSchema.optional(),
+    /**
+     * Constrained decoding (a grammar: structured outputs): the tokens allowed at each scored position, one
+     * per draft plus one for the token after them (token-mask.ts's wire form). The target's rows are masked
+     * with them before verification, so greedy picks and samples only among allowed tokens.
+     */
+    masks: z.array(z.string().min(1)).max(MAX_GAMMA + 1).optional(),
+    /** Return the target's log-probs of the committed tokens, each with this many most likely alternatives (0–20). */
+    logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   })
   .superRefine((r, ctx) => {
     if (r.history && r.committed) ctx.addIssue({ code: "custom", message: "send either history (open) or committed (continue), not both" });
+    if (r.masks && r.masks.length !== r.drafts.length + 1) ctx.addIssue({ code: "custom", path: ["masks"], message: `one mask per draft plus one: ${r.drafts.length + 1}, got ${r.masks.length}` });
     if (r.sampling && r.sampling.temperature > 0 && r.drafts.length && r.q?.length !== r.drafts.length) ctx.addIssue({ code: "custom", path: ["q"], message: "sampling needs one q̃ per draft" });
   });
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
@@ -74,6 +85,16 @@ export const PoolLoadSchema = z.object({
 });
 export type PoolLoad = z.infer<typeof PoolLoadSchema>;
 
+/**
+ * The target's log-probability of a committed token (ln p at temperature 1, before any mask or sampling
+ * setting: what the model gives it) and its most likely alternatives, most likely first.
+ */
+export const TokenLogprobSchema = z.object({
+  logprob: z.number().nullable(),
+  top: z.array(z.tuple([tokenId, z.number()])).max(MAX_TOP_LOGPROBS),
+});
+export type TokenLogprob = z.infer<typeof TokenLogprobSchema>;
+
 export const VerifyResponseSchema = z.object({
   session: z.string(),
   seq: z.number().int(),
@@ -82,6 +103,8 @@ export const VerifyResponseSchema = z.object({
   token: tokenId,
   /** Target log-prob of each draft (null where −∞). */
   draft_logprobs: z.array(z.number().nullable()),
+  /** With `logprobs`: the committed tokens' (accepted drafts, then `token`). */
+  logprobs: z.array(TokenLogprobSchema).optional(),
   load: PoolLoadSchema,
   /** Time the round spent in the verifier (queue + pass), so the edge can tell network RTT from it. */
   server_ms: z.number().min(0),
@@ -95,13 +118,15 @@ export const GenerateRequestSchema = z.object({
   /** Generation ends after emitting one of these (EOS by default on the edge's side). */
   stop_ids: z.array(tokenId).max(16).default([]),
   sampling: SamplingSchema.optional(),
+  /** Attach each token's log-prob and this many alternatives to its event (0–20). */
+  logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
 });
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 
 /** One streamed event of /v1/generate (SSE `data:` lines). */
 export type GenerateEvent =
   /** `server_ms` (first token only): time from the request's arrival to the first token, so the edge can tell the round trip from it. */
-  { token: number; load?: PoolLoad; server_ms?: number } | { done: true; finish_reason: "stop" | "length"; tokens: number };
+  { token: number; load?: PoolLoad; server_ms?: number; logprob?: TokenLogprob } | { done: true; finish_reason: "stop" | "length"; tokens: number };
 
 /** /v1/generate attaches the pool's load to its first token event and to every this-many-th after it. */
 export const GENERATE_LOAD_EVERY = 16;
