@@ -45,7 +45,8 @@ export function encodeMask(mask: TokenMask, vocab: number): string {
     if (allowed[k] === id) k++;
     else refused.push(id);
   }
-  const bits = new Uint8Array(mask.buffer, mask.byteOffset, Math.ceil(vocab / 8));
+  const bits = new Uint8Array(mask.buffer, mask.byteOffset, Math.ceil(vocab / 8)).slice();
+  if (vocab % 8) bits[bits.length - 1] &= (1 << vocab % 8) - 1; // stray bits past the vocabulary are not sent
   const forms: [string, Uint8Array][] = [
     ["a", gapVarints(allowed)],
     ["r", gapVarints(refused)],
@@ -61,6 +62,8 @@ export function decodeMask(s: string, vocab: number): TokenMask {
   const bytes = fromBase64url(s.slice(1));
   if (tag === "b") {
     if (bytes.length !== Math.ceil(vocab / 8)) throw new RangeError(`a bitmask of ${vocab} tokens has ${Math.ceil(vocab / 8)} bytes, got ${bytes.length}`);
+    // Bits past the vocabulary in the last byte would name ids outside it, as a list's would.
+    if (vocab % 8 && bytes[bytes.length - 1] >>> vocab % 8) throw new RangeError(`bitmask sets ids at or above ${vocab}, outside the vocabulary`);
     const m = new Uint32Array(maskWords(vocab));
     new Uint8Array(m.buffer).set(bytes);
     return m;
