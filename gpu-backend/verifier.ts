@@ -4,9 +4,23 @@
 // pass and scores γ+1 positions. A session runs one round at a time; closing or evicting it mid-round
 // frees its sequence only once that round has ended.
 import { createHash } from "node:crypto";
-import { GENERATE_LOAD_EVERY, MAX_GAMMA, VerifyError, type PoolLoad, type GenerateEvent, type GenerateRequest, type Sampling, type VerifyRequest, type VerifyResponse } from "../src/common/protocol.ts";
+import { tokenLogprob } from "../src/common/logprobs.ts";
+import {
+  GENERATE_LOAD_EVERY,
+  MAX_GAMMA,
+  MAX_TOP_LOGPROBS,
+  VerifyError,
+  type PoolLoad,
+  type GenerateEvent,
+  type GenerateRequest,
+  type Sampling,
+  type TokenLogprob,
+  type VerifyRequest,
+  type VerifyResponse,
+} from "../src/common/protocol.ts";
 import { SeededRng, argmax, sampleIndex, targetDistribution, type SamplingParams } from "../src/common/sampling.ts";
-import { verifyGreedy, verifySampling, type VerifyResult } from "../src/common/verification.ts";
+import { allows, decodeMask, maskRow, type TokenMask } from "../src/common/token-mask.ts";
+import { logSoftmaxAt, verifyGreedy, verifySampling, type VerifyResult } from "../src/common/verification.ts";
 import type { ChunkScores, EngineSequence, TargetEngine } from "./engine.ts";
 import { SessionKvStore, SessionTooLargeError, type SessionKvStoreOptions } from "./session-kv-store.ts";
 
@@ -52,7 +66,17 @@ export type VerifierOptions = Omit<SessionKvStoreOptions<Session>, "onEvict"> & 
 /** What identifies a round's content: a retry must repeat it exactly to get the stored answer. */
 export function roundHash(r: VerifyRequest): string {
   const s = r.sampling;
-  const content = [r.session, r.seq, r.history ?? null, r.committed ?? null, r.drafts, r.q?.map((d) => [d.ids, d.probs]) ?? null, s ? [s.temperature, s.top_p, s.top_k, s.seed] : null];
+  const content = [
+    r.session,
+    r.seq,
+    r.history ?? null,
+    r.committed ?? null,
+    r.drafts,
+    r.q?.map((d) => [d.ids, d.probs]) ?? null,
+    s ? [s.temperature, s.top_p, s.top_k, s.seed] : null,
+    r.masks ?? null,
+    r.logprobs ?? null,
+  ];
   return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
 }
 
@@ -89,13 +113,58 @@ export class Verifier {
     for (const t of tokens) if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new VerifyError("invalid_request", `token id ${t} outside the vocabulary (0..${vocab - 1})`);
   }
 
-  /** Everything in a round's body that names a token, and q̃'s probabilities, before anything runs. */
-  private checkRequest(req: VerifyRequest): void {
+  /** Everything in a round's body that names a token, q̃'s probabilities and the masks, before anything runs; returns the decoded masks. */
+  private checkRequest(req: VerifyRequest): TokenMask[] | undefined {
     if (req.drafts.length > this.maxGamma) throw new VerifyError("invalid_request", `${req.drafts.length} drafts: this verifier takes at most ${this.maxGamma} per round`);
     this.checkTokens([...req.drafts, ...(req.committed ?? []), ...(req.history ?? [])]);
     for (const [i, d] of (req.q ?? []).entries()) {
       this.checkTokens(d.ids);
       if (d.ids.length !== d.probs.length || d.probs.some((p) => !(Number.isFinite(p) && p >= 0 && p <= 1))) throw new VerifyError("invalid_request", `q[${i}]: one probability in [0, 1] per id`);
+    }
+    if (req.logprobs !== undefined && !(Number.isInteger(req.logprobs) && req.logprobs >= 0 && req.logprobs <= MAX_TOP_LOGPROBS))
+      throw new VerifyError("invalid_request", `logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`);
+    if (!req.masks) return undefined;
+    if (req.masks.length !== req.drafts.length + 1) throw new VerifyError("invalid_request", `masks: one per draft plus one (${req.drafts.length + 1}), got ${req.masks.length}`);
+    const vocab = this.engine.vocab;
+    return req.masks.map((wire, i) => {
+      let mask: TokenMask;
+      try {
+        mask = decodeMask(wire, vocab);
+      } catch (e) {
+        if (e instanceof RangeError) throw new VerifyError("invalid_request", `masks[${i}]: ${e.message}`);
+        throw e;
+      }
+      // An empty mask leaves nothing to pick or sample: no verification is defined for it.
+      let any = false;
+      for (let id = 0; id < vocab && !any; id++) any = allows(mask, id);
+      if (!any) throw new VerifyError("invalid_request", `masks[${i}] allows no token`);
+      return mask;
+    });
+  }
+
+  /**
+   * Masked partial rows (top K only) are exact only where the grammar's best tokens are among the K: at
+   * least one allowed entry for greedy, and for sampling top_k of them or every allowed token. The K
+   * highest entries count: a row may also hold its draft's own log-prob from below the K.
+   */
+  private checkPartialMasks(raw: readonly ArrayLike<number>[], masks: readonly TokenMask[], sampling: SamplingParams | undefined): void {
+    const K = this.engine.exactTop;
+    for (const [i, row] of raw.entries()) {
+      const finite: number[] = [];
+      for (let id = 0; id < row.length; id++) if (row[id] > -Infinity) finite.push(id);
+      finite.sort((a, b) => row[b] - row[a]);
+      const inTop = finite.slice(0, K).filter((id) => allows(masks[i], id)).length;
+      if (inTop === 0) throw new VerifyError("invalid_request", `masks[${i}]: no token the grammar allows is among the ${this.engine.name} engine's top ${K} at that position, so the constrained choice there is unknown`);
+      if (sampling) {
+        let allowed = 0;
+        for (let id = 0; id < this.engine.vocab; id++) if (allows(masks[i], id)) allowed++;
+        const need = Math.min(sampling.topK || allowed, allowed);
+        if (inTop < need)
+          throw new VerifyError(
+            "invalid_request",
+            `masks[${i}]: only ${inTop} of the tokens the grammar allows are among the ${this.engine.name} engine's top ${K} at that position; sampling with top_k ${sampling.topK} needs ${need} of them to be exact`,
+          );
+      }
     }
   }
 
@@ -115,7 +184,7 @@ export class Verifier {
    */
   async round(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResponse> {
     const arrived = this.now();
-    this.checkRequest(req);
+    const masks = this.checkRequest(req);
     const hash = roundHash(req);
     let session = this.sessions.get(req.session);
     // One round at a time per session: a retry racing its original, or a duplicate, waits for it and is
@@ -186,14 +255,36 @@ export class Verifier {
     let result: VerifyResult;
     const base = s.seq.length;
     try {
-      const { rows, tokenLogprobs } = await this.engine.score(s.seq, [s.pendingToken, ...req.drafts]);
+      const { rows: raw, tokenLogprobs } = await this.engine.score(s.seq, [s.pendingToken, ...req.drafts]);
+      const partial = this.engine.exactTop < this.engine.vocab;
+      if (masks && partial) this.checkPartialMasks(raw, masks, s.sampling);
+      // The grammar's mask comes before verification: greedy takes the best allowed token, sampling draws
+      // from the masked, renormalised distribution, and a draft outside its mask has p = 0.
+      const rows = masks ? raw.map((r, i) => maskRow(r, masks[i])) : raw;
       if (s.sampling) {
         const rng = new SeededRng(s.sampling.seed, req.seq); // per-round stream: retries and re-opens repeat it
         const p = rows.map((r) => targetDistribution(r, s.sampling!));
         result = verifySampling(req.drafts, req.q ?? [], p, () => rng.next());
-      } else result = verifyGreedy(req.drafts, rows);
+        // draft_logprobs stay those of the unmasked distribution, as without a grammar.
+        if (masks) result.draftLogprobs = req.drafts.map((d, i) => Math.log(targetDistribution(raw[i], s.sampling!)[d]));
+      } else {
+        result = verifyGreedy(req.drafts, rows);
+        if (masks) result.draftLogprobs = req.drafts.map((d, i) => logSoftmaxAt(raw[i], d));
+      }
       // Partial rows (top-K) cannot normalise: the engine's own log-probs are the true ones.
       if (tokenLogprobs) result.draftLogprobs = tokenLogprobs;
+      let logprobs: TokenLogprob[] | undefined;
+      if (req.logprobs !== undefined) {
+        // Of the raw rows: the model's own figures, before the mask. Partial rows rank only their top K
+        // exactly (a row may also hold its draft's log-prob from further down), so no more alternatives than K.
+        const k = Math.min(req.logprobs, this.engine.exactTop);
+        const accepted = result.accepted;
+        logprobs = [...req.drafts.slice(0, accepted), result.token].map((t, i) => {
+          const lp = tokenLogprob(raw[i], t, k, partial);
+          if (tokenLogprobs && i < accepted) lp.logprob = Number.isFinite(tokenLogprobs[i]) ? tokenLogprobs[i] : null;
+          return lp;
+        });
+      }
       // Keep the pending token and the accepted drafts; the new token is fed next round. Done before the
       // round ends, so that a close waiting for it finds a consistent sequence to free.
       s.seq.truncate(base + 1 + result.accepted);
@@ -207,6 +298,7 @@ export class Verifier {
         accepted: result.accepted,
         token: result.token,
         draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
+        ...(logprobs ? { logprobs } : {}),
         load: this.load(s.seq),
         server_ms: performance.now() - t0,
       };
@@ -250,11 +342,14 @@ export class Verifier {
     if (req.history.length + req.max_tokens > this.maxContext)
       throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
     const params = this.samplingParams(req.sampling);
+    if (req.logprobs !== undefined && !(Number.isInteger(req.logprobs) && req.logprobs >= 0 && req.logprobs <= MAX_TOP_LOGPROBS))
+      throw new VerifyError("invalid_request", `logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`);
     const t0 = performance.now();
     // Greedy on an engine that streams its own decoding (SGLang): one request for the whole stream. Sampling
     // keeps the per-token path below, whose draws are seeded per absolute position (a stream resumed on
     // another node from its history draws the same tokens), which an engine's own sampler does not promise.
-    if (!params && this.engine.generateGreedy) {
+    // Log-probs also take the per-token path: the stream yields token ids only, each pass's row has them.
+    if (!params && req.logprobs === undefined && this.engine.generateGreedy) {
       let n = 0;
       // No sequence of ours holds the stream's tokens, so no next-pass costs: the queue and sessions only.
       const load = () => ({ queue_depth: this.engine.queueDepth, sessions: this.sessions.stats().sessions });
@@ -278,13 +373,15 @@ export class Verifier {
         // One stream per absolute position: a generation resumed elsewhere from its history draws the same.
         const u = () => new SeededRng(params!.seed, GENERATE_STREAM + req.history.length + n - 1).next();
         const token = params ? sampleIndex(targetDistribution(row, params), u()) : argmax(row);
+        const logprob = req.logprobs === undefined ? undefined : tokenLogprob(row, token, Math.min(req.logprobs, this.engine.exactTop), this.engine.exactTop < this.engine.vocab);
         this.counters.generated++;
         const last = req.stop_ids.includes(token) || n === req.max_tokens;
         // Queue the next pass before handing the token over, as a continuous-batching engine keeps a running
         // generation in its next step: every generation served by the last pass joins the next one.
         // A client already gone gets no further pass.
         if (!last && !signal?.aborted) next = this.engine.score(seq, [token]);
-        yield n === 1 ? { token, load: this.load(seq), server_ms: performance.now() - t0 } : (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: this.load(seq) } : { token };
+        const event: GenerateEvent = n === 1 ? { token, load: this.load(seq), server_ms: performance.now() - t0 } : (n - 1) % GENERATE_LOAD_EVERY === 0 ? { token, load: this.load(seq) } : { token };
+        yield logprob ? { ...event, logprob } : event;
         if (req.stop_ids.includes(token)) return yield { done: true, finish_reason: "stop", tokens: n };
         if (n === req.max_tokens) return yield { done: true, finish_reason: "length", tokens: n };
         if (signal?.aborted || !next) return;

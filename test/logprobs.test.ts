@@ -51,7 +51,13 @@ describe("tokenLogprob", () => {
     expect(r.logprob).toBeCloseTo(Math.log(0.3), 6);
     expect(r.top.map(([id]) => id)).toEqual([7, 900, 3]); // only the finite entries, however large k
     expect(r.top[0][1]).toBeCloseTo(Math.log(0.5), 6);
-    expect(tokenLogprob(row, 8, 2, true)).toEqual({ logprob: null, top: [[7, row[7]], [900, row[900]]] });
+    expect(tokenLogprob(row, 8, 2, true)).toEqual({
+      logprob: null,
+      top: [
+        [7, row[7]],
+        [900, row[900]],
+      ],
+    });
   });
 
   it("−∞ entries of a logits row are never alternatives, and have logprob null", () => {

@@ -46,7 +46,7 @@ export function encodeMask(mask: TokenMask, vocab: number): string {
     else refused.push(id);
   }
   const bits = new Uint8Array(mask.buffer, mask.byteOffset, Math.ceil(vocab / 8)).slice();
-  if (vocab % 8) bits[bits.length - 1] &= (1 << vocab % 8) - 1; // stray bits past the vocabulary are not sent
+  if (vocab % 8) bits[bits.length - 1] &= (1 << (vocab % 8)) - 1; // stray bits past the vocabulary are not sent
   const forms: [string, Uint8Array][] = [
     ["a", gapVarints(allowed)],
     ["r", gapVarints(refused)],
@@ -63,7 +63,7 @@ export function decodeMask(s: string, vocab: number): TokenMask {
   if (tag === "b") {
     if (bytes.length !== Math.ceil(vocab / 8)) throw new RangeError(`a bitmask of ${vocab} tokens has ${Math.ceil(vocab / 8)} bytes, got ${bytes.length}`);
     // Bits past the vocabulary in the last byte would name ids outside it, as a list's would.
-    if (vocab % 8 && bytes[bytes.length - 1] >>> vocab % 8) throw new RangeError(`bitmask sets ids at or above ${vocab}, outside the vocabulary`);
+    if (vocab % 8 && bytes[bytes.length - 1] >>> (vocab % 8)) throw new RangeError(`bitmask sets ids at or above ${vocab}, outside the vocabulary`);
     const m = new Uint32Array(maskWords(vocab));
     new Uint8Array(m.buffer).set(bytes);
     return m;
@@ -71,7 +71,10 @@ export function decodeMask(s: string, vocab: number): TokenMask {
   if (tag !== "a" && tag !== "r") throw new RangeError(`unknown mask form '${tag ?? ""}' (a, r or b)`);
   const ids = fromGapVarints(bytes, vocab);
   if (tag === "a") return maskOf(ids, vocab);
-  const m = maskOf(Array.from({ length: vocab }, (_, i) => i), vocab);
+  const m = maskOf(
+    Array.from({ length: vocab }, (_, i) => i),
+    vocab,
+  );
   for (const id of ids) m[id >>> 5] &= ~(1 << (id & 31));
   return m;
 }

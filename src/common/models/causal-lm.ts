@@ -62,6 +62,18 @@ export class KvSequence {
   reset(): void {
     this.truncate(0);
   }
+
+  /**
+   * An independent copy holding the same tokens and keys/values (prefill shared between sessions with
+   * one prompt). The KV data is copied, so either sequence may then run, truncate or reset on its own.
+   */
+  fork(): KvSequence {
+    if (this.busy) throw new Error("fork() during a forward pass");
+    const copy = new KvSequence(this.model);
+    copy.tokens.push(...this.tokens);
+    copy.past = this.past.map((t) => this.model.copyTensor(t));
+    return copy;
+  }
 }
 
 export interface CausalLMOptions {
@@ -116,6 +128,11 @@ export class CausalLM {
     const out: Tensor[] = [];
     for (let i = 0; i < 2 * this.layers; i++) out.push(new this.ort.Tensor("float32", new Float32Array(0), [1, this.kvHeads, 0, this.headDim]));
     return out;
+  }
+
+  /** A float32 tensor with its own copy of the data. */
+  copyTensor(t: Tensor): Tensor {
+    return new this.ort.Tensor("float32", Float32Array.from(t.data as Float32Array), t.dims);
   }
 
   /** Copy of a [1, kvHeads, T, headDim] tensor keeping the first `length` time steps. */
