@@ -10,12 +10,17 @@ import { MicroBatcher, type MicroBatcherOptions } from "./micro-batcher.ts";
 export const DEFAULT_BATCH: MicroBatcherOptions = { windowMs: 0, maxBatch: 32, maxQueue: 256 };
 
 /**
- * Recent prefills kept for sharing: at most this many, each for this long after it ended. Their KV
+ * Recent prefills kept for sharing: at most `prefixes`, each for `ttlMs` after it ended. Their KV
  * snapshots count against no budget, so the cache stays small and short-lived: it serves sessions opened
- * together (n choices of one request), not a prompt cache.
+ * together (n choices of one request), not a prompt cache. `prefixes: 0` turns sharing off.
  */
-export const SHARED_PREFILLS = 4;
-export const SHARED_PREFILL_TTL_MS = 5000;
+export interface PrefillSharing {
+  prefixes: number;
+  ttlMs: number;
+  /** Clock in ms (tests). */
+  now?: () => number;
+}
+export const DEFAULT_SHARING: PrefillSharing = { prefixes: 4, ttlMs: 5000 };
 
 interface SharedPrefill {
   /** The prefilled sequence, never handed out itself: each opener gets a fork. */
@@ -40,6 +45,7 @@ export class OnnxEngine implements TargetEngine<KvSequence> {
     readonly model: CausalLM,
     batch: MicroBatcherOptions = DEFAULT_BATCH,
     readonly accounting = new PassAccounting(),
+    private readonly sharing: PrefillSharing = DEFAULT_SHARING,
   ) {
     this.batcher = new MicroBatcher(model, batch, accounting);
   }
@@ -59,8 +65,10 @@ export class OnnxEngine implements TargetEngine<KvSequence> {
 
   async open(prefix: readonly number[]): Promise<KvSequence> {
     if (!prefix.length) return this.model.newSequence();
-    const now = performance.now();
-    for (const [k, e] of this.shared) if (e.doneAt !== undefined && now - e.doneAt > SHARED_PREFILL_TTL_MS) this.shared.delete(k);
+    if (this.sharing.prefixes <= 0) return this.prefill(prefix);
+    const clock = this.sharing.now ?? (() => performance.now());
+    const now = clock();
+    for (const [k, e] of this.shared) if (e.doneAt !== undefined && now - e.doneAt > this.sharing.ttlMs) this.shared.delete(k);
     const key = prefixKey(prefix);
     const hit = this.shared.get(key);
     if (hit) {
@@ -69,10 +77,10 @@ export class OnnxEngine implements TargetEngine<KvSequence> {
     }
     const entry: SharedPrefill = { base: this.prefill(prefix) };
     this.shared.set(key, entry);
-    while (this.shared.size > SHARED_PREFILLS) this.shared.delete(this.shared.keys().next().value!);
+    while (this.shared.size > this.sharing.prefixes) this.shared.delete(this.shared.keys().next().value!);
     try {
       const base = await entry.base;
-      entry.doneAt = performance.now();
+      entry.doneAt = clock();
       return base.fork();
     } catch (e) {
       if (this.shared.get(key) === entry) this.shared.delete(key);
