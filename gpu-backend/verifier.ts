@@ -134,10 +134,9 @@ export class Verifier {
         if (e instanceof RangeError) throw new VerifyError("invalid_request", `masks[${i}]: ${e.message}`);
         throw e;
       }
-      // An empty mask leaves nothing to pick or sample: no verification is defined for it.
-      let any = false;
-      for (let id = 0; id < vocab && !any; id++) any = allows(mask, id);
-      if (!any) throw new VerifyError("invalid_request", `masks[${i}] allows no token`);
+      // An empty mask leaves nothing to pick or sample: no verification is defined for it. (Decoded
+      // masks set no bit past the vocabulary.)
+      if (mask.every((w) => w === 0)) throw new VerifyError("invalid_request", `masks[${i}] allows no token`);
       return mask;
     });
   }

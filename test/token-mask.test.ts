@@ -26,6 +26,10 @@ describe("token masks", () => {
     // Each form decodes to the same mask whichever was sent.
     expect(allowedIds(decodeMask(encodeMask(maskOf(range(0, vocab), vocab), vocab), vocab), vocab)).toEqual(range(0, vocab));
     expect(encodeMask(maskOf(range(0, vocab), vocab), vocab)).toBe("r"); // everything allowed: nothing refused
+    // A refused list sets no bit past the vocabulary (1000 = 31 words + 8 bits).
+    const all = decodeMask("r", vocab);
+    expect(all[31]).toBe(0xff);
+    expect(allowedIds(all, 1024)).toEqual(range(0, vocab));
   });
 
   it("the chosen form is never longer than the other two", () => {

@@ -71,10 +71,9 @@ export function decodeMask(s: string, vocab: number): TokenMask {
   if (tag !== "a" && tag !== "r") throw new RangeError(`unknown mask form '${tag ?? ""}' (a, r or b)`);
   const ids = fromGapVarints(bytes, vocab);
   if (tag === "a") return maskOf(ids, vocab);
-  const m = maskOf(
-    Array.from({ length: vocab }, (_, i) => i),
-    vocab,
-  );
+  // Everything allowed (no bit past the vocabulary), then the refused ids cleared.
+  const m = new Uint32Array(maskWords(vocab)).fill(0xffffffff);
+  if (vocab % 32) m[m.length - 1] = 2 ** (vocab % 32) - 1;
   for (const id of ids) m[id >>> 5] &= ~(1 << (id & 31));
   return m;
 }
