@@ -9,7 +9,7 @@
 import type { Config } from "../config.ts";
 import { Ewma, RecentMin } from "../speculative/acceptance.ts";
 import type { TargetVerifier, VerifiedRound } from "../speculative/target-verifier.ts";
-import { GenerateRequestSchema, VerifyResponseSchema, type GenerateEvent, type GenerateRequest, type PoolLoad, type VerifyRequest } from "../common/protocol.ts";
+import { GenerateRequestSchema, VerifyResponseSchema, type GenerateEvent, type GenerateRequest, type PoolLoad, type TokenLogprob, type VerifyRequest } from "../common/protocol.ts";
 
 export interface PoolClientOptions {
   /** Verifier base URLs. */
@@ -364,7 +364,12 @@ export class PoolClient implements TargetVerifier {
     return this.roundNetwork.value ?? this.network.value;
   }
 
-  async *generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void): AsyncGenerator<number, "stop" | "length"> {
+  async *generate(
+    req: GenerateRequest,
+    signal?: AbortSignal,
+    onLoad?: (load: PoolLoad, serverMs?: number) => void,
+    onLogprob?: (lp: TokenLogprob) => void,
+  ): AsyncGenerator<number, "stop" | "length"> {
     const tried = new Set<Node>();
     const got: number[] = [];
     let lastError = "no verifier node is available";
@@ -399,6 +404,7 @@ export class PoolClient implements TargetVerifier {
             if (e.server_ms !== undefined) this.network.observe(performance.now() - t0 - e.server_ms);
             if (e.load) onLoad?.(e.load, e.server_ms);
             got.push(e.token);
+            if (e.logprob) onLogprob?.(e.logprob);
             yield e.token;
           } else {
             this.succeeded(node);

@@ -7,6 +7,8 @@ import type { CausalLM, KvSequence } from "../common/models/causal-lm.ts";
 import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
 import type { Proposal, Proposer } from "./proposer.ts";
 import { SeededRng, argmax, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../common/sampling.ts";
+import { allows } from "../common/token-mask.ts";
+import type { GrammarCursor } from "../structured/grammar.ts";
 
 /** Draft streams start here (verifier rounds use the round number, generation 0x40000000 + position). */
 const DRAFT_STREAM = 0x20000000;
@@ -23,6 +25,11 @@ export interface ModelProposerOptions {
    * draft rows, and only proposals (and q̃) are mapped back to target ids.
    */
   vocabulary?: DraftVocabulary;
+  /**
+   * Constrained decoding: the grammar over the output (the history past `promptLength`). Drafts are drawn
+   * from the draft's distribution masked to what the grammar allows, and q̃ is that masked distribution.
+   */
+  grammar?: { cursor: GrammarCursor; promptLength: number };
 }
 
 export class ModelProposer implements Proposer {
@@ -96,13 +103,35 @@ export class ModelProposer implements Proposer {
     for (const k of this.rows.keys()) if (k > length) this.rows.delete(k);
   }
 
-  /** The token at absolute position `pos` drawn from `row` (greedy: argmax), with its q̃ when sampling (target ids). */
-  private pick(row: Float32Array, pos: number): { token: number; q?: SparseDist } {
+  /**
+   * The token after `path` drawn from `row` (greedy: argmax), with its q̃ when sampling (target ids), drawn
+   * per absolute position; undefined where the grammar allows no token the draft has.
+   */
+  private pick(raw: Float32Array, path: readonly number[]): { token: number; q?: SparseDist } | undefined {
+    const pos = path.length;
+    const row = this.masked(raw, path);
+    if (!row) return undefined;
     const s = this.o.sampling;
     if (!s || s.temperature === 0) return { token: this.tokenOf(argmax(row)) };
     const q = truncateTopK(targetDistribution(row, s), this.o.support ?? 8);
     const token = this.tokenOf(sampleSparse(q, new SeededRng(s.seed, DRAFT_STREAM + pos).next()));
     return { token, q: this.o.vocabulary ? { ids: q.ids.map((r) => this.tokenOf(r)), probs: q.probs } : q };
+  }
+
+  /** `row` with the tokens the grammar refuses after `path` at −∞ (the row itself without a grammar). */
+  private masked(row: Float32Array, path: readonly number[]): Float32Array | undefined {
+    const g = this.o.grammar;
+    if (!g) return row;
+    const mask = g.cursor.maskAfter(path.slice(g.promptLength));
+    if (!mask) return undefined;
+    const out = row.slice();
+    let any = false;
+    for (let r = 0; r < out.length; r++) {
+      if (out[r] === -Infinity) continue;
+      if (allows(mask, this.tokenOf(r))) any = true;
+      else out[r] = -Infinity;
+    }
+    return any ? out : undefined;
   }
 
   /** Whether the draft's greedy choice after `history` is `token` (the pool generated it). */
@@ -129,7 +158,9 @@ export class ModelProposer implements Proposer {
   private async extend(history: readonly number[], block: DraftBlock, gamma: number): Promise<DraftBlock> {
     let row = await this.sync([...history, ...block.tokens]);
     while (block.tokens.length < gamma) {
-      const { token, q } = this.pick(row, history.length + block.tokens.length);
+      const picked = this.pick(row, [...history, ...block.tokens]);
+      if (!picked) break;
+      const { token, q } = picked;
       block.tokens.push(token);
       if (q) block.q!.push(q);
       if (block.tokens.length < gamma) row = await this.forward(this.rowsOf([token]));
@@ -147,14 +178,17 @@ export class ModelProposer implements Proposer {
     this.aheadRun = (async () => {
       const path = [...history, ...block.tokens];
       let row = await this.sync(path);
-      const bonus = this.pick(row, path.length).token;
+      const bonus = this.pick(row, path)?.token;
+      if (bonus === undefined) return;
       const assumed = [...path, bonus];
       const next: DraftBlock = { tokens: [], ...(this.sampling ? { q: [] } : {}) };
       this.ahead = { history: assumed, block: next };
       if (this.stopAhead) return;
       row = await this.forward(this.rowsOf([bonus]));
       while (next.tokens.length < gamma && !this.stopAhead) {
-        const { token, q } = this.pick(row, assumed.length + next.tokens.length);
+        const picked = this.pick(row, [...assumed, ...next.tokens]);
+        if (!picked) break;
+        const { token, q } = picked;
         next.tokens.push(token);
         if (q) next.q!.push(q);
         if (next.tokens.length < gamma) row = await this.forward(this.rowsOf([token]));
@@ -175,6 +209,7 @@ export class ModelProposer implements Proposer {
     await this.settleAhead();
     this.ahead = undefined;
     this.truncate(0);
+    this.o.grammar?.cursor.dispose();
   }
 }
 

@@ -9,6 +9,7 @@ import { ModelProposer } from "./model-proposer.ts";
 import type { Proposer, ProposerKind } from "./proposer.ts";
 import { SuffixProposer } from "./suffix-proposer.ts";
 import { TenantSuffixCache } from "./tenant-suffix-cache.ts";
+import { GrammarCursor, type CompiledGrammar } from "../structured/grammar.ts";
 
 export interface ProposerFactoryOptions {
   kind: ProposerKind;
@@ -32,6 +33,11 @@ export interface GenerationContext {
    * depend on the request alone — the suffix proposer then neither reads nor feeds the tenant's cache.
    */
   seeded?: boolean;
+  /**
+   * Constrained decoding: the output's grammar and the ids it ends with. The draft model drafts under it;
+   * suffix proposals are cut by the decoder where the grammar refuses them.
+   */
+  grammar?: { compiled: CompiledGrammar; stopIds: readonly number[] };
 }
 
 export class ProposerFactory {
@@ -52,7 +58,13 @@ export class ProposerFactory {
     const s = g.sampling && g.sampling.temperature > 0 ? g.sampling : undefined;
     const tenant = s && g.seeded ? undefined : this.tenants?.tenant(g.tenant);
     const suffix = () => new SuffixProposer({ maxOrder: this.o.suffix?.maxOrder, promptLength: g.promptLength, tenant, sampling: !!s });
-    const model = () => new ModelProposer(this.o.draft!, { sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed }, support: this.o.support, vocabulary: this.o.vocabulary });
+    const model = () =>
+      new ModelProposer(this.o.draft!, {
+        sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed },
+        support: this.o.support,
+        vocabulary: this.o.vocabulary,
+        grammar: g.grammar && { cursor: new GrammarCursor(g.grammar.compiled.matcher(g.grammar.stopIds)), promptLength: g.promptLength },
+      });
     if (this.o.kind === "suffix") return suffix();
     if (this.o.kind === "hybrid") return new HybridProposer(suffix(), model());
     return model();

@@ -4,7 +4,10 @@
 // the target generating alone for a chunk of tokens, after which the policy decides again. Runtime-agnostic
 // (Node and workerd): the proposer and the verifier come in. docs/ARCHITECTURE.md explains the whole path.
 import type { CausalLM } from "../common/models/causal-lm.ts";
-import type { PoolLoad, Sampling, VerifyRequest } from "../common/protocol.ts";
+import type { PoolLoad, Sampling, TokenLogprob, VerifyRequest } from "../common/protocol.ts";
+import type { SparseDist } from "../common/sampling.ts";
+import { allows as allowsToken, encodeMask, type TokenMask } from "../common/token-mask.ts";
+import { GrammarCursor, type GrammarMatcher } from "../structured/grammar.ts";
 import { DecodeStatsRecorder, type DecodeStats } from "./decode-stats.ts";
 import { ProposerFactory } from "./proposer-factory.ts";
 import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits } from "./output-tracker.ts";
@@ -29,6 +32,14 @@ export interface SpeculativeDecoderOptions extends SpeculationSettings, OutputLi
   seeded?: boolean;
   session: string;
   signal?: AbortSignal;
+  /**
+   * Constrained decoding: a fresh matcher of the grammar the output must follow (the decoder disposes of
+   * it). Drafts are cut where the grammar refuses them, tokens it forces are drafted, and every round sends
+   * the masks the target is verified under. Pool generation takes no masks: such a session only runs rounds.
+   */
+  grammar?: GrammarMatcher;
+  /** Collect the target's log-probs of the output tokens, each with this many alternatives (0–20). */
+  logprobs?: number;
 }
 
 export class SpeculativeDecoder {
@@ -41,6 +52,9 @@ export class SpeculativeDecoder {
   private observing: Promise<void> | undefined;
   /** Time of the last peek (a peeked proposal's drafting time). */
   private peekMs = 0;
+  private readonly cursor: GrammarCursor | undefined;
+  /** The target's log-probs of every committed token (stop ids included), with `logprobs`. */
+  private readonly committedLogprobs: TokenLogprob[] = [];
 
   constructor(private readonly o: SpeculativeDecoderOptions) {
     this.tracker = new OutputTracker(o);
@@ -48,8 +62,9 @@ export class SpeculativeDecoder {
     const s = this.sampling;
     if (!o.proposer && !o.draft) throw new RangeError("a proposer or a draft model is needed");
     this.proposer = o.proposer ?? new ProposerFactory({ kind: "model", draft: o.draft, support: o.support }).create({ promptLength: 0, sampling: s, tenant: "" });
+    this.cursor = o.grammar && new GrammarCursor(o.grammar);
     this.policy = new SessionGamma(
-      o,
+      o.grammar ? { ...o, allowGenerate: false } : o,
       !!(o.seeded && s),
       () => o.pool.roundTripMs,
       () => this.tracker.remaining,
@@ -71,10 +86,15 @@ export class SpeculativeDecoder {
     return this.tracker.finishReason;
   }
 
+  /** With `logprobs`: the target's log-probs of the output tokens, one per token of `output`. */
+  get logprobs(): readonly TokenLogprob[] {
+    return this.committedLogprobs.slice(0, this.tracker.output.length);
+  }
+
   /** Committed tokens, as events; ends at a stop id, a stop string, maxTokens, or when the signal aborts. */
   async *run(prompt: readonly number[]): AsyncGenerator<DecodeEvent> {
     if (prompt.length === 0) throw new RangeError("the prompt must have at least one token");
-    const state: RoundState = { history: [...prompt], opened: false, seq: 0, lastCommitted: [], generatedChunks: 0 };
+    const state: RoundState = { history: [...prompt], promptLength: prompt.length, opened: false, seq: 0, lastCommitted: [], generatedChunks: 0 };
     let mode = -1;
     try {
       while (!this.o.signal?.aborted) {
@@ -83,7 +103,8 @@ export class SpeculativeDecoder {
         const { gamma, peeked } = this.policy.chooseRound(mode, proposal?.confidence, !proposal || this.proposer.draftsBeyondPeek === true, proposal?.run);
         this.recorder.chose(gamma, mode);
         mode = gamma;
-        const steps = gamma === 0 ? this.generateChunk(state) : this.round(state, gamma, peeked ? proposal : undefined);
+        // A constrained session's γ = 0 is a round without drafts: the pool's generation takes no masks.
+        const steps = gamma === 0 && !this.cursor ? this.generateChunk(state) : this.round(state, gamma, peeked ? proposal : undefined);
         let done = false;
         for await (const step of steps) {
           if (step.event.tokens.length || step.event.text) yield step.event;
@@ -101,6 +122,7 @@ export class SpeculativeDecoder {
         if (!this.observing) await reset;
         else reset.catch(() => {});
         this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
+        this.cursor?.dispose();
         if (this.stats.rounds > 0 || this.stats.generatedTokens > 0) this.o.priors?.for(this.proposer.name).learn(this.policy.measured());
       } finally {
         // Close the verifier's session whether the generation ended, failed or the client went away (even
@@ -148,7 +170,7 @@ export class SpeculativeDecoder {
       });
     };
     try {
-      const req = { history: [...st.history], max_tokens: this.tracker.remaining, stop_ids: this.tracker.stopIdList, sampling: this.sampling };
+      const req = { history: [...st.history], max_tokens: this.tracker.remaining, stop_ids: this.tracker.stopIdList, sampling: this.sampling, logprobs: o.logprobs };
       let serverFirstMs: number | undefined;
       const onLoad = (load: PoolLoad, serverMs?: number) => {
         this.policy.observeLoad(load);
@@ -158,7 +180,8 @@ export class SpeculativeDecoder {
       // A seeded request's choices must not depend on timing: its proposer checks every token, and the
       // stream waits for it, rather than checking the ones that happen to arrive while it is free.
       const everyToken = this.policy.timingFree;
-      for await (const token of o.pool.generate(req, o.signal, onLoad)) {
+      const onLogprob = (lp: TokenLogprob) => this.committedLogprobs.push(lp);
+      for await (const token of o.pool.generate(req, o.signal, onLoad, o.logprobs === undefined ? undefined : onLogprob)) {
         if (++got === 1) tFirst = performance.now();
         if (everyToken) await this.observing;
         if (this.policy.adaptive && !this.observing) observe([...st.history], token);
@@ -189,6 +212,37 @@ export class SpeculativeDecoder {
     }
   }
 
+  /**
+   * A proposal under the grammar, and the masks its round is verified under: cut at the first draft the
+   * grammar refuses (it could not be accepted), then extended while the grammar forces a single token (up
+   * to `gamma`: it is accepted for sure, its q̃ and the masked p both one-hot).
+   */
+  private constrain(st: RoundState, proposal: Proposal, gamma: number): [Proposal, string[]] {
+    const cursor = this.cursor!;
+    const path = st.history.slice(st.promptLength);
+    const tokens: number[] = [];
+    const q: SparseDist[] | undefined = proposal.q ? [] : undefined;
+    const masks: string[] = [];
+    const budget = Math.max(0, this.tracker.remaining - 1);
+    for (let k = 0; ; k++) {
+      const mask = cursor.maskAfter(path);
+      if (!mask) throw new Error("the output so far is refused by its grammar");
+      masks.push(encodeMask(mask, cursor.vocab));
+      let next: number | undefined;
+      let qk = proposal.q?.[k];
+      if (k < proposal.tokens.length) next = allowsToken(mask, proposal.tokens[k]) ? proposal.tokens[k] : undefined;
+      else if (k < Math.min(gamma, budget)) {
+        const only = fewAllowed(mask, 1);
+        if (only?.length === 1) [next, qk] = [only[0], { ids: [only[0]], probs: [1] }];
+      }
+      if (next === undefined || tokens.length >= budget) break;
+      tokens.push(next);
+      if (q) q.push(qk ?? { ids: [next], probs: [1] });
+      path.push(next);
+    }
+    return [{ tokens, ...(q ? { q } : {}), ...(proposal.by ? { by: proposal.by } : {}) }, masks];
+  }
+
   /** One speculative round: propose, verify, commit the accepted prefix and the target's token. */
   private async *round(st: RoundState, gamma: number, peeked?: Proposal): AsyncGenerator<Step> {
     const o = this.o;
@@ -199,7 +253,9 @@ export class SpeculativeDecoder {
     const p0 = this.proposer.proposeMs;
     const ahead0 = this.proposer.aheadUsed;
     // A proposer may go past γ (a long, sure suffix match), never past the budget.
-    const proposal = sliceProposal(g <= 0 ? { tokens: [] } : peeked ? sliceProposal(peeked, g) : await this.proposer.propose(st.history, g), budget);
+    let proposal = sliceProposal(g <= 0 ? { tokens: [] } : peeked ? sliceProposal(peeked, g) : await this.proposer.propose(st.history, g), budget);
+    let masks: string[] | undefined;
+    if (this.cursor) [proposal, masks] = this.constrain(st, proposal, g);
     const n = proposal.tokens.length;
     const draftMs = peeked ? this.peekMs : this.proposer.proposeMs - p0;
     // Only fresh drafting times a step: a peeked proposal's time is a lookup's (the hybrid's model drafts the
@@ -216,6 +272,8 @@ export class SpeculativeDecoder {
       drafts: proposal.tokens,
       ...(proposal.q ? { q: proposal.q } : {}),
       ...(reopen || !st.opened ? { history, ...(this.sampling ? { sampling: this.sampling } : {}) } : { committed: lastCommitted }),
+      ...(masks ? { masks } : {}),
+      ...(o.logprobs !== undefined ? { logprobs: o.logprobs } : {}),
     });
     const reopening = !st.opened;
     const r = await o.pool.round(o.session, build, o.signal);
@@ -227,6 +285,9 @@ export class SpeculativeDecoder {
     this.recorder.load(r.load?.rows);
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
     st.history.push(...st.lastCommitted);
+    if (o.logprobs !== undefined) this.committedLogprobs.push(...(r.logprobs ?? []));
+    // The verifier chose among the masks' tokens: a token the grammar refuses means the two disagree.
+    if (this.cursor && !this.cursor.moveTo(st.history.slice(st.promptLength))) throw new Error(`the verifier committed token ${r.token}, which the grammar refuses`);
     const step = this.tracker.commit(st.lastCommitted);
     // Draft time spent ahead while the round was in flight counts as drafting.
     this.recorder.drafting(this.proposer.proposeMs - p1);
@@ -237,6 +298,18 @@ export class SpeculativeDecoder {
   }
 }
 
+/** Allowed tokens of a mask when there are at most `max` of them (else undefined). */
+function fewAllowed(mask: TokenMask, max: number): number[] | undefined {
+  const ids: number[] = [];
+  for (let w = 0; w < mask.length; w++) {
+    for (let bits = mask[w]; bits !== 0; bits &= bits - 1) {
+      if (ids.length === max) return undefined;
+      ids.push(w * 32 + (31 - Math.clz32(bits & -bits)));
+    }
+  }
+  return ids;
+}
+
 function sliceProposal(p: Proposal, n: number): Proposal {
   return { tokens: p.tokens.slice(0, n), ...(p.q ? { q: p.q.slice(0, n) } : {}), ...(p.by ? { by: p.by } : {}) };
 }
@@ -245,6 +318,7 @@ function sliceProposal(p: Proposal, n: number): Proposal {
 interface RoundState {
   /** Prompt and every committed token (stop ids included: the verifier saw them). */
   history: number[];
+  promptLength: number;
   /** The verifier holds this session in step with `history`. */
   opened: boolean;
   seq: number;

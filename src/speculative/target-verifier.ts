@@ -1,6 +1,6 @@
 // The decoder's port to the target model: verify rounds, target-only generation (γ = 0) and session
 // close. PoolClient (src/pool/) implements it over HTTP; tests may implement it in-process.
-import type { GenerateRequest, PoolLoad, VerifyRequest, VerifyResponse } from "../common/protocol.ts";
+import type { GenerateRequest, PoolLoad, TokenLogprob, VerifyRequest, VerifyResponse } from "../common/protocol.ts";
 
 export interface VerifiedRound extends VerifyResponse {
   /** Wall time of the round as the edge saw it (ms): network and queueing included. */
@@ -15,9 +15,10 @@ export interface TargetVerifier {
   round(session: string, build: (reopen: boolean) => VerifyRequest, signal?: AbortSignal): Promise<VerifiedRound>;
   /**
    * The target generating alone, token by token (ends at a stop id or `max_tokens`). `onLoad` gets the
-   * pool's load reports, the first with the pool's time to the first token.
+   * pool's load reports, the first with the pool's time to the first token; with `req.logprobs`, `onLogprob`
+   * gets each token's log-probs before the token.
    */
-  generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void): AsyncIterable<number>;
+  generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void, onLogprob?: (lp: TokenLogprob) => void): AsyncIterable<number>;
   /** Network time of a verify round now (its time minus the pool's own), over all sessions; optional. */
   readonly roundTripMs?: number;
   /** The session is over (best effort). */
