@@ -24,6 +24,7 @@ import { generationFromStats } from "./observability/edge-metrics.ts";
 import { observe, type ObservabilitySettings } from "./observability/request-observer.ts";
 import { registerUsagePage } from "./api/usage-page.ts";
 import { signedUrlRoutes } from "./api/signed-urls.ts";
+import type { GrammarEngine } from "./structured/grammar.ts";
 
 export interface AppDeps extends ApiDeps {
   /** Bearer keys accepted on /v1/*; none: open (the local default). */
@@ -176,7 +177,11 @@ function gpuTimer(config: Config): { gpu?: PassTimer } {
   return { gpu: { passMs: (batch, chunk, past) => model.passMsClampingPast(batch, chunk, past) } };
 }
 
-export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[], accounts?: AccountStore): Hono {
+/**
+ * `grammar`: the runtime's grammar engine for structured outputs (Node: xgrammar in WebAssembly; a Worker
+ * has none, and refuses response_format json_* with a 400 that says so).
+ */
+export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[], accounts?: AccountStore, grammar?: () => Promise<GrammarEngine>): Hono {
   const pool = poolClientFromConfig(config);
   const speculation = speculationSettingsFromConfig(config);
   const proposers = proposerFactoryFromConfig(config, model.draft, model.draftVocabulary);
@@ -186,6 +191,7 @@ export function createAppFromConfig(config: Config, model: ServedModel, tiers: C
     speculation,
     proposers,
     defaultMaxTokens: config.DEFAULT_MAX_TOKENS,
+    ...(grammar ? { grammar } : {}),
     maxConcurrent: config.MAX_CONCURRENT,
     maxQueueWaitMs: config.MAX_QUEUE_WAIT_MS,
     apiKeys: config.API_KEYS,

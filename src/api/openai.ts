@@ -16,7 +16,7 @@ import { PoolError } from "../pool/pool-client.ts";
 import type { Sampling } from "../common/protocol.ts";
 import type { ProposerFactory } from "../speculative/proposer-factory.ts";
 import type { SpeculationSettings } from "../speculative/settings.ts";
-import { SpeculativeDecoder, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
+import { SpeculativeDecoder, type DecodeEvent, type DecodeStats, type FinishReason } from "../speculative/speculative-decoder.ts";
 import type { TargetVerifier } from "../speculative/target-verifier.ts";
 import {
   ChatRequestSchema,
@@ -28,6 +28,8 @@ import {
   vocabularySize,
   type AliaSpeculation,
   type ChatCompletion,
+  type ChatLogprobs,
+  type CompletionLogprobs,
   type ChatCompletionChunk,
   type ChatRequest,
   type Completion,
@@ -37,6 +39,9 @@ import {
 } from "./schemas.ts";
 import { continuationDecoder, replyDecoder, type ServedModel } from "../model-pair/served-model.ts";
 import type { TextPart } from "../common/models/tokenizer.ts";
+import { mergeDecodeStats } from "../speculative/decode-stats.ts";
+import { type CompiledGrammar, type GrammarEngine, type GrammarSpec, UnsupportedGrammar } from "../structured/grammar.ts";
+import { TokenBytes, chatLogprobContent, completionLogprobs } from "./logprob-format.ts";
 
 export interface ApiDeps {
   model: ServedModel;
@@ -54,6 +59,8 @@ export interface ApiDeps {
   admission?: GenerationAdmission;
   /** Pay-per-request: requests with an account key reserve their maximum cost and settle what they cost. */
   billing?: BillingSettings;
+  /** Structured outputs (response_format json_object / json_schema): the grammar engine, made at first use. */
+  grammar?: () => Promise<GrammarEngine>;
 }
 
 type Kind = "completion" | "chat";
@@ -148,7 +155,28 @@ export function createCompletionHandlers(deps: ApiDeps) {
     const temperature = req.temperature ?? 1;
     const sampling: Sampling | undefined = temperature > 0 ? { temperature, top_p: req.top_p ?? 1, top_k: 0, seed: req.seed ?? randomSeed() } : undefined;
     const stop = req.stop == null ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
-    return { prompt, maxTokens, sampling, seeded: req.seed != null, stop, stopIds: kind === "chat" ? model.chatStopIds : model.stopIds };
+    const stopIds = kind === "chat" ? model.chatStopIds : model.stopIds;
+    let logprobs: number | undefined;
+    if (kind === "chat") {
+      const r = req as ChatRequest;
+      if (r.top_logprobs != null && r.logprobs !== true) throw invalid("top_logprobs: needs logprobs: true", "top_logprobs");
+      if (r.logprobs) logprobs = r.top_logprobs ?? 0;
+    } else logprobs = (req as CompletionRequest).logprobs ?? undefined;
+    return { prompt, maxTokens, sampling, seeded: req.seed != null, stop, stopIds, logprobs, n: req.n ?? 1, grammar: await grammarOf(req.response_format) };
+  }
+
+  /** The compiled grammar a response_format asks for (none for text). */
+  async function grammarOf(format: ChatRequest["response_format"]): Promise<CompiledGrammar | undefined> {
+    if (!format || format.type === "text") return undefined;
+    const param = format.type === "json_schema" ? "response_format.json_schema.schema" : "response_format";
+    if (!deps.grammar) throw invalid(`response_format ${format.type} needs a grammar engine, which this edge runtime does not have; send it to a Node edge`, "response_format");
+    const spec: GrammarSpec = format.type === "json_schema" && format.json_schema.schema ? { kind: "json_schema", schema: format.json_schema.schema } : { kind: "json_object" };
+    try {
+      return await (await deps.grammar()).compile(spec);
+    } catch (e) {
+      if (e instanceof UnsupportedGrammar) throw invalid(`${param}: ${e.message}`, param);
+      throw e;
+    }
   }
 
   async function handle(c: Context, kind: Kind): Promise<Response> {
@@ -179,7 +207,8 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const account = deps.billing && accountOf(c);
       let meter: RequestMeter | undefined;
       try {
-        if (account) meter = await RequestMeter.start(deps.billing!, account, { model: model.id, promptTokens: p.prompt.length, maxTokens: p.maxTokens });
+        // n choices reserve n answers' worth.
+        if (account) meter = await RequestMeter.start(deps.billing!, account, { model: model.id, promptTokens: p.prompt.length, maxTokens: p.maxTokens * p.n });
       } catch (e) {
         release();
         throw e;
@@ -187,73 +216,116 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const ctl = new AbortController();
       const onGone = () => ctl.abort();
       clientGone.addEventListener("abort", onGone);
-      let decoder: SpeculativeDecoder;
+      const id = randomId(kind === "chat" ? "chatcmpl-" : "cmpl-");
+      let choices: Choice[];
       try {
-        decoder = new SpeculativeDecoder({
-          proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling: p.sampling, seeded: p.seeded, tenant: bearerTokenOf(c) }),
-          pool: deps.pool,
-          maxTokens: p.maxTokens,
-          stopIds: p.stopIds,
-          stop: p.stop,
-          decode: kind === "chat" ? replyDecoder(model.tokenizer) : continuationDecoder(model.tokenizer, p.prompt),
-          sampling: p.sampling,
-          seeded: p.seeded,
-          ...deps.speculation,
-          session: randomId("s-"),
-          signal: ctl.signal,
-        });
+        choices = await Promise.all(
+          Array.from({ length: p.n }, async (_, index): Promise<Choice> => {
+            // Choice i draws from its own seed (choice 0 from the request's): seeded choices repeat, and differ.
+            const sampling = p.sampling && { ...p.sampling, seed: choiceSeed(p.sampling.seed, index) };
+            const grammar = p.grammar && { compiled: p.grammar, stopIds: p.stopIds };
+            const decoder = new SpeculativeDecoder({
+              proposer: deps.proposers.create({ promptLength: p.prompt.length, sampling, seeded: p.seeded, tenant: bearerTokenOf(c), grammar }),
+              pool: deps.pool,
+              maxTokens: p.maxTokens,
+              stopIds: p.stopIds,
+              stop: p.stop,
+              decode: kind === "chat" ? replyDecoder(model.tokenizer) : continuationDecoder(model.tokenizer, p.prompt),
+              sampling,
+              seeded: p.seeded,
+              ...deps.speculation,
+              session: p.n > 1 ? `${id.replace(/^\w+-/, "s-")}-${index}` : randomId("s-"),
+              signal: ctl.signal,
+              grammar: grammar && (await grammar.compiled.matcher(grammar.stopIds)),
+              logprobs: p.logprobs,
+            });
+            return { index, decoder, events: decoder.run(p.prompt), text: "", sentLogprobs: 0 };
+          }),
+        );
       } catch (e) {
         release();
         void meter?.release();
         clientGone.removeEventListener("abort", onGone);
         throw e;
       }
+      const outputTokens = () => choices.reduce((n, ch) => n + ch.decoder.output.length, 0);
+      const stats = () => mergeDecodeStats(choices.map((ch) => ch.decoder.stats));
       const done = () => {
         release();
         clientGone.removeEventListener("abort", onGone);
         // Every generation's end (finished, failed, cancelled; JSON or end of stream): metrics and log line.
-        recordGeneration(c, generationFromStats(decoder.stats, { promptTokens: p.prompt.length, completionTokens: decoder.output.length, finishReason: decoder.finishReason, cancelled: ctl.signal.aborted }));
+        recordGeneration(c, generationFromStats(stats(), { promptTokens: p.prompt.length, completionTokens: outputTokens(), finishReason: choices[0].decoder.finishReason, cancelled: ctl.signal.aborted }));
       };
-      const id = randomId(kind === "chat" ? "chatcmpl-" : "cmpl-");
       const created = Math.floor(Date.now() / 1000);
       const base = { id, object: kind === "chat" ? "chat.completion" : "text_completion", created, model: model.id, system_fingerprint: model.fingerprint };
       const usage = (n: number, cost?: MeteredCost) => ({ prompt_tokens: p.prompt.length, completion_tokens: n, total_tokens: p.prompt.length + n, ...(cost ? { cost: cost.usage } : {}) });
-      /** A finished generation's cost, settled into the key's ledger; a failed or abandoned one is released. */
+      /** A finished request's cost, settled into the key's ledger; a failed or abandoned one is released. */
       const settle = async (): Promise<MeteredCost | undefined> => {
         if (!meter) return undefined;
-        const n = decoder.output.length;
-        const m = meter.cost(decoder.stats, p.prompt.length, n);
-        await meter.settle(id, decoder.stats, m, { promptTokens: p.prompt.length, completionTokens: n });
+        const n = outputTokens();
+        const s = stats();
+        const m = meter.cost(s, p.prompt.length, n);
+        await meter.settle(id, s, m, { promptTokens: p.prompt.length, completionTokens: n });
         return m;
       };
-      const events = decoder.run(p.prompt);
+      const tokenBytes = p.logprobs === undefined ? undefined : tokenBytesOf(model.tokenizer);
+      /** The log-probs of a choice's output tokens not sent yet, in the endpoint's shape (null without logprobs). */
+      const logprobsOf = (ch: Choice, all = false) => {
+        if (!tokenBytes) return null;
+        const out = ch.decoder.output;
+        const lps = ch.decoder.logprobs;
+        const from = all ? 0 : ch.sentLogprobs;
+        const to = Math.min(out.length, lps.length);
+        ch.sentLogprobs = to;
+        const tokens = out.slice(from, to);
+        if (kind === "chat") return { content: chatLogprobContent(tokenBytes, tokens, lps.slice(from, to)), refusal: null };
+        // Offsets count from the start of the choice's text (what was sent before these tokens).
+        const before = all ? 0 : ch.text.length;
+        return completionLogprobs(tokenBytes, tokens, lps.slice(from, to), before);
+      };
 
       if (!req.stream) {
-        let text = "";
         let cost: MeteredCost | undefined;
         try {
-          for await (const ev of events) text += ev.text;
+          await Promise.all(
+            choices.map(async (ch) => {
+              for await (const ev of ch.events) ch.text += ev.text;
+            }),
+          );
           if (ctl.signal.aborted)
             void meter?.release(); // the client left: nothing is charged
           else cost = await settle();
         } catch (e) {
+          ctl.abort(); // one choice failed: the others stop too
           void meter?.release();
           done();
           throw e;
         }
         done();
-        const finish: FinishReason = decoder.finishReason ?? "length";
-        const spec = speculationSummary(decoder.stats, decoder.output.length);
+        const n = outputTokens();
+        const spec = speculationSummary(stats(), n);
+        const finish = (ch: Choice): FinishReason => ch.decoder.finishReason ?? "length";
         const body: ChatCompletion | Completion =
           kind === "chat"
             ? {
                 ...base,
                 object: "chat.completion",
-                choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }],
-                usage: usage(decoder.output.length, cost),
+                choices: choices.map((ch) => ({
+                  index: ch.index,
+                  message: { role: "assistant" as const, content: ch.text, refusal: null },
+                  logprobs: logprobsOf(ch, true) as ChatLogprobs | null,
+                  finish_reason: finish(ch),
+                })),
+                usage: usage(n, cost),
                 alia_speculation: spec,
               }
-            : { ...base, object: "text_completion", choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage: usage(decoder.output.length, cost), alia_speculation: spec };
+            : {
+                ...base,
+                object: "text_completion",
+                choices: choices.map((ch) => ({ index: ch.index, text: ch.text, logprobs: logprobsOf(ch, true) as CompletionLogprobs | null, finish_reason: finish(ch) })),
+                usage: usage(n, cost),
+                alia_speculation: spec,
+              };
         // Rates exist only once something was drafted: no header rather than a 0 that reads "all rejected".
         return c.json(body, 200, {
           ...(spec.tokens_per_round === null ? {} : { "x-alia-tokens-per-round": String(spec.tokens_per_round) }),
@@ -264,11 +336,14 @@ export function createCompletionHandlers(deps: ApiDeps) {
         });
       }
 
-      // Streaming: pull the first event before answering so that a refused request is an error status.
-      let first: IteratorResult<{ text: string }>;
+      // Streaming: the choices' events interleaved as they come. The first event is pulled before answering
+      // so that a refused request is an error status.
+      const merged = interleave(choices);
+      let first: IteratorResult<Tagged>;
       try {
-        first = await events.next();
+        first = await merged.next();
       } catch (e) {
+        ctl.abort();
         void meter?.release();
         done();
         throw e;
@@ -276,12 +351,18 @@ export function createCompletionHandlers(deps: ApiDeps) {
       const chunkBase = { ...base, object: kind === "chat" ? ("chat.completion.chunk" as const) : ("text_completion" as const) };
       const includeUsage = req.stream_options?.include_usage === true;
       const event = (body: ChatCompletionChunk | CompletionChunk) => JSON.stringify(body);
-      const chunk = (delta: string | null, finish: FinishReason | null, extra: { alia_speculation?: AliaSpeculation; usage?: ReturnType<typeof usage> } = {}) => {
+      const chunk = (ch: Choice, delta: string | null, finish: FinishReason | null, extra: { alia_speculation?: AliaSpeculation; usage?: ReturnType<typeof usage> } = {}) => {
         const tail = { ...(includeUsage ? { usage: null } : {}), ...extra };
+        const logprobs = logprobsOf(ch);
         return event(
           kind === "chat"
-            ? { ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish }], ...tail }
-            : { ...base, object: "text_completion", choices: [{ index: 0, text: delta ?? "", logprobs: null, finish_reason: finish }], ...tail },
+            ? {
+                ...base,
+                object: "chat.completion.chunk",
+                choices: [{ index: ch.index, delta: delta === null ? {} : { content: delta }, logprobs: logprobs as ChatLogprobs | null, finish_reason: finish }],
+                ...tail,
+              }
+            : { ...base, object: "text_completion", choices: [{ index: ch.index, text: delta ?? "", logprobs: logprobs as CompletionLogprobs | null, finish_reason: finish }], ...tail },
         );
       };
       // The key's x-ratelimit-* headers are known before the stream starts (its request was admitted).
@@ -290,21 +371,36 @@ export function createCompletionHandlers(deps: ApiDeps) {
         sse.onAbort(() => ctl.abort());
         try {
           if (kind === "chat")
-            await sse.writeSSE({
-              data: event({ ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) }),
-            });
-          if (!first.done && first.value.text) await sse.writeSSE({ data: chunk(first.value.text, null) });
-          for await (const ev of events) if (ev.text) await sse.writeSSE({ data: chunk(ev.text, null) });
-          if (ctl.signal.aborted) return;
-          const n = decoder.output.length;
+            for (const ch of choices)
+              await sse.writeSSE({
+                data: event({
+                  ...base,
+                  object: "chat.completion.chunk",
+                  choices: [{ index: ch.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+                  ...(includeUsage ? { usage: null } : {}),
+                }),
+              });
+          let running = choices.length;
+          let lastDone: Choice | undefined;
+          for (let r = first; !r.done; r = await merged.next()) {
+            const { choice, ev } = r.value;
+            if (ev) {
+              if (ev.text) await sse.writeSSE({ data: chunk(choice, ev.text, null) });
+              choice.text += ev.text;
+            } else if (--running > 0) await sse.writeSSE({ data: chunk(choice, null, choice.decoder.finishReason ?? "length") });
+            else lastDone = choice; // its finish chunk waits for the statistics
+          }
+          if (ctl.signal.aborted || !lastDone) return;
+          const n = outputTokens();
           const cost = await settle();
-          // The statistics ride on the last chunk before [DONE]: the usage chunk when asked for, else the finish
-          // chunk — which also carries the usage when the request was metered (its cost is known only now).
-          const spec = { alia_speculation: speculationSummary(decoder.stats, n) };
-          await sse.writeSSE({ data: chunk(null, decoder.finishReason ?? "length", includeUsage ? {} : { ...spec, ...(cost ? { usage: usage(n, cost) } : {}) }) });
+          // The statistics ride on the last chunk before [DONE]: the usage chunk when asked for, else the last
+          // finish chunk — which also carries the usage when the request was metered (its cost is known only now).
+          const spec = { alia_speculation: speculationSummary(stats(), n) };
+          await sse.writeSSE({ data: chunk(lastDone, null, lastDone.decoder.finishReason ?? "length", includeUsage ? {} : { ...spec, ...(cost ? { usage: usage(n, cost) } : {}) }) });
           if (includeUsage) await sse.writeSSE({ data: event({ ...chunkBase, choices: [], usage: usage(n, cost), ...spec }) });
           await sse.writeSSE({ data: "[DONE]" });
         } catch (e) {
+          ctl.abort();
           // Headers are out: the error becomes the last event, as OpenAI streams do.
           const { body } = toApiError(e);
           await sse.writeSSE({ data: JSON.stringify(body satisfies ErrorResponse) });
@@ -334,6 +430,58 @@ export function createCompletionHandlers(deps: ApiDeps) {
       return admission.refused;
     },
   };
+}
+
+/** One choice of a request (n ≥ 1): its generation and what was sent of it. */
+interface Choice {
+  index: number;
+  decoder: SpeculativeDecoder;
+  events: AsyncGenerator<DecodeEvent>;
+  /** Text so far (streamed: sent so far). */
+  text: string;
+  /** Output tokens whose log-probs were sent. */
+  sentLogprobs: number;
+}
+
+/** An event of one choice, or (no `ev`) the end of that choice. */
+interface Tagged {
+  choice: Choice;
+  ev?: DecodeEvent;
+}
+
+/** The choices' events as they come, each choice's end marked; a failing choice fails the whole. */
+async function* interleave(choices: readonly Choice[]): AsyncGenerator<Tagged> {
+  const next = (ch: Choice) => ch.events.next().then((r) => ({ ch, r }));
+  const pending = new Map(choices.map((ch) => [ch, next(ch)]));
+  while (pending.size) {
+    const { ch, r } = await Promise.race(pending.values());
+    if (r.done) {
+      pending.delete(ch);
+      yield { choice: ch };
+    } else {
+      pending.set(ch, next(ch));
+      yield { choice: ch, ev: r.value };
+    }
+  }
+}
+
+/** Choice i's seed: the request's for choice 0, a SplitMix64-style mix of both for the others (53 bits). */
+export function choiceSeed(seed: number, index: number): number {
+  if (index === 0) return seed;
+  let x = (BigInt(seed) + BigInt(index) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
+  x = ((x ^ (x >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
+  x = ((x ^ (x >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
+  return Number((x ^ (x >> 31n)) & 0x1fffffffffffffn);
+}
+
+const tokenBytesCache = new WeakMap<object, TokenBytes>();
+function tokenBytesOf(tokenizer: ServedModel["tokenizer"]): TokenBytes {
+  let t = tokenBytesCache.get(tokenizer);
+  if (!t) {
+    t = new TokenBytes(tokenizer);
+    tokenBytesCache.set(tokenizer, t);
+  }
+  return t;
 }
 
 /** Error lines for the operator, one per distinct message every 10 s (with a count of those held back):

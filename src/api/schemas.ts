@@ -5,7 +5,7 @@
 //
 // Refusals say what is wrong and what is allowed: every schema carries its own message (the value it got
 // and what it accepts), unions are reported through the branch the value fits, and fields OpenAI has but
-// alia-edge does not serve (n > 1, tools, logprobs, …) are refused by name rather than ignored; unknown
+// alia-edge does not serve (tools, penalties, …) are refused by name rather than ignored; unknown
 // fields are refused like OpenAI does.
 import { z } from "zod";
 import type { ErrorBody } from "../common/errors.ts";
@@ -103,6 +103,43 @@ const Stop = z
   .nullable()
   .meta({ description: "Up to 4 sequences where generation stops; the returned text does not contain them." });
 
+/** Most choices per request (n). */
+export const MAX_CHOICES = 8;
+/** Most alternatives per token (top_logprobs; completions' logprobs). */
+export const MAX_TOP_LOGPROBS = 20;
+
+const JsonSchemaFormat = object(
+  {
+    name: z.string(err(expecting("a string"))).regex(/^[A-Za-z0-9_-]{1,64}$/, "1 to 64 letters, digits, '_' or '-'"),
+    description: text(4096).optional(),
+    schema: z
+      .record(z.string(), z.unknown(), err(expecting("a JSON schema (an object)")))
+      .optional()
+      .meta({ description: "A JSON schema the output must validate against; absent: any JSON object." }),
+    strict: z
+      .boolean(err(expecting("a boolean")))
+      .nullable()
+      .optional(),
+  },
+  'an object {"name", "schema", "strict"}',
+);
+const ResponseFormat = z
+  .discriminatedUnion(
+    "type",
+    [
+      object({ type: z.literal("text") }, 'an object {"type": "text"}'),
+      object({ type: z.literal("json_object") }, 'an object {"type": "json_object"}'),
+      object({ type: z.literal("json_schema"), json_schema: JsonSchemaFormat }, 'an object {"type": "json_schema", "json_schema": {…}}'),
+    ],
+    {
+      error: (iss: Raw) => {
+        const t = (iss.input as { type?: unknown } | undefined)?.type;
+        return typeof iss.input !== "object" || iss.input === null ? expecting('an object {"type": "text" | "json_object" | "json_schema"}')(iss) : `type must be "text", "json_object" or "json_schema", got ${got(t)}`;
+      },
+    },
+  )
+  .meta({ description: "json_object: the output is a JSON object; json_schema: JSON that validates against the schema (constrained decoding: exact under speculation)." });
+
 const StreamOptions = object({ include_usage: z.boolean(err(expecting("a boolean"))).optional() }, 'an object {"include_usage": boolean}').nullable();
 
 /** Sampling and limits common to both endpoints. */
@@ -119,18 +156,15 @@ const common = {
     .optional(),
   stream_options: StreamOptions.optional(),
   user: text(256).optional(),
-  // Accepted only with the values that mean "off" (what alia-edge does); anything else is refused by name.
-  n: z
-    .literal(
-      1,
-      err((iss) => `only n = 1 is supported: alia-edge generates one choice per request, got ${got(iss.input)}; send separate requests`),
-    )
+  n: integer(1, MAX_CHOICES)
     .nullable()
-    .optional(),
+    .optional()
+    .meta({ description: `Choices to generate (1 to ${MAX_CHOICES}), each with its own seed derived from \`seed\`; usage counts the prompt once and every choice's tokens.` }),
+  response_format: ResponseFormat.optional(),
+  // Accepted only with the values that mean "off" (what alia-edge does); anything else is refused by name.
   presence_penalty: z.literal(0, notServed("0")).nullable().optional(),
   frequency_penalty: z.literal(0, notServed("0")).nullable().optional(),
   logit_bias: z.null(notServed("null")).optional(),
-  logprobs: z.union([z.literal(false), z.null()], notServed("false or null")).optional(),
 };
 
 /** One token id; the vocabulary bound is the served model's, checked when the prompt is built. */
@@ -178,6 +212,10 @@ export const CompletionRequestSchema = z.strictObject(
   {
     ...common,
     prompt: Prompt,
+    logprobs: integer(0, MAX_TOP_LOGPROBS)
+      .nullable()
+      .optional()
+      .meta({ description: `Return the log-probs of the output tokens and of this many most likely alternatives (0 to ${MAX_TOP_LOGPROBS}).` }),
     echo: z.literal(false, notServed("false")).nullable().optional(),
     best_of: z.literal(1, notServed("1")).nullable().optional(),
     suffix: z.null(notServed("null")).optional(),
@@ -264,21 +302,20 @@ export const ChatRequestSchema = z.strictObject(
         err((iss) => `at most 1024 messages (got ${count(iss.input)})`),
       ),
     max_completion_tokens: integer(1, 1_000_000).nullable().optional(),
-    top_logprobs: z.null(notServed("null")).optional(),
-    response_format: object(
-      {
-        type: z.literal(
-          "text",
-          err((iss) => `only {"type": "text"} is supported, got ${got(iss.input)}`),
-        ),
-      },
-      'an object {"type": "text"}',
-    ).optional(),
+    logprobs: z
+      .boolean(err(expecting("a boolean")))
+      .nullable()
+      .optional()
+      .meta({ description: "Return the target's log-prob of each output token." }),
+    top_logprobs: integer(0, MAX_TOP_LOGPROBS)
+      .nullable()
+      .optional()
+      .meta({ description: `With logprobs: this many most likely alternatives per token (0 to ${MAX_TOP_LOGPROBS}).` }),
     tools: z
       .array(z.unknown(), err(expecting("an array")))
       .max(
         0,
-        err((iss) => `not supported: alia-edge generates text only and calls no tools (got ${plural(count(iss.input), "tool")}); send none`),
+        err((iss) => `not supported: the model's chat template has no tool calling, so alia-edge calls no tools (got ${plural(count(iss.input), "tool")}); send none`),
       )
       .optional(),
     tool_choice: z
@@ -372,10 +409,32 @@ const responseBase = {
   system_fingerprint: z.string().meta({ description: "The target and draft bundles (target@version+draft@version)." }),
 };
 
+const TopLogprob = z.strictObject({
+  token: z.string(),
+  logprob: z.number(),
+  bytes: z.array(z.int().min(0).max(255)).nullable().meta({ description: "The token's UTF-8 bytes (a token may hold part of a character)." }),
+});
+export const ChatLogprobsSchema = z
+  .strictObject({
+    content: z.array(TopLogprob.extend({ top_logprobs: z.array(TopLogprob) })).nullable(),
+    refusal: z.null(),
+  })
+  .meta({ description: "The target's log-prob of each output token (ln p at temperature 1, before any response_format mask) and its top_logprobs most likely alternatives." });
+export type ChatLogprobs = z.infer<typeof ChatLogprobsSchema>;
+export const CompletionLogprobsSchema = z
+  .strictObject({
+    tokens: z.array(z.string()),
+    token_logprobs: z.array(z.number().nullable()),
+    top_logprobs: z.array(z.record(z.string(), z.number())).nullable(),
+    text_offset: z.array(z.int().min(0)),
+  })
+  .meta({ description: "The target's log-prob of each output token and its most likely alternatives (legacy completions shape)." });
+export type CompletionLogprobs = z.infer<typeof CompletionLogprobsSchema>;
+
 export const CompletionSchema = z.strictObject({
   ...responseBase,
   object: z.literal("text_completion"),
-  choices: z.array(z.strictObject({ index: z.int().min(0), text: z.string(), logprobs: z.null(), finish_reason: FinishReasonSchema })),
+  choices: z.array(z.strictObject({ index: z.int().min(0), text: z.string(), logprobs: CompletionLogprobsSchema.nullable(), finish_reason: FinishReasonSchema })),
   usage: UsageSchema,
   alia_speculation: AliaSpeculationSchema,
 });
@@ -388,7 +447,7 @@ export const ChatCompletionSchema = z.strictObject({
     z.strictObject({
       index: z.int().min(0),
       message: z.strictObject({ role: z.literal("assistant"), content: z.string(), refusal: z.null() }),
-      logprobs: z.null(),
+      logprobs: ChatLogprobsSchema.nullable(),
       finish_reason: FinishReasonSchema,
     }),
   ),
@@ -406,7 +465,7 @@ export const CompletionChunkSchema = z
   .strictObject({
     ...responseBase,
     object: z.literal("text_completion"),
-    choices: z.array(z.strictObject({ index: z.int().min(0), text: z.string(), logprobs: z.null(), finish_reason: FinishReasonSchema.nullable() })),
+    choices: z.array(z.strictObject({ index: z.int().min(0), text: z.string(), logprobs: CompletionLogprobsSchema.nullable(), finish_reason: FinishReasonSchema.nullable() })),
     ...chunkTail,
   })
   .meta({ description: "One `data:` event of a streamed completion." });
@@ -420,7 +479,7 @@ export const ChatCompletionChunkSchema = z
       z.strictObject({
         index: z.int().min(0),
         delta: z.strictObject({ role: z.literal("assistant").optional(), content: z.string().optional() }),
-        logprobs: z.null(),
+        logprobs: ChatLogprobsSchema.nullable(),
         finish_reason: FinishReasonSchema.nullable(),
       }),
     ),

@@ -123,3 +123,25 @@ export class DecodeStatsRecorder {
     this.stats.aheadDiscarded = discarded;
   }
 }
+
+/** The statistics of several generations of one request (n choices) as one: counts and times summed. */
+export function mergeDecodeStats(all: readonly DecodeStats[]): DecodeStats {
+  if (all.length === 1) return all[0];
+  const m = emptyDecodeStats(all[0]?.proposer ?? "");
+  for (const s of all) {
+    for (const k of ["rounds", "drafted", "accepted", "roundTokens", "generatedTokens", "targetPasses", "draftMs", "verifyMs", "networkMs", "generateMs", "modeChanges", "edgeMs", "aheadUsed", "aheadDiscarded"] as const)
+      m[k] += s[k];
+    m.gammas.push(...s.gammas);
+    m.roundLog.push(...s.roundLog);
+    m.passRows.sum += s.passRows.sum;
+    m.passRows.reports += s.passRows.reports;
+    for (const [by, d] of Object.entries(s.byProposer)) {
+      m.byProposer[by] ??= { rounds: 0, drafted: 0, accepted: 0 };
+      const t = m.byProposer[by];
+      t.rounds += d.rounds;
+      t.drafted += d.drafted;
+      t.accepted += d.accepted;
+    }
+  }
+  return m;
+}

@@ -8,7 +8,7 @@ import type { DraftVocabulary } from "../common/models/draft-vocabulary.ts";
 import type { Proposal, Proposer } from "./proposer.ts";
 import { SeededRng, argmax, sampleSparse, targetDistribution, truncateTopK, type SamplingParams, type SparseDist } from "../common/sampling.ts";
 import { allows } from "../common/token-mask.ts";
-import type { GrammarCursor } from "../structured/grammar.ts";
+import { GrammarCursor, type GrammarMatcher } from "../structured/grammar.ts";
 
 /** Draft streams start here (verifier rounds use the round number, generation 0x40000000 + position). */
 const DRAFT_STREAM = 0x20000000;
@@ -29,7 +29,7 @@ export interface ModelProposerOptions {
    * Constrained decoding: the grammar over the output (the history past `promptLength`). Drafts are drawn
    * from the draft's distribution masked to what the grammar allows, and q̃ is that masked distribution.
    */
-  grammar?: { cursor: GrammarCursor; promptLength: number };
+  grammar?: { matcher: () => Promise<GrammarMatcher>; promptLength: number };
 }
 
 export class ModelProposer implements Proposer {
@@ -47,6 +47,8 @@ export class ModelProposer implements Proposer {
   private ahead?: { history: number[]; block: DraftBlock };
   private aheadRun?: Promise<void>;
   private stopAhead = false;
+  /** The grammar's cursor, opened at the first constrained draft. */
+  private cursor?: Promise<GrammarCursor>;
 
   constructor(
     private readonly model: CausalLM,
@@ -107,9 +109,9 @@ export class ModelProposer implements Proposer {
    * The token after `path` drawn from `row` (greedy: argmax), with its q̃ when sampling (target ids), drawn
    * per absolute position; undefined where the grammar allows no token the draft has.
    */
-  private pick(raw: Float32Array, path: readonly number[]): { token: number; q?: SparseDist } | undefined {
+  private async pick(raw: Float32Array, path: readonly number[]): Promise<{ token: number; q?: SparseDist } | undefined> {
     const pos = path.length;
-    const row = this.masked(raw, path);
+    const row = await this.masked(raw, path);
     if (!row) return undefined;
     const s = this.o.sampling;
     if (!s || s.temperature === 0) return { token: this.tokenOf(argmax(row)) };
@@ -119,10 +121,11 @@ export class ModelProposer implements Proposer {
   }
 
   /** `row` with the tokens the grammar refuses after `path` at −∞ (the row itself without a grammar). */
-  private masked(row: Float32Array, path: readonly number[]): Float32Array | undefined {
+  private async masked(row: Float32Array, path: readonly number[]): Promise<Float32Array | undefined> {
     const g = this.o.grammar;
     if (!g) return row;
-    const mask = g.cursor.maskAfter(path.slice(g.promptLength));
+    this.cursor ??= g.matcher().then((m) => new GrammarCursor(m));
+    const mask = await (await this.cursor).maskAfter(path.slice(g.promptLength));
     if (!mask) return undefined;
     const out = row.slice();
     let any = false;
@@ -158,7 +161,7 @@ export class ModelProposer implements Proposer {
   private async extend(history: readonly number[], block: DraftBlock, gamma: number): Promise<DraftBlock> {
     let row = await this.sync([...history, ...block.tokens]);
     while (block.tokens.length < gamma) {
-      const picked = this.pick(row, [...history, ...block.tokens]);
+      const picked = await this.pick(row, [...history, ...block.tokens]);
       if (!picked) break;
       const { token, q } = picked;
       block.tokens.push(token);
@@ -178,7 +181,7 @@ export class ModelProposer implements Proposer {
     this.aheadRun = (async () => {
       const path = [...history, ...block.tokens];
       let row = await this.sync(path);
-      const bonus = this.pick(row, path)?.token;
+      const bonus = (await this.pick(row, path))?.token;
       if (bonus === undefined) return;
       const assumed = [...path, bonus];
       const next: DraftBlock = { tokens: [], ...(this.sampling ? { q: [] } : {}) };
@@ -186,7 +189,7 @@ export class ModelProposer implements Proposer {
       if (this.stopAhead) return;
       row = await this.forward(this.rowsOf([bonus]));
       while (next.tokens.length < gamma && !this.stopAhead) {
-        const picked = this.pick(row, [...assumed, ...next.tokens]);
+        const picked = await this.pick(row, [...assumed, ...next.tokens]);
         if (!picked) break;
         const { token, q } = picked;
         next.tokens.push(token);
@@ -209,7 +212,9 @@ export class ModelProposer implements Proposer {
     await this.settleAhead();
     this.ahead = undefined;
     this.truncate(0);
-    this.o.grammar?.cursor.dispose();
+    const cursor = this.cursor;
+    this.cursor = undefined;
+    (await cursor)?.dispose();
   }
 }
 

@@ -9,7 +9,7 @@ import { ModelProposer } from "./model-proposer.ts";
 import type { Proposer, ProposerKind } from "./proposer.ts";
 import { SuffixProposer } from "./suffix-proposer.ts";
 import { TenantSuffixCache } from "./tenant-suffix-cache.ts";
-import { GrammarCursor, type CompiledGrammar } from "../structured/grammar.ts";
+import type { CompiledGrammar } from "../structured/grammar.ts";
 
 export interface ProposerFactoryOptions {
   kind: ProposerKind;
@@ -58,12 +58,13 @@ export class ProposerFactory {
     const s = g.sampling && g.sampling.temperature > 0 ? g.sampling : undefined;
     const tenant = s && g.seeded ? undefined : this.tenants?.tenant(g.tenant);
     const suffix = () => new SuffixProposer({ maxOrder: this.o.suffix?.maxOrder, promptLength: g.promptLength, tenant, sampling: !!s });
+    const grammar = g.grammar;
     const model = () =>
       new ModelProposer(this.o.draft!, {
         sampling: s && { temperature: s.temperature, topP: s.top_p, topK: s.top_k, seed: s.seed },
         support: this.o.support,
         vocabulary: this.o.vocabulary,
-        grammar: g.grammar && { cursor: new GrammarCursor(g.grammar.compiled.matcher(g.grammar.stopIds)), promptLength: g.promptLength },
+        grammar: grammar && { matcher: () => grammar.compiled.matcher(grammar.stopIds), promptLength: g.promptLength },
       });
     if (this.o.kind === "suffix") return suffix();
     if (this.o.kind === "hybrid") return new HybridProposer(suffix(), model());

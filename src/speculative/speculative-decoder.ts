@@ -217,7 +217,7 @@ export class SpeculativeDecoder {
    * grammar refuses (it could not be accepted), then extended while the grammar forces a single token (up
    * to `gamma`: it is accepted for sure, its q̃ and the masked p both one-hot).
    */
-  private constrain(st: RoundState, proposal: Proposal, gamma: number): [Proposal, string[]] {
+  private async constrain(st: RoundState, proposal: Proposal, gamma: number): Promise<[Proposal, string[]]> {
     const cursor = this.cursor!;
     const path = st.history.slice(st.promptLength);
     const tokens: number[] = [];
@@ -225,7 +225,7 @@ export class SpeculativeDecoder {
     const masks: string[] = [];
     const budget = Math.max(0, this.tracker.remaining - 1);
     for (let k = 0; ; k++) {
-      const mask = cursor.maskAfter(path);
+      const mask = await cursor.maskAfter(path);
       if (!mask) throw new Error("the output so far is refused by its grammar");
       masks.push(encodeMask(mask, cursor.vocab));
       let next: number | undefined;
@@ -255,7 +255,7 @@ export class SpeculativeDecoder {
     // A proposer may go past γ (a long, sure suffix match), never past the budget.
     let proposal = sliceProposal(g <= 0 ? { tokens: [] } : peeked ? sliceProposal(peeked, g) : await this.proposer.propose(st.history, g), budget);
     let masks: string[] | undefined;
-    if (this.cursor) [proposal, masks] = this.constrain(st, proposal, g);
+    if (this.cursor) [proposal, masks] = await this.constrain(st, proposal, g);
     const n = proposal.tokens.length;
     const draftMs = peeked ? this.peekMs : this.proposer.proposeMs - p0;
     // Only fresh drafting times a step: a peeked proposal's time is a lookup's (the hybrid's model drafts the

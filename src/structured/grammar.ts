@@ -12,7 +12,7 @@ export interface GrammarMatcher {
   /** Vocabulary size: the masks' length in tokens. */
   readonly vocab: number;
   /** Tokens allowed next (the stop ids once the output is complete). */
-  allowed(): TokenMask;
+  allowed(): Promise<TokenMask>;
   /** Accept one token; false (state unchanged) if the grammar refuses it. */
   accept(token: number): boolean;
   /** Undo the last `n` accepted tokens. */
@@ -22,7 +22,7 @@ export interface GrammarMatcher {
 
 export interface CompiledGrammar {
   /** A fresh matcher at the start of an output that ends with one of `stopIds`. */
-  matcher(stopIds: readonly number[]): GrammarMatcher;
+  matcher(stopIds: readonly number[]): Promise<GrammarMatcher>;
 }
 
 export interface GrammarEngine {
@@ -51,7 +51,7 @@ export class GrammarCursor {
   }
 
   /** The mask after exactly `output`; undefined if the grammar refuses a token of it. */
-  maskAfter(output: readonly number[]): TokenMask | undefined {
+  async maskAfter(output: readonly number[]): Promise<TokenMask | undefined> {
     return this.moveTo(output) ? this.m.allowed() : undefined;
   }
 
