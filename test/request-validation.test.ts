@@ -102,15 +102,23 @@ describe("a refused request says exactly what is wrong and what is allowed", () 
 
   it("fields alia-edge does not serve are refused by name with the value accepted", async () => {
     const cases: [Record<string, unknown>, string][] = [
-      [{ n: 2 }, "n: only n = 1 is supported: alia-edge generates one choice per request, got the number 2; send separate requests"],
+      [{ n: 9 }, "n: expected an integer from 1 to 8, got the number 9"],
       [{ presence_penalty: 0.5 }, "presence_penalty: not supported by alia-edge: only 0 is accepted, got the number 0.5"],
-      [{ logprobs: true }, "logprobs: not supported by alia-edge: only false or null is accepted, got the boolean true"],
+      [{ logprobs: "yes" }, 'logprobs: expected a boolean, got the string "yes"'],
+      [{ top_logprobs: 2 }, "top_logprobs: needs logprobs: true"],
+      [{ logprobs: true, top_logprobs: 21 }, "top_logprobs: expected an integer from 0 to 20, got the number 21"],
       [{ logit_bias: { "15": 5 } }, "logit_bias: not supported by alia-edge: only null is accepted, got an object"],
-      [{ response_format: { type: "json_object" } }, 'response_format.type: only {"type": "text"} is supported, got the string "json_object"'],
-      [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools: not supported: alia-edge generates text only and calls no tools (got 1 tool); send none"],
+      [{ response_format: { type: "xml" } }, 'response_format: type must be "text", "json_object" or "json_schema", got the string "xml"'],
+      [{ response_format: { type: "json_schema", json_schema: { name: "a b" } } }, "response_format.json_schema.name: 1 to 64 letters, digits, '_' or '-'"],
+      [
+        { response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", properties: { a: { oneOf: [{ type: "string" }] } } } } } },
+        "response_format.json_schema.schema: schema.properties.a.oneOf: the keyword 'oneOf' is not supported in response_format schemas (use anyOf: the grammar cannot tell that exactly one branch matches)",
+      ],
+      [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools: not supported: the model's chat template has no tool calling, so alia-edge calls no tools (got 1 tool); send none"],
       [{ tool_choice: "auto" }, 'tool_choice: tools are not supported: only "none" is accepted, got the string "auto"'],
     ];
     for (const [extra, message] of cases) expect((await chat(extra)).message, JSON.stringify(extra)).toBe(message);
+    expect((await completion({ logprobs: 21 })).message).toBe("logprobs: expected an integer from 0 to 20, got the number 21");
     expect((await completion({ echo: true })).message).toBe("echo: not supported by alia-edge: only false is accepted, got the boolean true");
     expect((await completion({ suffix: "fin" })).message).toBe('suffix: not supported by alia-edge: only null is accepted, got the string "fin"');
     // Unknown fields keep OpenAI's own wording; a body that is not an object says so.
