@@ -224,6 +224,7 @@ export class SpeculativeDecoder {
     const q: SparseDist[] | undefined = proposal.q ? [] : undefined;
     const masks: string[] = [];
     const budget = Math.max(0, this.tracker.remaining - 1);
+    const stopIds = new Set(this.tracker.stopIdList);
     for (let k = 0; ; k++) {
       const mask = await cursor.maskAfter(path);
       if (!mask) throw new Error("the output so far is refused by its grammar");
@@ -235,7 +236,8 @@ export class SpeculativeDecoder {
         const only = fewAllowed(mask, 1);
         if (only?.length === 1) [next, qk] = [only[0], { ids: [only[0]], probs: [1] }];
       }
-      if (next === undefined || tokens.length >= budget) break;
+      // A stop id ends the output: the verifier's own token after the drafts may be it, no draft goes past it.
+      if (next === undefined || tokens.length >= budget || stopIds.has(next)) break;
       tokens.push(next);
       if (q) q.push(qk ?? { ids: [next], probs: [1] });
       path.push(next);

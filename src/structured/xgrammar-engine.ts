@@ -130,12 +130,14 @@ class XgrammarMatcher implements GrammarMatcher {
   ) {}
 
   async allowed(): Promise<TokenMask> {
+    // Nothing follows a stop token (and asking the engine then aborts it).
+    if (this.m.isTerminated()) return new Uint32Array(Math.ceil(this.vocab / 32));
     const bits = await this.m.getNextTokenBitmask();
     return new Uint32Array(bits.buffer, bits.byteOffset, bits.length);
   }
 
   accept(token: number): boolean {
-    if (token < 0 || token >= this.vocab || !this.m.acceptToken(token)) return false;
+    if (token < 0 || token >= this.vocab || this.m.isTerminated() || !this.m.acceptToken(token)) return false;
     this.accepted++;
     return true;
   }
