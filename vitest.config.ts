@@ -26,6 +26,7 @@ const UNIT = [
   "test/output-tracker.test.ts",
   "test/pass-accounting.test.ts",
   "test/pass-cost-model.test.ts",
+  "test/pool-ranking.test.ts",
   "test/prices.test.ts",
   "test/rate-limit.test.ts",
   "test/regimes-report.test.ts",

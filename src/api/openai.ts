@@ -234,7 +234,8 @@ export function createCompletionHandlers(deps: ApiDeps) {
               sampling,
               seeded: p.seeded,
               ...deps.speculation,
-              session: p.n > 1 ? `${id.replace(/^\w+-/, "s-")}-${index}` : randomId("s-"),
+              // One group of sessions (PoolClient ranks them alike): the choices share the prompt's prefill.
+              session: p.n > 1 ? `${id.replace(/^\w+-/, "s-")}--${index}` : randomId("s-"),
               signal: ctl.signal,
               grammar: grammar && (await grammar.compiled.matcher(grammar.stopIds)),
               logprobs: p.logprobs,

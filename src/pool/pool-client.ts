@@ -143,8 +143,13 @@ export class PoolClient implements TargetVerifier {
     return this.rank(session).map((n) => n.url);
   }
 
+  /**
+   * Sessions named `<group>--<i>` rank alike: the n choices of one request go to one node, where they
+   * share the prompt's prefill.
+   */
   private rank(session: string): Node[] {
-    return [...this.nodes].sort((a, b) => fnv1a(`${b.url}|${session}`) - fnv1a(`${a.url}|${session}`));
+    const key = session.split("--")[0];
+    return [...this.nodes].sort((a, b) => fnv1a(`${b.url}|${key}`) - fnv1a(`${a.url}|${key}`));
   }
 
   private headers(json = true): Record<string, string> {
@@ -364,12 +369,7 @@ export class PoolClient implements TargetVerifier {
     return this.roundNetwork.value ?? this.network.value;
   }
 
-  async *generate(
-    req: GenerateRequest,
-    signal?: AbortSignal,
-    onLoad?: (load: PoolLoad, serverMs?: number) => void,
-    onLogprob?: (lp: TokenLogprob) => void,
-  ): AsyncGenerator<number, "stop" | "length"> {
+  async *generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void, onLogprob?: (lp: TokenLogprob) => void): AsyncGenerator<number, "stop" | "length"> {
     const tried = new Set<Node>();
     const got: number[] = [];
     let lastError = "no verifier node is available";

@@ -213,33 +213,37 @@ export class SpeculativeDecoder {
   }
 
   /**
-   * A proposal under the grammar, and the masks its round is verified under: cut at the first draft the
-   * grammar refuses (it could not be accepted), then extended while the grammar forces a single token (up
-   * to `gamma`: it is accepted for sure, its q̃ and the masked p both one-hot).
+   * A proposal under the grammar, and the masks its round is verified under. A token the grammar forces
+   * (the only one it allows: a brace, a key, a quote) is drafted whatever the proposer said — it is
+   * accepted for sure, its q̃ and the masked p both one-hot — and past γ up to the session's largest, since a
+   * sure row costs the pass little; a proposed token the grammar refuses ends the proposal (it could not be
+   * accepted), as does one after a forced token that differed from it. With γ = 0 nothing is drafted.
    */
   private async constrain(st: RoundState, proposal: Proposal, gamma: number): Promise<[Proposal, string[]]> {
     const cursor = this.cursor!;
     const path = st.history.slice(st.promptLength);
     const tokens: number[] = [];
-    const q: SparseDist[] | undefined = proposal.q ? [] : undefined;
+    const q: SparseDist[] | undefined = this.sampling ? [] : undefined;
     const masks: string[] = [];
-    const budget = Math.max(0, this.tracker.remaining - 1);
+    const limit = gamma > 0 ? Math.min(Math.max(gamma, this.policy.maxGamma), this.tracker.remaining - 1) : 0;
     const stopIds = new Set(this.tracker.stopIdList);
+    let proposed = proposal.tokens.length;
     for (let k = 0; ; k++) {
       const mask = await cursor.maskAfter(path);
       if (!mask) throw new Error("the output so far is refused by its grammar");
       masks.push(encodeMask(mask, cursor.vocab));
+      if (tokens.length >= limit) break;
+      const only = fewAllowed(mask, 1);
       let next: number | undefined;
-      let qk = proposal.q?.[k];
-      if (k < proposal.tokens.length) next = allowsToken(mask, proposal.tokens[k]) ? proposal.tokens[k] : undefined;
-      else if (k < Math.min(gamma, budget)) {
-        const only = fewAllowed(mask, 1);
-        if (only?.length === 1) [next, qk] = [only[0], { ids: [only[0]], probs: [1] }];
-      }
+      let qk: SparseDist | undefined;
+      if (only?.length === 1) {
+        [next, qk] = [only[0], { ids: [only[0]], probs: [1] }];
+        if (k < proposed && proposal.tokens[k] !== next) proposed = k; // drafted after another token: void
+      } else if (k < proposed && allowsToken(mask, proposal.tokens[k])) [next, qk] = [proposal.tokens[k], proposal.q?.[k]];
       // A stop id ends the output: the verifier's own token after the drafts may be it, no draft goes past it.
-      if (next === undefined || tokens.length >= budget || stopIds.has(next)) break;
+      if (next === undefined || stopIds.has(next)) break;
       tokens.push(next);
-      if (q) q.push(qk ?? { ids: [next], probs: [1] });
+      q?.push(qk ?? { ids: [next], probs: [1] });
       path.push(next);
     }
     return [{ tokens, ...(q ? { q } : {}), ...(proposal.by ? { by: proposal.by } : {}) }, masks];
