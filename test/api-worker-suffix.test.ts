@@ -1,7 +1,8 @@
 // The Worker that drafts by suffix matching alone (src/worker-suffix.ts, wrangler.toml's `[env.suffix]`):
-// bundled by wrangler as for deploy — no model runtime, no WASM, a small bundle — and run by Miniflare with
-// only the target's facts in R2 and a real verifier process as its pool. The same OpenAI conformance
-// checks as the model-drafting Worker; a key's repeated request is drafted from its own cached output.
+// bundled by wrangler as for deploy — no model runtime, a small bundle whose only WebAssembly is the grammar
+// engine's — and run by Miniflare with only the target's facts in R2 and a real verifier process as its pool.
+// The same OpenAI conformance checks as the model-drafting Worker; a key's repeated request is drafted from
+// its own cached output; structured outputs run xgrammar from the WebAssembly module compiled at upload.
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TARGET_FACTS } from "../src/model-pair/load-model-pair.ts";
@@ -41,9 +42,10 @@ afterAll(async () => {
 });
 
 describe("the suffix-drafting Worker", () => {
-  it("is a small bundle with no WASM and no model runtime, and says it drafts without a model", async () => {
-    expect(edge.modules.filter((m) => m.endsWith(".wasm"))).toEqual([]);
-    expect(edge.bundleBytes).toBeLessThan(1024 * 1024);
+  it("is a small bundle with no model runtime (its only WASM xgrammar's), and says it drafts without a model", async () => {
+    const wasm = edge.modules.filter((m) => m.endsWith(".wasm"));
+    expect(wasm).toEqual([expect.stringMatching(/xgrammar\.wasm$/)]);
+    expect(edge.bundleBytes).toBeLessThan(2 * 1024 * 1024);
     const ready = (await (await fetch(`${edge.url}/readyz`)).json()) as { proposer: string; draft?: unknown };
     expect(ready.proposer).toBe("suffix");
     expect(ready.draft).toBeUndefined();
@@ -77,6 +79,59 @@ describe("the suffix-drafting Worker", () => {
     expect(s.accepted_tokens, JSON.stringify(s)).toBeGreaterThanOrEqual(0.4 * n);
     expect(s.accepted_tokens).toBeGreaterThan(0.75 * s.drafted_tokens);
     expect(other.alia_speculation.accepted_tokens).toBeLessThan(s.accepted_tokens);
+  });
+});
+
+describe("structured outputs in the suffix-drafting Worker (xgrammar in workerd)", () => {
+  const PERSONA = {
+    type: "object",
+    properties: { nombre: { type: "string", maxLength: 12 }, edad: { type: "integer", minimum: 0, maximum: 120 } },
+    required: ["nombre", "edad"],
+    additionalProperties: false,
+  };
+  type Chat = { choices: { finish_reason: string; message: { content: string } }[]; error?: { message: string; type: string; param: string | null } };
+  const chat = async (responseFormat: Record<string, unknown>) => {
+    const res = await fetch(`${edge.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: context.modelId, messages: [{ role: "user", content: SPANISH_PROMPTS[0] }], temperature: 0, max_tokens: 60, response_format: responseFormat }),
+    });
+    return { status: res.status, body: (await res.json()) as Chat };
+  };
+
+  it("json_schema: a bounded schema ends by itself in JSON that parses and holds to it", async () => {
+    const { status, body } = await chat({ type: "json_schema", json_schema: { name: "persona", strict: true, schema: PERSONA } });
+    expect(status, JSON.stringify(body)).toBe(200);
+    const [choice] = body.choices;
+    expect(choice.finish_reason, choice.message.content).toBe("stop");
+    const value = JSON.parse(choice.message.content) as Record<string, unknown>;
+    expect(Object.keys(value).sort()).toEqual(["edad", "nombre"]);
+    expect(typeof value.nombre).toBe("string");
+    expect([...(value.nombre as string)].length).toBeLessThanOrEqual(12);
+    expect(Number.isInteger(value.edad)).toBe(true);
+    expect(value.edad).toBeGreaterThanOrEqual(0);
+    expect(value.edad).toBeLessThanOrEqual(120);
+  });
+
+  it("json_object: the answer is a JSON object (or, cut by max_tokens, the start of one)", async () => {
+    const { status, body } = await chat({ type: "json_object" });
+    expect(status, JSON.stringify(body)).toBe(200);
+    const [choice] = body.choices;
+    expect(choice.message.content.startsWith("{"), choice.message.content).toBe(true);
+    expect(["stop", "length"]).toContain(choice.finish_reason);
+    if (choice.finish_reason === "stop") {
+      const value = JSON.parse(choice.message.content) as unknown;
+      expect(typeof value === "object" && value !== null && !Array.isArray(value)).toBe(true);
+    }
+  });
+
+  it("refuses a schema keyword the grammar does not enforce (oneOf): 400 naming it", async () => {
+    const schema = { type: "object", properties: { a: { oneOf: [{ type: "integer" }, { type: "string" }] } } };
+    const { status, body } = await chat({ type: "json_schema", json_schema: { name: "s", schema } });
+    expect(status).toBe(400);
+    expect(body.error?.type).toBe("invalid_request_error");
+    expect(body.error?.param).toBe("response_format.json_schema.schema");
+    expect(body.error?.message).toMatch(/oneOf/);
   });
 });
 

@@ -39,6 +39,36 @@ describe("OpenAI-compatible API in workerd (official openai client)", () => {
   openAiConformance(() => context);
 });
 
+describe("structured outputs in workerd beside onnxruntime-web (both WebAssembly modules compiled at upload)", () => {
+  it("json_schema: the draft model drafts under the grammar; a bounded schema ends in JSON that holds to it", async () => {
+    const schema = {
+      type: "object",
+      properties: { nombre: { type: "string", maxLength: 12 }, edad: { type: "integer", minimum: 0, maximum: 120 } },
+      required: ["nombre", "edad"],
+      additionalProperties: false,
+    };
+    const res = await fetch(`${context.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: context.modelId,
+        messages: [{ role: "user", content: "Háblame de ti." }],
+        temperature: 0,
+        max_tokens: 60,
+        response_format: { type: "json_schema", json_schema: { name: "persona", schema } },
+      }),
+    });
+    const body = (await res.json()) as { choices: { finish_reason: string; message: { content: string } }[]; alia_speculation: { drafted_tokens: number } };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body.choices[0].finish_reason, body.choices[0].message.content).toBe("stop");
+    const value = JSON.parse(body.choices[0].message.content) as { nombre: unknown; edad: unknown };
+    expect(Object.keys(value).sort()).toEqual(["edad", "nombre"]);
+    expect(typeof value.nombre === "string" && [...value.nombre].length <= 12).toBe(true);
+    expect(Number.isInteger(value.edad) && (value.edad as number) >= 0 && (value.edad as number) <= 120).toBe(true);
+    expect(body.alia_speculation.drafted_tokens).toBeGreaterThan(0);
+  });
+});
+
 describe("/v1/translate in workerd (real Cache API, R2 behind it)", () => {
   const q = (text: string) => `${context.url}/v1/translate?${new URLSearchParams({ text, source: "es", target: "ca" })}`;
 

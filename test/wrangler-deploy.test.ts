@@ -1,5 +1,6 @@
 // Every wrangler.toml environment bundles as `wrangler deploy` would (`npm run deploy:edge -- --dry-run`'s
-// check, offline): within Workers Paid's size limit (the suffix Worker within the free plan's too), every
+// check, offline): within Workers Paid's size limit (the suffix Worker within the free plan's too; each with
+// xgrammar's WebAssembly for structured outputs), every
 // var a configuration variable the edge knows, and the deployable environments' placeholders caught before
 // a real deploy.
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
@@ -33,10 +34,13 @@ describe("wrangler environments", () => {
       const r = await dryRun(env);
       console.log(`wrangler deploy --dry-run: ${describeReport({ ...r, env: env || "development" })}`);
       expect(r.fitsPaid, describeReport(r)).toBe(true);
+      const wasm = r.modules.map((m) => m.name).filter((n) => n.endsWith(".wasm"));
+      // Every Worker carries xgrammar's WebAssembly (structured outputs); the suffix Worker no model runtime.
+      expect(wasm.filter((n) => n.endsWith("xgrammar.wasm"))).toHaveLength(1);
       if (env === "suffix") {
         expect(r.fitsFree).toBe(true);
-        expect(r.modules.map((m) => m.name).filter((n) => n.endsWith(".wasm"))).toEqual([]);
-      } else expect(r.modules.some((m) => m.name.endsWith(".wasm"))).toBe(true); // onnxruntime-web for the draft model
+        expect(wasm).toHaveLength(1);
+      } else expect(wasm.length).toBeGreaterThan(1); // and onnxruntime-web's, for the draft model
     }
   }, 300_000);
 

@@ -20,34 +20,44 @@ let loading: Promise<Xg> | undefined;
 let engineSays: ((line: string) => void) | undefined;
 
 /**
- * The module, loaded once. Its bundle is UMD inside an ES-module package: under Node's ESM loader it looks
- * for `require` and `__filename` and hangs its exports on `globalThis.xgrammar`; both are lent for the load.
+ * What a runtime wraps around loading the module: its import and first call, which makes the WebAssembly
+ * instance. Node needs nothing more; a Worker hands over its precompiled WebAssembly (xgrammar-workerd.ts).
  */
-function loadXgrammar(): Promise<Xg> {
-  loading ??= (async () => {
+export type XgrammarShims = <T>(load: () => Promise<T>) => Promise<T>;
+
+/**
+ * The module, loaded once (a failed load is forgotten, so that the next call tries again). Its bundle is UMD
+ * inside an ES-module package, compiled by Emscripten: it hangs its exports on `globalThis.xgrammar`, and
+ * where it runs with no `location` it calls `require("url")` with its `__filename` to find its own folder.
+ * A `location` naming this file is lent for the load instead (it needs only its href; the WebAssembly is
+ * inlined, no file is looked for), so no Node built-in is needed here and a Worker can load it too.
+ */
+export function loadXgrammar(shims: XgrammarShims = (load) => load()): Promise<Xg> {
+  if (loading) return loading;
+  loading = (async () => {
     const g = globalThis as Record<string, unknown>;
     if (!(g.xgrammar as Xg | undefined)?.GrammarCompiler) {
-      const { createRequire } = await import("node:module");
-      const lent = { require: !("require" in g), __filename: !("__filename" in g) };
-      if (lent.require) g.require = createRequire(import.meta.url);
-      if (lent.__filename) g.__filename = import.meta.url;
+      const lent = !("location" in g);
+      if (lent) g.location = { href: typeof import.meta.url === "string" ? import.meta.url : "file:///bundle/index.js" };
       // The instance binds console.error for its messages when it is made: bind it to a forwarder instead,
       // so that a failing call can hear why.
       const error = console.error;
       console.error = (...args: unknown[]) => (engineSays ? engineSays(args.map(String).join(" ")) : error(...args));
       try {
-        const m = (await import("@mlc-ai/web-xgrammar")) as unknown as Partial<Xg>;
-        if (m.GrammarCompiler) g.xgrammar = m;
-        // The WebAssembly instance is made at the first call, which also needs the shims.
-        (await (g.xgrammar as Xg).Grammar.builtinJSONGrammar()).dispose();
+        await shims(async () => {
+          const m = (await import("@mlc-ai/web-xgrammar")) as unknown as Partial<Xg>;
+          if (m.GrammarCompiler) g.xgrammar = m;
+          // The WebAssembly instance is made at the first call, which also needs the shims.
+          (await (g.xgrammar as Xg).Grammar.builtinJSONGrammar()).dispose();
+        });
       } finally {
         console.error = error;
-        if (lent.require) delete g.require;
-        if (lent.__filename) delete g.__filename;
+        if (lent) delete g.location;
       }
     }
     return g.xgrammar as Xg;
   })();
+  loading.catch(() => (loading = undefined));
   return loading;
 }
 
@@ -84,8 +94,9 @@ export class XgrammarEngine implements GrammarEngine {
     readonly vocab: number,
   ) {}
 
-  static async create(tokenizer: TextTokenizer): Promise<XgrammarEngine> {
-    const xg = await loadXgrammar();
+  /** `load`: how this runtime loads the module (default: as on Node; a Worker's is xgrammar-workerd.ts's). */
+  static async create(tokenizer: TextTokenizer, load: () => Promise<Xg> = loadXgrammar): Promise<XgrammarEngine> {
+    const xg = await load();
     const v = tokenizerVocabulary(tokenizer);
     const info = await xg.TokenizerInfo.createTokenizerInfo(v.encoded, v.vocabType, v.prependSpace, v.encoded.length);
     return new XgrammarEngine(xg, await xg.GrammarCompiler.createGrammarCompiler(info, false), v.encoded.length);
