@@ -213,11 +213,13 @@ export class SpeculativeDecoder {
   }
 
   /**
-   * A proposal under the grammar, and the masks its round is verified under. A token the grammar forces
-   * (the only one it allows: a brace, a key, a quote) is drafted whatever the proposer said — it is
-   * accepted for sure, its q̃ and the masked p both one-hot — and past γ up to the session's largest, since a
-   * sure row costs the pass little; a proposed token the grammar refuses ends the proposal (it could not be
-   * accepted), as does one after a forced token that differed from it. With γ = 0 nothing is drafted.
+   * A proposal under the grammar, and the masks its round is verified under. Where the grammar forces the
+   * next text (a brace, a key, `":`), its tokens are drafted whatever the proposer said, and past γ up to the
+   * session's largest, since they are nearly sure and a row costs the pass little: the only token allowed
+   * is accepted for sure (its q̃ and the masked p both one-hot); forced text that several spellings could
+   * write is drafted as the tokenizer spells it (a deterministic draft, exact like a suffix proposal). A
+   * proposed token the grammar refuses ends the proposal (it could not be accepted), as does one after a
+   * forced token that differed from it. With γ = 0 nothing is drafted.
    */
   private async constrain(st: RoundState, proposal: Proposal, gamma: number): Promise<[Proposal, string[]]> {
     const cursor = this.cursor!;
@@ -234,10 +236,11 @@ export class SpeculativeDecoder {
       masks.push(encodeMask(mask, cursor.vocab));
       if (tokens.length >= limit) break;
       const only = fewAllowed(mask, 1);
+      const forced = only?.length === 1 ? only[0] : cursor.forcedAfter(path)[0];
       let next: number | undefined;
       let qk: SparseDist | undefined;
-      if (only?.length === 1) {
-        [next, qk] = [only[0], { ids: [only[0]], probs: [1] }];
+      if (forced !== undefined) {
+        [next, qk] = [forced, { ids: [forced], probs: [1] }];
         if (k < proposed && proposal.tokens[k] !== next) proposed = k; // drafted after another token: void
       } else if (k < proposed && allowsToken(mask, proposal.tokens[k])) [next, qk] = [proposal.tokens[k], proposal.q?.[k]];
       // A stop id ends the output: the verifier's own token after the drafts may be it, no draft goes past it.

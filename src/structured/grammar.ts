@@ -13,6 +13,11 @@ export interface GrammarMatcher {
   readonly vocab: number;
   /** Tokens allowed next (the stop ids once the output is complete). */
   allowed(): Promise<TokenMask>;
+  /**
+   * The tokens of the text the grammar forces next (a key, `":`, a closing brace…: every output goes on
+   * with it), as the tokenizer spells it; empty when the next character is free.
+   */
+  forced(): number[];
   /** Accept one token; false (state unchanged) if the grammar refuses it. */
   accept(token: number): boolean;
   /** Undo the last `n` accepted tokens. */
@@ -53,6 +58,11 @@ export class GrammarCursor {
   /** The mask after exactly `output`; undefined if the grammar refuses a token of it. */
   async maskAfter(output: readonly number[]): Promise<TokenMask | undefined> {
     return this.moveTo(output) ? this.m.allowed() : undefined;
+  }
+
+  /** The tokens the grammar forces after exactly `output` (empty if it refuses `output`). */
+  forcedAfter(output: readonly number[]): number[] {
+    return this.moveTo(output) ? this.m.forced() : [];
   }
 
   /** Whether the grammar accepts `output` (the cursor then stands after it). */

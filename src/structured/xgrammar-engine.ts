@@ -92,6 +92,7 @@ export class XgrammarEngine implements GrammarEngine {
     private readonly xg: Xg,
     private readonly compiler: XgCompiler,
     readonly vocab: number,
+    private readonly spell: (text: string) => number[],
   ) {}
 
   /** `load`: how this runtime loads the module (default: as on Node; a Worker's is xgrammar-workerd.ts's). */
@@ -99,7 +100,14 @@ export class XgrammarEngine implements GrammarEngine {
     const xg = await load();
     const v = tokenizerVocabulary(tokenizer);
     const info = await xg.TokenizerInfo.createTokenizerInfo(v.encoded, v.vocabType, v.prependSpace, v.encoded.length);
-    return new XgrammarEngine(xg, await xg.GrammarCompiler.createGrammarCompiler(info, false), v.encoded.length);
+    // Forced text is spelled as the tokenizer spells it mid-text: after a line break, whose own tokens
+    // (and a SentencePiece tokenizer's "▁" before a text's start) are then dropped.
+    const lead = tokenizer.encode("\n", { addSpecialTokens: false });
+    const spell = (text: string) => {
+      const ids = tokenizer.encode(`\n${text}`, { addSpecialTokens: false });
+      return lead.every((id, i) => ids[i] === id) ? ids.slice(lead.length) : [];
+    };
+    return new XgrammarEngine(xg, await xg.GrammarCompiler.createGrammarCompiler(info, false), v.encoded.length, spell);
   }
 
   compile(spec: GrammarSpec): Promise<CompiledGrammar> {
@@ -123,10 +131,10 @@ export class XgrammarEngine implements GrammarEngine {
     // Compact JSON (no free whitespace: a model cannot pad forever) and standard JSON Schema semantics
     // (strict mode off: properties a schema leaves open stay open).
     const compiled: XgCompiled = await withEngineErrors(() => this.compiler.compileJSONSchema(schema, false, -1, [",", ":"], false));
-    const { xg, vocab } = this;
+    const { xg, vocab, spell } = this;
     return {
       async matcher(stopIds: readonly number[]): Promise<GrammarMatcher> {
-        return new XgrammarMatcher(await xg.GrammarMatcher.createGrammarMatcher(compiled, [...stopIds]), vocab);
+        return new XgrammarMatcher(await xg.GrammarMatcher.createGrammarMatcher(compiled, [...stopIds]), vocab, spell);
       },
     };
   }
@@ -138,7 +146,20 @@ class XgrammarMatcher implements GrammarMatcher {
   constructor(
     private readonly m: XgMatcher,
     readonly vocab: number,
+    private readonly spell: (text: string) => number[],
   ) {}
+
+  forced(): number[] {
+    if (this.m.isTerminated()) return [];
+    const text = this.m.findJumpForwardString();
+    if (!text) return [];
+    // As far as the grammar takes the spelling (a token may run past the forced text into a choice).
+    const ids = this.spell(text);
+    let n = 0;
+    while (n < ids.length && this.m.acceptToken(ids[n])) n++;
+    if (n) this.m.rollBack(n);
+    return ids.slice(0, n);
+  }
 
   async allowed(): Promise<TokenMask> {
     // Nothing follows a stop token (and asking the engine then aborts it).

@@ -113,7 +113,7 @@ export function openAiConformance(ctx: () => ConformanceContext): void {
     const x = ctx();
     const { client, modelId, url } = x;
     await expect(client.completions.create({ model: "gpt-4", prompt: "hola" })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
-    const bad = await client.chat.completions.create({ model: modelId, messages: [{ role: "user", content: "hola" }], n: 2 }).catch((e: unknown) => e);
+    const bad = await client.chat.completions.create({ model: modelId, messages: [{ role: "user", content: "hola" }], n: 9 }).catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("n");
     const tools = await client.chat.completions.create({ model: modelId, messages: [{ role: "user", content: "hola" }], tools: [{ type: "function", function: { name: "f", parameters: {} } }] }).catch((e: unknown) => e);
