@@ -27,6 +27,7 @@ const UNIT = [
   "test/pass-accounting.test.ts",
   "test/pass-cost-model.test.ts",
   "test/pool-ranking.test.ts",
+  "test/structured-report.test.ts",
   "test/prices.test.ts",
   "test/rate-limit.test.ts",
   "test/regimes-report.test.ts",

@@ -37,11 +37,24 @@ export const PERSON_SCHEMA = {
   additionalProperties: false,
 };
 
+/** A schema whose one value is the model's own reply: what drafting can do inside a string it writes well. */
+export const ANSWER_SCHEMA = {
+  type: "object",
+  properties: { respuesta: { type: "string", maxLength: 160 } },
+  required: ["respuesta"],
+  additionalProperties: false,
+};
+
+/** The output kinds: free text, and the answer under each schema. */
+const OUTPUTS = { text: undefined, person: PERSON_SCHEMA, answer: ANSWER_SCHEMA } as const;
+type Output = keyof typeof OUTPUTS;
+
 export const STRUCTURED_MODES = ["autoregressive", "model-4", "model", "suffix"] as const;
 type Mode = (typeof STRUCTURED_MODES)[number];
 
 export interface StructuredCell {
-  output: "text" | "json_schema";
+  /** text, or the schema the answer followed (person, answer). */
+  output: Output;
   mode: Mode;
   tokens: number;
   tokens_per_s: number;
@@ -52,7 +65,7 @@ export interface StructuredCell {
   tokens_per_round: number;
   acceptance: number;
   pool_generated_share: number;
-  /** Answers that parse as JSON and ended by themselves (json_schema only). */
+  /** Answers that parse as JSON and ended by themselves (schemas only). */
   valid_json: number;
 }
 
@@ -69,10 +82,12 @@ const RTT_MS = 20;
 
 export async function benchStructured(o: { log: (s: string) => void; streams?: number; maxTokens?: number }): Promise<StructuredResult> {
   const streams = o.streams ?? 12;
-  const maxTokens = o.maxTokens ?? 64;
+  const maxTokens = o.maxTokens ?? 96;
   const tok = TextTokenizer.fromBundle(await loadBundle(path.join(DEFAULT_PAIR_DIR, "target")));
   const draft = await loadDraftModel(await loadBundle(path.join(DEFAULT_PAIR_DIR, "draft")));
-  const grammar: CompiledGrammar = await (await XgrammarEngine.create(tok)).compile({ kind: "json_schema", schema: PERSON_SCHEMA });
+  const engine = await XgrammarEngine.create(tok);
+  const grammars = new Map<Output, CompiledGrammar>();
+  for (const [name, schema] of Object.entries(OUTPUTS)) if (schema) grammars.set(name as Output, await engine.compile({ kind: "json_schema", schema }));
   const prompts = SPANISH_PROMPTS.slice(0, streams).map((p) => tok.encode(`<|im_start|>user\n${p} Responde en JSON.<|im_end|>\n<|im_start|>assistant\n`));
   const stopIds = [EOS_ID, IM_END_ID];
   const v = await startVerifierProcess({ VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true", VERIFIER_SIMULATED_PAST: "2048" });
@@ -81,13 +96,14 @@ export async function benchStructured(o: { log: (s: string) => void; streams?: n
   const cells: StructuredCell[] = [];
   let session = 0;
   try {
-    for (const output of ["text", "json_schema"] as const) {
+    for (const output of Object.keys(OUTPUTS) as Output[]) {
+      const grammar = grammars.get(output);
       let ar = Number.NaN;
       for (const mode of STRUCTURED_MODES) {
         const factory = new ProposerFactory({ kind: mode === "suffix" ? "suffix" : "model", draft });
         let [n, seconds, rounds, roundTokens, drafted, accepted, generated, valid] = [0, 0, 0, 0, 0, 0, 0, 0];
         for (const prompt of prompts) {
-          const g = output === "json_schema" ? { compiled: grammar, stopIds } : undefined;
+          const g = grammar && { compiled: grammar, stopIds };
           const d = new SpeculativeDecoder({
             proposer: factory.create({ promptLength: prompt.length, tenant: "bench", grammar: g }),
             pool,
@@ -95,7 +111,7 @@ export async function benchStructured(o: { log: (s: string) => void; streams?: n
             maxTokens,
             stopIds,
             session: `st${session++}`,
-            grammar: g && (await grammar.matcher(stopIds)),
+            grammar: g && (await g.compiled.matcher(stopIds)),
           });
           const t0 = performance.now();
           for await (const _ of d.run(prompt));
@@ -107,7 +123,7 @@ export async function benchStructured(o: { log: (s: string) => void; streams?: n
           drafted += s.drafted;
           accepted += s.accepted;
           generated += s.generatedTokens;
-          if (output === "json_schema" && d.finishReason === "stop" && parses(tok.decode(d.output, { skipSpecialTokens: true }))) valid++;
+          if (grammar && d.finishReason === "stop" && parses(tok.decode(d.output, { skipSpecialTokens: true }))) valid++;
         }
         const rate = n / seconds;
         if (mode === "autoregressive") ar = rate;
@@ -121,7 +137,7 @@ export async function benchStructured(o: { log: (s: string) => void; streams?: n
           tokens_per_round: rounds ? roundTokens / rounds : 0,
           acceptance: drafted ? accepted / drafted : 0,
           pool_generated_share: generated / n,
-          valid_json: output === "json_schema" ? valid / prompts.length : Number.NaN,
+          valid_json: grammar ? valid / prompts.length : Number.NaN,
         };
         cells.push(cell);
         o.log(`${output} ${mode}: ${rate.toFixed(1)} tokens/s (${cell.vs_autoregressive.toFixed(2)}× AR), τ ${cell.tokens_per_round.toFixed(2)}, acceptance ${(100 * cell.acceptance).toFixed(0)} %`);
@@ -158,7 +174,7 @@ export function structuredSection(r: StructuredResult): string {
   );
   return [
     STRUCTURED_START,
-    `Run of ${r.date.slice(0, 10)} (Node ${r.machine.node}, ${r.machine.cpus} CPUs): ${r.streams} Spanish chat prompts ("… Responde en JSON."), greedy, one stream at a time, RTT ${r.rtt_ms} ms, the verifier's GPU the measured ALIA-40b/H200 cost model, at most ${r.max_tokens} tokens. \`json_schema\`: a person (nombre, edad 0–120, ciudad, activo), every value bounded. Ratios are to the autoregressive row of the same output kind, measured in the same run; a constrained autoregressive run is one verify round per token (pool generation takes no masks).`,
+    `Run of ${r.date.slice(0, 10)} (Node ${r.machine.node}, ${r.machine.cpus} CPUs): ${r.streams} Spanish chat prompts ("… Responde en JSON."), greedy, one stream at a time, RTT ${r.rtt_ms} ms, the verifier's GPU the measured ALIA-40b/H200 cost model, at most ${r.max_tokens} tokens. \`person\`: a JSON schema of a person (nombre, edad 0–120, ciudad, activo), every value bounded — string values the fixture model was never trained to write; \`answer\`: a schema whose one string (at most 160 characters) is the model's own reply. Ratios are to the autoregressive row of the same output kind, measured in the same run; a constrained autoregressive run is one verify round per token (pool generation takes no masks).`,
     "",
     "| output | mode | tokens/s | vs autoregressive | rounds | τ (tokens per round) | acceptance | pool-generated | valid JSON |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|",

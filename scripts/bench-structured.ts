@@ -5,10 +5,10 @@ import path from "node:path";
 import { benchStructured, updateStructuredSection } from "../bench/structured.ts";
 import { cliFail, parseCli } from "./cli.ts";
 
-const USAGE = `usage: npm run bench:structured -- [--streams 12] [--tokens 64] [--out FILE.json]
+const USAGE = `usage: npm run bench:structured -- [--streams 12] [--tokens 96] [--out FILE.json]
 Without --out: writes bench/results/structured.json and BENCHMARKS.md's structured-output part.`;
 const { values } = parseCli("bench-structured", USAGE, {
-  options: { streams: { type: "string", default: "12" }, tokens: { type: "string", default: "64" }, out: { type: "string" } },
+  options: { streams: { type: "string", default: "12" }, tokens: { type: "string", default: "96" }, out: { type: "string" } },
 });
 const count = (flag: "streams" | "tokens") => {
   const v = Number(values[flag]);
