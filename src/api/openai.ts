@@ -214,7 +214,12 @@ export function createCompletionHandlers(deps: ApiDeps) {
         throw e;
       }
       const ctl = new AbortController();
-      const onGone = () => ctl.abort();
+      // The client leaving aborts every choice; so does a failing choice (the others then stop), which is not a cancellation.
+      let clientLeft = false;
+      const onGone = () => {
+        clientLeft = true;
+        ctl.abort();
+      };
       clientGone.addEventListener("abort", onGone);
       const id = randomId(kind === "chat" ? "chatcmpl-" : "cmpl-");
       let choices: Choice[];
@@ -255,7 +260,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
         release();
         clientGone.removeEventListener("abort", onGone);
         // Every generation's end (finished, failed, cancelled; JSON or end of stream): metrics and log line.
-        recordGeneration(c, generationFromStats(stats(), { promptTokens: p.prompt.length, completionTokens: outputTokens(), finishReason: choices[0].decoder.finishReason, cancelled: ctl.signal.aborted }));
+        recordGeneration(c, generationFromStats(stats(), { promptTokens: p.prompt.length, completionTokens: outputTokens(), finishReason: choices[0].decoder.finishReason, cancelled: clientLeft }));
       };
       const created = Math.floor(Date.now() / 1000);
       const base = { id, object: kind === "chat" ? "chat.completion" : "text_completion", created, model: model.id, system_fingerprint: model.fingerprint };
@@ -369,7 +374,7 @@ export function createCompletionHandlers(deps: ApiDeps) {
       // The key's x-ratelimit-* headers are known before the stream starts (its request was admitted).
       for (const [name, value] of Object.entries(meter?.rateLimitHeaders ?? {})) c.header(name, value);
       return streamSSE(c, async (sse) => {
-        sse.onAbort(() => ctl.abort());
+        sse.onAbort(onGone);
         try {
           if (kind === "chat")
             for (const ch of choices)

@@ -235,8 +235,7 @@ export class SpeculativeDecoder {
       if (!mask) throw new Error("the output so far is refused by its grammar");
       masks.push(encodeMask(mask, cursor.vocab));
       if (tokens.length >= limit) break;
-      const only = fewAllowed(mask, 1);
-      const forced = only?.length === 1 ? only[0] : cursor.forcedAfter(path)[0];
+      const forced = onlyAllowed(mask) ?? cursor.forcedAfter(path)[0];
       let next: number | undefined;
       let qk: SparseDist | undefined;
       if (forced !== undefined) {
@@ -307,16 +306,16 @@ export class SpeculativeDecoder {
   }
 }
 
-/** Allowed tokens of a mask when there are at most `max` of them (else undefined). */
-function fewAllowed(mask: TokenMask, max: number): number[] | undefined {
-  const ids: number[] = [];
+/** The one token a mask allows, if it allows exactly one. */
+function onlyAllowed(mask: TokenMask): number | undefined {
+  let only: number | undefined;
   for (let w = 0; w < mask.length; w++) {
-    for (let bits = mask[w]; bits !== 0; bits &= bits - 1) {
-      if (ids.length === max) return undefined;
-      ids.push(w * 32 + (31 - Math.clz32(bits & -bits)));
-    }
+    const bits = mask[w];
+    if (bits === 0) continue;
+    if (only !== undefined || (bits & (bits - 1)) !== 0) return undefined;
+    only = w * 32 + (31 - Math.clz32(bits & -bits));
   }
-  return ids;
+  return only;
 }
 
 function sliceProposal(p: Proposal, n: number): Proposal {
