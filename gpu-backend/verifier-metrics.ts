@@ -75,6 +75,10 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
         for (const [size, n] of engine.batcher.batches) this.inc({ size: String(size) }, n);
       },
     });
+  if (engine instanceof OnnxEngine) {
+    counter("alia_verifier_prefills_total", "Prompt prefills run (sessions opened, generations started)", () => engine.prefills.run);
+    counter("alia_verifier_prefills_shared_total", "Sessions opened on a recent identical prefill instead of their own (n choices of one request)", () => engine.prefills.shared);
+  }
   if (engine instanceof OnnxEngine && engine.accounting.hasModel) {
     counter("alia_verifier_company_waits_total", "Passes held back for sessions expected back (VERIFIER_WAIT_FOR_COMPANY)", () => engine.batcher.companyWaits.count);
     counter("alia_verifier_company_wait_seconds_total", "Time passes were held back for company", () => engine.batcher.companyWaits.ms / 1000);

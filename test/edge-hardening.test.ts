@@ -133,14 +133,20 @@ describe("special tokens come from the chat template only", () => {
   });
 });
 
-/** One HTTP/1.1 exchange on an open socket: the response's status line, headers and body. */
-function exchange(socket: net.Socket, request: string | Buffer): Promise<{ status: number; headers: Record<string, string>; body: string; closed: boolean }> {
+/**
+ * One HTTP/1.1 exchange on an open socket: the response's status line, headers and body. With `body`, the
+ * request's head goes first and the body only if no answer came within a second: a server refusing the body
+ * by its Content-Length answers at once, and a body still in flight when it closes would make the kernel reset
+ * the connection, which can drop the answer before it is read.
+ */
+function exchange(socket: net.Socket, request: string | Buffer, body?: Buffer): Promise<{ status: number; headers: Record<string, string>; body: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     let closed = false;
     const timer = setTimeout(() => finish(new Error(`no complete response within 10 s: ${buf.toString("latin1").slice(0, 300)}`)), 10_000);
     const finish = (e?: Error) => {
       clearTimeout(timer);
+      clearTimeout(bodyTimer);
       socket.off("data", onData);
       socket.off("close", onClose);
       socket.off("error", onError);
@@ -171,6 +177,7 @@ function exchange(socket: net.Socket, request: string | Buffer): Promise<{ statu
     socket.once("close", onClose);
     socket.once("error", onError);
     socket.write(request);
+    const bodyTimer = body ? setTimeout(() => buf.length === 0 && socket.write(body), 1000) : undefined;
   });
 }
 
@@ -181,9 +188,9 @@ describe("413", () => {
       const socket = net.connect(Number(port), "127.0.0.1");
       await new Promise<void>((r, j) => socket.once("connect", r).once("error", j));
       try {
-        const body = `{"model":"${modelId}","prompt":"${"a".repeat(size - 40)}"}`;
-        const request = Buffer.from(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: keep-alive\r\n\r\n${body}`);
-        const first = await exchange(socket, request);
+        const body = Buffer.from(`{"model":"${modelId}","prompt":"${"a".repeat(size - 40)}"}`);
+        const head = `POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n`;
+        const first = await exchange(socket, head, body);
         expect(first.status).toBe(413);
         expect(JSON.parse(first.body)).toMatchObject({ error: { code: "request_too_large" } });
         if ((first.headers.connection ?? "").toLowerCase() === "close") {

@@ -156,6 +156,10 @@ describe("verifier over HTTP", () => {
   });
 
   it("serves Prometheus metrics without a token, counting rounds and accepted drafts", async () => {
+    // Three sessions opened together on one history (a request's n choices): one prefill, two shared.
+    const prompt = tok.encode(SPANISH_PROMPTS[0]);
+    const opened = await Promise.all([0, 1, 2].map((i) => post({ session: `shared-${i}`, seq: 0, drafts: [], history: prompt })));
+    for (const r of opened) expect(r.status).toBe(200);
     const text = await (await fetch(`${url}/metrics`)).text();
     const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
     expect(value("alia_verifier_rounds_total")).toBeGreaterThan(10);
@@ -163,6 +167,8 @@ describe("verifier over HTTP", () => {
     expect(value("alia_verifier_accepted_tokens_total")).toBeLessThanOrEqual(value("alia_verifier_drafted_tokens_total"));
     expect(value("alia_verifier_generated_tokens_total")).toBeGreaterThanOrEqual(24);
     expect(value("alia_verifier_sessions_closed_total")).toBeGreaterThanOrEqual(10);
+    expect(value("alia_verifier_prefills_shared_total")).toBeGreaterThanOrEqual(2);
+    expect(value("alia_verifier_prefills_total")).toBeGreaterThan(50);
     expect(text).toMatch(/alia_verifier_round_seconds_bucket\{le="0.005"\}/);
     // Requests are counted on arrival: every answered round was one, and refused ones count too.
     expect(value('alia_verifier_requests_total{route="/v1/verify"}')).toBeGreaterThanOrEqual(value("alia_verifier_rounds_total"));
