@@ -48,7 +48,10 @@ export const VerifyRequestSchema = z
      * per draft plus one for the token after them (token-mask.ts's wire form). The target's rows are masked
      * with them before verification, so greedy picks and samples only among allowed tokens.
      */
-    masks: z.array(z.string().min(1)).max(MAX_GAMMA + 1).optional(),
+    masks: z
+      .array(z.string().min(1))
+      .max(MAX_GAMMA + 1)
+      .optional(),
     /** Return the target's log-probs of the committed tokens, each with this many most likely alternatives (0–20). */
     logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   })
