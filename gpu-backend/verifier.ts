@@ -80,6 +80,11 @@ export function roundHash(r: VerifyRequest): string {
   return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
 }
 
+/** A request's `logprobs`, checked again here: the Verifier may be called with bodies no schema parsed. */
+function checkLogprobs(k: number | undefined): void {
+  if (k !== undefined && !(Number.isInteger(k) && k >= 0 && k <= MAX_TOP_LOGPROBS)) throw new VerifyError("invalid_request", `logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`);
+}
+
 const clientClosed = (session: string) => new VerifyError("client_closed", `session ${session}: the client went away before its round ran`);
 
 export class Verifier {
@@ -121,8 +126,7 @@ export class Verifier {
       this.checkTokens(d.ids);
       if (d.ids.length !== d.probs.length || d.probs.some((p) => !(Number.isFinite(p) && p >= 0 && p <= 1))) throw new VerifyError("invalid_request", `q[${i}]: one probability in [0, 1] per id`);
     }
-    if (req.logprobs !== undefined && !(Number.isInteger(req.logprobs) && req.logprobs >= 0 && req.logprobs <= MAX_TOP_LOGPROBS))
-      throw new VerifyError("invalid_request", `logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`);
+    checkLogprobs(req.logprobs);
     if (!req.masks) return undefined;
     if (req.masks.length !== req.drafts.length + 1) throw new VerifyError("invalid_request", `masks: one per draft plus one (${req.drafts.length + 1}), got ${req.masks.length}`);
     const vocab = this.engine.vocab;
@@ -341,8 +345,7 @@ export class Verifier {
     if (req.history.length + req.max_tokens > this.maxContext)
       throw new VerifyError("context_too_long", `history of ${req.history.length} tokens plus max_tokens ${req.max_tokens} exceeds the ${this.maxContext}-token context`);
     const params = this.samplingParams(req.sampling);
-    if (req.logprobs !== undefined && !(Number.isInteger(req.logprobs) && req.logprobs >= 0 && req.logprobs <= MAX_TOP_LOGPROBS))
-      throw new VerifyError("invalid_request", `logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`);
+    checkLogprobs(req.logprobs);
     const t0 = performance.now();
     // Greedy on an engine that streams its own decoding (SGLang): one request for the whole stream. Sampling
     // keeps the per-token path below, whose draws are seeded per absolute position (a stream resumed on

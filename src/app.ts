@@ -178,11 +178,20 @@ function gpuTimer(config: Config): { gpu?: PassTimer } {
 }
 
 /**
- * `grammar`: the runtime's grammar engine for structured outputs (Node: xgrammar in WebAssembly; a Worker
- * has none, and refuses response_format json_* with a 400 that says so).
+ * `createGrammar`: how the runtime makes its grammar engine for structured outputs (xgrammar in WebAssembly,
+ * loaded its own way on Node and in a Worker). It is made at the first request with a response_format, once;
+ * a failure is forgotten, so that the next such request tries again. Without it json_* formats are a 400.
  */
-export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[], accounts?: AccountStore, grammar?: () => Promise<GrammarEngine>): Hono {
+export function createAppFromConfig(config: Config, model: ServedModel, tiers: CacheTier[], accounts?: AccountStore, createGrammar?: () => Promise<GrammarEngine>): Hono {
   const pool = poolClientFromConfig(config);
+  let engine: Promise<GrammarEngine> | undefined;
+  const grammar =
+    createGrammar &&
+    (() =>
+      (engine ??= createGrammar().catch((e: unknown) => {
+        engine = undefined;
+        throw e;
+      })));
   const speculation = speculationSettingsFromConfig(config);
   const proposers = proposerFactoryFromConfig(config, model.draft, model.draftVocabulary);
   return createApp({

@@ -80,19 +80,7 @@ async function main(): Promise<void> {
   // Pay-per-request keys, budgets and usage, when configured (a server, or PGlite in this process).
   const accounts = config.BILLING_DATABASE_URL ? await openAccountStore(config.BILLING_DATABASE_URL) : undefined;
   if (accounts) console.log(`billing: account keys, budgets and usage in ${accounts.label}`);
-  // The grammar engine loads at the first structured-output request (its WebAssembly and the vocabulary's tables).
-  let grammar: Promise<XgrammarEngine> | undefined;
-  const app = createAppFromConfig(
-    config,
-    served,
-    nodeCacheTiers(config),
-    accounts?.store,
-    () =>
-      (grammar ??= XgrammarEngine.create(served.tokenizer).catch((e: unknown) => {
-        grammar = undefined; // the next request tries again
-        throw e;
-      })),
-  );
+  const app = createAppFromConfig(config, served, nodeCacheTiers(config), accounts?.store, () => XgrammarEngine.create(served.tokenizer));
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     const url = `http://${info.address.includes(":") ? `[${info.address}]` : info.address}:${info.port}`;
     console.log(`alia-edge serving ${served.bundle} (${served.draftBundle ? `draft ${served.draftBundle}` : "suffix drafting, no draft model"}) from ${store.name}`);

@@ -16,7 +16,6 @@ import { errorBody } from "./common/errors.ts";
 import { CacheApiTier, type CacheLike } from "./translate/cache-tiers/cache-api-tier.ts";
 import type { CacheTier } from "./translate/cache-tiers/cache-tier.ts";
 import { R2Tier, type R2Like } from "./translate/cache-tiers/r2-tier.ts";
-import type { GrammarEngine } from "./structured/grammar.ts";
 import { createWorkerdGrammarEngine } from "./structured/xgrammar-workerd.ts";
 
 export interface Env {
@@ -78,15 +77,8 @@ export function createWorker(o: { loadDraft?: DraftSource["load"]; routes?: (w: 
       await migrate(db);
       accounts = new AccountStore(db);
     }
-    // Structured outputs: xgrammar's WebAssembly (compiled at upload), loaded at the first request that asks
-    // for a response_format, once per build; a failed load is forgotten so that the next request retries.
-    let grammar: Promise<GrammarEngine> | undefined;
-    const grammarEngine = () =>
-      (grammar ??= createWorkerdGrammarEngine(pair.served.tokenizer).catch((e: unknown) => {
-        grammar = undefined;
-        throw e;
-      }));
-    return { app: createAppFromConfig(config, pair.served, tiers, accounts, grammarEngine), pair };
+    // Structured outputs: xgrammar's WebAssembly, compiled at upload.
+    return { app: createAppFromConfig(config, pair.served, tiers, accounts, () => createWorkerdGrammarEngine(pair.served.tokenizer)), pair };
   }
 
   const worker: WorkerApp = new Hono();
