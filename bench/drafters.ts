@@ -148,7 +148,15 @@ export function suffixCost(tenantTokens = 32_768, sessionTokens = 2048, rounds =
   };
 }
 
-export async function benchDrafters(o: { log: (s: string) => void; streams?: number; tokens?: number }): Promise<DraftersResult> {
+export async function benchDrafters(o: {
+  log: (s: string) => void;
+  streams?: number;
+  tokens?: number;
+  /** Only these workloads (by name); the chrF scoring is left out then. Default: all. */
+  workloads?: string[];
+  /** Only these modes (autoregressive is always run: ratios are to it). Default: all. */
+  modes?: DrafterMode[];
+}): Promise<DraftersResult> {
   const streams = o.streams ?? 12;
   const tokens = o.tokens ?? 64;
   const targetBundle = await loadBundle(path.join(DEFAULT_PAIR_DIR, "target"));
@@ -165,7 +173,7 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
   // The fixture target's translations of every held-out sentence (greedy: what every mode outputs), scored against Apertium's.
   const heldOut = await readHeldOutTranslations(DEFAULT_PAIR_DIR);
   const translation: DraftersResult["translation"] = [];
-  for (const [source, target_] of [...new Set(heldOut.map((t) => `${t.source}>${t.target}`))].map((k) => k.split(">"))) {
+  for (const [source, target_] of o.workloads ? [] : [...new Set(heldOut.map((t) => `${t.source}>${t.target}`))].map((k) => k.split(">"))) {
     const cases = heldOut.filter((t) => t.source === source && t.target === target_);
     const score = await translateHeldOut(
       target,
@@ -194,7 +202,7 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
   const chatStop = (): Partial<OutputLimits> => ({ stopIds: [EOS_ID, IM_END_ID] });
   const passages = existsSync(path.join(COPY_DIR, "target")) ? (await readRewriteCases(COPY_DIR)).slice(0, streams) : [];
   if (!passages.length) o.log("no copy fixture in fixtures/copy/ (npm run fixtures:train-copy): the passage-rewriting workload is left out");
-  const workloads: Workload[] = [
+  const allWorkloads: Workload[] = [
     { name: "open chat", what: `${streams} Spanish prompts, ${tokens} tokens each`, prompts: chat, repeat: false },
     { name: "repeated requests", what: "the same prompts asked again by the same API key (measured: the second asking)", prompts: chat, repeat: true },
     { name: "copying", what: "a passage in the prompt (the target's own text), then its opening again: the answer repeats the passage", prompts: copying, repeat: false },
@@ -235,6 +243,11 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
     },
   ];
 
+  const unknown = o.workloads?.filter((name) => !allWorkloads.some((w) => w.name === name)) ?? [];
+  if (unknown.length) throw new RangeError(`unknown workloads ${unknown.join(", ")}: the workloads are ${allWorkloads.map((w) => w.name).join(", ")}`);
+  const workloads = o.workloads ? allWorkloads.filter((w) => o.workloads!.includes(w.name)) : allWorkloads;
+  const modes = DRAFTER_MODES.filter((m) => m === "autoregressive" || !o.modes || o.modes.includes(m));
+
   // One verifier (and its delay proxy) per target: the default pair's, and the copy fixture's.
   const verifiers = new Map<string, { v: ListeningProcess; proxy: DelayProxy; pool: PoolClient }>();
   const verifierFor = async (modelDir = DEFAULT_PAIR_DIR) => {
@@ -253,7 +266,7 @@ export async function benchDrafters(o: { log: (s: string) => void; streams?: num
     for (const w of workloads) {
       const { v, pool } = await verifierFor(w.modelDir);
       let ar = NaN;
-      for (const mode of DRAFTER_MODES) {
+      for (const mode of modes) {
         const kind = mode === "suffix-4" ? "suffix" : mode === "autoregressive" ? "model" : mode;
         const factory = new ProposerFactory({ kind, draft, suffix: { maxOrder: 8, bytesPerTenant: 4 << 20, maxTenants: 4 } });
         // As on an edge in service, adaptive generations start from what the earlier ones of the workload measured.

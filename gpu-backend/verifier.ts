@@ -8,6 +8,8 @@ import { tokenLogprob } from "../src/common/logprobs.ts";
 import {
   GENERATE_LOAD_EVERY,
   MAX_GAMMA,
+  MAX_RESUME_TOKENS,
+  MAX_RESUME_WINDOW,
   MAX_TOP_LOGPROBS,
   VerifyError,
   type PoolLoad,
@@ -76,6 +78,7 @@ export function roundHash(r: VerifyRequest): string {
     s ? [s.temperature, s.top_p, s.top_k, s.seed] : null,
     r.masks ?? null,
     r.logprobs ?? null,
+    r.resume ? [r.resume.window, r.resume.max_tokens, r.resume.stop_ids] : null,
   ];
   return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
 }
@@ -127,6 +130,13 @@ export class Verifier {
       if (d.ids.length !== d.probs.length || d.probs.some((p) => !(Number.isFinite(p) && p >= 0 && p <= 1))) throw new VerifyError("invalid_request", `q[${i}]: one probability in [0, 1] per id`);
     }
     checkLogprobs(req.logprobs);
+    const rz = req.resume;
+    if (rz) {
+      if (req.masks) throw new VerifyError("invalid_request", "resume generates without masks: not with masks");
+      if (!(Number.isInteger(rz.max_tokens) && rz.max_tokens >= 1 && rz.max_tokens <= MAX_RESUME_TOKENS)) throw new VerifyError("invalid_request", `resume.max_tokens must be an integer in 1..${MAX_RESUME_TOKENS}`);
+      if (!(rz.window?.length >= 2 && rz.window.length <= MAX_RESUME_WINDOW)) throw new VerifyError("invalid_request", `resume.window: 2..${MAX_RESUME_WINDOW} tokens`);
+      this.checkTokens([...rz.window, ...(rz.stop_ids ?? [])]);
+    }
     if (!req.masks) return undefined;
     if (req.masks.length !== req.drafts.length + 1) throw new VerifyError("invalid_request", `masks: one per draft plus one (${req.drafts.length + 1}), got ${req.masks.length}`);
     const vocab = this.engine.vocab;
@@ -291,8 +301,11 @@ export class Verifier {
       // Keep the pending token and the accepted drafts; the new token is fed next round. Done before the
       // round ends, so that a close waiting for it finds a consistent sequence to free.
       s.seq.truncate(base + 1 + result.accepted);
-      s.pendingToken = result.token;
-      s.expectCommitted = [...req.drafts.slice(0, result.accepted), result.token];
+      const g0 = performance.now();
+      const generated = req.resume ? await this.resume(s, req.resume, result.accepted ? req.drafts[result.accepted - 1] : s.pendingToken, result.token, req.logprobs, logprobs) : undefined;
+      const generateMs = performance.now() - g0;
+      s.pendingToken = generated?.at(-1) ?? result.token;
+      s.expectCommitted = [...req.drafts.slice(0, result.accepted), result.token, ...(generated ?? [])];
       s.lastSeq = req.seq;
       s.lastHash = hash;
       response = s.lastResponse = {
@@ -301,9 +314,11 @@ export class Verifier {
         accepted: result.accepted,
         token: result.token,
         draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
+        ...(generated ? { generated } : {}),
         ...(logprobs ? { logprobs } : {}),
         load: this.load(s.seq),
         server_ms: performance.now() - t0,
+        ...(generated ? { generate_ms: generateMs } : {}),
       };
     } catch (e) {
       if (!s.seq.busy) s.seq.truncate(Math.min(base, s.seq.length));
@@ -337,6 +352,32 @@ export class Verifier {
     this.counters.drafted += req.drafts.length;
     this.counters.accepted += result.accepted;
     return response;
+  }
+
+  /**
+   * A round's `resume`: after `token` (which followed `prev`), the target generates alone — one pass per
+   * token, drawn like /v1/generate's (greedy, or seeded per absolute position) — until the last two tokens
+   * occur one after the other in the window, a stop id, `max_tokens` or the context's end. The tokens after
+   * `token`, their log-probs appended to `logprobs` when asked.
+   */
+  private async resume(s: Session, rz: NonNullable<VerifyRequest["resume"]>, prev: number, token: number, k: number | undefined, logprobs: TokenLogprob[] | undefined): Promise<number[]> {
+    const vocab = this.engine.vocab;
+    const pairs = new Set<number>();
+    for (let i = 1; i < rz.window.length; i++) pairs.add(rz.window[i - 1] * vocab + rz.window[i]);
+    const stopIds = rz.stop_ids ?? [];
+    const limit = Math.min(rz.max_tokens, this.maxContext - s.seq.length - 1);
+    const generated: number[] = [];
+    let last = token;
+    while (generated.length < limit && !stopIds.includes(last) && !pairs.has(prev * vocab + last)) {
+      const row = (await this.engine.score(s.seq, [last])).rows[0];
+      // The sequence now holds every token before the new one: its length is the new token's position.
+      const next = s.sampling ? sampleIndex(targetDistribution(row, s.sampling), new SeededRng(s.sampling.seed, GENERATE_STREAM + s.seq.length).next()) : argmax(row);
+      if (k !== undefined) logprobs?.push(tokenLogprob(row, next, Math.min(k, this.engine.exactTop), this.engine.exactTop < vocab));
+      generated.push(next);
+      [prev, last] = [last, next];
+    }
+    this.counters.generated += generated.length;
+    return generated;
   }
 
   /** Plain autoregressive decoding, one event per token; stops early when `signal` aborts. */

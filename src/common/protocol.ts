@@ -8,6 +8,9 @@ export const MAX_GAMMA = 16;
 export const MAX_Q_SUPPORT = 64;
 /** Most alternatives per token in log-prob answers (OpenAI's top_logprobs limit). */
 export const MAX_TOP_LOGPROBS = 20;
+/** Most tokens a round's `resume` may generate after its token, and most tokens of its window. */
+export const MAX_RESUME_TOKENS = 16;
+export const MAX_RESUME_WINDOW = 64;
 
 const tokenId = z.number().int().min(0);
 
@@ -36,7 +39,7 @@ export const VerifyRequestSchema = z
     /** Tokens committed since the previous round (its accepted drafts and its token). */
     committed: z
       .array(tokenId)
-      .max(MAX_GAMMA + 1)
+      .max(MAX_GAMMA + 1 + MAX_RESUME_TOKENS)
       .optional(),
     drafts: z.array(tokenId).max(MAX_GAMMA),
     /** The drafter's sparse q̃ for each draft; required when sampling with drafts. */
@@ -54,11 +57,25 @@ export const VerifyRequestSchema = z
       .optional(),
     /** Return the target's log-probs of the committed tokens, each with this many most likely alternatives (0–20). */
     logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
+    /**
+     * After its token, the target goes on generating alone until the last two committed tokens occur one
+     * after the other in `window` (where the edge's copy can resume: a suffix match's text), a stop id, or
+     * `max_tokens`. Saves a copy broken by an edit the stream start-up and re-opening round of switching
+     * to pool generation and back. Not with masks.
+     */
+    resume: z
+      .object({
+        window: z.array(tokenId).min(2).max(MAX_RESUME_WINDOW),
+        max_tokens: z.number().int().min(1).max(MAX_RESUME_TOKENS),
+        stop_ids: z.array(tokenId).max(16).default([]),
+      })
+      .optional(),
   })
   .superRefine((r, ctx) => {
     if (r.history && r.committed) ctx.addIssue({ code: "custom", message: "send either history (open) or committed (continue), not both" });
     if (r.masks && r.masks.length !== r.drafts.length + 1) ctx.addIssue({ code: "custom", path: ["masks"], message: `one mask per draft plus one: ${r.drafts.length + 1}, got ${r.masks.length}` });
     if (r.sampling && r.sampling.temperature > 0 && r.drafts.length && r.q?.length !== r.drafts.length) ctx.addIssue({ code: "custom", path: ["q"], message: "sampling needs one q̃ per draft" });
+    if (r.resume && r.masks) ctx.addIssue({ code: "custom", path: ["resume"], message: "resume generates without masks: not with masks" });
   });
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
 
@@ -106,11 +123,15 @@ export const VerifyResponseSchema = z.object({
   token: tokenId,
   /** Target log-prob of each draft (null where −∞). */
   draft_logprobs: z.array(z.number().nullable()),
-  /** With `logprobs`: the committed tokens' (accepted drafts, then `token`). */
+  /** With `resume`: the tokens the target generated after `token` (committed too). */
+  generated: z.array(tokenId).max(MAX_RESUME_TOKENS).optional(),
+  /** With `logprobs`: the committed tokens' (accepted drafts, then `token`, then `generated`). */
   logprobs: z.array(TokenLogprobSchema).optional(),
   load: PoolLoadSchema,
   /** Time the round spent in the verifier (queue + pass), so the edge can tell network RTT from it. */
   server_ms: z.number().min(0),
+  /** Of `server_ms`, the time spent generating `generated`. */
+  generate_ms: z.number().min(0).optional(),
 });
 export type VerifyResponse = z.infer<typeof VerifyResponseSchema>;
 

@@ -50,6 +50,10 @@ export class HybridProposer implements Proposer {
     return { ...(await this.model.propose(history, gamma)), by: this.model.name };
   }
 
+  resumeWindow(history: readonly number[], proposal: Proposal): number[] | undefined {
+    return proposal.by === this.suffix.name ? this.suffix.resumeWindow(history, proposal) : undefined;
+  }
+
   proposeAhead(history: readonly number[], proposal: Proposal, gamma: number): void {
     this.model.proposeAhead(history, proposal, gamma);
   }

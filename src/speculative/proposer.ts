@@ -65,6 +65,13 @@ export interface Proposer {
    * whether the proposer would have proposed it first, so acceptance can be measured before speculating.
    */
   observe(history: readonly number[], token: number): Promise<boolean>;
+  /**
+   * Optional, for proposers that copy text (suffix matching): the text `proposal` copies, from the last
+   * committed token through the proposal and on past it — where the copy can pick up again after the
+   * target edits it. With it a round asks the target to keep generating after a rejection until the copy
+   * can resume (VerifyRequest.resume). Undefined: the proposal copies nothing.
+   */
+  resumeWindow?(history: readonly number[], proposal: Proposal): number[] | undefined;
   /** Ahead-drafting outcomes, for statistics (proposers without it report zeros). */
   readonly aheadUsed: number;
   readonly aheadDiscarded: number;

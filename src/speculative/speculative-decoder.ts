@@ -20,6 +20,11 @@ export type { DecodeEvent, DecodeStats, FinishReason };
 
 /** Tokens of the first pool-generation chunk of an adaptive session (then `generateChunk`). */
 const FIRST_GENERATE_CHUNK = 4;
+/**
+ * Most tokens the target generates after a copying round's token until the copy can resume
+ * (VerifyRequest.resume): an edit of a word or two. Past it the policy decides again.
+ */
+const RESUME_TOKENS = 8;
 
 export interface SpeculativeDecoderOptions extends SpeculationSettings, OutputLimits {
   /** Who drafts; or `draft`, a draft model, for the model proposer on it. */
@@ -274,6 +279,12 @@ export class SpeculativeDecoder {
     if (o.proactive && n > 0) this.proposer.proposeAhead?.(st.history, proposal, n);
     const { seq, lastCommitted } = st;
     const history = [...st.history];
+    // A copy broken by an edit: the target goes on alone within the round until the copy can resume, which
+    // saves the stream start-up and the re-opening round of switching to pool generation and back. Only
+    // where the session may generate (adaptive, no grammar), and within the output's budget.
+    const resumeTokens = Math.min(RESUME_TOKENS, this.tracker.remaining - n - 1);
+    const window = this.policy.adaptive && !this.cursor && resumeTokens > 0 ? this.proposer.resumeWindow?.(st.history, proposal) : undefined;
+    const resume = window && window.length >= 2 ? { window, max_tokens: resumeTokens, stop_ids: this.tracker.stopIdList } : undefined;
     const build = (reopen: boolean): VerifyRequest => ({
       session: o.session,
       seq,
@@ -282,6 +293,7 @@ export class SpeculativeDecoder {
       ...(reopen || !st.opened ? { history, ...(this.sampling ? { sampling: this.sampling } : {}) } : { committed: lastCommitted }),
       ...(masks ? { masks } : {}),
       ...(o.logprobs !== undefined ? { logprobs: o.logprobs } : {}),
+      ...(resume ? { resume } : {}),
     });
     const reopening = !st.opened;
     const r = await o.pool.round(o.session, build, o.signal);
@@ -289,9 +301,11 @@ export class SpeculativeDecoder {
     st.opened = true;
     st.seq++;
     const networkMs = Math.max(0, r.elapsedMs - r.server_ms);
-    this.policy.observeRound(n, r.accepted, r.server_ms, reopening ? undefined : networkMs, r.load, !!peeked);
+    // The round's own pass is priced without the tokens generated after it.
+    this.policy.observeRound(n, r.accepted, r.server_ms - (r.generate_ms ?? 0), reopening ? undefined : networkMs, r.load, !!peeked);
     this.recorder.load(r.load?.rows);
-    st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token];
+    const generated = r.generated ?? [];
+    st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token, ...generated];
     st.history.push(...st.lastCommitted);
     if (o.logprobs !== undefined) this.committedLogprobs.push(...(r.logprobs ?? []));
     // The verifier chose among the masks' tokens: a token the grammar refuses means the two disagree.
@@ -301,7 +315,9 @@ export class SpeculativeDecoder {
     this.recorder.drafting(this.proposer.proposeMs - p1);
     const edgeMs = Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs);
     if (!reopening) this.policy.observeEdgeTime(edgeMs);
-    this.recorder.round(proposal.by ?? this.proposer.name, n, r.accepted, st.lastCommitted.length, r.server_ms, networkMs, edgeMs);
+    this.recorder.round(proposal.by ?? this.proposer.name, n, r.accepted, r.accepted + 1, r.server_ms - (r.generate_ms ?? 0), networkMs, edgeMs);
+    // Generated tokens are the pool's own, as in a stream (those past the output's end are not output).
+    for (let i = 0; i < generated.length; i++) this.recorder.generated(r.accepted + 1 + i < step.event.tokens.length);
     yield step;
   }
 }

@@ -11,8 +11,8 @@
 // (context length, how dominant the continuation is). It decides how far a proposal goes, and the γ policy
 // prices rounds from it. Outcomes need no feedback: the next history shows which proposed tokens came true.
 import type { SparseDist } from "../common/sampling.ts";
-import { MAX_GAMMA } from "../common/protocol.ts";
-import type { PeekedProposal, Proposer } from "./proposer.ts";
+import { MAX_GAMMA, MAX_RESUME_WINDOW } from "../common/protocol.ts";
+import type { PeekedProposal, Proposal, Proposer } from "./proposer.ts";
 import { SuffixIndex, contextKeys } from "./suffix-index.ts";
 import type { TenantSuffixEntry } from "./tenant-suffix-cache.ts";
 
@@ -111,6 +111,19 @@ export class SuffixProposer implements Proposer {
       sum += all;
     }
     return sum;
+  }
+
+  /** The matched text from the last committed token through `proposal` and on, at most MAX_RESUME_WINDOW tokens. */
+  resumeWindow(history: readonly number[], proposal: Proposal): number[] | undefined {
+    if (!proposal.tokens.length) return undefined;
+    return this.timed(() => {
+      const window = [history[history.length - 1], ...proposal.tokens];
+      for (const m of this.continuation([...history.slice(-this.maxOrder), ...proposal.tokens])) {
+        if (window.length >= MAX_RESUME_WINDOW) break;
+        window.push(m.token);
+      }
+      return window.slice(0, MAX_RESUME_WINDOW);
+    });
   }
 
   async observe(history: readonly number[], token: number): Promise<boolean> {
