@@ -13,6 +13,7 @@ const MODE_LABEL: Record<DrafterCell["mode"], string> = {
   model: "draft model, adaptive γ",
   "suffix-4": "suffix matching, γ = 4",
   suffix: "suffix matching, adaptive γ",
+  "suffix-serial": "suffix matching, adaptive γ, one round at a time (no resume, no pipelining)",
   hybrid: "hybrid (suffix or model per round), adaptive γ",
 };
 

@@ -31,7 +31,7 @@ import { startVerifierProcess, type ListeningProcess } from "../test/harness/pro
 import { SPANISH_PROMPTS } from "../test/harness/prompts.ts";
 import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
 
-export const DRAFTER_MODES = ["autoregressive", "model", "suffix-4", "suffix", "hybrid"] as const;
+export const DRAFTER_MODES = ["autoregressive", "model", "suffix-4", "suffix-serial", "suffix", "hybrid"] as const;
 export type DrafterMode = (typeof DRAFTER_MODES)[number];
 
 export interface DrafterCell {
@@ -267,7 +267,7 @@ export async function benchDrafters(o: {
       const { v, pool } = await verifierFor(w.modelDir);
       let ar = NaN;
       for (const mode of modes) {
-        const kind = mode === "suffix-4" ? "suffix" : mode === "autoregressive" ? "model" : mode;
+        const kind = mode === "suffix-4" || mode === "suffix-serial" ? "suffix" : mode === "autoregressive" ? "model" : mode;
         const factory = new ProposerFactory({ kind, draft, suffix: { maxOrder: 8, bytesPerTenant: 4 << 20, maxTenants: 4 } });
         // As on an edge in service, adaptive generations start from what the earlier ones of the workload measured.
         const priors = new SpeculationPriors();
@@ -277,6 +277,8 @@ export async function benchDrafters(o: {
             proposer: factory.create({ promptLength: prompt.length, tenant: "bench" }),
             pool,
             gamma: mode === "autoregressive" ? 0 : mode === "suffix-4" ? 4 : "adaptive",
+            // The ablation: what resume and pipelining add to adaptive suffix matching.
+            ...(mode === "suffix-serial" ? { resume: false, pipeline: false } : {}),
             maxGamma: MAX_GAMMA,
             maxTokens: w.tokens ?? tokens,
             priors,

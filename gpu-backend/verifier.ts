@@ -39,12 +39,17 @@ interface Session {
   lastHash?: string;
   /** Settles when the round in flight (queued or running) has ended; undefined when none is. */
   running?: Promise<void>;
+  /** Rounds that overtook the round before them (sent ahead), waiting for it to start. */
+  overtaken: (() => void)[];
   /** Left the store (closed, evicted, replaced) while a round ran: that round frees the sequence. */
   released: boolean;
   /** The KvSequence interface the store needs. */
   readonly kvBytes: number;
   readonly busy: boolean;
 }
+
+/** How long a round that overtook the round before it (seq two past the last answered) waits for that one. */
+const OVERTAKEN_WAIT_MS = 1000;
 
 /** Random streams of /v1/generate (per position) start here, far from the verify rounds' (per seq). */
 const GENERATE_STREAM = 0x40000000;
@@ -200,10 +205,24 @@ export class Verifier {
     const masks = this.checkRequest(req);
     const hash = roundHash(req);
     let session = this.sessions.get(req.session);
-    // One round at a time per session: a retry racing its original, or a duplicate, waits for it and is
-    // then judged against its answer. The running promise never rejects.
-    while (session?.running) {
-      await session.running;
+    for (let waited = false; ; waited = true) {
+      // One round at a time per session: a retry racing its original, or a duplicate, waits for it and is
+      // then judged against its answer. The running promise never rejects.
+      while (session?.running) {
+        await session.running;
+        session = this.sessions.get(req.session);
+      }
+      // A round sent ahead (pipelining) may overtake the round before it on the way: it waits, once and a
+      // little while, for that round to start.
+      if (waited || !session || req.history || req.seq !== session.lastSeq + 2) break;
+      const s = session;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, OVERTAKEN_WAIT_MS);
+        s.overtaken.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       session = this.sessions.get(req.session);
     }
     if (session && req.seq === session.lastSeq && session.lastResponse) {
@@ -244,6 +263,7 @@ export class Verifier {
         sampling,
         lastSeq: req.seq - 1,
         released: false,
+        overtaken: [],
         get kvBytes() {
           return seq.kvBytes;
         },
@@ -264,6 +284,7 @@ export class Verifier {
     const t0 = performance.now();
     let ended!: () => void;
     s.running = new Promise<void>((r) => (ended = r)); // queued for a batch: not evictable from here on
+    for (const overtaken of s.overtaken.splice(0)) overtaken();
     let response: VerifyResponse;
     let result: VerifyResult;
     const base = s.seq.length;

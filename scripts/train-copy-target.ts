@@ -9,8 +9,10 @@
 // validation quotes, slipped and original) and reports, before and after, how many held-out passages the
 // target rewrites exactly and how long its answers run in agreement with the original text.
 //
-// Usage: npm run fixtures:train-copy -- [--steps N] [--seed S] [--lr X] [--out DIR] [--quick]
+// Usage: npm run fixtures:train-copy -- [--steps N] [--seed S] [--lr X] [--from DIR] [--out DIR] [--quick]
 //   --steps  fine-tuning steps (default 700; ~1.5 s each on one core)
+//   --from   the target bundle to fine-tune (default: the default pair's target); fixtures/copy/target
+//            continues the committed copy fixture's training
 //   --quick  20 steps written to .cache/fixtures-copy-quick/ (smoke test)
 import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -31,7 +33,7 @@ import { writeBundle } from "../fixtures/generate/write-bundle.ts";
 import { intFlag, parseCli } from "./cli.ts";
 
 const SCRIPT = "train-copy-target";
-const USAGE = "usage: npm run fixtures:train-copy -- [--steps N] [--seed S] [--lr X] [--out DIR] [--quick]";
+const USAGE = "usage: npm run fixtures:train-copy -- [--steps N] [--seed S] [--lr X] [--from DIR] [--out DIR] [--quick]";
 const BUNDLE_ID = "alia-fixture-es-copy-target";
 /** Windows long enough for a 110-token passage asked and answered. */
 const SEQ_LEN = 256;
@@ -42,7 +44,7 @@ const EXPORT_TOLERANCE = 1e-3;
 const HELD_OUT = 24;
 
 const { values: v } = parseCli(SCRIPT, USAGE, {
-  options: { steps: { type: "string" }, seed: { type: "string" }, lr: { type: "string" }, out: { type: "string" }, quick: { type: "boolean", default: false } },
+  options: { steps: { type: "string" }, seed: { type: "string" }, lr: { type: "string" }, from: { type: "string" }, out: { type: "string" }, quick: { type: "boolean", default: false } },
 });
 const steps = intFlag(SCRIPT, "steps", v.steps, 0) ?? (v.quick ? 20 : 700);
 const seed = intFlag(SCRIPT, "seed", v.seed, 0) ?? 1234;
@@ -56,7 +58,9 @@ const secs = () => ((performance.now() - t0) / 1000).toFixed(0);
 const tf = await initTfjs("wasm");
 console.log(`tfjs backend: ${tf.backend}`);
 const targetDir = path.join(DEFAULT_PAIR_DIR, "target");
-const targetBundle = await loadBundle(targetDir);
+const fromDir = v.from ? path.resolve(v.from) : targetDir;
+// Loaded before the output folder is replaced: --from may be the bundle being rewritten.
+const targetBundle = await loadBundle(fromDir);
 // The tokenizer files are copied as they are: the copy target shares the default pair's tokenizer.
 const { tokenizerJson, tokenizerConfigJson: tokenizerConfig } = await readTokenizerFiles(targetDir);
 const tok = new Tokenizer(tokenizerJson, tokenizerConfig);
@@ -108,6 +112,8 @@ await writeBundle({
     alia_edge_training: {
       corpus: `passages of 2–5 Debian fortunes-es quotes with spelling slips, put right; ${PAIR_SHARE * 100} % the default pair's own documents`,
       initialised_from: targetBundle.manifest.id,
+      // Continued training: the steps the bundle it started from had already had.
+      ...(typeof targetBundle.config.alia_edge_training === "object" ? { earlier_steps: (targetBundle.config.alia_edge_training as { steps?: number }).steps } : {}),
       seed,
       steps,
       batch: `${BATCH}x${SEQ_LEN}`,

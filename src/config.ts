@@ -38,6 +38,9 @@ export const ConfigSchema = ModelStoreConfigSchema.extend({
   SPEC_MAX_GAMMA: z.coerce.number().int().min(1).max(16).default(8).describe("Largest γ the policy may choose; 16 (the protocol's limit) pays where answers copy the prompt or earlier answers (BENCHMARKS.md, drafters)"),
   SPEC_OBJECTIVE: z.enum(["latency", "gpu"]).default("latency").describe("What the γ policy maximises: tokens per second or per GPU-second"),
   SPEC_PROACTIVE: envBool.default(false).describe("Draft ahead while a verify call is in flight (pays when drafting a block takes about as long as a round trip)"),
+  SPEC_PIPELINE: envBool
+    .default(true)
+    .describe("Adaptive γ: send the next round of a strong copy (suffix match) while the round before it is in flight, on the bet that it accepts everything; a lost bet costs no GPU pass"),
   EMBEDDED_VERIFIER: z.enum(["auto", "true", "false"]).default("auto").describe("Node: start a local verifier (`auto`: when POOL_NODES is one loopback URL where none answers yet)"),
   API_KEYS: z
     .string()

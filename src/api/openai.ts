@@ -74,6 +74,7 @@ export function speculationSummary(s: DecodeStats, completionTokens: number) {
     acceptance_rate: s.drafted ? s.accepted / s.drafted : null,
     tokens_per_round: s.rounds ? s.roundTokens / s.rounds : null,
     pool_generated_tokens: s.generatedTokens,
+    resumed_tokens: s.resumedTokens,
     target_passes: s.targetPasses,
     target_passes_saved: Math.max(0, completionTokens - s.targetPasses),
     draft_ms: round1(s.draftMs),

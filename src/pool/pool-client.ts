@@ -357,6 +357,34 @@ export class PoolClient implements TargetVerifier {
   }
 
   /**
+   * A round sent on a bet while the round before it is still in flight (pipelining), once, to the session's
+   * node: undefined when it is refused or fails for any reason — nothing is re-opened and no node is marked
+   * down. A lost bet costs the verifier no pass: it refuses a round whose `committed` is not what the round
+   * before it committed (409) before running anything.
+   */
+  async roundAhead(session: string, body: VerifyRequest, signal?: AbortSignal): Promise<RoundResult | undefined> {
+    const node = this.affinity.get(session);
+    if (!node || node.openUntil > 0 || body.history) return undefined;
+    await this.acquire(node);
+    const t0 = performance.now();
+    try {
+      const res = await this.f(`${node.url}/v1/verify`, {
+        method: "POST",
+        headers: this.headers(),
+        body: JSON.stringify(body),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+      });
+      const json = await res.json().catch(() => undefined);
+      const parsed = res.ok ? VerifyResponseSchema.safeParse(json) : undefined;
+      return parsed?.success ? { ...parsed.data, elapsedMs: performance.now() - t0, node: node.url } : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      this.release(node);
+    }
+  }
+
+  /**
    * Pool generation (γ = 0), token by token. A node failing mid-stream is replaced by the next one,
    * resumed from the history plus the tokens already received; seeded draws are per position, so the
    * continuation is the same.

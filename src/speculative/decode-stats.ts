@@ -10,6 +10,8 @@ export interface DecodeStats {
   roundTokens: number;
   /** Output tokens the pool generated alone (γ = 0); a stop id ends the output and is not counted. */
   generatedTokens: number;
+  /** Of those, the ones generated within a round after a broken copy, until it could resume (VerifyRequest.resume). */
+  resumedTokens: number;
   /** Target passes: one per round, one per pool-generated token (a stop id included). */
   targetPasses: number;
   draftMs: number;
@@ -24,6 +26,8 @@ export interface DecodeStats {
   /** Proactive drafting: rounds whose next block had been drafted ahead, and ahead work discarded. */
   aheadUsed: number;
   aheadDiscarded: number;
+  /** Rounds sent while the round before them was in flight (pipelining) whose bet came true. */
+  pipelinedRounds: number;
   /** γ chosen per step (0 for a pool-generated chunk). */
   gammas: number[];
   /** Each verify round: drafts sent and accepted. */
@@ -48,6 +52,7 @@ function emptyDecodeStats(proposer: string): DecodeStats {
     accepted: 0,
     roundTokens: 0,
     generatedTokens: 0,
+    resumedTokens: 0,
     targetPasses: 0,
     draftMs: 0,
     verifyMs: 0,
@@ -57,6 +62,7 @@ function emptyDecodeStats(proposer: string): DecodeStats {
     edgeMs: 0,
     aheadUsed: 0,
     aheadDiscarded: 0,
+    pipelinedRounds: 0,
     gammas: [],
     roundLog: [],
     passRows: { sum: 0, reports: 0 },
@@ -86,6 +92,12 @@ export class DecodeStatsRecorder {
   generated(intoOutput: boolean): void {
     this.stats.targetPasses++;
     if (intoOutput) this.stats.generatedTokens++;
+  }
+
+  /** A token the target generated within a round (resume): as generated(), and counted as resumed. */
+  resumed(intoOutput: boolean): void {
+    this.generated(intoOutput);
+    if (intoOutput) this.stats.resumedTokens++;
   }
 
   /** The pool's load report (present with a verifier that models its GPU): how many rows its passes carry. */
@@ -118,6 +130,11 @@ export class DecodeStatsRecorder {
     s.edgeMs += edgeMs;
   }
 
+  /** The round about to be recorded was sent ahead (pipelining). */
+  pipelined(): void {
+    this.stats.pipelinedRounds++;
+  }
+
   ahead(used: number, discarded: number): void {
     this.stats.aheadUsed = used;
     this.stats.aheadDiscarded = discarded;
@@ -129,7 +146,23 @@ export function mergeDecodeStats(all: readonly DecodeStats[]): DecodeStats {
   if (all.length === 1) return all[0];
   const m = emptyDecodeStats(all[0]?.proposer ?? "");
   for (const s of all) {
-    for (const k of ["rounds", "drafted", "accepted", "roundTokens", "generatedTokens", "targetPasses", "draftMs", "verifyMs", "networkMs", "generateMs", "modeChanges", "edgeMs", "aheadUsed", "aheadDiscarded"] as const)
+    for (const k of [
+      "rounds",
+      "drafted",
+      "accepted",
+      "roundTokens",
+      "generatedTokens",
+      "resumedTokens",
+      "targetPasses",
+      "draftMs",
+      "verifyMs",
+      "networkMs",
+      "generateMs",
+      "modeChanges",
+      "edgeMs",
+      "aheadUsed",
+      "aheadDiscarded",
+    ] as const)
       m[k] += s[k];
     m.gammas.push(...s.gammas);
     m.roundLog.push(...s.roundLog);

@@ -54,6 +54,10 @@ export class HybridProposer implements Proposer {
     return proposal.by === this.suffix.name ? this.suffix.resumeWindow(history, proposal) : undefined;
   }
 
+  lookahead(history: readonly number[], proposal: Proposal, max: number): PeekedProposal | undefined {
+    return proposal.by === this.suffix.name ? { ...this.suffix.lookahead(history, proposal, max), by: this.suffix.name } : undefined;
+  }
+
   proposeAhead(history: readonly number[], proposal: Proposal, gamma: number): void {
     this.model.proposeAhead(history, proposal, gamma);
   }

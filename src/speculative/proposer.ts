@@ -17,11 +17,12 @@ export interface Proposal {
    * that picks tokens deterministically sends a one-hot q̃ (or none when greedy).
    */
   q?: SparseDist[];
+  /** P(token k accepted | the tokens before it accepted), per token, when the proposer knows its odds. */
+  confidence?: number[];
 }
 
 /** A proposal that knows its odds (Proposer.peek). */
 export interface PeekedProposal extends Proposal {
-  /** P(token k accepted | the tokens before it accepted), per token. */
   confidence: number[];
   /**
    * Tokens the match behind it is expected to commit over this round and the rounds that would follow it
@@ -72,6 +73,12 @@ export interface Proposer {
    * can resume (VerifyRequest.resume). Undefined: the proposal copies nothing.
    */
   resumeWindow?(history: readonly number[], proposal: Proposal): number[] | undefined;
+  /**
+   * Optional, with resumeWindow: the proposal that would follow if `proposal` and then the copy's next token
+   * were committed after `history` (its first token is that next token), without committing anything — for
+   * sending the next round while `proposal`'s is in flight. Undefined: `proposal` copies nothing.
+   */
+  lookahead?(history: readonly number[], proposal: Proposal, max: number): PeekedProposal | undefined;
   /** Ahead-drafting outcomes, for statistics (proposers without it report zeros). */
   readonly aheadUsed: number;
   readonly aheadDiscarded: number;

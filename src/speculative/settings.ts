@@ -25,6 +25,11 @@ export interface SpeculationSettings {
   objective?: GammaObjective;
   /** Draft the next block while a verify call is in flight. */
   proactive?: boolean;
+  /**
+   * Adaptive only: send the next round of a strong copy while the round before it is in flight, on the bet
+   * that it accepts everything (default true).
+   */
+  pipeline?: boolean;
   /** Support K of the sparse q̃ sent with sampled drafts (default 8). */
   support?: number;
   /** Adaptive only: may γ drop to 0 (pool generation)? Default true. */
@@ -54,6 +59,6 @@ export function proposerFactoryFromConfig(
   });
 }
 
-export function speculationSettingsFromConfig(c: Pick<Config, "SPEC_GAMMA" | "SPEC_MAX_GAMMA" | "SPEC_OBJECTIVE" | "SPEC_PROACTIVE" | "SPEC_Q_SUPPORT">): SpeculationSettings {
-  return { gamma: c.SPEC_GAMMA, maxGamma: c.SPEC_MAX_GAMMA, objective: c.SPEC_OBJECTIVE, proactive: c.SPEC_PROACTIVE, support: c.SPEC_Q_SUPPORT, priors: new SpeculationPriors() };
+export function speculationSettingsFromConfig(c: Pick<Config, "SPEC_GAMMA" | "SPEC_MAX_GAMMA" | "SPEC_OBJECTIVE" | "SPEC_PROACTIVE" | "SPEC_PIPELINE" | "SPEC_Q_SUPPORT">): SpeculationSettings {
+  return { gamma: c.SPEC_GAMMA, maxGamma: c.SPEC_MAX_GAMMA, objective: c.SPEC_OBJECTIVE, proactive: c.SPEC_PROACTIVE, pipeline: c.SPEC_PIPELINE, support: c.SPEC_Q_SUPPORT, priors: new SpeculationPriors() };
 }

@@ -14,7 +14,7 @@ import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits }
 import type { PeekedProposal, Proposal, Proposer } from "./proposer.ts";
 import { SessionGamma } from "./session-gamma.ts";
 import type { SpeculationSettings } from "./settings.ts";
-import type { TargetVerifier } from "./target-verifier.ts";
+import type { TargetVerifier, VerifiedRound } from "./target-verifier.ts";
 
 export type { DecodeEvent, DecodeStats, FinishReason };
 
@@ -25,6 +25,13 @@ const FIRST_GENERATE_CHUNK = 4;
  * (VerifyRequest.resume): an edit of a word or two. Past it the policy decides again.
  */
 const RESUME_TOKENS = 8;
+/**
+ * Pipelining (sendAhead) bets on the round in flight accepting all its drafts and the copy's next token
+ * at least this likely (a lost bet costs no pass, only a refused request), and drafts the next round's
+ * tokens while all of them stay at least this likely.
+ */
+const AHEAD_MIN_CHANCE = 0.3;
+const AHEAD_MIN_DRAFT_CHANCE = 0.1;
 
 export interface SpeculativeDecoderOptions extends SpeculationSettings, OutputLimits {
   /** Who drafts; or `draft`, a draft model, for the model proposer on it. */
@@ -45,6 +52,8 @@ export interface SpeculativeDecoderOptions extends SpeculationSettings, OutputLi
   grammar?: GrammarMatcher;
   /** Collect the target's log-probs of the output tokens, each with this many alternatives (0–20). */
   logprobs?: number;
+  /** Adaptive only: a copying round asks the target to go on after a broken copy until it can resume (default true). */
+  resume?: boolean;
 }
 
 export class SpeculativeDecoder {
@@ -103,13 +112,23 @@ export class SpeculativeDecoder {
     let mode = -1;
     try {
       while (!this.o.signal?.aborted) {
-        // A proposer that knows its odds proposes first: the policy prices this very proposal.
-        const proposal = this.policy.adaptive ? await this.peek(state.history) : undefined;
-        const { gamma, peeked } = this.policy.chooseRound(mode, proposal?.confidence, !proposal || this.proposer.draftsBeyondPeek === true, proposal?.run);
-        this.recorder.chose(gamma, mode);
-        mode = gamma;
-        // A constrained session's γ = 0 is a round without drafts: the pool's generation takes no masks.
-        const steps = gamma === 0 && !this.cursor ? this.generateChunk(state) : this.round(state, gamma, peeked ? proposal : undefined);
+        const ahead = state.ahead;
+        state.ahead = undefined;
+        let steps: AsyncGenerator<Step>;
+        if (ahead && sameTokens(ahead.body.committed ?? [], state.lastCommitted)) {
+          // The round sent ahead bet on what the last one committed, and won: it is this step.
+          this.recorder.chose(ahead.proposal.tokens.length, mode);
+          mode = ahead.proposal.tokens.length;
+          steps = this.aheadRound(state, ahead);
+        } else {
+          // A proposer that knows its odds proposes first: the policy prices this very proposal.
+          const proposal = this.policy.adaptive ? await this.peek(state.history) : undefined;
+          const { gamma, peeked } = this.policy.chooseRound(mode, proposal?.confidence, !proposal || this.proposer.draftsBeyondPeek === true, proposal?.run);
+          this.recorder.chose(gamma, mode);
+          mode = gamma;
+          // A constrained session's γ = 0 is a round without drafts: the pool's generation takes no masks.
+          steps = gamma === 0 && !this.cursor ? this.generateChunk(state) : this.round(state, gamma, peeked ? proposal : undefined);
+        }
         let done = false;
         for await (const step of steps) {
           if (step.event.tokens.length || step.event.text) yield step.event;
@@ -279,12 +298,7 @@ export class SpeculativeDecoder {
     if (o.proactive && n > 0) this.proposer.proposeAhead?.(st.history, proposal, n);
     const { seq, lastCommitted } = st;
     const history = [...st.history];
-    // A copy broken by an edit: the target goes on alone within the round until the copy can resume, which
-    // saves the stream start-up and the re-opening round of switching to pool generation and back. Only
-    // where the session may generate (adaptive, no grammar), and within the output's budget.
-    const resumeTokens = Math.min(RESUME_TOKENS, this.tracker.remaining - n - 1);
-    const window = this.policy.adaptive && !this.cursor && resumeTokens > 0 ? this.proposer.resumeWindow?.(st.history, proposal) : undefined;
-    const resume = window && window.length >= 2 ? { window, max_tokens: resumeTokens, stop_ids: this.tracker.stopIdList } : undefined;
+    const resume = this.resumeFor(history, proposal, this.tracker.remaining);
     const build = (reopen: boolean): VerifyRequest => ({
       session: o.session,
       seq,
@@ -296,13 +310,100 @@ export class SpeculativeDecoder {
       ...(resume ? { resume } : {}),
     });
     const reopening = !st.opened;
-    const r = await o.pool.round(o.session, build, o.signal);
+    const sent = o.pool.round(o.session, build, o.signal);
+    if (!reopening) st.ahead = this.sendAhead(history, proposal, seq, this.tracker.remaining);
+    const r = await sent;
     const p1 = this.proposer.proposeMs;
+    const step = this.settle(st, proposal, r, { peeked: !!peeked, reopening, edgeMs: Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs) });
+    // Draft time spent ahead while the round was in flight counts as drafting.
+    this.recorder.drafting(this.proposer.proposeMs - p1);
+    yield step;
+  }
+
+  /**
+   * A round sent ahead (sendAhead) whose bet came true: its answer, or — when it was refused or failed on
+   * the way — the same round sent again (a retry: a verifier that did run it answers it again).
+   */
+  private async *aheadRound(st: RoundState, ahead: Ahead): AsyncGenerator<Step> {
+    const o = this.o;
+    const history = [...st.history];
+    const { body, proposal } = ahead;
+    // The next round may go ahead too, on the bet that this one accepts everything.
+    const next = this.sendAhead(history, proposal, body.seq, this.tracker.remaining);
+    const r = (await ahead.result) ?? (await o.pool.round(o.session, (reopen) => (reopen ? { ...body, committed: undefined, history, ...(this.sampling ? { sampling: this.sampling } : {}) } : body), o.signal));
+    st.ahead = next;
+    this.recorder.pipelined();
+    yield this.settle(st, proposal, r, { peeked: true, reopening: false, edgeMs: undefined });
+  }
+
+  /**
+   * A copy broken by an edit: the target goes on alone within the round until the copy can resume, which
+   * saves the stream start-up and the re-opening round of switching to pool generation and back. Only
+   * where the session may generate (adaptive, no grammar), and within the output's budget (`remaining`
+   * tokens before the round).
+   */
+  private resumeFor(history: readonly number[], proposal: Proposal, remaining: number): VerifyRequest["resume"] {
+    const tokens = Math.min(RESUME_TOKENS, remaining - proposal.tokens.length - 1);
+    const window = this.o.resume !== false && this.policy.adaptive && !this.cursor && tokens > 0 ? this.proposer.resumeWindow?.(history, proposal) : undefined;
+    return window && window.length >= 2 ? { window, max_tokens: tokens, stop_ids: this.tracker.stopIdList } : undefined;
+  }
+
+  /**
+   * Pipelining: while the round of `proposal` (a copy, seq `seq`, sent after `history`) is in flight, send
+   * the next one on the bet that it accepts every draft and its token is the copy's next — its drafts the
+   * copy's continuation. The verifier runs it right after the first, so a copy that holds costs one round
+   * trip for two rounds. A lost bet costs no pass (the verifier refuses a round whose `committed` differs
+   * before running it) and the decoder then goes on as usual. Bets only where the copy is a good one, the
+   * session may generate (adaptive, no grammar) and the output's budget (`remaining`) has room.
+   */
+  private sendAhead(history: readonly number[], proposal: Proposal, seq: number, remaining: number): Ahead | undefined {
+    const o = this.o;
+    const n = proposal.tokens.length;
+    const room = remaining - (n + 1) - 1; // drafts of the next round, after this one's commits and before its own token
+    if (o.pipeline === false || !o.pool.roundAhead || !this.proposer.lookahead || !this.policy.adaptive || this.cursor || n === 0 || room < 1) return undefined;
+    const sure = (proposal.confidence ?? []).reduce((a, c) => a * c, proposal.confidence ? 1 : 0);
+    if (sure < AHEAD_MIN_CHANCE) return undefined;
+    const p0 = this.proposer.proposeMs;
+    const next = this.proposer.lookahead(history, proposal, 1 + Math.min(this.policy.maxGamma, room));
+    if (!next || next.tokens.length < 2) return undefined;
+    const stopIds = this.tracker.stopIdList;
+    const [token, ...rest] = next.tokens;
+    if (stopIds.includes(token) || sure * next.confidence[0] < AHEAD_MIN_CHANCE) return undefined;
+    // The next round's drafts: while all of them stay a fair bet, up to a stop id.
+    const tokens: number[] = [];
+    let all = 1;
+    for (const [k, t] of rest.entries()) {
+      all *= next.confidence[k + 1];
+      if (stopIds.includes(t) || all < AHEAD_MIN_DRAFT_CHANCE) break;
+      tokens.push(t);
+    }
+    if (!tokens.length) return undefined;
+    const drafted: Proposal = { tokens, confidence: next.confidence.slice(1, 1 + tokens.length), ...(this.sampling ? { q: tokens.map((t) => ({ ids: [t], probs: [1] })) } : {}), ...(next.by ? { by: next.by } : {}) };
+    const committed = [...proposal.tokens, token];
+    const resume = this.resumeFor([...history, ...committed], drafted, remaining - committed.length);
+    const body: VerifyRequest = {
+      session: o.session,
+      seq: seq + 1,
+      committed,
+      drafts: tokens,
+      ...(drafted.q ? { q: drafted.q } : {}),
+      ...(o.logprobs !== undefined ? { logprobs: o.logprobs } : {}),
+      ...(resume ? { resume } : {}),
+    };
+    this.recorder.drafting(this.proposer.proposeMs - p0);
+    return { body, proposal: drafted, result: o.pool.roundAhead(o.session, body, o.signal) };
+  }
+
+  /** Commit a round's answer: the accepted drafts, the target's token and the tokens it generated after it. */
+  private settle(st: RoundState, proposal: Proposal, r: VerifiedRound, t: { peeked: boolean; reopening: boolean; edgeMs: number | undefined }): Step {
+    const o = this.o;
+    const n = proposal.tokens.length;
     st.opened = true;
     st.seq++;
+    // A round sent ahead also waited at the verifier for the one before it: no network time to learn from.
     const networkMs = Math.max(0, r.elapsedMs - r.server_ms);
-    // The round's own pass is priced without the tokens generated after it.
-    this.policy.observeRound(n, r.accepted, r.server_ms - (r.generate_ms ?? 0), reopening ? undefined : networkMs, r.load, !!peeked);
+    const serverMs = r.server_ms - (r.generate_ms ?? 0); // the round's own pass, without the tokens generated after it
+    this.policy.observeRound(n, r.accepted, serverMs, t.reopening || t.edgeMs === undefined ? undefined : networkMs, r.load, t.peeked);
     this.recorder.load(r.load?.rows);
     const generated = r.generated ?? [];
     st.lastCommitted = [...proposal.tokens.slice(0, r.accepted), r.token, ...generated];
@@ -311,15 +412,16 @@ export class SpeculativeDecoder {
     // The verifier chose among the masks' tokens: a token the grammar refuses means the two disagree.
     if (this.cursor && !this.cursor.moveTo(st.history.slice(st.promptLength))) throw new Error(`the verifier committed token ${r.token}, which the grammar refuses`);
     const step = this.tracker.commit(st.lastCommitted);
-    // Draft time spent ahead while the round was in flight counts as drafting.
-    this.recorder.drafting(this.proposer.proposeMs - p1);
-    const edgeMs = Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs);
-    if (!reopening) this.policy.observeEdgeTime(edgeMs);
-    this.recorder.round(proposal.by ?? this.proposer.name, n, r.accepted, r.accepted + 1, r.server_ms - (r.generate_ms ?? 0), networkMs, edgeMs);
+    if (!t.reopening && t.edgeMs !== undefined) this.policy.observeEdgeTime(t.edgeMs);
+    this.recorder.round(proposal.by ?? this.proposer.name, n, r.accepted, r.accepted + 1, serverMs, networkMs, t.edgeMs ?? 0);
     // Generated tokens are the pool's own, as in a stream (those past the output's end are not output).
-    for (let i = 0; i < generated.length; i++) this.recorder.generated(r.accepted + 1 + i < step.event.tokens.length);
-    yield step;
+    for (let i = 0; i < generated.length; i++) this.recorder.resumed(r.accepted + 1 + i < step.event.tokens.length);
+    return step;
   }
+}
+
+function sameTokens(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((t, i) => t === b[i]);
 }
 
 /** The one token a mask allows, if it allows exactly one. */
@@ -335,7 +437,7 @@ function onlyAllowed(mask: TokenMask): number | undefined {
 }
 
 function sliceProposal(p: Proposal, n: number): Proposal {
-  return { tokens: p.tokens.slice(0, n), ...(p.q ? { q: p.q.slice(0, n) } : {}), ...(p.by ? { by: p.by } : {}) };
+  return { tokens: p.tokens.slice(0, n), ...(p.q ? { q: p.q.slice(0, n) } : {}), ...(p.confidence ? { confidence: p.confidence.slice(0, n) } : {}), ...(p.by ? { by: p.by } : {}) };
 }
 
 /** What consecutive rounds of one generation share. */
@@ -348,8 +450,18 @@ interface RoundState {
   seq: number;
   /** The previous round's committed tokens, reported with the next round. */
   lastCommitted: number[];
+  /** The next round, sent while the previous one was in flight (sendAhead). */
+  ahead?: Ahead;
   /** Pool-generation chunks started so far. */
   generatedChunks: number;
+}
+
+/** A round sent on a bet (sendAhead): it stands if the round before it committed `body.committed`. */
+interface Ahead {
+  body: VerifyRequest;
+  proposal: Proposal;
+  /** Its answer; undefined when it was refused (the bet lost) or failed on the way. */
+  result: Promise<VerifiedRound | undefined>;
 }
 
 interface Step {

@@ -116,13 +116,21 @@ export class SuffixProposer implements Proposer {
   /** The matched text from the last committed token through `proposal` and on, at most MAX_RESUME_WINDOW tokens. */
   resumeWindow(history: readonly number[], proposal: Proposal): number[] | undefined {
     if (!proposal.tokens.length) return undefined;
+    const window = [history[history.length - 1], ...proposal.tokens, ...this.lookahead(history, proposal, MAX_RESUME_WINDOW).tokens];
+    return window.slice(0, MAX_RESUME_WINDOW);
+  }
+
+  /** The match's continuation after `history` and `proposal` (not committed: nothing is indexed), at most `max` tokens. */
+  lookahead(history: readonly number[], proposal: Proposal, max: number): PeekedProposal {
     return this.timed(() => {
-      const window = [history[history.length - 1], ...proposal.tokens];
+      const tokens: number[] = [];
+      const confidence: number[] = [];
       for (const m of this.continuation([...history.slice(-this.maxOrder), ...proposal.tokens])) {
-        if (window.length >= MAX_RESUME_WINDOW) break;
-        window.push(m.token);
+        if (tokens.length >= max) break;
+        tokens.push(m.token);
+        confidence.push(m.confidence);
       }
-      return window.slice(0, MAX_RESUME_WINDOW);
+      return { tokens, confidence };
     });
   }
 

@@ -19,6 +19,11 @@ export interface TargetVerifier {
    * gets each token's log-probs before the token.
    */
   generate(req: GenerateRequest, signal?: AbortSignal, onLoad?: (load: PoolLoad, serverMs?: number) => void, onLogprob?: (lp: TokenLogprob) => void): AsyncIterable<number>;
+  /**
+   * Optional: a round sent while the round before it is still in flight, on the bet that it commits what
+   * `body.committed` says; undefined when the bet was lost or the call failed (nothing else happens).
+   */
+  roundAhead?(session: string, body: VerifyRequest, signal?: AbortSignal): Promise<VerifiedRound | undefined>;
   /** Network time of a verify round now (its time minus the pool's own), over all sessions; optional. */
   readonly roundTripMs?: number;
   /** The session is over (best effort). */

@@ -1,0 +1,206 @@
+// Copies at one round trip less: a round's `resume` (after a broken copy the target goes on generating within
+// the round until the copy can resume) and rounds sent ahead (pipelining: the next round of a strong copy
+// sent while the one before it is in flight). In the verifier core: what resume generates and where it
+// stops, retries, refusals; a round that overtakes its predecessor, a lost bet. Through the edge and a
+// verifier process: greedy identity on the copy fixture's passages (where copies break at every spelling
+// fix), and the sampling chi-square on a tiny pair with its power check.
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OnnxEngine } from "../gpu-backend/onnx-engine.ts";
+import { loadTargetModel } from "../gpu-backend/target-model.ts";
+import { Verifier } from "../gpu-backend/verifier.ts";
+import type { CausalLM } from "../src/common/models/causal-lm.ts";
+import { loadBundle } from "../src/common/models/model-store.ts";
+import { TextTokenizer } from "../src/common/models/tokenizer.ts";
+import { VerifyRequestSchema, type VerifyRequest } from "../src/common/protocol.ts";
+import { PoolClient } from "../src/pool/pool-client.ts";
+import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
+import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
+import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
+import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
+import { readRewriteCases } from "../fixtures/generate/heldout.ts";
+import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
+import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
+import { DEFAULT_PAIR_DIR, loadDefaultPair } from "./harness/default-pair.ts";
+import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { withTinyPair } from "./harness/tiny-pair.ts";
+
+const TOKEN = "resume-test-token-0123456789";
+const COPY_DIR = path.join(DEFAULT_PAIR_DIR, "..", "copy");
+const store = { maxBytes: 64 << 20, maxSessions: 64, idleTtlMs: 60_000 };
+const req = (r: Partial<VerifyRequest> & Pick<VerifyRequest, "session" | "seq">): VerifyRequest => VerifyRequestSchema.parse({ drafts: [], ...r });
+
+/** Where resume stops generating after `ref[from]`: the first k > from whose pair (ref[k−1], ref[k]) is in `window`, or a stop id, or `max` tokens. */
+function expectedResume(ref: number[], from: number, window: number[], max: number, stopIds: number[] = []): number[] {
+  const pairs = new Set(window.slice(1).map((t, i) => `${window[i]},${t}`));
+  const out: number[] = [];
+  for (let k = from; out.length < max && !stopIds.includes(ref[k]) && !pairs.has(`${ref[k - 1]},${ref[k]}`); k++) out.push(ref[k + 1]);
+  return out;
+}
+
+describe("resume in the verifier core (greedy)", () => {
+  let target: CausalLM;
+  let prompt: number[];
+  let ref: number[];
+  beforeAll(async () => {
+    const pair = await loadDefaultPair();
+    target = pair.target;
+    prompt = pair.tok.encode("El que madruga");
+    ref = await target.greedy(prompt, 24);
+  });
+  /** A round whose third draft is wrong: it commits ref[0..2] (ref[2] the correction) and then resumes. */
+  const broken = () => [ref[0], ref[1], (ref[2] + 1) % 1000, ref[3]];
+
+  it("generates the target's own tokens after the correction until the copy's next pair, then the session continues", async () => {
+    const v = new Verifier(new OnnxEngine(target), store);
+    const window = [ref[6], ref[7], ref[8]];
+    const opening = req({ session: "a", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [] }, logprobs: 1 });
+    const r0 = await v.round(opening);
+    expect([r0.accepted, r0.token]).toEqual([2, ref[2]]);
+    const generated = expectedResume(ref, 2, window, 16);
+    expect(generated.length).toBeGreaterThan(0);
+    expect(r0.generated).toEqual(generated);
+    expect(r0.logprobs).toHaveLength(3 + generated.length);
+    expect(r0.generate_ms).toBeLessThanOrEqual(r0.server_ms);
+    // A retry is answered from the stored result; another resume for the same seq is other content.
+    expect(await v.round(opening)).toEqual(r0);
+    await expect(v.round({ ...opening, history: undefined, committed: [], resume: { window, max_tokens: 2, stop_ids: [] } })).rejects.toMatchObject({ code: "seq_conflict" });
+    // The next round reports every committed token, generated ones included, and continues identically.
+    const at = 3 + generated.length;
+    const r1 = await v.round(req({ session: "a", seq: 1, committed: [ref[0], ref[1], ref[2], ...generated], drafts: ref.slice(at, at + 3) }));
+    expect([r1.accepted, r1.token]).toEqual([3, ref[at + 3]]);
+    expect(r1.generated).toBeUndefined();
+  });
+
+  it("stops at max_tokens and after a stop id; a correction already in the window generates nothing", async () => {
+    const v = new Verifier(new OnnxEngine(target), store);
+    const window = [ref[20], ref[21]];
+    const capped = await v.round(req({ session: "m", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 3, stop_ids: [] } }));
+    expect(capped.generated).toEqual(expectedResume(ref, 2, window, 3));
+    expect(capped.generated).toHaveLength(3);
+    const stop = await v.round(req({ session: "s", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [ref[4]] } }));
+    expect(stop.generated).toEqual([ref[3], ref[4]]);
+    const resumed = await v.round(req({ session: "r", seq: 0, history: prompt, drafts: broken(), resume: { window: [ref[1], ref[2], ref[3]], max_tokens: 16, stop_ids: [] } }));
+    expect(resumed.generated).toEqual([]);
+  });
+
+  it("refuses resume with masks, a window token outside the vocabulary, and out-of-range max_tokens", async () => {
+    const v = new Verifier(new OnnxEngine(target), store);
+    const body = { session: "x", seq: 0, history: prompt, drafts: [ref[0]] };
+    expect(VerifyRequestSchema.safeParse({ ...body, resume: { window: [1, 2], max_tokens: 2 }, masks: ["a", "a"] }).success).toBe(false);
+    expect(VerifyRequestSchema.safeParse({ ...body, resume: { window: [1, 2], max_tokens: 17 } }).success).toBe(false);
+    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 2, stop_ids: [] }, masks: [`a${ref[0]}`, `a${ref[1]}`] })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(v.round({ ...body, resume: { window: [1, v.engine.vocab], max_tokens: 2, stop_ids: [] } })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 0, stop_ids: [] } })).rejects.toMatchObject({ code: "invalid_request" });
+    expect(v.sessions.stats().sessions).toBe(0);
+  });
+});
+
+describe("rounds sent ahead (pipelining) in the verifier core", () => {
+  let target: CausalLM;
+  let prompt: number[];
+  let ref: number[];
+  beforeAll(async () => {
+    const pair = await loadDefaultPair();
+    target = pair.target;
+    prompt = pair.tok.encode("Quien mucho abarca");
+    ref = await target.greedy(prompt, 16);
+  });
+
+  it("a round that overtakes the round before it waits for it, then runs after it", async () => {
+    const v = new Verifier(new OnnxEngine(target), store);
+    await v.round(req({ session: "p", seq: 0, history: prompt, drafts: ref.slice(0, 2) }));
+    const r1 = req({ session: "p", seq: 1, committed: ref.slice(0, 3), drafts: ref.slice(3, 6) });
+    // The bet: round 1 accepts its three drafts and its token is ref[6].
+    const r2 = req({ session: "p", seq: 2, committed: ref.slice(3, 7), drafts: ref.slice(7, 10) });
+    const second = v.round(r2); // arrives first
+    await new Promise((r) => setTimeout(r, 20));
+    const [a1, a2] = await Promise.all([v.round(r1), second]);
+    expect([a1.accepted, a1.token]).toEqual([3, ref[6]]);
+    expect([a2.accepted, a2.token]).toEqual([3, ref[10]]);
+  });
+
+  it("a lost bet is refused before any pass; one whose predecessor never comes is refused after a while", async () => {
+    const v = new Verifier(new OnnxEngine(target), store);
+    await v.round(req({ session: "q", seq: 0, history: prompt, drafts: ref.slice(0, 2) }));
+    const passes = v.engine.accounting.totals.passes;
+    // Round 1 commits ref[3] as its correction, not the draft the bet assumed.
+    const r1 = req({ session: "q", seq: 1, committed: ref.slice(0, 3), drafts: [ref[3] + 1] });
+    const bet = req({ session: "q", seq: 2, committed: [ref[3] + 1, ref[4]], drafts: ref.slice(5, 7) });
+    const [a1, lost] = await Promise.allSettled([v.round(r1), v.round(bet)]);
+    expect(a1.status === "fulfilled" && [a1.value.accepted, a1.value.token]).toEqual([0, ref[3]]);
+    expect(lost.status === "rejected" && lost.reason).toMatchObject({ code: "history_mismatch" });
+    expect(v.engine.accounting.totals.passes).toBe(passes + 1);
+    const t0 = performance.now();
+    await expect(v.round(req({ session: "q", seq: 3, committed: [ref[3]], drafts: [] }))).rejects.toMatchObject({ code: "seq_out_of_order" });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(900); // it waited for round 2
+  });
+});
+
+describe("resume through the edge", () => {
+  let verifier: ListeningProcess;
+  afterAll(async () => {
+    await verifier?.stop("SIGKILL");
+  });
+
+  it("passage rewriting with the suffix proposer (adaptive γ) equals the copy fixture's greedy output, resuming within rounds and sending rounds ahead", async () => {
+    const bundle = await loadBundle(path.join(COPY_DIR, "target"));
+    const tok = TextTokenizer.fromBundle(bundle);
+    const copyTarget = await loadTargetModel(bundle);
+    verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: COPY_DIR });
+    const pool = new PoolClient({ nodes: [verifier.url], token: TOKEN });
+    let [resumed, pipelined] = [0, 0];
+    try {
+      // As on an edge in service, each generation starts from what the earlier ones measured.
+      const priors = new SpeculationPriors();
+      for (const [i, r] of (await readRewriteCases(COPY_DIR)).slice(0, 12).entries()) {
+        const prompt = tok.encode(rewritePrompt(r.slipped));
+        const stopIds = [EOS_ID, IM_END_ID];
+        const reference = (await copyTarget.greedy(prompt, 96, stopIds)).filter((t) => !stopIds.includes(t));
+        const d = new SpeculativeDecoder({ proposer: new SuffixProposer({ promptLength: prompt.length }), pool, gamma: "adaptive", maxGamma: 16, maxTokens: 96, stopIds, priors, session: `p${i}` });
+        for await (const _ of d.run(prompt));
+        expect(d.output, `passage ${i}`).toEqual(reference);
+        resumed += d.stats.resumedTokens;
+        pipelined += d.stats.pipelinedRounds;
+      }
+    } finally {
+      await copyTarget.dispose();
+    }
+    expect(resumed).toBeGreaterThan(0);
+    expect(pipelined).toBeGreaterThan(0);
+  });
+
+  it("sampling: the first two tokens keep target-only sampling's distribution when the second comes from resume", async () => {
+    await withTinyPair(5, TOKEN, async ({ target, pool }) => {
+      // The suffix proposer drafts 2 (then 1, 6, …); the target rarely follows it: the first token is mostly
+      // its correction, and with γ at most 2 the budget of 4 tokens leaves room to resume.
+      const prompt = [1, 6, 7, 2, 1, 6, 7, 2, 1, 6, 7];
+      const params = { temperature: 2 };
+      let resumed = 0;
+      const counts = await countFirstTwo(1500, async (t) => {
+        const d = new SpeculativeDecoder({
+          proposer: new SuffixProposer({ sampling: true, promptLength: prompt.length }),
+          pool,
+          maxTokens: 4,
+          maxGamma: 2,
+          gamma: "adaptive",
+          session: `tiny-resume-${t}`,
+          sampling: { temperature: params.temperature, top_p: 1, top_k: 0, seed: 40_000 + t },
+          seeded: true,
+        });
+        for await (const _ of d.run(prompt));
+        if (d.stats.roundLog[0]?.accepted === 0 && d.stats.resumedTokens > 0) resumed++;
+        return d.output.slice(0, 2);
+      });
+      // A good share of the trials drew their second token in resume (the draft rejected, then generated).
+      expect(resumed).toBeGreaterThan(150);
+      const r = await firstTwoChiSquare(target, prompt, params, counts);
+      expect(r.unseen).toEqual([]);
+      expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
+      // Power: the same counts against the target at temperature 1 (what a resume ignoring the session's
+      // sampling settings would draw from) are rejected.
+      const wrong = await firstTwoChiSquare(target, prompt, { temperature: 1 }, counts);
+      expect(wrong.pValue, `temperature 1: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
+    });
+  });
+});
