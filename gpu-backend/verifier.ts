@@ -8,6 +8,7 @@ import { tokenLogprob } from "../src/common/logprobs.ts";
 import {
   GENERATE_LOAD_EVERY,
   MAX_GAMMA,
+  MAX_RESUME_PAIRS,
   MAX_RESUME_TOKENS,
   MAX_RESUME_WINDOW,
   MAX_TOP_LOGPROBS,
@@ -83,7 +84,7 @@ export function roundHash(r: VerifyRequest): string {
     s ? [s.temperature, s.top_p, s.top_k, s.seed] : null,
     r.masks ?? null,
     r.logprobs ?? null,
-    r.resume ? [r.resume.window, r.resume.max_tokens, r.resume.stop_ids] : null,
+    r.resume ? [r.resume.window, r.resume.pairs ?? [], r.resume.max_tokens, r.resume.stop_ids] : null,
   ];
   return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
 }
@@ -140,7 +141,8 @@ export class Verifier {
       if (req.masks) throw new VerifyError("invalid_request", "resume generates without masks: not with masks");
       if (!(Number.isInteger(rz.max_tokens) && rz.max_tokens >= 1 && rz.max_tokens <= MAX_RESUME_TOKENS)) throw new VerifyError("invalid_request", `resume.max_tokens must be an integer in 1..${MAX_RESUME_TOKENS}`);
       if (!(rz.window?.length >= 2 && rz.window.length <= MAX_RESUME_WINDOW)) throw new VerifyError("invalid_request", `resume.window: 2..${MAX_RESUME_WINDOW} tokens`);
-      this.checkTokens([...rz.window, ...(rz.stop_ids ?? [])]);
+      if ((rz.pairs?.length ?? 0) > MAX_RESUME_PAIRS || rz.pairs?.some((p) => p?.length !== 2)) throw new VerifyError("invalid_request", `resume.pairs: at most ${MAX_RESUME_PAIRS} pairs of two tokens`);
+      this.checkTokens([...rz.window, ...(rz.pairs ?? []).flat(), ...(rz.stop_ids ?? [])]);
     }
     if (!req.masks) return undefined;
     if (req.masks.length !== req.drafts.length + 1) throw new VerifyError("invalid_request", `masks: one per draft plus one (${req.drafts.length + 1}), got ${req.masks.length}`);
@@ -378,13 +380,14 @@ export class Verifier {
   /**
    * A round's `resume`: after `token` (which followed `prev`), the target generates alone — one pass per
    * token, drawn like /v1/generate's (greedy, or seeded per absolute position) — until the last two tokens
-   * occur one after the other in the window, a stop id, `max_tokens` or the context's end. The tokens after
+   * occur one after the other in the window or are one of its pairs, a stop id, `max_tokens` or the context's end. The tokens after
    * `token`, their log-probs appended to `logprobs` when asked.
    */
   private async resume(s: Session, rz: NonNullable<VerifyRequest["resume"]>, prev: number, token: number, k: number | undefined, logprobs: TokenLogprob[] | undefined): Promise<number[]> {
     const vocab = this.engine.vocab;
     const pairs = new Set<number>();
     for (let i = 1; i < rz.window.length; i++) pairs.add(rz.window[i - 1] * vocab + rz.window[i]);
+    for (const [a, b] of rz.pairs ?? []) pairs.add(a * vocab + b);
     const stopIds = rz.stop_ids ?? [];
     const limit = Math.min(rz.max_tokens, this.maxContext - s.seq.length - 1);
     const generated: number[] = [];

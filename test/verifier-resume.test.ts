@@ -54,7 +54,7 @@ describe("resume in the verifier core (greedy)", () => {
   it("generates the target's own tokens after the correction until the copy's next pair, then the session continues", async () => {
     const v = new Verifier(new OnnxEngine(target), store);
     const window = [ref[6], ref[7], ref[8]];
-    const opening = req({ session: "a", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [] }, logprobs: 1 });
+    const opening = req({ session: "a", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [], pairs: [] }, logprobs: 1 });
     const r0 = await v.round(opening);
     expect([r0.accepted, r0.token]).toEqual([2, ref[2]]);
     const generated = expectedResume(ref, 2, window, 16);
@@ -64,7 +64,7 @@ describe("resume in the verifier core (greedy)", () => {
     expect(r0.generate_ms).toBeLessThanOrEqual(r0.server_ms);
     // A retry is answered from the stored result; another resume for the same seq is other content.
     expect(await v.round(opening)).toEqual(r0);
-    await expect(v.round({ ...opening, history: undefined, committed: [], resume: { window, max_tokens: 2, stop_ids: [] } })).rejects.toMatchObject({ code: "seq_conflict" });
+    await expect(v.round({ ...opening, history: undefined, committed: [], resume: { window, max_tokens: 2, stop_ids: [], pairs: [] } })).rejects.toMatchObject({ code: "seq_conflict" });
     // The next round reports every committed token, generated ones included, and continues identically.
     const at = 3 + generated.length;
     const r1 = await v.round(req({ session: "a", seq: 1, committed: [ref[0], ref[1], ref[2], ...generated], drafts: ref.slice(at, at + 3) }));
@@ -75,13 +75,17 @@ describe("resume in the verifier core (greedy)", () => {
   it("stops at max_tokens and after a stop id; a correction already in the window generates nothing", async () => {
     const v = new Verifier(new OnnxEngine(target), store);
     const window = [ref[20], ref[21]];
-    const capped = await v.round(req({ session: "m", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 3, stop_ids: [] } }));
+    const capped = await v.round(req({ session: "m", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 3, stop_ids: [], pairs: [] } }));
     expect(capped.generated).toEqual(expectedResume(ref, 2, window, 3));
     expect(capped.generated).toHaveLength(3);
-    const stop = await v.round(req({ session: "s", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [ref[4]] } }));
+    const stop = await v.round(req({ session: "s", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [ref[4]], pairs: [] } }));
     expect(stop.generated).toEqual([ref[3], ref[4]]);
-    const resumed = await v.round(req({ session: "r", seq: 0, history: prompt, drafts: broken(), resume: { window: [ref[1], ref[2], ref[3]], max_tokens: 16, stop_ids: [] } }));
+    const resumed = await v.round(req({ session: "r", seq: 0, history: prompt, drafts: broken(), resume: { window: [ref[1], ref[2], ref[3]], max_tokens: 16, stop_ids: [], pairs: [] } }));
     expect(resumed.generated).toEqual([]);
+    // A branch pair stops it too: here the pair the third generated token makes.
+    const branch = await v.round(req({ session: "b", seq: 0, history: prompt, drafts: broken(), resume: { window, pairs: [[ref[4], ref[5]]], max_tokens: 16, stop_ids: [] } }));
+    expect(branch.generated).toEqual(expectedResume(ref, 2, [ref[4], ref[5]], 16));
+    expect(branch.generated).toEqual([ref[3], ref[4], ref[5]]);
   });
 
   it("refuses resume with masks, a window token outside the vocabulary, and out-of-range max_tokens", async () => {
@@ -89,9 +93,9 @@ describe("resume in the verifier core (greedy)", () => {
     const body = { session: "x", seq: 0, history: prompt, drafts: [ref[0]] };
     expect(VerifyRequestSchema.safeParse({ ...body, resume: { window: [1, 2], max_tokens: 2 }, masks: ["a", "a"] }).success).toBe(false);
     expect(VerifyRequestSchema.safeParse({ ...body, resume: { window: [1, 2], max_tokens: 17 } }).success).toBe(false);
-    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 2, stop_ids: [] }, masks: [`a${ref[0]}`, `a${ref[1]}`] })).rejects.toMatchObject({ code: "invalid_request" });
-    await expect(v.round({ ...body, resume: { window: [1, v.engine.vocab], max_tokens: 2, stop_ids: [] } })).rejects.toMatchObject({ code: "invalid_request" });
-    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 0, stop_ids: [] } })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 2, stop_ids: [], pairs: [] }, masks: [`a${ref[0]}`, `a${ref[1]}`] })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(v.round({ ...body, resume: { window: [1, v.engine.vocab], max_tokens: 2, stop_ids: [], pairs: [] } })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 0, stop_ids: [], pairs: [] } })).rejects.toMatchObject({ code: "invalid_request" });
     expect(v.sessions.stats().sessions).toBe(0);
   });
 });

@@ -8,9 +8,10 @@ export const MAX_GAMMA = 16;
 export const MAX_Q_SUPPORT = 64;
 /** Most alternatives per token in log-prob answers (OpenAI's top_logprobs limit). */
 export const MAX_TOP_LOGPROBS = 20;
-/** Most tokens a round's `resume` may generate after its token, and most tokens of its window. */
+/** Most tokens a round's `resume` may generate after its token, most tokens of its window, most extra pairs. */
 export const MAX_RESUME_TOKENS = 16;
 export const MAX_RESUME_WINDOW = 64;
+export const MAX_RESUME_PAIRS = 64;
 
 const tokenId = z.number().int().min(0);
 
@@ -59,13 +60,18 @@ export const VerifyRequestSchema = z
     logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
     /**
      * After its token, the target goes on generating alone until the last two committed tokens occur one
-     * after the other in `window` (where the edge's copy can resume: a suffix match's text), a stop id, or
+     * after the other in `window` (where the edge's copy can resume: a suffix match's text) or are one of
+     * `pairs` (where the copied text branches: the other continuations the edge knows), a stop id, or
      * `max_tokens`. Saves a copy broken by an edit the stream start-up and re-opening round of switching
      * to pool generation and back. Not with masks.
      */
     resume: z
       .object({
         window: z.array(tokenId).min(2).max(MAX_RESUME_WINDOW),
+        pairs: z
+          .array(z.tuple([tokenId, tokenId]))
+          .max(MAX_RESUME_PAIRS)
+          .default([]),
         max_tokens: z.number().int().min(1).max(MAX_RESUME_TOKENS),
         stop_ids: z.array(tokenId).max(16).default([]),
       })

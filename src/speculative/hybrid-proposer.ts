@@ -4,7 +4,7 @@
 // acceptance and step time (`draftsBeyondPeek`), and against pool generation — a strong match wins with
 // no drafting cost, elsewhere the model drafts. Statistics are kept per drafter (Proposal.by).
 import type { ModelProposer } from "./model-proposer.ts";
-import type { PeekedProposal, Proposal, Proposer } from "./proposer.ts";
+import type { PeekedProposal, Proposal, Proposer, ResumeWindow } from "./proposer.ts";
 import type { SuffixProposer } from "./suffix-proposer.ts";
 
 export class HybridProposer implements Proposer {
@@ -50,7 +50,7 @@ export class HybridProposer implements Proposer {
     return { ...(await this.model.propose(history, gamma)), by: this.model.name };
   }
 
-  resumeWindow(history: readonly number[], proposal: Proposal): number[] | undefined {
+  resumeWindow(history: readonly number[], proposal: Proposal): ResumeWindow | undefined {
     return proposal.by === this.suffix.name ? this.suffix.resumeWindow(history, proposal) : undefined;
   }
 

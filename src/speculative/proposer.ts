@@ -32,6 +32,12 @@ export interface PeekedProposal extends Proposal {
   run?: number;
 }
 
+/** Proposer.resumeWindow: where a broken copy can resume. */
+export interface ResumeWindow {
+  tokens: number[];
+  pairs: [number, number][];
+}
+
 export interface Proposer {
   /** Short label for statistics and metrics ("model", "suffix"). */
   readonly name: string;
@@ -67,12 +73,13 @@ export interface Proposer {
    */
   observe(history: readonly number[], token: number): Promise<boolean>;
   /**
-   * Optional, for proposers that copy text (suffix matching): the text `proposal` copies, from the last
-   * committed token through the proposal and on past it — where the copy can pick up again after the
-   * target edits it. With it a round asks the target to keep generating after a rejection until the copy
-   * can resume (VerifyRequest.resume). Undefined: the proposal copies nothing.
+   * Optional, for proposers that copy text (suffix matching): where the copy can pick up again after the
+   * target departs from `proposal` — the text it copies, from the last committed token through the proposal
+   * and on past it, and the (previous, next) token pairs where that text branches (other continuations it
+   * knows at each drafted position). With it a round asks the target to keep generating after a rejection
+   * until the copy can resume (VerifyRequest.resume). Undefined: the proposal copies nothing.
    */
-  resumeWindow?(history: readonly number[], proposal: Proposal): number[] | undefined;
+  resumeWindow?(history: readonly number[], proposal: Proposal): ResumeWindow | undefined;
   /**
    * Optional, with resumeWindow: the proposal that would follow if `proposal` and then the copy's next token
    * were committed after `history` (its first token is that next token), without committing anything — for

@@ -344,8 +344,8 @@ export class SpeculativeDecoder {
    */
   private resumeFor(history: readonly number[], proposal: Proposal, remaining: number): VerifyRequest["resume"] {
     const tokens = Math.min(RESUME_TOKENS, remaining - proposal.tokens.length - 1);
-    const window = this.o.resume !== false && this.policy.adaptive && !this.cursor && tokens > 0 ? this.proposer.resumeWindow?.(history, proposal) : undefined;
-    return window && window.length >= 2 ? { window, max_tokens: tokens, stop_ids: this.tracker.stopIdList } : undefined;
+    const w = this.o.resume !== false && this.policy.adaptive && !this.cursor && tokens > 0 ? this.proposer.resumeWindow?.(history, proposal) : undefined;
+    return w && w.tokens.length >= 2 ? { window: w.tokens, pairs: w.pairs, max_tokens: tokens, stop_ids: this.tracker.stopIdList } : undefined;
   }
 
   /**

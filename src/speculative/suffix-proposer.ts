@@ -11,8 +11,8 @@
 // (context length, how dominant the continuation is). It decides how far a proposal goes, and the γ policy
 // prices rounds from it. Outcomes need no feedback: the next history shows which proposed tokens came true.
 import type { SparseDist } from "../common/sampling.ts";
-import { MAX_GAMMA, MAX_RESUME_WINDOW } from "../common/protocol.ts";
-import type { PeekedProposal, Proposal, Proposer } from "./proposer.ts";
+import { MAX_GAMMA, MAX_RESUME_PAIRS, MAX_RESUME_WINDOW } from "../common/protocol.ts";
+import type { PeekedProposal, Proposal, Proposer, ResumeWindow } from "./proposer.ts";
 import { SuffixIndex, contextKeys } from "./suffix-index.ts";
 import type { TenantSuffixEntry } from "./tenant-suffix-cache.ts";
 
@@ -113,11 +113,37 @@ export class SuffixProposer implements Proposer {
     return sum;
   }
 
-  /** The matched text from the last committed token through `proposal` and on, at most MAX_RESUME_WINDOW tokens. */
-  resumeWindow(history: readonly number[], proposal: Proposal): number[] | undefined {
+  /**
+   * The matched text from the last committed token through `proposal` and on (at most MAX_RESUME_WINDOW
+   * tokens), and where it branches: at each drafted position and the one after, the other tokens that
+   * followed its context (text that repeats with variations: the proposal took the likeliest branch).
+   */
+  resumeWindow(history: readonly number[], proposal: Proposal): ResumeWindow | undefined {
     if (!proposal.tokens.length) return undefined;
-    const window = [history[history.length - 1], ...proposal.tokens, ...this.lookahead(history, proposal, MAX_RESUME_WINDOW).tokens];
-    return window.slice(0, MAX_RESUME_WINDOW);
+    const tokens = [history[history.length - 1], ...proposal.tokens, ...this.lookahead(history, proposal, MAX_RESUME_WINDOW).tokens].slice(0, MAX_RESUME_WINDOW);
+    return this.timed(() => {
+      const pairs: [number, number][] = [];
+      const ctx = history.slice(-this.maxOrder);
+      for (let k = 0; k <= proposal.tokens.length && pairs.length < MAX_RESUME_PAIRS; k++) {
+        const prev = ctx[ctx.length - 1];
+        for (const t of this.followers(ctx)) if (t !== proposal.tokens[k] && pairs.length < MAX_RESUME_PAIRS) pairs.push([prev, t]);
+        if (k < proposal.tokens.length) {
+          ctx.push(proposal.tokens[k]);
+          if (ctx.length > this.maxOrder) ctx.shift();
+        }
+      }
+      return { tokens, pairs };
+    });
+  }
+
+  /** Every token that followed the longest context ending `ctx` (of at least minOrder tokens), in the session or the tenant's outputs. */
+  private followers(ctx: readonly number[]): number[] {
+    const keys = contextKeys(ctx, ctx.length, this.maxOrder);
+    for (let o = keys.length; o >= (this.o.minOrder ?? 2); o--) {
+      const found = [this.session.followers(keys[o - 1]), this.o.tenant?.index.followers(keys[o - 1])].filter((f) => f !== undefined);
+      if (found.length) return [...new Set(found.flatMap((f) => (f.counts ? [...f.counts.keys()] : [f.best])))];
+    }
+    return [];
   }
 
   /** The match's continuation after `history` and `proposal` (not committed: nothing is indexed), at most `max` tokens. */
@@ -139,8 +165,8 @@ export class SuffixProposer implements Proposer {
   }
 
   async reset(): Promise<void> {
-    const out = this.history.slice(this.o.promptLength ?? this.history.length);
-    this.o.tenant?.addOutput(out);
+    const promptLength = this.o.promptLength ?? this.history.length;
+    this.o.tenant?.addOutput(this.history.slice(promptLength), this.history.slice(0, promptLength));
     this.session = new SuffixIndex(this.maxOrder);
     this.history = [];
     this.pending = undefined;
