@@ -57,6 +57,7 @@ describe("translation honours the SPEC_* settings", () => {
       SPEC_MAX_GAMMA: "3",
       SPEC_OBJECTIVE: "gpu",
       SPEC_PROACTIVE: "true",
+      SPEC_PIPELINE: "false",
       SPEC_Q_SUPPORT: "5",
       SPEC_PROPOSER: "suffix",
       SPEC_SUFFIX_MAX_ORDER: "4",
