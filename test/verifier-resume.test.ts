@@ -17,12 +17,15 @@ import { PoolClient } from "../src/pool/pool-client.ts";
 import { SpeculationPriors } from "../src/speculative/speculation-prior.ts";
 import { SpeculativeDecoder } from "../src/speculative/speculative-decoder.ts";
 import { SuffixProposer } from "../src/speculative/suffix-proposer.ts";
+import { TenantSuffixCache } from "../src/speculative/tenant-suffix-cache.ts";
 import { EOS_ID, IM_END_ID } from "../fixtures/generate/bpe.ts";
 import { readRewriteCases } from "../fixtures/generate/heldout.ts";
 import { rewritePrompt } from "../fixtures/generate/quote-docs.ts";
 import { countFirstTwo, firstTwoChiSquare } from "./harness/chi-square.ts";
 import { DEFAULT_PAIR_DIR, loadDefaultPair } from "./harness/default-pair.ts";
 import { startVerifierProcess, type ListeningProcess } from "./harness/processes.ts";
+import { SPANISH_PROMPTS } from "./harness/prompts.ts";
+import { startDelayProxy } from "./harness/delay-proxy.ts";
 import { withTinyPair } from "./harness/tiny-pair.ts";
 
 const TOKEN = "resume-test-token-0123456789";
@@ -147,13 +150,13 @@ describe("resume through the edge", () => {
     await verifier?.stop("SIGKILL");
   });
 
-  it("passage rewriting with the suffix proposer (adaptive γ) equals the copy fixture's greedy output, resuming within rounds and sending rounds ahead", async () => {
+  it("passage rewriting with the suffix proposer (adaptive γ) equals the copy fixture's greedy output, and resumes within rounds", async () => {
     const bundle = await loadBundle(path.join(COPY_DIR, "target"));
     const tok = TextTokenizer.fromBundle(bundle);
     const copyTarget = await loadTargetModel(bundle);
     verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: COPY_DIR });
     const pool = new PoolClient({ nodes: [verifier.url], token: TOKEN });
-    let [resumed, pipelined] = [0, 0];
+    let resumed = 0;
     try {
       // As on an edge in service, each generation starts from what the earlier ones measured.
       const priors = new SpeculationPriors();
@@ -165,13 +168,39 @@ describe("resume through the edge", () => {
         for await (const _ of d.run(prompt));
         expect(d.output, `passage ${i}`).toEqual(reference);
         resumed += d.stats.resumedTokens;
-        pipelined += d.stats.pipelinedRounds;
       }
     } finally {
       await copyTarget.dispose();
     }
     expect(resumed).toBeGreaterThan(0);
-    expect(pipelined).toBeGreaterThan(0);
+  });
+
+  it("a repeated request (drafted from the key's earlier answer) sends rounds ahead, and the output stays target-only greedy", async () => {
+    const { target, tok } = await loadDefaultPair();
+    // The measured H200 cost model behind a 20 ms round trip, where copying in rounds pays.
+    const v2 = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true" });
+    const proxy = await startDelayProxy({ target: v2.url, delayMs: 10 });
+    const pool = new PoolClient({ nodes: [proxy.url], token: TOKEN });
+    const tenant = new TenantSuffixCache({ bytesPerTenant: 1 << 20, maxTenants: 1, maxOrder: 8 }).tenant("k");
+    let [pipelined, rounds] = [0, 0];
+    try {
+      const priors = new SpeculationPriors();
+      for (const [i, text] of SPANISH_PROMPTS.slice(0, 6).entries()) {
+        const prompt = tok.encode(text);
+        const reference = await target.greedy(prompt, 64);
+        for (const asking of [0, 1]) {
+          const d = new SpeculativeDecoder({ proposer: new SuffixProposer({ promptLength: prompt.length, tenant }), pool, gamma: "adaptive", maxGamma: 16, maxTokens: 64, priors, session: `c${i}-${asking}` });
+          for await (const _ of d.run(prompt));
+          expect(d.output, `prompt ${i}, asking ${asking}`).toEqual(reference);
+          pipelined += d.stats.pipelinedRounds;
+          rounds += d.stats.rounds;
+        }
+      }
+    } finally {
+      await proxy.close();
+      await v2.stop("SIGKILL");
+    }
+    expect(pipelined, `${pipelined} of ${rounds} rounds`).toBeGreaterThan(0);
   });
 
   it("sampling: the first two tokens keep target-only sampling's distribution when the second comes from resume", async () => {
