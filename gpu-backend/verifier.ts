@@ -40,8 +40,6 @@ interface Session {
   lastHash?: string;
   /** Settles when the round in flight (queued or running) has ended; undefined when none is. */
   running?: Promise<void>;
-  /** Rounds that overtook the round before them (sent ahead), waiting for it to start. */
-  overtaken: (() => void)[];
   /** Left the store (closed, evicted, replaced) while a round ran: that round frees the sequence. */
   released: boolean;
   /** The KvSequence interface the store needs. */
@@ -102,6 +100,10 @@ export class Verifier {
   readonly counters = { rounds: 0, retries: 0, drafted: 0, accepted: 0, generated: 0 };
   readonly maxGamma: number;
   readonly maxContext: number;
+  /** Sessions whose opening round is in its prefill (id → how many such rounds). */
+  private readonly opening = new Map<string, number>();
+  /** Rounds sent ahead waiting for a round of their session to start (roundStart). */
+  private readonly waitingForRound = new Map<string, Set<() => void>>();
   /** DELETEs of sessions not held (id → when), oldest first. */
   private readonly tombstones = new Map<string, number>();
   private readonly now: () => number;
@@ -114,6 +116,26 @@ export class Verifier {
     this.maxGamma = Math.min(opts.maxGamma ?? MAX_GAMMA, MAX_GAMMA);
     this.maxContext = Math.min(opts.maxContext ?? engine.maxPositions, engine.maxPositions);
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Resolves when a round of session `id` starts (or an opening of it ends), or after OVERTAKEN_WAIT_MS. */
+  private roundStart(id: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiters = this.waitingForRound.get(id) ?? new Set<() => void>();
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (!waiters.size && this.waitingForRound.get(id) === waiters) this.waitingForRound.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, OVERTAKEN_WAIT_MS);
+      waiters.add(done);
+      this.waitingForRound.set(id, waiters);
+    });
+  }
+
+  private roundStarted(id: string): void {
+    for (const done of [...(this.waitingForRound.get(id) ?? [])]) done();
   }
 
   /** A session left the store: free its sequence now, or when its round in flight ends (a pass may be using it). */
@@ -214,17 +236,11 @@ export class Verifier {
         await session.running;
         session = this.sessions.get(req.session);
       }
-      // A round sent ahead (pipelining) may overtake the round before it on the way: it waits, once and a
-      // little while, for that round to start.
-      if (waited || !session || req.history || req.seq !== session.lastSeq + 2) break;
-      const s = session;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, OVERTAKEN_WAIT_MS);
-        s.overtaken.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      // A round sent ahead (pipelining) may overtake the round before it on the way, or find it still
+      // opening the session (its prefill): it waits, once and a little while, for that round to start.
+      const opening = this.opening.has(req.session);
+      if (waited || req.history || !(opening || (session && req.seq === session.lastSeq + 2))) break;
+      await this.roundStart(req.session);
       session = this.sessions.get(req.session);
     }
     if (session && req.seq === session.lastSeq && session.lastResponse) {
@@ -252,10 +268,20 @@ export class Verifier {
         throw new VerifyError("context_too_long", `history of ${history.length} tokens plus ${req.drafts.length} drafts exceeds the ${this.maxContext}-token context`);
       const sampling = this.samplingParams(req.sampling);
       if (sampling && req.drafts.length && req.q?.length !== req.drafts.length) throw new VerifyError("invalid_request", "sampling sessions need one q̃ per draft");
-      const seq = await this.engine.open(history.slice(0, -1));
+      this.opening.set(req.session, (this.opening.get(req.session) ?? 0) + 1);
+      let seq: EngineSequence | undefined;
+      try {
+        seq = await this.engine.open(history.slice(0, -1));
+      } finally {
+        const n = this.opening.get(req.session)! - 1;
+        if (n) this.opening.set(req.session, n);
+        else this.opening.delete(req.session);
+        if (!seq) this.roundStarted(req.session); // rounds waiting for this one: it will not start
+      }
       // The client went away during the prefill: keep nothing, run nothing.
       if (signal?.aborted) {
         seq.reset();
+        this.roundStarted(req.session);
         throw clientClosed(req.session);
       }
       session = {
@@ -265,7 +291,6 @@ export class Verifier {
         sampling,
         lastSeq: req.seq - 1,
         released: false,
-        overtaken: [],
         get kvBytes() {
           return seq.kvBytes;
         },
@@ -286,7 +311,7 @@ export class Verifier {
     const t0 = performance.now();
     let ended!: () => void;
     s.running = new Promise<void>((r) => (ended = r)); // queued for a batch: not evictable from here on
-    for (const overtaken of s.overtaken.splice(0)) overtaken();
+    this.roundStarted(req.session);
     let response: VerifyResponse;
     let result: VerifyResult;
     const base = s.seq.length;

@@ -243,23 +243,6 @@ describe("TenantSuffixCache", () => {
     expect(t.index.bytes).toBeLessThanOrEqual(budget);
   });
 
-  it("keeps an output's prompt tail as the context of its first tokens, proposing only output tokens; eviction removes it exactly", async () => {
-    const cache = new TenantSuffixCache({ bytesPerTenant: 1 << 20, maxTenants: 1, maxOrder: 4 });
-    const t = cache.tenant("k");
-    const prompt = [9, 10, 11, 12, 13, 14];
-    const output = [40, 41, 42, 43];
-    t.addOutput(output, prompt);
-    expect(t.index.tokens).toBe(output.length); // the prompt tail is context, not indexed text
-    // Another request ending like that prompt is drafted from the answer's first token on.
-    const p = new SuffixProposer({ tenant: t, promptLength: 5 });
-    expect((await p.propose([1, 2, 12, 13, 14], 4)).tokens).toEqual(output);
-    // Prompt tokens are never proposed: inside the tail nothing follows.
-    expect(t.index.lookup([9, 10, 11])).toBeUndefined();
-    t.index.remove([11, 12, 13, 14, ...output], 4); // what eviction does: the last maxOrder prompt tokens, then the output
-    expect(t.index.tokens).toBe(0);
-    expect(t.index.contexts).toBe(0);
-  });
-
   it("holds at most maxTenants tenants, dropping the least recently used", () => {
     const cache = new TenantSuffixCache({ bytesPerTenant: 1 << 16, maxTenants: 2, maxOrder: 4 });
     cache.tenant("a").addOutput([1, 2, 3, 4]);

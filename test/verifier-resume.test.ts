@@ -127,6 +127,15 @@ describe("rounds sent ahead (pipelining) in the verifier core", () => {
     expect([a2.accepted, a2.token]).toEqual([3, ref[10]]);
   });
 
+  it("a round sent ahead of the round opening its session waits for that opening (its prefill) and runs after it", async () => {
+    const v = new Verifier(new OnnxEngine(target), store);
+    const opening = v.round(req({ session: "o", seq: 0, history: prompt, drafts: ref.slice(0, 3) }));
+    const ahead = v.round(req({ session: "o", seq: 1, committed: ref.slice(0, 4), drafts: ref.slice(4, 6) }));
+    const [a0, a1] = await Promise.all([opening, ahead]);
+    expect([a0.accepted, a0.token]).toEqual([3, ref[3]]);
+    expect([a1.accepted, a1.token]).toEqual([2, ref[6]]);
+  });
+
   it("a lost bet is refused before any pass; one whose predecessor never comes is refused after a while", async () => {
     const v = new Verifier(new OnnxEngine(target), store);
     await v.round(req({ session: "q", seq: 0, history: prompt, drafts: ref.slice(0, 2) }));

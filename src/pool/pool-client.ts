@@ -363,7 +363,8 @@ export class PoolClient implements TargetVerifier {
    * before it committed (409) before running anything.
    */
   async roundAhead(session: string, body: VerifyRequest, signal?: AbortSignal): Promise<RoundResult | undefined> {
-    const node = this.affinity.get(session);
+    // The session's node; while its opening round is on the way, the node that round goes to.
+    const node = this.affinity.get(session) ?? this.rank(session).find((n) => n.openUntil === 0);
     if (!node || node.openUntil > 0 || body.history) return undefined;
     await this.acquire(node);
     const t0 = performance.now();

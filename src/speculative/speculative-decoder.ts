@@ -311,7 +311,7 @@ export class SpeculativeDecoder {
     });
     const reopening = !st.opened;
     const sent = o.pool.round(o.session, build, o.signal);
-    if (!reopening) st.ahead = this.sendAhead(history, proposal, seq, this.tracker.remaining);
+    st.ahead = this.sendAhead(history, proposal, seq, this.tracker.remaining);
     const r = await sent;
     const p1 = this.proposer.proposeMs;
     const step = this.settle(st, proposal, r, { peeked: !!peeked, reopening, edgeMs: Math.max(0, performance.now() - tRound - draftMs - r.elapsedMs) });

@@ -71,10 +71,10 @@ export class SuffixIndex {
     this.tokens += Math.max(0, tokens.length - Math.max(1, from));
   }
 
-  /** Subtract a document added before (the same tokens and `from`). */
-  remove(tokens: readonly number[], from = 0): void {
-    for (let i = Math.max(1, from); i < tokens.length; i++) for (const key of contextKeys(tokens, i, this.maxOrder)) this.count(key, tokens[i], -1);
-    this.tokens -= Math.max(0, tokens.length - Math.max(1, from));
+  /** Subtract a document added before (the same tokens, whole). */
+  remove(tokens: readonly number[]): void {
+    for (let i = 1; i < tokens.length; i++) for (const key of contextKeys(tokens, i, this.maxOrder)) this.count(key, tokens[i], -1);
+    this.tokens -= Math.max(0, tokens.length - 1);
   }
 
   /** Followers of a context key (contextKeys), or undefined when never seen. */

@@ -165,8 +165,8 @@ export class SuffixProposer implements Proposer {
   }
 
   async reset(): Promise<void> {
-    const promptLength = this.o.promptLength ?? this.history.length;
-    this.o.tenant?.addOutput(this.history.slice(promptLength), this.history.slice(0, promptLength));
+    const out = this.history.slice(this.o.promptLength ?? this.history.length);
+    this.o.tenant?.addOutput(out);
     this.session = new SuffixIndex(this.maxOrder);
     this.history = [];
     this.pending = undefined;

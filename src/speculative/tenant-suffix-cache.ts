@@ -16,11 +16,10 @@ export interface TenantSuffixCacheOptions {
 export class TenantSuffixEntry {
   readonly index: SuffixIndex;
   readonly calibration = new SuffixCalibration();
-  /** Each output held, after the prompt tokens that led to it (`from`: where the output starts). */
-  private readonly documents: { tokens: number[]; from: number }[] = [];
+  private readonly documents: number[][] = [];
 
   constructor(
-    private readonly maxOrder: number,
+    maxOrder: number,
     private readonly budget: number,
   ) {
     this.index = new SuffixIndex(maxOrder);
@@ -31,22 +30,13 @@ export class TenantSuffixEntry {
     return this.documents.length;
   }
 
-  /**
-   * Index one finished output; evict the oldest until the budget holds (an output alone above it is not
-   * kept). `prompt`: what came before it, whose last tokens are kept as the context of the output's first
-   * ones (only the output is proposed from), so a request like an earlier one is drafted from its answer's
-   * very first token — a repeated question, a sentence translated again with one word changed.
-   */
-  addOutput(tokens: readonly number[], prompt: readonly number[] = []): void {
+  /** Index one finished output; evict the oldest until the budget holds (an output alone above it is not kept). */
+  addOutput(tokens: readonly number[]): void {
     if (tokens.length < 2) return;
-    const context = prompt.slice(-this.maxOrder);
-    const doc = { tokens: [...context, ...tokens], from: context.length };
+    const doc = [...tokens];
     this.documents.push(doc);
-    this.index.add(doc.tokens, doc.from);
-    while (this.index.bytes > this.budget && this.documents.length) {
-      const old = this.documents.shift()!;
-      this.index.remove(old.tokens, old.from);
-    }
+    this.index.add(doc);
+    while (this.index.bytes > this.budget && this.documents.length) this.index.remove(this.documents.shift()!);
   }
 }
 
