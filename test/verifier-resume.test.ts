@@ -41,26 +41,30 @@ function expectedResume(ref: number[], from: number, window: number[], max: numb
   return out;
 }
 
-describe("resume in the verifier core (greedy)", () => {
-  let target: CausalLM;
-  let prompt: number[];
-  let ref: number[];
+/** The default target, a prompt and its target-only greedy continuation (`n` tokens), loaded before a describe's tests. */
+function greedyCase(text: string, n: number) {
+  const c = { target: undefined as unknown as CausalLM, prompt: [] as number[], ref: [] as number[] };
   beforeAll(async () => {
     const pair = await loadDefaultPair();
-    target = pair.target;
-    prompt = pair.tok.encode("El que madruga");
-    ref = await target.greedy(prompt, 24);
+    c.target = pair.target;
+    c.prompt = pair.tok.encode(text);
+    c.ref = await pair.target.greedy(c.prompt, n);
   });
-  /** A round whose third draft is wrong: it commits ref[0..2] (ref[2] the correction) and then resumes. */
-  const broken = () => [ref[0], ref[1], (ref[2] + 1) % 1000, ref[3]];
+  return c;
+}
+
+describe("resume in the verifier core (greedy)", () => {
+  const c = greedyCase("El que madruga", 24);
+  /** A round whose third draft is wrong: it commits c.ref[0..2] (c.ref[2] the correction) and then resumes. */
+  const broken = () => [c.ref[0], c.ref[1], (c.ref[2] + 1) % 1000, c.ref[3]];
 
   it("generates the target's own tokens after the correction until the copy's next pair, then the session continues", async () => {
-    const v = new Verifier(new OnnxEngine(target), store);
-    const window = [ref[6], ref[7], ref[8]];
-    const opening = req({ session: "a", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [], pairs: [] }, logprobs: 1 });
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    const window = [c.ref[6], c.ref[7], c.ref[8]];
+    const opening = req({ session: "a", seq: 0, history: c.prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [], pairs: [] }, logprobs: 1 });
     const r0 = await v.round(opening);
-    expect([r0.accepted, r0.token]).toEqual([2, ref[2]]);
-    const generated = expectedResume(ref, 2, window, 16);
+    expect([r0.accepted, r0.token]).toEqual([2, c.ref[2]]);
+    const generated = expectedResume(c.ref, 2, window, 16);
     expect(generated.length).toBeGreaterThan(0);
     expect(r0.generated).toEqual(generated);
     expect(r0.logprobs).toHaveLength(3 + generated.length);
@@ -70,33 +74,33 @@ describe("resume in the verifier core (greedy)", () => {
     await expect(v.round({ ...opening, history: undefined, committed: [], resume: { window, max_tokens: 2, stop_ids: [], pairs: [] } })).rejects.toMatchObject({ code: "seq_conflict" });
     // The next round reports every committed token, generated ones included, and continues identically.
     const at = 3 + generated.length;
-    const r1 = await v.round(req({ session: "a", seq: 1, committed: [ref[0], ref[1], ref[2], ...generated], drafts: ref.slice(at, at + 3) }));
-    expect([r1.accepted, r1.token]).toEqual([3, ref[at + 3]]);
+    const r1 = await v.round(req({ session: "a", seq: 1, committed: [c.ref[0], c.ref[1], c.ref[2], ...generated], drafts: c.ref.slice(at, at + 3) }));
+    expect([r1.accepted, r1.token]).toEqual([3, c.ref[at + 3]]);
     expect(r1.generated).toBeUndefined();
   });
 
   it("stops at max_tokens and after a stop id; a correction already in the window generates nothing", async () => {
-    const v = new Verifier(new OnnxEngine(target), store);
-    const window = [ref[20], ref[21]];
-    const capped = await v.round(req({ session: "m", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 3, stop_ids: [], pairs: [] } }));
-    expect(capped.generated).toEqual(expectedResume(ref, 2, window, 3));
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    const window = [c.ref[20], c.ref[21]];
+    const capped = await v.round(req({ session: "m", seq: 0, history: c.prompt, drafts: broken(), resume: { window, max_tokens: 3, stop_ids: [], pairs: [] } }));
+    expect(capped.generated).toEqual(expectedResume(c.ref, 2, window, 3));
     expect(capped.generated).toHaveLength(3);
-    const stop = await v.round(req({ session: "s", seq: 0, history: prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [ref[4]], pairs: [] } }));
-    expect(stop.generated).toEqual([ref[3], ref[4]]);
-    const resumed = await v.round(req({ session: "r", seq: 0, history: prompt, drafts: broken(), resume: { window: [ref[1], ref[2], ref[3]], max_tokens: 16, stop_ids: [], pairs: [] } }));
+    const stop = await v.round(req({ session: "s", seq: 0, history: c.prompt, drafts: broken(), resume: { window, max_tokens: 16, stop_ids: [c.ref[4]], pairs: [] } }));
+    expect(stop.generated).toEqual([c.ref[3], c.ref[4]]);
+    const resumed = await v.round(req({ session: "r", seq: 0, history: c.prompt, drafts: broken(), resume: { window: [c.ref[1], c.ref[2], c.ref[3]], max_tokens: 16, stop_ids: [], pairs: [] } }));
     expect(resumed.generated).toEqual([]);
     // A branch pair stops it too: here the pair the third generated token makes.
-    const branch = await v.round(req({ session: "b", seq: 0, history: prompt, drafts: broken(), resume: { window, pairs: [[ref[4], ref[5]]], max_tokens: 16, stop_ids: [] } }));
-    expect(branch.generated).toEqual(expectedResume(ref, 2, [ref[4], ref[5]], 16));
-    expect(branch.generated).toEqual([ref[3], ref[4], ref[5]]);
+    const branch = await v.round(req({ session: "b", seq: 0, history: c.prompt, drafts: broken(), resume: { window, pairs: [[c.ref[4], c.ref[5]]], max_tokens: 16, stop_ids: [] } }));
+    expect(branch.generated).toEqual(expectedResume(c.ref, 2, [c.ref[4], c.ref[5]], 16));
+    expect(branch.generated).toEqual([c.ref[3], c.ref[4], c.ref[5]]);
   });
 
   it("refuses resume with masks, a window token outside the vocabulary, and out-of-range max_tokens", async () => {
-    const v = new Verifier(new OnnxEngine(target), store);
-    const body = { session: "x", seq: 0, history: prompt, drafts: [ref[0]] };
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    const body = { session: "x", seq: 0, history: c.prompt, drafts: [c.ref[0]] };
     expect(VerifyRequestSchema.safeParse({ ...body, resume: { window: [1, 2], max_tokens: 2 }, masks: ["a", "a"] }).success).toBe(false);
     expect(VerifyRequestSchema.safeParse({ ...body, resume: { window: [1, 2], max_tokens: 17 } }).success).toBe(false);
-    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 2, stop_ids: [], pairs: [] }, masks: [`a${ref[0]}`, `a${ref[1]}`] })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 2, stop_ids: [], pairs: [] }, masks: [`a${c.ref[0]}`, `a${c.ref[1]}`] })).rejects.toMatchObject({ code: "invalid_request" });
     await expect(v.round({ ...body, resume: { window: [1, v.engine.vocab], max_tokens: 2, stop_ids: [], pairs: [] } })).rejects.toMatchObject({ code: "invalid_request" });
     await expect(v.round({ ...body, resume: { window: [1, 2], max_tokens: 0, stop_ids: [], pairs: [] } })).rejects.toMatchObject({ code: "invalid_request" });
     expect(v.sessions.stats().sessions).toBe(0);
@@ -104,51 +108,43 @@ describe("resume in the verifier core (greedy)", () => {
 });
 
 describe("rounds sent ahead (pipelining) in the verifier core", () => {
-  let target: CausalLM;
-  let prompt: number[];
-  let ref: number[];
-  beforeAll(async () => {
-    const pair = await loadDefaultPair();
-    target = pair.target;
-    prompt = pair.tok.encode("Quien mucho abarca");
-    ref = await target.greedy(prompt, 16);
-  });
+  const c = greedyCase("Quien mucho abarca", 16);
 
   it("a round that overtakes the round before it waits for it, then runs after it", async () => {
-    const v = new Verifier(new OnnxEngine(target), store);
-    await v.round(req({ session: "p", seq: 0, history: prompt, drafts: ref.slice(0, 2) }));
-    const r1 = req({ session: "p", seq: 1, committed: ref.slice(0, 3), drafts: ref.slice(3, 6) });
-    // The bet: round 1 accepts its three drafts and its token is ref[6].
-    const r2 = req({ session: "p", seq: 2, committed: ref.slice(3, 7), drafts: ref.slice(7, 10) });
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    await v.round(req({ session: "p", seq: 0, history: c.prompt, drafts: c.ref.slice(0, 2) }));
+    const r1 = req({ session: "p", seq: 1, committed: c.ref.slice(0, 3), drafts: c.ref.slice(3, 6) });
+    // The bet: round 1 accepts its three drafts and its token is c.ref[6].
+    const r2 = req({ session: "p", seq: 2, committed: c.ref.slice(3, 7), drafts: c.ref.slice(7, 10) });
     const second = v.round(r2); // arrives first
     await new Promise((r) => setTimeout(r, 20));
     const [a1, a2] = await Promise.all([v.round(r1), second]);
-    expect([a1.accepted, a1.token]).toEqual([3, ref[6]]);
-    expect([a2.accepted, a2.token]).toEqual([3, ref[10]]);
+    expect([a1.accepted, a1.token]).toEqual([3, c.ref[6]]);
+    expect([a2.accepted, a2.token]).toEqual([3, c.ref[10]]);
   });
 
   it("a round sent ahead of the round opening its session waits for that opening (its prefill) and runs after it", async () => {
-    const v = new Verifier(new OnnxEngine(target), store);
-    const opening = v.round(req({ session: "o", seq: 0, history: prompt, drafts: ref.slice(0, 3) }));
-    const ahead = v.round(req({ session: "o", seq: 1, committed: ref.slice(0, 4), drafts: ref.slice(4, 6) }));
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    const opening = v.round(req({ session: "o", seq: 0, history: c.prompt, drafts: c.ref.slice(0, 3) }));
+    const ahead = v.round(req({ session: "o", seq: 1, committed: c.ref.slice(0, 4), drafts: c.ref.slice(4, 6) }));
     const [a0, a1] = await Promise.all([opening, ahead]);
-    expect([a0.accepted, a0.token]).toEqual([3, ref[3]]);
-    expect([a1.accepted, a1.token]).toEqual([2, ref[6]]);
+    expect([a0.accepted, a0.token]).toEqual([3, c.ref[3]]);
+    expect([a1.accepted, a1.token]).toEqual([2, c.ref[6]]);
   });
 
   it("a lost bet is refused before any pass; one whose predecessor never comes is refused after a while", async () => {
-    const v = new Verifier(new OnnxEngine(target), store);
-    await v.round(req({ session: "q", seq: 0, history: prompt, drafts: ref.slice(0, 2) }));
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    await v.round(req({ session: "q", seq: 0, history: c.prompt, drafts: c.ref.slice(0, 2) }));
     const passes = v.engine.accounting.totals.passes;
-    // Round 1 commits ref[3] as its correction, not the draft the bet assumed.
-    const r1 = req({ session: "q", seq: 1, committed: ref.slice(0, 3), drafts: [ref[3] + 1] });
-    const bet = req({ session: "q", seq: 2, committed: [ref[3] + 1, ref[4]], drafts: ref.slice(5, 7) });
+    // Round 1 commits c.ref[3] as its correction, not the draft the bet assumed.
+    const r1 = req({ session: "q", seq: 1, committed: c.ref.slice(0, 3), drafts: [c.ref[3] + 1] });
+    const bet = req({ session: "q", seq: 2, committed: [c.ref[3] + 1, c.ref[4]], drafts: c.ref.slice(5, 7) });
     const [a1, lost] = await Promise.allSettled([v.round(r1), v.round(bet)]);
-    expect(a1.status === "fulfilled" && [a1.value.accepted, a1.value.token]).toEqual([0, ref[3]]);
+    expect(a1.status === "fulfilled" && [a1.value.accepted, a1.value.token]).toEqual([0, c.ref[3]]);
     expect(lost.status === "rejected" && lost.reason).toMatchObject({ code: "history_mismatch" });
     expect(v.engine.accounting.totals.passes).toBe(passes + 1);
     const t0 = performance.now();
-    await expect(v.round(req({ session: "q", seq: 3, committed: [ref[3]], drafts: [] }))).rejects.toMatchObject({ code: "seq_out_of_order" });
+    await expect(v.round(req({ session: "q", seq: 3, committed: [c.ref[3]], drafts: [] }))).rejects.toMatchObject({ code: "seq_out_of_order" });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(900); // it waited for round 2
   });
 });
