@@ -420,13 +420,26 @@ export class Verifier {
     while (generated.length < limit && !stopIds.includes(last) && !pairs.has(prev * vocab + last)) {
       const row = (await this.engine.score(s.seq, [last])).rows[0];
       // The sequence now holds every token before the new one: its length is the new token's position.
-      const next = s.sampling ? sampleIndex(targetDistribution(row, s.sampling), new SeededRng(s.sampling.seed, GENERATE_STREAM + s.seq.length).next()) : argmax(row);
-      if (k !== undefined) logprobs?.push(tokenLogprob(row, next, Math.min(k, this.engine.exactTop), this.engine.exactTop < vocab));
+      const next = this.generatedToken(row, s.sampling, s.seq.length);
+      if (k !== undefined) logprobs?.push(this.logprobOf(row, next, k));
       generated.push(next);
       [prev, last] = [last, next];
     }
     this.counters.generated += generated.length;
     return generated;
+  }
+
+  /**
+   * The token the target generates alone at absolute `position` from its `row`: the argmax, or a draw from
+   * the position's own random stream, so a generation resumed elsewhere from its history draws the same.
+   */
+  private generatedToken(row: ArrayLike<number>, sampling: (SamplingParams & { seed: number }) | undefined, position: number): number {
+    return sampling ? sampleIndex(targetDistribution(row, sampling), new SeededRng(sampling.seed, GENERATE_STREAM + position).next()) : argmax(row);
+  }
+
+  /** A generated token's log-prob and `k` alternatives (no more than the engine's exact top). */
+  private logprobOf(row: ArrayLike<number>, token: number, k: number): TokenLogprob {
+    return tokenLogprob(row, token, Math.min(k, this.engine.exactTop), this.engine.exactTop < this.engine.vocab);
   }
 
   /** Plain autoregressive decoding, one event per token; stops early when `signal` aborts. */
@@ -462,10 +475,8 @@ export class Verifier {
       let rows = (await this.engine.score(seq, req.history.slice(-1))).rows;
       for (let n = 1; ; n++) {
         const row = rows[rows.length - 1];
-        // One stream per absolute position: a generation resumed elsewhere from its history draws the same.
-        const u = () => new SeededRng(params!.seed, GENERATE_STREAM + req.history.length + n - 1).next();
-        const token = params ? sampleIndex(targetDistribution(row, params), u()) : argmax(row);
-        const logprob = req.logprobs === undefined ? undefined : tokenLogprob(row, token, Math.min(req.logprobs, this.engine.exactTop), this.engine.exactTop < this.engine.vocab);
+        const token = this.generatedToken(row, params, req.history.length + n - 1);
+        const logprob = req.logprobs === undefined ? undefined : this.logprobOf(row, token, req.logprobs);
         this.counters.generated++;
         const last = req.stop_ids.includes(token) || n === req.max_tokens;
         // Queue the next pass before handing the token over, as a continuous-batching engine keeps a running

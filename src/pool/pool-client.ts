@@ -303,12 +303,7 @@ export class PoolClient implements TargetVerifier {
       const t0 = performance.now();
       let res: Response;
       try {
-        res = await this.f(`${node.url}/v1/verify`, {
-          method: "POST",
-          headers: this.headers(),
-          body: JSON.stringify(body),
-          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
-        });
+        res = await this.postVerify(node, body, signal);
       } catch (e) {
         this.release(node);
         if (signal?.aborted) throw this.abandoned(session, node, e);
@@ -356,6 +351,15 @@ export class PoolClient implements TargetVerifier {
     throw new PoolError(503, "pool_unavailable", `no healthy verifier node could serve the round (${lastError})`);
   }
 
+  private postVerify(node: Node, body: VerifyRequest, signal: AbortSignal | undefined): Promise<Response> {
+    return this.f(`${node.url}/v1/verify`, {
+      method: "POST",
+      headers: this.headers(),
+      body: JSON.stringify(body),
+      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+    });
+  }
+
   /**
    * A round sent on a bet while the round before it is still in flight (pipelining), once, to the session's
    * node: undefined when it is refused or fails for any reason — nothing is re-opened and no node is marked
@@ -369,12 +373,7 @@ export class PoolClient implements TargetVerifier {
     await this.acquire(node);
     const t0 = performance.now();
     try {
-      const res = await this.f(`${node.url}/v1/verify`, {
-        method: "POST",
-        headers: this.headers(),
-        body: JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
-      });
+      const res = await this.postVerify(node, body, signal);
       const json = await res.json().catch(() => undefined);
       const parsed = res.ok ? VerifyResponseSchema.safeParse(json) : undefined;
       return parsed?.success ? { ...parsed.data, elapsedMs: performance.now() - t0, node: node.url } : undefined;

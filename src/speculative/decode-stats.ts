@@ -146,24 +146,8 @@ export function mergeDecodeStats(all: readonly DecodeStats[]): DecodeStats {
   if (all.length === 1) return all[0];
   const m = emptyDecodeStats(all[0]?.proposer ?? "");
   for (const s of all) {
-    for (const k of [
-      "rounds",
-      "drafted",
-      "accepted",
-      "roundTokens",
-      "generatedTokens",
-      "resumedTokens",
-      "targetPasses",
-      "draftMs",
-      "verifyMs",
-      "networkMs",
-      "generateMs",
-      "modeChanges",
-      "edgeMs",
-      "aheadUsed",
-      "aheadDiscarded",
-    ] as const)
-      m[k] += s[k];
+    // Every count and time is summed (the numeric fields: a new one cannot be left out).
+    for (const [k, v] of Object.entries(s)) if (typeof v === "number") (m as unknown as Record<string, number>)[k] += v;
     m.gammas.push(...s.gammas);
     m.roundLog.push(...s.roundLog);
     m.passRows.sum += s.passRows.sum;
