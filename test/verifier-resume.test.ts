@@ -159,8 +159,11 @@ describe("resume through the edge", () => {
     const bundle = await loadBundle(path.join(COPY_DIR, "target"));
     const tok = TextTokenizer.fromBundle(bundle);
     const copyTarget = await loadTargetModel(bundle);
-    verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: COPY_DIR });
-    const pool = new PoolClient({ nodes: [verifier.url], token: TOKEN });
+    // The measured H200 cost model behind a 20 ms round trip, where copying in rounds pays (on bare loopback
+    // the policy may find pool generation cheaper and never open a round).
+    verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: COPY_DIR, VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true" });
+    const proxy = await startDelayProxy({ target: verifier.url, delayMs: 10 });
+    const pool = new PoolClient({ nodes: [proxy.url], token: TOKEN });
     let resumed = 0;
     try {
       // As on an edge in service, each generation starts from what the earlier ones measured.
@@ -175,6 +178,7 @@ describe("resume through the edge", () => {
         resumed += d.stats.resumedTokens;
       }
     } finally {
+      await proxy.close();
       await copyTarget.dispose();
     }
     expect(resumed).toBeGreaterThan(0);
