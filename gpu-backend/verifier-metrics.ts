@@ -29,7 +29,8 @@ export function createVerifierMetrics(verifier: Verifier): VerifierMetrics {
   counter("alia_verifier_retries_total", "Rounds answered from the stored result", () => c.retries);
   counter("alia_verifier_drafted_tokens_total", "Draft tokens received for verification", () => c.drafted);
   counter("alia_verifier_accepted_tokens_total", "Draft tokens accepted", () => c.accepted);
-  counter("alia_verifier_generated_tokens_total", "Tokens produced by /v1/generate", () => c.generated);
+  counter("alia_verifier_generated_tokens_total", "Tokens produced by /v1/generate and by rounds' resume", () => c.generated);
+  counter("alia_verifier_followed_tokens_total", "Window tokens accepted by resumed rounds' follow passes", () => c.followed);
   const stats = () => verifier.sessions.stats();
   counter("alia_verifier_sessions_evicted_lru_total", "Sessions evicted for the KV byte or session budget", () => stats().evictedLru);
   counter("alia_verifier_sessions_evicted_idle_total", "Sessions evicted after the idle TTL", () => stats().evictedIdle);

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { tokenLogprob } from "../src/common/logprobs.ts";
 import {
   GENERATE_LOAD_EVERY,
+  MAX_FOLLOW_PASSES,
   MAX_GAMMA,
   MAX_RESUME_PAIRS,
   MAX_RESUME_TOKENS,
@@ -52,6 +53,8 @@ const OVERTAKEN_WAIT_MS = 1000;
 
 /** Random streams of /v1/generate (per position) start here, far from the verify rounds' (per seq). */
 const GENERATE_STREAM = 0x40000000;
+/** Random streams of a resumed round's follow pass (per position of its first row), apart from both. */
+const FOLLOW_STREAM = 0x20000000;
 
 /**
  * A DELETE of a session the verifier does not hold may have overtaken the round opening it (still in its
@@ -82,7 +85,7 @@ export function roundHash(r: VerifyRequest): string {
     s ? [s.temperature, s.top_p, s.top_k, s.seed] : null,
     r.masks ?? null,
     r.logprobs ?? null,
-    r.resume ? [r.resume.window, r.resume.pairs ?? [], r.resume.max_tokens, r.resume.stop_ids] : null,
+    r.resume ? [r.resume.window, r.resume.pairs ?? [], r.resume.max_tokens, r.resume.stop_ids, r.resume.follow ?? 0] : null,
   ];
   return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
 }
@@ -97,7 +100,7 @@ const clientClosed = (session: string) => new VerifyError("client_closed", `sess
 export class Verifier {
   readonly sessions: SessionKvStore<Session>;
   /** Running totals for /metrics. */
-  readonly counters = { rounds: 0, retries: 0, drafted: 0, accepted: 0, generated: 0 };
+  readonly counters = { rounds: 0, retries: 0, drafted: 0, accepted: 0, generated: 0, followed: 0 };
   readonly maxGamma: number;
   readonly maxContext: number;
   /** Sessions whose opening round is in its prefill (id → how many such rounds). */
@@ -163,6 +166,7 @@ export class Verifier {
       if (req.masks) throw new VerifyError("invalid_request", "resume generates without masks: not with masks");
       if (!(Number.isInteger(rz.max_tokens) && rz.max_tokens >= 1 && rz.max_tokens <= MAX_RESUME_TOKENS)) throw new VerifyError("invalid_request", `resume.max_tokens must be an integer in 1..${MAX_RESUME_TOKENS}`);
       if (!(rz.window?.length >= 2 && rz.window.length <= MAX_RESUME_WINDOW)) throw new VerifyError("invalid_request", `resume.window: 2..${MAX_RESUME_WINDOW} tokens`);
+      if (!(Number.isInteger(rz.follow ?? 0) && (rz.follow ?? 0) >= 0 && (rz.follow ?? 0) <= this.maxGamma)) throw new VerifyError("invalid_request", `resume.follow must be an integer in 0..${this.maxGamma}`);
       if ((rz.pairs?.length ?? 0) > MAX_RESUME_PAIRS || rz.pairs?.some((p) => p?.length !== 2)) throw new VerifyError("invalid_request", `resume.pairs: at most ${MAX_RESUME_PAIRS} pairs of two tokens`);
       this.checkTokens([...rz.window, ...(rz.pairs ?? []).flat(), ...(rz.stop_ids ?? [])]);
     }
@@ -350,7 +354,12 @@ export class Verifier {
       // round ends, so that a close waiting for it finds a consistent sequence to free.
       s.seq.truncate(base + 1 + result.accepted);
       const g0 = performance.now();
-      const generated = req.resume ? await this.resume(s, req.resume, result.accepted ? req.drafts[result.accepted - 1] : s.pendingToken, result.token, req.logprobs, logprobs) : undefined;
+      const prev = result.accepted ? req.drafts[result.accepted - 1] : s.pendingToken;
+      // A follow pass only where the round's own copy broke: after a round that accepted every draft the
+      // edge's next round (perhaps already sent ahead) continues the copy.
+      const follow = result.accepted < req.drafts.length || req.drafts.length === 0;
+      const resumed = req.resume ? await this.resume(s, req.resume, prev, result.token, follow, req.logprobs, logprobs) : undefined;
+      const generated = resumed?.tokens;
       const generateMs = performance.now() - g0;
       s.pendingToken = generated?.at(-1) ?? result.token;
       s.expectCommitted = [...req.drafts.slice(0, result.accepted), result.token, ...(generated ?? [])];
@@ -363,6 +372,7 @@ export class Verifier {
         token: result.token,
         draft_logprobs: result.draftLogprobs.map((l) => (Number.isFinite(l) ? l : null)),
         ...(generated ? { generated } : {}),
+        ...(resumed?.followed.length ? { followed: resumed.followed } : {}),
         ...(logprobs ? { logprobs } : {}),
         load: this.load(s.seq),
         server_ms: performance.now() - t0,
@@ -405,28 +415,75 @@ export class Verifier {
   /**
    * A round's `resume`: after `token` (which followed `prev`), the target generates alone — one pass per
    * token, drawn like /v1/generate's (greedy, or seeded per absolute position) — until the last two tokens
-   * occur one after the other in the window or are one of its pairs, a stop id, `max_tokens` or the context's end. The tokens after
-   * `token`, their log-probs appended to `logprobs` when asked.
+   * occur one after the other in the window or are one of its pairs, a stop id, `max_tokens` tokens or the
+   * context's end. With `follow` (and `rz.follow`), where they occur in the window, the window's next tokens
+   * are then verified as drafts in one more pass (deterministic drafts: the usual rule keeps the output
+   * the target's own; sampling draws from the pass's own per-position stream); after a rejection there the
+   * target generates on the same way, within the same `max_tokens`, and up to MAX_FOLLOW_PASSES passes. The
+   * tokens after `token`, their log-probs appended to `logprobs` when asked; the follow passes that ran.
    */
-  private async resume(s: Session, rz: NonNullable<VerifyRequest["resume"]>, prev: number, token: number, k: number | undefined, logprobs: TokenLogprob[] | undefined): Promise<number[]> {
+  private async resume(
+    s: Session,
+    rz: NonNullable<VerifyRequest["resume"]>,
+    prev: number,
+    token: number,
+    follow: boolean,
+    k: number | undefined,
+    logprobs: TokenLogprob[] | undefined,
+  ): Promise<{ tokens: number[]; followed: { drafted: number; accepted: number }[] }> {
     const vocab = this.engine.vocab;
+    const window = rz.window;
     const pairs = new Set<number>();
-    for (let i = 1; i < rz.window.length; i++) pairs.add(rz.window[i - 1] * vocab + rz.window[i]);
+    for (let i = 1; i < window.length; i++) pairs.add(window[i - 1] * vocab + window[i]);
     for (const [a, b] of rz.pairs ?? []) pairs.add(a * vocab + b);
     const stopIds = rz.stop_ids ?? [];
-    const limit = Math.min(rz.max_tokens, this.maxContext - s.seq.length - 1);
-    const generated: number[] = [];
+    const room = () => this.maxContext - s.seq.length - 1;
+    const tokens: number[] = [];
+    const followed: { drafted: number; accepted: number }[] = [];
+    let alone = 0;
     let last = token;
-    while (generated.length < limit && !stopIds.includes(last) && !pairs.has(prev * vocab + last)) {
-      const row = (await this.engine.score(s.seq, [last])).rows[0];
-      // The sequence now holds every token before the new one: its length is the new token's position.
-      const next = this.generatedToken(row, s.sampling, s.seq.length);
-      if (k !== undefined) logprobs?.push(this.logprobOf(row, next, k));
-      generated.push(next);
-      [prev, last] = [last, next];
+    for (;;) {
+      while (alone < rz.max_tokens && room() > 0 && !stopIds.includes(last) && !pairs.has(prev * vocab + last)) {
+        const row = (await this.engine.score(s.seq, [last])).rows[0];
+        // The sequence now holds every token before the new one: its length is the new token's position.
+        const next = this.generatedToken(row, s.sampling, s.seq.length);
+        if (k !== undefined) logprobs?.push(this.logprobOf(row, next, k));
+        tokens.push(next);
+        alone++;
+        [prev, last] = [last, next];
+      }
+      if (!follow || !rz.follow || followed.length >= MAX_FOLLOW_PASSES || stopIds.includes(last)) break;
+      const at = window.findIndex((t, i) => i > 0 && window[i - 1] === prev && t === last);
+      const drafts: number[] = [];
+      for (const t of at < 0 ? [] : window.slice(at + 1, at + 1 + Math.min(rz.follow, room()))) {
+        if (stopIds.includes(t)) break; // the target's own token may end the output, no draft goes past it
+        drafts.push(t);
+      }
+      if (!drafts.length) break;
+      const base = s.seq.length;
+      const rows = (await this.engine.score(s.seq, [last, ...drafts])).rows;
+      let result: VerifyResult;
+      if (s.sampling) {
+        const rng = new SeededRng(s.sampling.seed, FOLLOW_STREAM + base);
+        const p = rows.map((r) => targetDistribution(r, s.sampling!));
+        result = verifySampling(
+          drafts,
+          drafts.map((d) => ({ ids: [d], probs: [1] })),
+          p,
+          () => rng.next(),
+        );
+      } else result = verifyGreedy(drafts, rows);
+      s.seq.truncate(base + 1 + result.accepted);
+      const committed = [...drafts.slice(0, result.accepted), result.token];
+      if (k !== undefined) logprobs?.push(...committed.map((t, i) => this.logprobOf(rows[i], t, k)));
+      tokens.push(...committed);
+      followed.push({ drafted: drafts.length, accepted: result.accepted });
+      this.counters.followed += result.accepted;
+      [prev, last] = [committed.length > 1 ? committed[committed.length - 2] : last, result.token];
+      if (result.accepted === drafts.length) break; // the copy holds: the edge's next round goes on with it
     }
-    this.counters.generated += generated.length;
-    return generated;
+    this.counters.generated += alone;
+    return { tokens, followed };
   }
 
   /**

@@ -10,8 +10,12 @@ export const MAX_Q_SUPPORT = 64;
 export const MAX_TOP_LOGPROBS = 20;
 /** Most tokens a round's `resume` may generate after its token, most tokens of its window, most extra pairs. */
 export const MAX_RESUME_TOKENS = 16;
-export const MAX_RESUME_WINDOW = 64;
+export const MAX_RESUME_WINDOW = 256;
 export const MAX_RESUME_PAIRS = 64;
+/** Most follow passes in one round's `resume` (VerifyRequest.resume.follow). */
+export const MAX_FOLLOW_PASSES = 3;
+/** Most tokens a round may commit after its drafts and token: resumed ones and its follow passes'. */
+const MAX_AFTER_TOKEN = MAX_RESUME_TOKENS + MAX_FOLLOW_PASSES * (MAX_GAMMA + 1);
 
 const tokenId = z.number().int().min(0);
 
@@ -37,10 +41,10 @@ export const VerifyRequestSchema = z
     seq: z.number().int().min(0),
     /** Whole token history (prompt + everything committed): opens or re-opens the session. */
     history: z.array(tokenId).min(1).optional(),
-    /** Tokens committed since the previous round (its accepted drafts and its token). */
+    /** Tokens committed since the previous round (its accepted drafts, its token and any after it). */
     committed: z
       .array(tokenId)
-      .max(MAX_GAMMA + 1 + MAX_RESUME_TOKENS)
+      .max(MAX_GAMMA + 1 + MAX_AFTER_TOKEN)
       .optional(),
     drafts: z.array(tokenId).max(MAX_GAMMA),
     /** The drafter's sparse q̃ for each draft; required when sampling with drafts. */
@@ -63,7 +67,10 @@ export const VerifyRequestSchema = z
      * after the other in `window` (where the edge's copy can resume: a suffix match's text) or are one of
      * `pairs` (where the copied text branches: the other continuations the edge knows), a stop id, or
      * `max_tokens`. Saves a copy broken by an edit the stream start-up and re-opening round of switching
-     * to pool generation and back. Not with masks.
+     * to pool generation and back. With `follow`, once a round whose drafts were not all accepted (or that
+     * had none) has resumed inside `window`, the target verifies up to `follow` tokens of the window after
+     * that pair in one more pass, as drafts: the copy goes on within the round, a round trip saved. Not
+     * with masks.
      */
     resume: z
       .object({
@@ -74,6 +81,7 @@ export const VerifyRequestSchema = z
           .default([]),
         max_tokens: z.number().int().min(1).max(MAX_RESUME_TOKENS),
         stop_ids: z.array(tokenId).max(16).default([]),
+        follow: z.number().int().min(0).max(MAX_GAMMA).optional(),
       })
       .optional(),
   })
@@ -129,14 +137,25 @@ export const VerifyResponseSchema = z.object({
   token: tokenId,
   /** Target log-prob of each draft (null where −∞). */
   draft_logprobs: z.array(z.number().nullable()),
-  /** With `resume`: the tokens the target generated after `token` (committed too). */
-  generated: z.array(tokenId).max(MAX_RESUME_TOKENS).optional(),
+  /**
+   * With `resume`: the tokens committed after `token` (committed too), in order: those the target generated
+   * alone and, with `resume.follow`, each follow pass's accepted window tokens and its token after them.
+   */
+  generated: z.array(tokenId).max(MAX_AFTER_TOKEN).optional(),
+  /**
+   * With `resume.follow`, the follow passes that ran: the window tokens each verified and how many it
+   * accepted (each pass's accepted tokens and the target's token after them are in `generated`).
+   */
+  followed: z
+    .array(z.object({ drafted: z.number().int().min(1).max(MAX_GAMMA), accepted: z.number().int().min(0).max(MAX_GAMMA) }))
+    .max(MAX_FOLLOW_PASSES)
+    .optional(),
   /** With `logprobs`: the committed tokens' (accepted drafts, then `token`, then `generated`). */
   logprobs: z.array(TokenLogprobSchema).optional(),
   load: PoolLoadSchema,
   /** Time the round spent in the verifier (queue + pass), so the edge can tell network RTT from it. */
   server_ms: z.number().min(0),
-  /** Of `server_ms`, the time spent generating `generated`. */
+  /** Of `server_ms`, the time spent on `generated` (its passes). */
   generate_ms: z.number().min(0).optional(),
 });
 export type VerifyResponse = z.infer<typeof VerifyResponseSchema>;

@@ -54,6 +54,10 @@ export class HybridProposer implements Proposer {
     return proposal.by === this.suffix.name ? this.suffix.resumeWindow(history, proposal) : undefined;
   }
 
+  openingWindow(prompt: readonly number[]): number[] | undefined {
+    return this.suffix.openingWindow(prompt);
+  }
+
   lookahead(history: readonly number[], proposal: Proposal, max: number): PeekedProposal | undefined {
     return proposal.by === this.suffix.name ? { ...this.suffix.lookahead(history, proposal, max), by: this.suffix.name } : undefined;
   }

@@ -81,6 +81,12 @@ export interface Proposer {
    */
   resumeWindow?(history: readonly number[], proposal: Proposal): ResumeWindow | undefined;
   /**
+   * Optional, with resumeWindow: the text of `prompt` an answer may open by copying (a passage to rewrite,
+   * a source to translate), for a first round that finds where the answer joins it and copies on from
+   * there (VerifyRequest.resume with `follow`). Undefined: nothing to copy.
+   */
+  openingWindow?(prompt: readonly number[]): number[] | undefined;
+  /**
    * Optional, with resumeWindow: the proposal that would follow if `proposal` and then the copy's next token
    * were committed after `history` (its first token is that next token), without committing anything — for
    * sending the next round while `proposal`'s is in flight. Undefined: `proposal` copies nothing.

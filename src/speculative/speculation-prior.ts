@@ -21,6 +21,8 @@ export interface MeasuredFigures {
   verifyMs?: readonly [number, number];
   /** Pool generation's time per token. */
   generateMs?: number;
+  /** The answer opened by copying its prompt (Proposer.openingWindow): its first few tokens follow each other there. */
+  copiedOpening?: boolean;
 }
 
 /** A prior ready to start from: every figure a first decision needs. */
@@ -53,6 +55,7 @@ export class SpeculationPrior {
   private readonly verify0 = new Ewma(0.3);
   private readonly verifyMax = new Ewma(0.3);
   private readonly generate = new Ewma(0.3);
+  private readonly opening = new Ewma(0.3);
 
   learn(m: MeasuredFigures): void {
     m.alpha.forEach((a, i) => {
@@ -74,6 +77,12 @@ export class SpeculationPrior {
       this.verifyMax.observe(m.verifyMs[1]);
     }
     if (m.generateMs !== undefined) this.generate.observe(m.generateMs);
+    if (m.copiedOpening !== undefined) this.opening.observe(m.copiedOpening ? 1 : 0);
+  }
+
+  /** Share of recent answers that opened by copying their prompt (undefined before the first). */
+  get copiedOpening(): number | undefined {
+    return this.opening.value;
   }
 
   /** The figures to start from, once enough has been measured (undefined before). */

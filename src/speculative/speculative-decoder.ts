@@ -26,6 +26,16 @@ const FIRST_GENERATE_CHUNK = 4;
  */
 const RESUME_TOKENS = 8;
 /**
+ * An answer expected to open by copying its prompt (openingWindow) starts with a round without drafts that
+ * generates at most this many tokens after its first to find where the copy joins, as a first
+ * pool-generation chunk would, and copies on from there (VerifyRequest.resume with `follow`). Expected:
+ * at least this share of the edge's recent answers opened so (SpeculationPrior.copiedOpening).
+ */
+const OPENING_TOKENS = 3;
+const OPENING_MIN_SHARE = 0.5;
+/** An answer opened by copying when its first this many tokens follow each other in the window: a copy worth a follow pass. */
+const OPENING_RUN = 4;
+/**
  * Pipelining (sendAhead) bets on the round in flight accepting all its drafts and the copy's next token
  * at least this likely (a lost bet costs no pass, only a refused request), and drafts the next round's
  * tokens while all of them stay at least this likely.
@@ -109,6 +119,8 @@ export class SpeculativeDecoder {
   async *run(prompt: readonly number[]): AsyncGenerator<DecodeEvent> {
     if (prompt.length === 0) throw new RangeError("the prompt must have at least one token");
     const state: RoundState = { history: [...prompt], promptLength: prompt.length, opened: false, seq: 0, lastCommitted: [], generatedChunks: 0 };
+    const openingWindow = this.policy.adaptive && !this.cursor && this.o.resume !== false ? this.proposer.openingWindow?.(prompt) : undefined;
+    let opening = this.openingResume(openingWindow);
     let mode = -1;
     try {
       while (!this.o.signal?.aborted) {
@@ -120,6 +132,12 @@ export class SpeculativeDecoder {
           this.recorder.chose(ahead.proposal.tokens.length, mode);
           mode = ahead.proposal.tokens.length;
           steps = this.aheadRound(state, ahead);
+        } else if (opening) {
+          // A round, though without drafts: the policy then weighs the next one as a round, not a switch.
+          this.recorder.chose(0, mode);
+          mode = 1;
+          steps = this.round(state, 0, undefined, opening);
+          opening = undefined;
         } else {
           // A proposer that knows its odds proposes first: the policy prices this very proposal.
           const proposal = this.policy.adaptive ? await this.peek(state.history) : undefined;
@@ -147,7 +165,9 @@ export class SpeculativeDecoder {
         else reset.catch(() => {});
         this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
         this.cursor?.dispose();
-        if (this.stats.rounds > 0 || this.stats.generatedTokens > 0) this.o.priors?.for(this.proposer.name).learn(this.policy.measured());
+        const out = this.tracker.output;
+        const copiedOpening = openingWindow && out.length >= OPENING_RUN ? containsRun(openingWindow, out.slice(0, OPENING_RUN)) : undefined;
+        if (this.stats.rounds > 0 || this.stats.generatedTokens > 0) this.o.priors?.for(this.proposer.name).learn({ ...this.policy.measured(), copiedOpening });
       } finally {
         // Close the verifier's session whether the generation ended, failed or the client went away (even
         // mid-round: the verifier answers the round in flight, then frees the session), whatever the
@@ -275,8 +295,22 @@ export class SpeculativeDecoder {
     return [{ tokens, ...(q ? { q } : {}), ...(proposal.by ? { by: proposal.by } : {}) }, masks];
   }
 
-  /** One speculative round: propose, verify, commit the accepted prefix and the target's token. */
-  private async *round(st: RoundState, gamma: number, peeked?: Proposal): AsyncGenerator<Step> {
+  /**
+   * The first round's `resume` when the answer is expected to open by copying `window` (its prompt's text):
+   * no drafts; the target generates until its first two tokens follow each other in the window, then
+   * verifies the window's next tokens (VerifyRequest.resume.follow).
+   */
+  private openingResume(window: number[] | undefined): VerifyRequest["resume"] {
+    const share = this.o.priors?.for(this.proposer.name).copiedOpening;
+    const remaining = this.tracker.remaining;
+    const tokens = Math.min(OPENING_TOKENS, remaining - 1);
+    const follow = Math.min(this.policy.maxGamma, remaining - 1 - tokens - 1);
+    if (!window || window.length < 2 || !(share !== undefined && share >= OPENING_MIN_SHARE) || tokens < 1 || follow < 1) return undefined;
+    return { window, pairs: [], max_tokens: tokens, stop_ids: this.tracker.stopIdList, follow };
+  }
+
+  /** One speculative round: propose, verify, commit the accepted prefix and the target's token (`resume`: the opening round's). */
+  private async *round(st: RoundState, gamma: number, peeked?: Proposal, opening?: VerifyRequest["resume"]): AsyncGenerator<Step> {
     const o = this.o;
     const budget = Math.max(0, this.tracker.remaining - 1); // drafts past it could never be output
     const g = Math.min(gamma, budget);
@@ -298,7 +332,7 @@ export class SpeculativeDecoder {
     if (o.proactive && n > 0) this.proposer.proposeAhead?.(st.history, proposal, n);
     const { seq, lastCommitted } = st;
     const history = [...st.history];
-    const resume = this.resumeFor(history, proposal, this.tracker.remaining);
+    const resume = opening ?? this.resumeFor(history, proposal, this.tracker.remaining);
     const build = (reopen: boolean): VerifyRequest => ({
       session: o.session,
       seq,
@@ -345,7 +379,10 @@ export class SpeculativeDecoder {
   private resumeFor(history: readonly number[], proposal: Proposal, remaining: number): VerifyRequest["resume"] {
     const tokens = Math.min(RESUME_TOKENS, remaining - proposal.tokens.length - 1);
     const w = this.o.resume !== false && this.policy.adaptive && !this.cursor && tokens > 0 ? this.proposer.resumeWindow?.(history, proposal) : undefined;
-    return w && w.tokens.length >= 2 ? { window: w.tokens, pairs: w.pairs, max_tokens: tokens, stop_ids: this.tracker.stopIdList } : undefined;
+    if (!w || w.tokens.length < 2) return undefined;
+    // The follow pass's drafts, within what the output has room for after the resumed tokens and its token.
+    const follow = Math.max(0, Math.min(this.policy.maxGamma, remaining - proposal.tokens.length - 1 - tokens - 1));
+    return { window: w.tokens, pairs: w.pairs, max_tokens: tokens, stop_ids: this.tracker.stopIdList, ...(follow ? { follow } : {}) };
   }
 
   /**
@@ -414,10 +451,20 @@ export class SpeculativeDecoder {
     const step = this.tracker.commit(st.lastCommitted);
     if (!t.reopening && t.edgeMs !== undefined) this.policy.observeEdgeTime(t.edgeMs);
     this.recorder.round(proposal.by ?? this.proposer.name, n, r.accepted, r.accepted + 1, serverMs, networkMs, t.edgeMs ?? 0);
-    // Generated tokens are the pool's own, as in a stream (those past the output's end are not output).
-    for (let i = 0; i < generated.length; i++) this.recorder.resumed(r.accepted + 1 + i < step.event.tokens.length);
+    // Generated tokens are the pool's own, as in a stream (those past the output's end are not output); a
+    // follow pass's are a round of the copy's drafter without a round trip of its own.
+    const followed = r.followed ?? [];
+    const alone = generated.length - followed.reduce((a, f) => a + f.accepted + 1, 0);
+    for (let i = 0; i < alone; i++) this.recorder.resumed(r.accepted + 1 + i < step.event.tokens.length);
+    for (const f of followed) this.recorder.round(proposal.by ?? this.proposer.name, f.drafted, f.accepted, f.accepted + 1, 0, 0, 0);
     return step;
   }
+}
+
+/** `run` occurs in `text` as consecutive tokens. */
+function containsRun(text: readonly number[], run: readonly number[]): boolean {
+  for (let i = 0; i + run.length <= text.length; i++) if (run.every((t, k) => text[i + k] === t)) return true;
+  return false;
 }
 
 function sameTokens(a: readonly number[], b: readonly number[]): boolean {

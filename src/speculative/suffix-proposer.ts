@@ -23,6 +23,8 @@ const PRIOR_BY_ORDER = [0.2, 0.35, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8];
 const PRIOR_WEIGHT = 4;
 /** How far past a proposal the match's run is followed (PeekedProposal.run). */
 const RUN_LOOKAHEAD = 32;
+/** Most tokens of a copy's resume window: the copy from the last committed token on. */
+const COPY_WINDOW = 64;
 
 /** Measured acceptance of suffix proposals by kind of match (pure). */
 export class SuffixCalibration {
@@ -114,13 +116,12 @@ export class SuffixProposer implements Proposer {
   }
 
   /**
-   * The matched text from the last committed token through `proposal` and on (at most MAX_RESUME_WINDOW
-   * tokens), and where it branches: at each drafted position and the one after, the other tokens that
+   * The matched text from the last committed token through `proposal` and on (at most COPY_WINDOW tokens), and where it branches: at each drafted position and the one after, the other tokens that
    * followed its context (text that repeats with variations: the proposal took the likeliest branch).
    */
   resumeWindow(history: readonly number[], proposal: Proposal): ResumeWindow | undefined {
     if (!proposal.tokens.length) return undefined;
-    const tokens = [history[history.length - 1], ...proposal.tokens, ...this.lookahead(history, proposal, MAX_RESUME_WINDOW).tokens].slice(0, MAX_RESUME_WINDOW);
+    const tokens = [history[history.length - 1], ...proposal.tokens, ...this.lookahead(history, proposal, COPY_WINDOW).tokens].slice(0, COPY_WINDOW);
     return this.timed(() => {
       const pairs: [number, number][] = [];
       const ctx = history.slice(-this.maxOrder);
@@ -134,6 +135,11 @@ export class SuffixProposer implements Proposer {
       }
       return { tokens, pairs };
     });
+  }
+
+  /** The prompt's last MAX_RESUME_WINDOW tokens: where a rewritten passage or a translated source sits. */
+  openingWindow(prompt: readonly number[]): number[] | undefined {
+    return prompt.length >= 2 ? prompt.slice(-MAX_RESUME_WINDOW) : undefined;
   }
 
   /** Every token that followed the longest context ending `ctx` (of at least minOrder tokens), in the session or the tenant's outputs. */
