@@ -107,6 +107,63 @@ describe("resume in the verifier core (greedy)", () => {
   });
 });
 
+describe("follow passes in the verifier core (greedy)", () => {
+  const c = greedyCase("El que madruga", 32);
+  const resume = (window: number[], follow: number, max_tokens = 16) => ({ window, follow, max_tokens, stop_ids: [], pairs: [] });
+  /** Drafts whose third is wrong: the round commits c.ref[0..2], c.ref[2] the correction. */
+  const broken = () => [c.ref[0], c.ref[1], (c.ref[2] + 1) % 1000, c.ref[3]];
+
+  it("once the copy resumes in the window, the window's next tokens are verified in the same round", async () => {
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    // The correction already continues the window: no token generated alone, one follow pass of 5 drafts.
+    const r = await v.round(req({ session: "f", seq: 0, history: c.prompt, drafts: broken(), resume: resume(c.ref.slice(1, 12), 5), logprobs: 0 }));
+    expect([r.accepted, r.token]).toEqual([2, c.ref[2]]);
+    expect(r.followed).toEqual([{ drafted: 5, accepted: 5 }]);
+    expect(r.generated).toEqual(c.ref.slice(3, 9));
+    expect(r.logprobs).toHaveLength(3 + 6);
+    // The session holds every committed token: the next round continues from c.ref[9].
+    const next = await v.round(req({ session: "f", seq: 1, committed: [...c.ref.slice(0, 3), ...r.generated!], drafts: c.ref.slice(9, 12) }));
+    expect([next.accepted, next.token]).toEqual([3, c.ref[12]]);
+  });
+
+  it("a follow pass that breaks generates on until the copy resumes again, then follows it again", async () => {
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    const wrong = (c.ref[4] + 1) % 1000;
+    // The window has a wrong token for c.ref[4] and lacks c.ref[5]: the first pass accepts one draft and
+    // corrects to c.ref[4]; the target writes c.ref[5], c.ref[6] and c.ref[7] alone, when (c.ref[6], c.ref[7])
+    // is a pair of the window: a second pass follows c.ref[8..9], and c.ref[10] is its own token.
+    const window = [c.ref[1], c.ref[2], c.ref[3], wrong, c.ref[6], c.ref[7], c.ref[8], c.ref[9]];
+    const r = await v.round(req({ session: "g", seq: 0, history: c.prompt, drafts: broken(), resume: resume(window, 5) }));
+    expect(r.generated).toEqual(c.ref.slice(3, 11));
+    expect(r.followed).toEqual([
+      { drafted: 5, accepted: 1 },
+      { drafted: 2, accepted: 2 },
+    ]);
+    expect(v.counters).toMatchObject({ followed: 3, generated: 3 });
+  });
+
+  it("no follow pass after a round that accepted every draft, nor without follow; follow is part of the round's content", async () => {
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    const held = await v.round(req({ session: "h", seq: 0, history: c.prompt, drafts: c.ref.slice(0, 4), resume: resume(c.ref.slice(3, 14), 8) }));
+    expect([held.accepted, held.generated, held.followed]).toEqual([4, [], undefined]);
+    const body = req({ session: "n", seq: 0, history: c.prompt, drafts: broken(), resume: resume(c.ref.slice(1, 12), 0) });
+    const none = await v.round(body);
+    expect([none.generated, none.followed]).toEqual([[], undefined]);
+    await expect(v.round({ ...body, history: undefined, committed: [], resume: resume(c.ref.slice(1, 12), 4) })).rejects.toMatchObject({ code: "seq_conflict" });
+    expect(VerifyRequestSchema.safeParse({ ...body, resume: resume([1, 2], 17) }).success).toBe(false);
+    await expect(v.round({ ...body, session: "m", resume: resume([1, 2], 17) })).rejects.toMatchObject({ code: "invalid_request" });
+  });
+
+  it("an opening round without drafts finds where the answer joins the window and follows it", async () => {
+    const v = new Verifier(new OnnxEngine(c.target), store);
+    // (last prompt token, c.ref[0]) is not in the window: c.ref[1] is generated, then (c.ref[0], c.ref[1]) is.
+    const r = await v.round(req({ session: "o", seq: 0, history: c.prompt, drafts: [], resume: resume(c.ref.slice(0, 20), 8, 3) }));
+    expect(r.token).toBe(c.ref[0]);
+    expect(r.generated).toEqual(c.ref.slice(1, 11));
+    expect(r.followed).toEqual([{ drafted: 8, accepted: 8 }]);
+  });
+});
+
 describe("rounds sent ahead (pipelining) in the verifier core", () => {
   const c = greedyCase("Quien mucho abarca", 16);
 
@@ -155,7 +212,7 @@ describe("resume through the edge", () => {
     await verifier?.stop("SIGKILL");
   });
 
-  it("passage rewriting with the suffix proposer (adaptive γ) equals the copy fixture's greedy output, and resumes within rounds", async () => {
+  it("passage rewriting with the suffix proposer (adaptive γ) equals the copy fixture's greedy output, and resumes and follows the copy within rounds", async () => {
     const bundle = await loadBundle(path.join(COPY_DIR, "target"));
     const tok = TextTokenizer.fromBundle(bundle);
     const copyTarget = await loadTargetModel(bundle);
@@ -164,9 +221,10 @@ describe("resume through the edge", () => {
     verifier = await startVerifierProcess({ VERIFIER_TOKEN: TOKEN, MODEL_DIR: COPY_DIR, VERIFIER_COST_MODEL: "h200-alia-40b", VERIFIER_SIMULATE_GPU: "true" });
     const proxy = await startDelayProxy({ target: verifier.url, delayMs: 10 });
     const pool = new PoolClient({ nodes: [proxy.url], token: TOKEN });
-    let resumed = 0;
+    let [resumed, followPasses, openings] = [0, 0, 0];
     try {
-      // As on an edge in service, each generation starts from what the earlier ones measured.
+      // As on an edge in service, each generation starts from what the earlier ones measured (here also that
+      // answers open by copying their prompt: later ones start with a round that finds the copy and follows it).
       const priors = new SpeculationPriors();
       for (const [i, r] of (await readRewriteCases(COPY_DIR)).slice(0, 12).entries()) {
         const prompt = tok.encode(rewritePrompt(r.slipped));
@@ -176,12 +234,16 @@ describe("resume through the edge", () => {
         for await (const _ of d.run(prompt));
         expect(d.output, `passage ${i}`).toEqual(reference);
         resumed += d.stats.resumedTokens;
+        followPasses += d.stats.followPasses;
+        if (d.stats.roundLog[0]?.gamma === 0) openings++;
       }
     } finally {
       await proxy.close();
       await copyTarget.dispose();
     }
     expect(resumed).toBeGreaterThan(0);
+    expect(followPasses).toBeGreaterThan(0);
+    expect(openings).toBeGreaterThan(0);
   });
 
   it("a repeated request (drafted from the key's earlier answer) sends rounds ahead, and the output stays target-only greedy", async () => {
@@ -241,6 +303,42 @@ describe("resume through the edge", () => {
       expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
       // Power: the same counts against the target at temperature 1 (what a resume ignoring the session's
       // sampling settings would draw from) are rejected.
+      const wrong = await firstTwoChiSquare(target, prompt, { temperature: 1 }, counts);
+      expect(wrong.pValue, `temperature 1: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
+    });
+  });
+  it("sampling: the first two tokens keep target-only sampling's distribution when an opening round's follow pass draws the second", async () => {
+    await withTinyPair(6, TOKEN, async ({ target, pool }) => {
+      // Every token follows a 7 somewhere in the prompt, which ends with a 7: whatever the opening round's
+      // token, the copy resumes at once and a follow pass verifies the prompt's next token there as a draft.
+      const prompt = [1, 7, 0, 3, 7, 1, 4, 7, 2, 5, 7, 3, 6, 7, 4, 1, 7, 5, 2, 7, 6, 3, 7, 7, 4, 7];
+      const params = { temperature: 2 };
+      let followed = 0;
+      const counts = await countFirstTwo(1500, async (t) => {
+        // An edge whose recent answers opened by copying their prompts: the answer starts with such a round.
+        const priors = new SpeculationPriors();
+        priors.for("suffix").learn({ alpha: [], seen: [], copiedOpening: true });
+        const d = new SpeculativeDecoder({
+          proposer: new SuffixProposer({ sampling: true, promptLength: prompt.length }),
+          pool,
+          maxTokens: 8,
+          maxGamma: 2,
+          gamma: "adaptive",
+          priors,
+          session: `tiny-follow-${t}`,
+          sampling: { temperature: params.temperature, top_p: 1, top_k: 0, seed: 50_000 + t },
+          seeded: true,
+        });
+        for await (const _ of d.run(prompt));
+        if (d.stats.roundLog[0]?.gamma === 0 && d.stats.followPasses > 0) followed++;
+        return d.output.slice(0, 2);
+      });
+      // Nearly every trial drew its second token in the opening round's follow pass.
+      expect(followed).toBeGreaterThan(1400);
+      const r = await firstTwoChiSquare(target, prompt, params, counts);
+      expect(r.unseen).toEqual([]);
+      expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
+      // Power: the same counts against the target at temperature 1 are rejected.
       const wrong = await firstTwoChiSquare(target, prompt, { temperature: 1 }, counts);
       expect(wrong.pValue, `temperature 1: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
     });

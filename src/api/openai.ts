@@ -75,6 +75,7 @@ export function speculationSummary(s: DecodeStats, completionTokens: number) {
     tokens_per_round: s.rounds ? s.roundTokens / s.rounds : null,
     pool_generated_tokens: s.generatedTokens,
     resumed_tokens: s.resumedTokens,
+    follow_passes: s.followPasses,
     target_passes: s.targetPasses,
     target_passes_saved: Math.max(0, completionTokens - s.targetPasses),
     draft_ms: round1(s.draftMs),

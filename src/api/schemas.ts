@@ -391,6 +391,7 @@ export const AliaSpeculationSchema = z
     tokens_per_round: z.number().min(0).nullable().meta({ description: "τ: tokens committed per target pass in speculative rounds; null without rounds." }),
     pool_generated_tokens: count0().meta({ description: "Tokens the pool generated itself (γ = 0, or within a round until a broken copy could resume)." }),
     resumed_tokens: count0().meta({ description: "Of pool_generated_tokens, those generated within a round after a copy (suffix match) broke, until it could resume." }),
+    follow_passes: count0().meta({ description: "Of rounds, verify passes a round ran on its own after its copy resumed, following the copied text (no round trip of their own)." }),
     target_passes: count0(),
     target_passes_saved: count0().meta({ description: "Completion tokens minus target passes." }),
     draft_ms: ms(),

@@ -28,6 +28,8 @@ export interface DecodeStats {
   aheadDiscarded: number;
   /** Rounds sent while the round before them was in flight (pipelining) whose bet came true. */
   pipelinedRounds: number;
+  /** Of `rounds`, follow passes: a resumed round's own verification of the copy's next tokens (no round trip). */
+  followPasses: number;
   /** γ chosen per step (0 for a pool-generated chunk). */
   gammas: number[];
   /** Each verify round: drafts sent and accepted. */
@@ -63,6 +65,7 @@ function emptyDecodeStats(proposer: string): DecodeStats {
     aheadUsed: 0,
     aheadDiscarded: 0,
     pipelinedRounds: 0,
+    followPasses: 0,
     gammas: [],
     roundLog: [],
     passRows: { sum: 0, reports: 0 },
@@ -128,6 +131,12 @@ export class DecodeStatsRecorder {
     s.verifyMs += serverMs;
     s.networkMs += networkMs;
     s.edgeMs += edgeMs;
+  }
+
+  /** A follow pass within a resumed round (VerifyResponse.followed): a round of `by`'s drafts without a round trip. */
+  followPass(by: string, drafted: number, accepted: number): void {
+    this.round(by, drafted, accepted, accepted + 1, 0, 0, 0);
+    this.stats.followPasses++;
   }
 
   /** The round about to be recorded was sent ahead (pipelining). */

@@ -54,7 +54,7 @@ export class HybridProposer implements Proposer {
     return proposal.by === this.suffix.name ? this.suffix.resumeWindow(history, proposal) : undefined;
   }
 
-  openingWindow(prompt: readonly number[]): number[] | undefined {
+  openingWindow(prompt: readonly number[]): { tokens: number[]; by: string } | undefined {
     return this.suffix.openingWindow(prompt);
   }
 

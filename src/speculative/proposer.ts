@@ -83,9 +83,9 @@ export interface Proposer {
   /**
    * Optional, with resumeWindow: the text of `prompt` an answer may open by copying (a passage to rewrite,
    * a source to translate), for a first round that finds where the answer joins it and copies on from
-   * there (VerifyRequest.resume with `follow`). Undefined: nothing to copy.
+   * there (VerifyRequest.resume with `follow`); `by`: the drafter it counts for. Undefined: nothing to copy.
    */
-  openingWindow?(prompt: readonly number[]): number[] | undefined;
+  openingWindow?(prompt: readonly number[]): { tokens: number[]; by: string } | undefined;
   /**
    * Optional, with resumeWindow: the proposal that would follow if `proposal` and then the copy's next token
    * were committed after `history` (its first token is that next token), without committing anything — for

@@ -166,7 +166,7 @@ export class SpeculativeDecoder {
         this.recorder.ahead(this.proposer.aheadUsed, this.proposer.aheadDiscarded);
         this.cursor?.dispose();
         const out = this.tracker.output;
-        const copiedOpening = openingWindow && out.length >= OPENING_RUN ? containsRun(openingWindow, out.slice(0, OPENING_RUN)) : undefined;
+        const copiedOpening = openingWindow && out.length >= OPENING_RUN ? containsRun(openingWindow.tokens, out.slice(0, OPENING_RUN)) : undefined;
         if (this.stats.rounds > 0 || this.stats.generatedTokens > 0) this.o.priors?.for(this.proposer.name).learn({ ...this.policy.measured(), copiedOpening });
       } finally {
         // Close the verifier's session whether the generation ended, failed or the client went away (even
@@ -300,17 +300,18 @@ export class SpeculativeDecoder {
    * no drafts; the target generates until its first two tokens follow each other in the window, then
    * verifies the window's next tokens (VerifyRequest.resume.follow).
    */
-  private openingResume(window: number[] | undefined): VerifyRequest["resume"] {
+  private openingResume(opening: { tokens: number[]; by: string } | undefined): OpeningRound | undefined {
+    const window = opening?.tokens;
     const share = this.o.priors?.for(this.proposer.name).copiedOpening;
     const remaining = this.tracker.remaining;
     const tokens = Math.min(OPENING_TOKENS, remaining - 1);
     const follow = Math.min(this.policy.maxGamma, remaining - 1 - tokens - 1);
     if (!window || window.length < 2 || !(share !== undefined && share >= OPENING_MIN_SHARE) || tokens < 1 || follow < 1) return undefined;
-    return { window, pairs: [], max_tokens: tokens, stop_ids: this.tracker.stopIdList, follow };
+    return { resume: { window, pairs: [], max_tokens: tokens, stop_ids: this.tracker.stopIdList, follow }, by: opening.by };
   }
 
   /** One speculative round: propose, verify, commit the accepted prefix and the target's token (`resume`: the opening round's). */
-  private async *round(st: RoundState, gamma: number, peeked?: Proposal, opening?: VerifyRequest["resume"]): AsyncGenerator<Step> {
+  private async *round(st: RoundState, gamma: number, peeked?: Proposal, opening?: OpeningRound): AsyncGenerator<Step> {
     const o = this.o;
     const budget = Math.max(0, this.tracker.remaining - 1); // drafts past it could never be output
     const g = Math.min(gamma, budget);
@@ -319,7 +320,7 @@ export class SpeculativeDecoder {
     const p0 = this.proposer.proposeMs;
     const ahead0 = this.proposer.aheadUsed;
     // A proposer may go past γ (a long, sure suffix match), never past the budget.
-    let proposal = sliceProposal(g <= 0 ? { tokens: [] } : peeked ? sliceProposal(peeked, g) : await this.proposer.propose(st.history, g), budget);
+    let proposal = sliceProposal(g <= 0 ? { tokens: [], ...(opening ? { by: opening.by } : {}) } : peeked ? sliceProposal(peeked, g) : await this.proposer.propose(st.history, g), budget);
     let masks: string[] | undefined;
     if (this.cursor) [proposal, masks] = await this.constrain(st, proposal, g);
     const n = proposal.tokens.length;
@@ -332,7 +333,7 @@ export class SpeculativeDecoder {
     if (o.proactive && n > 0) this.proposer.proposeAhead?.(st.history, proposal, n);
     const { seq, lastCommitted } = st;
     const history = [...st.history];
-    const resume = opening ?? this.resumeFor(history, proposal, this.tracker.remaining);
+    const resume = opening?.resume ?? this.resumeFor(history, proposal, this.tracker.remaining);
     const build = (reopen: boolean): VerifyRequest => ({
       session: o.session,
       seq,
@@ -456,7 +457,7 @@ export class SpeculativeDecoder {
     const followed = r.followed ?? [];
     const alone = generated.length - followed.reduce((a, f) => a + f.accepted + 1, 0);
     for (let i = 0; i < alone; i++) this.recorder.resumed(r.accepted + 1 + i < step.event.tokens.length);
-    for (const f of followed) this.recorder.round(proposal.by ?? this.proposer.name, f.drafted, f.accepted, f.accepted + 1, 0, 0, 0);
+    for (const f of followed) this.recorder.followPass(proposal.by ?? this.proposer.name, f.drafted, f.accepted);
     return step;
   }
 }
@@ -501,6 +502,12 @@ interface RoundState {
   ahead?: Ahead;
   /** Pool-generation chunks started so far. */
   generatedChunks: number;
+}
+
+/** The first round of an answer expected to open by copying (openingResume): its resume, and the drafter of the copy. */
+interface OpeningRound {
+  resume: NonNullable<VerifyRequest["resume"]>;
+  by: string;
 }
 
 /** A round sent on a bet (sendAhead): it stands if the round before it committed `body.committed`. */

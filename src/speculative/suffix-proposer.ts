@@ -138,8 +138,8 @@ export class SuffixProposer implements Proposer {
   }
 
   /** The prompt's last MAX_RESUME_WINDOW tokens: where a rewritten passage or a translated source sits. */
-  openingWindow(prompt: readonly number[]): number[] | undefined {
-    return prompt.length >= 2 ? prompt.slice(-MAX_RESUME_WINDOW) : undefined;
+  openingWindow(prompt: readonly number[]): { tokens: number[]; by: string } | undefined {
+    return prompt.length >= 2 ? { tokens: prompt.slice(-MAX_RESUME_WINDOW), by: this.name } : undefined;
   }
 
   /** Every token that followed the longest context ending `ctx` (of at least minOrder tokens), in the session or the tenant's outputs. */
