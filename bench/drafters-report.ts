@@ -36,7 +36,11 @@ export function draftersSection(r: DraftersResult): string {
     "",
     ...(r.translation ?? []).map(
       (t) =>
-        `Translation ${t.source}→${t.target} by the fixture target (greedy, what every drafter outputs): chrF ${f(t.chrf, 1)} against Apertium on ${t.sentences} held-out sentences; copying the source unchanged scores ${f(t.chrf_copying_source, 1)}. For example ${JSON.stringify(t.example.text)} → ${JSON.stringify(t.example.model)} (Apertium: ${JSON.stringify(t.example.apertium)}).`,
+        `Translation ${t.source}→${t.target} by the fixture target (greedy, what every drafter outputs): chrF ${f(t.chrf, 1)} against Apertium on ${t.sentences} held-out sentences; copying the source unchanged scores ${f(t.chrf_copying_source, 1)}. For example ${JSON.stringify(t.example.text)} → ${JSON.stringify(t.example.model)} (Apertium: ${JSON.stringify(t.example.apertium)}).${
+          t.suffix_on_apertium
+            ? ` Were the target to write Apertium's translation itself, suffix matching would propose at ${t.suffix_on_apertium.proposals} of its ${t.suffix_on_apertium.tokens} tokens and have ${f(t.suffix_on_apertium.accepted_per_proposal, 2)} drafts accepted per proposal (${f(100 * t.suffix_on_apertium.accepted_share, 1)} % of the tokens).`
+            : ""
+        }`,
     ),
     "",
     `Suffix proposer cost: ${f(c.us_per_round_p50, 1)} µs per round at the median, ${f(c.us_per_round_p99, 1)} µs at p99, with a tenant index of ${c.tenant_tokens} tokens (${f(c.tenant_index_mib, 1)} MiB) and ${c.session_tokens} tokens of session text (${c.rounds} rounds).`,

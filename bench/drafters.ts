@@ -92,8 +92,19 @@ export interface DraftersResult {
   /** `tokens`: most tokens per stream; absent in runs before it was recorded (tokens_per_stream). */
   workloads: { name: string; what: string; streams: number; tokens?: number }[];
   cells: DrafterCell[];
-  /** The fixture target's greedy translations of the held-out sentences against Apertium's. */
-  translation?: { source: string; target: string; sentences: number; chrf: number; chrf_copying_source: number; example: { text: string; model: string; apertium: string } }[];
+  /**
+   * The fixture target's greedy translations of the held-out sentences against Apertium's; and what suffix
+   * matching would draft if the target wrote Apertium's translation itself (absent in earlier runs).
+   */
+  translation?: {
+    source: string;
+    target: string;
+    sentences: number;
+    chrf: number;
+    chrf_copying_source: number;
+    example: { text: string; model: string; apertium: string };
+    suffix_on_apertium?: SuffixOnReference;
+  }[];
   /** The suffix proposer's cost per round: an index of `tenant_tokens` outputs plus the session's own text. */
   suffix_cost: { tenant_tokens: number; session_tokens: number; rounds: number; us_per_round_p50: number; us_per_round_p99: number; tenant_index_mib: number };
 }
@@ -111,6 +122,42 @@ const COPY_DIR = path.join(DEFAULT_PAIR_DIR, "..", "copy");
 async function passGpuMs(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return 1000 * Number(text.match(/^alia_verifier_modelled_gpu_seconds_total (\S+)$/m)?.[1] ?? 0);
+}
+
+/** Suffix matching replayed over reference answers: where it proposes and how much of it they accept. */
+export interface SuffixOnReference {
+  tokens: number;
+  /** Positions where it proposed something, and the drafts accepted there (at most 16 per proposal). */
+  proposals: number;
+  accepted: number;
+  accepted_per_proposal: number;
+  /** Share of the answers' tokens that were accepted drafts. */
+  accepted_share: number;
+}
+
+/**
+ * Suffix matching (the prompt and the answer so far) replayed over `answers` as if the target wrote each:
+ * at every position it proposes up to 16 tokens, the longest prefix agreeing with the answer is accepted,
+ * then the answer's next token — the drafts a round would accept, whatever the target model.
+ */
+export async function suffixOnReference(cases: { prompt: number[]; answer: number[] }[]): Promise<SuffixOnReference> {
+  let [tokens, proposals, accepted] = [0, 0, 0];
+  for (const { prompt, answer } of cases) {
+    const p = new SuffixProposer({ promptLength: prompt.length });
+    const history = [...prompt];
+    for (let i = 0; i < answer.length; ) {
+      const drafts = p.peek(history, MAX_GAMMA).tokens;
+      let a = 0;
+      while (a < drafts.length && drafts[a] === answer[i + a]) a++;
+      if (drafts.length) [proposals, accepted] = [proposals + 1, accepted + a];
+      for (const end = Math.min(i + a + 1, answer.length); i < end; i++) {
+        await p.observe(history, answer[i]);
+        history.push(answer[i]);
+      }
+    }
+    tokens += answer.length;
+  }
+  return { tokens, proposals, accepted, accepted_per_proposal: proposals ? accepted / proposals : 0, accepted_share: tokens ? accepted / tokens : 0 };
 }
 
 /** The suffix proposer's time per round over a large index (what a long-lived tenant's Worker pays). */
@@ -181,6 +228,14 @@ export async function benchDrafters(o: {
       (ids) => tok.decode(ids, { skipSpecialTokens: true }),
       cases,
     );
+    // Apertium's translation as the answer, ended by the line break the translator stops at.
+    const onApertium = await suffixOnReference(
+      cases.map((c) => {
+        const prompt = translationPrompt(c.source, c.target, c.text);
+        const ids = tok.encode(prompt);
+        return { prompt: ids, answer: tok.encode(`${prompt}${c.reference}\n`).slice(ids.length) };
+      }),
+    );
     translation.push({
       source,
       target: target_,
@@ -188,9 +243,10 @@ export async function benchDrafters(o: {
       chrf: score.chrf,
       chrf_copying_source: score.chrfCopying,
       example: { text: cases[0].text, model: score.translations[0], apertium: cases[0].reference },
+      suffix_on_apertium: onApertium,
     });
     o.log(
-      `translation ${source}→${target_}: chrF ${translation.at(-1)!.chrf.toFixed(1)} against Apertium (copying the source: ${translation.at(-1)!.chrf_copying_source.toFixed(1)}) on ${cases.length} held-out sentences`,
+      `translation ${source}→${target_}: chrF ${translation.at(-1)!.chrf.toFixed(1)} against Apertium (copying the source: ${translation.at(-1)!.chrf_copying_source.toFixed(1)}) on ${cases.length} held-out sentences; suffix matching on Apertium's translation: ${onApertium.accepted_per_proposal.toFixed(2)} accepted per proposal, ${(100 * onApertium.accepted_share).toFixed(1)} % of its tokens`,
     );
   }
   await target.dispose();

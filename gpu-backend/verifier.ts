@@ -53,8 +53,8 @@ const OVERTAKEN_WAIT_MS = 1000;
 
 /** Random streams of /v1/generate (per position) start here, far from the verify rounds' (per seq). */
 const GENERATE_STREAM = 0x40000000;
-/** Random streams of a resumed round's follow pass (per position of its first row), apart from both. */
-const FOLLOW_STREAM = 0x20000000;
+/** Random streams of a resumed round's follow passes (per position of a pass's first row), apart from those and the edge's. */
+const FOLLOW_STREAM = 0x60000000;
 
 /**
  * A DELETE of a session the verifier does not hold may have overtaken the round opening it (still in its

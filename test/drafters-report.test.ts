@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import type { DraftersResult } from "../bench/drafters.ts";
+import { suffixOnReference, type DraftersResult } from "../bench/drafters.ts";
 import { DRAFTERS_END, DRAFTERS_START, draftersSection, updateDraftersSection } from "../bench/drafters-report.ts";
 
 const cell = (workload: string, mode: DraftersResult["cells"][number]["mode"], tps: number) => ({
@@ -34,7 +34,17 @@ const result: DraftersResult = {
     { name: "passage rewriting", what: "passages put right", streams: 12, tokens: 160 },
   ],
   cells: [cell("copying", "autoregressive", 40), cell("copying", "suffix", 122)],
-  translation: [{ source: "es", target: "ca", sentences: 100, chrf: 61.25, chrf_copying_source: 38.5, example: { text: "La vida es sueño.", model: "La vida és somni.", apertium: "La vida és somni." } }],
+  translation: [
+    {
+      source: "es",
+      target: "ca",
+      sentences: 100,
+      chrf: 61.25,
+      chrf_copying_source: 38.5,
+      example: { text: "La vida es sueño.", model: "La vida és somni.", apertium: "La vida és somni." },
+      suffix_on_apertium: { tokens: 2000, proposals: 190, accepted: 161, accepted_per_proposal: 161 / 190, accepted_share: 161 / 2000 },
+    },
+  ],
   suffix_cost: { tenant_tokens: 32_768, session_tokens: 2048, rounds: 2000, us_per_round_p50: 12.3, us_per_round_p99: 45.6, tenant_index_mib: 21.5 },
 };
 
@@ -51,6 +61,7 @@ describe("drafters report", () => {
     expect(s).toContain(
       'Translation es→ca by the fixture target (greedy, what every drafter outputs): chrF 61.3 against Apertium on 100 held-out sentences; copying the source unchanged scores 38.5. For example "La vida es sueño." → "La vida és somni."',
     );
+    expect(s).toContain("Were the target to write Apertium's translation itself, suffix matching would propose at 190 of its 2000 tokens and have 0.85 drafts accepted per proposal (8.1 % of the tokens).");
     expect(draftersSection(result)).toBe(s);
   });
 
@@ -67,5 +78,19 @@ describe("drafters report", () => {
   it.runIf(existsSync("bench/results/drafters.json"))("the committed BENCHMARKS.md holds what the committed results JSON generates", async () => {
     const r = JSON.parse(await readFile("bench/results/drafters.json", "utf8")) as DraftersResult;
     expect(await readFile("BENCHMARKS.md", "utf8")).toContain(draftersSection(r));
+  });
+});
+
+describe("suffix matching replayed over reference answers", () => {
+  it("accepts what an answer copies from its prompt or itself, and nothing where it shares no text", async () => {
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    // The answer copies 4..9 once its first two tokens (3, 4) match the prompt, then repeats itself.
+    const copying = await suffixOnReference([{ prompt, answer: [3, 4, 5, 6, 7, 8, 9, 3, 4, 5] }]);
+    expect(copying.tokens).toBe(10);
+    expect(copying.accepted).toBeGreaterThanOrEqual(5);
+    expect(copying.accepted_share).toBe(copying.accepted / 10);
+    expect(copying.accepted_per_proposal).toBe(copying.accepted / copying.proposals);
+    const unrelated = await suffixOnReference([{ prompt, answer: [20, 21, 22, 23, 24] }]);
+    expect(unrelated).toMatchObject({ tokens: 5, accepted: 0, accepted_share: 0 });
   });
 });
