@@ -206,6 +206,19 @@ describe("rounds sent ahead (pipelining) in the verifier core", () => {
   });
 });
 
+/**
+ * `counts` of the first two tokens match target-only sampling at `params` (chi-square p ≥ 0.001), and — the
+ * test's power — are rejected against the target at temperature 1 (what a pass ignoring the session's
+ * sampling settings would draw from).
+ */
+async function expectTargetOnlySampling(target: CausalLM, prompt: number[], params: { temperature: number }, counts: Map<string, number>): Promise<void> {
+  const r = await firstTwoChiSquare(target, prompt, params, counts);
+  expect(r.unseen).toEqual([]);
+  expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
+  const wrong = await firstTwoChiSquare(target, prompt, { temperature: 1 }, counts);
+  expect(wrong.pValue, `temperature 1: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
+}
+
 describe("resume through the edge", () => {
   let verifier: ListeningProcess;
   afterAll(async () => {
@@ -298,13 +311,7 @@ describe("resume through the edge", () => {
       });
       // A good share of the trials drew their second token in resume (the draft rejected, then generated).
       expect(resumed).toBeGreaterThan(150);
-      const r = await firstTwoChiSquare(target, prompt, params, counts);
-      expect(r.unseen).toEqual([]);
-      expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
-      // Power: the same counts against the target at temperature 1 (what a resume ignoring the session's
-      // sampling settings would draw from) are rejected.
-      const wrong = await firstTwoChiSquare(target, prompt, { temperature: 1 }, counts);
-      expect(wrong.pValue, `temperature 1: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
+      await expectTargetOnlySampling(target, prompt, params, counts);
     });
   });
   it("sampling: the first two tokens keep target-only sampling's distribution when an opening round's follow pass draws the second", async () => {
@@ -335,12 +342,7 @@ describe("resume through the edge", () => {
       });
       // Nearly every trial drew its second token in the opening round's follow pass.
       expect(followed).toBeGreaterThan(1400);
-      const r = await firstTwoChiSquare(target, prompt, params, counts);
-      expect(r.unseen).toEqual([]);
-      expect(r.pValue, `chi2 ${r.statistic.toFixed(1)} on ${r.dof} dof`).toBeGreaterThanOrEqual(0.001);
-      // Power: the same counts against the target at temperature 1 are rejected.
-      const wrong = await firstTwoChiSquare(target, prompt, { temperature: 1 }, counts);
-      expect(wrong.pValue, `temperature 1: chi2 ${wrong.statistic.toFixed(1)} on ${wrong.dof} dof`).toBeLessThan(1e-6);
+      await expectTargetOnlySampling(target, prompt, params, counts);
     });
   });
 });
