@@ -22,7 +22,7 @@ import {
   type VerifyRequest,
   type VerifyResponse,
 } from "../src/common/protocol.ts";
-import { SeededRng, argmax, sampleIndex, targetDistribution, type SamplingParams } from "../src/common/sampling.ts";
+import { SeededRng, argmax, sampleIndex, targetDistribution, type SamplingParams, type SparseDist } from "../src/common/sampling.ts";
 import { allows, decodeMask, maskRow, type TokenMask } from "../src/common/token-mask.ts";
 import { logSoftmaxAt, verifyGreedy, verifySampling, type VerifyResult } from "../src/common/verification.ts";
 import type { ChunkScores, EngineSequence, TargetEngine } from "./engine.ts";
@@ -93,6 +93,18 @@ export function roundHash(r: VerifyRequest): string {
 /** A request's `logprobs`, checked again here: the Verifier may be called with bodies no schema parsed. */
 function checkLogprobs(k: number | undefined): void {
   if (k !== undefined && !(Number.isInteger(k) && k >= 0 && k <= MAX_TOP_LOGPROBS)) throw new VerifyError("invalid_request", `logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`);
+}
+
+/** Verification of `drafts` against the target's `rows`: greedy, or sampled with uniforms from the session seed's `stream`. */
+function verifyRows(sampling: (SamplingParams & { seed: number }) | undefined, drafts: readonly number[], q: readonly SparseDist[], rows: readonly ArrayLike<number>[], stream: number): VerifyResult {
+  if (!sampling) return verifyGreedy(drafts, rows);
+  const rng = new SeededRng(sampling.seed, stream);
+  return verifySampling(
+    drafts,
+    q,
+    rows.map((r) => targetDistribution(r, sampling)),
+    () => rng.next(),
+  );
 }
 
 const clientClosed = (session: string) => new VerifyError("client_closed", `session ${session}: the client went away before its round ran`);
@@ -326,16 +338,10 @@ export class Verifier {
       // The grammar's mask comes before verification: greedy takes the best allowed token, sampling draws
       // from the masked, renormalised distribution, and a draft outside its mask has p = 0.
       const rows = masks ? raw.map((r, i) => maskRow(r, masks[i])) : raw;
-      if (s.sampling) {
-        const rng = new SeededRng(s.sampling.seed, req.seq); // per-round stream: retries and re-opens repeat it
-        const p = rows.map((r) => targetDistribution(r, s.sampling!));
-        result = verifySampling(req.drafts, req.q ?? [], p, () => rng.next());
-        // draft_logprobs stay those of the unmasked distribution, as without a grammar.
-        if (masks) result.draftLogprobs = req.drafts.map((d, i) => Math.log(targetDistribution(raw[i], s.sampling!)[d]));
-      } else {
-        result = verifyGreedy(req.drafts, rows);
-        if (masks) result.draftLogprobs = req.drafts.map((d, i) => logSoftmaxAt(raw[i], d));
-      }
+      // Sampling draws from the round's own stream: retries and re-opens repeat it.
+      result = verifyRows(s.sampling, req.drafts, req.q ?? [], rows, req.seq);
+      // draft_logprobs stay those of the unmasked distribution, as without a grammar.
+      if (masks) result.draftLogprobs = req.drafts.map((d, i) => (s.sampling ? Math.log(targetDistribution(raw[i], s.sampling)[d]) : logSoftmaxAt(raw[i], d)));
       // Partial rows (top-K) cannot normalise: the engine's own log-probs are the true ones.
       if (tokenLogprobs) result.draftLogprobs = tokenLogprobs;
       let logprobs: TokenLogprob[] | undefined;
@@ -462,17 +468,8 @@ export class Verifier {
       if (!drafts.length) break;
       const base = s.seq.length;
       const rows = (await this.engine.score(s.seq, [last, ...drafts])).rows;
-      let result: VerifyResult;
-      if (s.sampling) {
-        const rng = new SeededRng(s.sampling.seed, FOLLOW_STREAM + base);
-        const p = rows.map((r) => targetDistribution(r, s.sampling!));
-        result = verifySampling(
-          drafts,
-          drafts.map((d) => ({ ids: [d], probs: [1] })),
-          p,
-          () => rng.next(),
-        );
-      } else result = verifyGreedy(drafts, rows);
+      const oneHot = drafts.map((d) => ({ ids: [d], probs: [1] }));
+      const result = verifyRows(s.sampling, drafts, oneHot, rows, FOLLOW_STREAM + base);
       s.seq.truncate(base + 1 + result.accepted);
       const committed = [...drafts.slice(0, result.accepted), result.token];
       if (k !== undefined) logprobs?.push(...committed.map((t, i) => this.logprobOf(rows[i], t, k)));

@@ -4,7 +4,7 @@
 // acceptance and step time (`draftsBeyondPeek`), and against pool generation — a strong match wins with
 // no drafting cost, elsewhere the model drafts. Statistics are kept per drafter (Proposal.by).
 import type { ModelProposer } from "./model-proposer.ts";
-import type { PeekedProposal, Proposal, Proposer, ResumeWindow } from "./proposer.ts";
+import type { OpeningWindow, PeekedProposal, Proposal, Proposer, ResumeWindow } from "./proposer.ts";
 import type { SuffixProposer } from "./suffix-proposer.ts";
 
 export class HybridProposer implements Proposer {
@@ -54,7 +54,7 @@ export class HybridProposer implements Proposer {
     return proposal.by === this.suffix.name ? this.suffix.resumeWindow(history, proposal) : undefined;
   }
 
-  openingWindow(prompt: readonly number[]): { tokens: number[]; by: string } | undefined {
+  openingWindow(prompt: readonly number[]): OpeningWindow | undefined {
     return this.suffix.openingWindow(prompt);
   }
 

@@ -32,6 +32,12 @@ export interface PeekedProposal extends Proposal {
   run?: number;
 }
 
+/** Proposer.openingWindow: prompt text an answer may open by copying, and the drafter the copy counts for. */
+export interface OpeningWindow {
+  tokens: number[];
+  by: string;
+}
+
 /** Proposer.resumeWindow: where a broken copy can resume. */
 export interface ResumeWindow {
   tokens: number[];
@@ -85,7 +91,7 @@ export interface Proposer {
    * a source to translate), for a first round that finds where the answer joins it and copies on from
    * there (VerifyRequest.resume with `follow`); `by`: the drafter it counts for. Undefined: nothing to copy.
    */
-  openingWindow?(prompt: readonly number[]): { tokens: number[]; by: string } | undefined;
+  openingWindow?(prompt: readonly number[]): OpeningWindow | undefined;
   /**
    * Optional, with resumeWindow: the proposal that would follow if `proposal` and then the copy's next token
    * were committed after `history` (its first token is that next token), without committing anything — for

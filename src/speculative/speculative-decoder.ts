@@ -11,7 +11,7 @@ import { GrammarCursor, type GrammarMatcher } from "../structured/grammar.ts";
 import { DecodeStatsRecorder, type DecodeStats } from "./decode-stats.ts";
 import { ProposerFactory } from "./proposer-factory.ts";
 import { OutputTracker, type DecodeEvent, type FinishReason, type OutputLimits } from "./output-tracker.ts";
-import type { PeekedProposal, Proposal, Proposer } from "./proposer.ts";
+import type { OpeningWindow, PeekedProposal, Proposal, Proposer } from "./proposer.ts";
 import { SessionGamma } from "./session-gamma.ts";
 import type { SpeculationSettings } from "./settings.ts";
 import type { TargetVerifier, VerifiedRound } from "./target-verifier.ts";
@@ -300,7 +300,7 @@ export class SpeculativeDecoder {
    * no drafts; the target generates until its first two tokens follow each other in the window, then
    * verifies the window's next tokens (VerifyRequest.resume.follow).
    */
-  private openingResume(opening: { tokens: number[]; by: string } | undefined): OpeningRound | undefined {
+  private openingResume(opening: OpeningWindow | undefined): OpeningRound | undefined {
     const window = opening?.tokens;
     const share = this.o.priors?.for(this.proposer.name).copiedOpening;
     const remaining = this.tracker.remaining;

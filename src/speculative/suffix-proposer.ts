@@ -12,7 +12,7 @@
 // prices rounds from it. Outcomes need no feedback: the next history shows which proposed tokens came true.
 import type { SparseDist } from "../common/sampling.ts";
 import { MAX_GAMMA, MAX_RESUME_PAIRS, MAX_RESUME_WINDOW } from "../common/protocol.ts";
-import type { PeekedProposal, Proposal, Proposer, ResumeWindow } from "./proposer.ts";
+import type { OpeningWindow, PeekedProposal, Proposal, Proposer, ResumeWindow } from "./proposer.ts";
 import { SuffixIndex, contextKeys } from "./suffix-index.ts";
 import type { TenantSuffixEntry } from "./tenant-suffix-cache.ts";
 
@@ -138,7 +138,7 @@ export class SuffixProposer implements Proposer {
   }
 
   /** The prompt's last MAX_RESUME_WINDOW tokens: where a rewritten passage or a translated source sits. */
-  openingWindow(prompt: readonly number[]): { tokens: number[]; by: string } | undefined {
+  openingWindow(prompt: readonly number[]): OpeningWindow | undefined {
     return prompt.length >= 2 ? { tokens: prompt.slice(-MAX_RESUME_WINDOW), by: this.name } : undefined;
   }
 
